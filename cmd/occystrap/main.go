@@ -1,0 +1,125 @@
+// Command occystrap moves container images between registries, Docker,
+// tarballs and directories, through filters, with every stage overlapping.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/rs/zerolog"
+	"golang.org/x/term"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// Globals are the options that go before the subcommand. Each one keeps the
+// original occystrap's name, short form, environment variable and default.
+type Globals struct {
+	Verbose    bool             `help:"Log occystrap's own debug messages."`
+	Debug      bool             `help:"Log debug messages from everything, libraries included."`
+	LogFormat  string           `name:"log-format" enum:"auto,json,console" default:"auto" help:"Log format on stderr: json lines, a readable console form, or auto (console on a terminal, json otherwise)."`
+	Parallel   int              `short:"j" env:"OCCYSTRAP_PARALLEL" default:"4" help:"Layers processed at once per image."`
+	TempDir    string           `name:"temp-dir" env:"OCCYSTRAP_TEMP_DIR" help:"Directory for temporary files (default: the system's)."`
+	Verify     bool             `negatable:"" env:"OCCYSTRAP_VERIFY" default:"true" help:"Check the output after process writes it."`
+	VerifyFull bool             `name:"verify-full" env:"OCCYSTRAP_VERIFY_FULL" help:"Like --verify, and re-read the data written."`
+	Version    kong.VersionFlag `help:"Print the version and exit."`
+}
+
+// CLI is the whole command line.
+type CLI struct {
+	Globals
+
+	Process ProcessCmd `cmd:"" help:"Move an image from SOURCE to DESTINATION through filters."`
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the process exit, for tests: it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	var cli CLI
+	parser, err := kong.New(&cli,
+		kong.Name("occystrap"),
+		kong.Description("Fast container image pipelines: registries, Docker, tarballs and directories."),
+		kong.UsageOnError(),
+		kong.Vars{"version": version},
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(exitCode(code)) }),
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return 1
+	}
+	code := 0
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				c, ok := r.(exitCode)
+				if !ok {
+					panic(r)
+				}
+				code = int(c)
+			}
+		}()
+		kctx, err := parser.Parse(args)
+		if err != nil {
+			fmt.Fprintf(stderr, "Error: %v\n", err)
+			fmt.Fprintf(stderr, "Run 'occystrap --help' for usage.\n")
+			code = 2
+			return
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		log := newLogger(&cli.Globals, stderr)
+		ctx = log.WithContext(ctx)
+		app := &app{g: &cli.Globals, stdout: stdout, stderr: stderr}
+		if err := kctx.Run(ctx, app); err != nil {
+			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+				err = errors.New("interrupted")
+			}
+			fmt.Fprintf(stderr, "Error: %v\n", err)
+			code = 1
+		}
+	}()
+	return code
+}
+
+type exitCode int
+
+// app is what every command's Run receives besides the context.
+type app struct {
+	g      *Globals
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func newLogger(g *Globals, stderr io.Writer) zerolog.Logger {
+	var w io.Writer = stderr
+	format := g.LogFormat
+	if format == "auto" {
+		format = "json"
+		if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			format = "console"
+		}
+	}
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly}
+	}
+	level := zerolog.InfoLevel
+	switch {
+	case g.Debug:
+		level = zerolog.TraceLevel
+	case g.Verbose:
+		level = zerolog.DebugLevel
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}

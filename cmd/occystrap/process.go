@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/occystrap/occystrap/stage"
+)
+
+// ProcessCmd is `occystrap process SOURCE DESTINATION [-f FILTER]...`.
+type ProcessCmd struct {
+	Source      string   `arg:"" name:"source" help:"Input URI: tar://PATH, registry://HOST/IMAGE[:TAG], ..."`
+	Destination string   `arg:"" name:"destination" help:"Output URI: dir://PATH, tar://PATH, ..."`
+	Filter      []string `short:"f" sep:"none" placeholder:"SPEC" help:"Filter, name[:key=value,...]; repeatable, the first given is applied first."`
+}
+
+// Run processes one image.
+func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
+	log := zerolog.Ctx(ctx)
+	start := time.Now()
+
+	stages, err := makeFilters(ctx, a, c.Filter)
+	if err != nil {
+		return err
+	}
+	src, _, err := openInput(ctx, a, c.Source)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	out, _, err := openOutput(ctx, a, c.Destination)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+
+	img := src.Image()
+	sink, err := out.Sink(img)
+	if err != nil {
+		return err
+	}
+	log.Info().Str("image", img.String()).Str("source", c.Source).Str("destination", c.Destination).Msg("Processing image")
+	rep, err := stage.Run(ctx, src, stages, sink, stage.Options{Window: 2 * max(a.g.Parallel, 1), Buffer: max(a.g.Parallel, 1)})
+	if err != nil {
+		return err
+	}
+	ev := log.Info().Str("image", img.String())
+	for _, s := range rep.Stages {
+		ev = ev.Dict(s.Name, zerolog.Dict().Int64("items", s.Items).Int64("layers", s.Layers).Int64("bytes", s.Bytes).Dur("elapsed", s.Elapsed))
+	}
+	ev.Msg("Processing complete")
+
+	sum := summary{layers: int(rep.Stages[len(rep.Stages)-1].Layers), bytes: rep.Stages[0].Bytes}
+	if a.g.Verify || a.g.VerifyFull {
+		if v, ok := out.(verifier); ok {
+			problems, err := v.Verify(ctx, img, a.g.VerifyFull)
+			if err != nil {
+				log.Warn().Err(err).Msg("Verification failed")
+			} else {
+				sum.verified = true
+				sum.verifyErrors = len(problems)
+				for _, p := range problems {
+					log.Error().Str("image", img.String()).Msg(p)
+				}
+			}
+		}
+	}
+	sum.elapsed = time.Since(start)
+	fmt.Fprintln(a.stderr, sum.String())
+	if sum.verifyErrors > 0 {
+		return errors.New("verification found problems with the output")
+	}
+	return nil
+}
+
+// summary is the last line of a run, on stderr:
+// `Summary: [S/N images, ]L layers, <size>, X.Xs[, R retries][, K rate limits][, F failed][, verified OK|, E verify errors]`.
+type summary struct {
+	images, totalImages int
+	layers              int
+	bytes               int64
+	elapsed             time.Duration
+	retries, rateLimits int64
+	failed              int
+	verified            bool
+	verifyErrors        int
+}
+
+func (s summary) String() string {
+	var b strings.Builder
+	b.WriteString("Summary: ")
+	if s.totalImages > 0 {
+		fmt.Fprintf(&b, "%d/%d images, ", s.images, s.totalImages)
+	}
+	fmt.Fprintf(&b, "%d layers, %s, %.1fs", s.layers, formatSize(s.bytes), s.elapsed.Seconds())
+	if s.retries > 0 {
+		fmt.Fprintf(&b, ", %d retries", s.retries)
+	}
+	if s.rateLimits > 0 {
+		fmt.Fprintf(&b, ", %d rate limits", s.rateLimits)
+	}
+	if s.failed > 0 {
+		fmt.Fprintf(&b, ", %d failed", s.failed)
+	}
+	if s.verified {
+		if s.verifyErrors == 0 {
+			b.WriteString(", verified OK")
+		} else {
+			fmt.Fprintf(&b, ", %d verify errors", s.verifyErrors)
+		}
+	}
+	return b.String()
+}
+
+// formatSize is the original's format_size: bytes, or KB/MB/GB base 1024
+// with one decimal; N/A for a negative size.
+func formatSize(n int64) string {
+	switch {
+	case n < 0:
+		return "N/A"
+	case n < 1024:
+		return fmt.Sprintf("%d B", n)
+	case n < 1024*1024:
+		return fmt.Sprintf("%.1f KB", float64(n)/1024)
+	case n < 1024*1024*1024:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1024*1024))
+	}
+	return fmt.Sprintf("%.1f GB", float64(n)/(1024*1024*1024))
+}

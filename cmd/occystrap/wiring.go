@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/occystrap/occystrap/internal/uri"
+	"github.com/occystrap/occystrap/stage"
+)
+
+// Each input, output and filter registers itself here from its own wire_*.go
+// file, so that adding one touches no other file.
+
+// source is an opened input: it knows the image it yields before it runs.
+type source interface {
+	stage.Source
+	Image() stage.Image
+	Close() error
+}
+
+// output is an opened destination. Sink gives the sink for one image; a
+// multi-image run asks for one per image of the same output. A sink finishes
+// its image's output before its Consume returns; Close only releases what the
+// output holds and is safe to call more than once.
+type output interface {
+	Sink(img stage.Image) (stage.Sink, error)
+	Close() error
+}
+
+// verifier is an output that can check what it wrote. It returns the problems
+// it found, as the original's messages, and an error only when it could not
+// check at all.
+type verifier interface {
+	Verify(ctx context.Context, img stage.Image, full bool) (problems []string, err error)
+}
+
+type (
+	inputOpener  func(ctx context.Context, a *app, u uri.URI) (source, error)
+	outputOpener func(ctx context.Context, a *app, u uri.URI) (output, error)
+	filterMaker  func(ctx context.Context, a *app, f uri.Filter) (stage.Stage, error)
+)
+
+var (
+	inputs  = map[string]inputOpener{}
+	outputs = map[string]outputOpener{}
+	filters = map[string]filterMaker{}
+)
+
+func openInput(ctx context.Context, a *app, s string) (source, uri.URI, error) {
+	u, err := uri.ParseInput(s)
+	if err != nil {
+		return nil, u, err
+	}
+	open, ok := inputs[u.Scheme]
+	if !ok {
+		return nil, u, fmt.Errorf("input scheme %s:// (in %q) is not supported by this build; supported: %s", u.Scheme, s, keys(inputs))
+	}
+	src, err := open(ctx, a, u)
+	return src, u, err
+}
+
+func openOutput(ctx context.Context, a *app, s string) (output, uri.URI, error) {
+	u, err := uri.ParseOutput(s)
+	if err != nil {
+		return nil, u, err
+	}
+	open, ok := outputs[u.Scheme]
+	if !ok {
+		return nil, u, fmt.Errorf("output scheme %s:// (in %q) is not supported by this build; supported: %s", u.Scheme, s, keys(outputs))
+	}
+	out, err := open(ctx, a, u)
+	return out, u, err
+}
+
+func makeFilters(ctx context.Context, a *app, specs []string) ([]stage.Stage, error) {
+	var out []stage.Stage
+	for _, s := range specs {
+		f, err := uri.ParseFilter(s)
+		if err != nil {
+			return nil, err
+		}
+		mk, ok := filters[f.Name]
+		if !ok {
+			return nil, fmt.Errorf("unknown filter %q in -f %q; known filters: %s", f.Name, s, keys(filters))
+		}
+		st, err := mk(ctx, a, f)
+		if err != nil {
+			return nil, fmt.Errorf("filter %q: %w", s, err)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func keys[V any](m map[string]V) string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	if len(ks) == 0 {
+		return "(none)"
+	}
+	return strings.Join(ks, ", ")
+}

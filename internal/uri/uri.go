@@ -1,0 +1,223 @@
+package uri
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Input and output schemes, after aliases are applied.
+var (
+	InputSchemes  = []string{"registry", "quay", "docker", "dockerpush", "tar"}
+	OutputSchemes = []string{"tar", "dir", "oci", "mounts", "docker", "registry"}
+)
+
+var aliases = map[string]string{"file": "tar", "directory": "dir"}
+
+// fileLike schemes name a path on this machine; their host is part of it.
+var fileLike = map[string]bool{"tar": true, "dir": true, "oci": true, "mounts": true}
+
+// URI is a parsed source or destination.
+type URI struct {
+	// Raw is the text as given.
+	Raw string
+	// Scheme is lowercased, with aliases applied.
+	Scheme string
+	// Host is the authority (host[:port]) for network schemes; empty for
+	// file-like schemes.
+	Host string
+	// Path is the file path for file-like schemes, and the rest after the
+	// host, without its leading '/', for the others (for example
+	// "library/busybox:latest").
+	Path string
+	// Options are the query options with their values coerced: bool, int,
+	// string, or []any for a repeated key.
+	Options map[string]any
+}
+
+// ParseInput parses a source URI.
+func ParseInput(s string) (URI, error) { return parse(s, InputSchemes, "input") }
+
+// ParseOutput parses a destination URI.
+func ParseOutput(s string) (URI, error) { return parse(s, OutputSchemes, "output") }
+
+func parse(s string, allowed []string, role string) (URI, error) {
+	raw := s
+	i := strings.Index(s, ":")
+	if i <= 0 {
+		return URI{}, fmt.Errorf("invalid %s URI %q: expected SCHEME://..., with scheme one of %s", role, raw, strings.Join(allowed, ", "))
+	}
+	scheme := strings.ToLower(s[:i])
+	rest := s[i+1:]
+	if !strings.HasPrefix(rest, "//") {
+		rest = "//" + rest
+	}
+	if a, ok := aliases[scheme]; ok {
+		scheme = a
+	}
+	if !slices.Contains(allowed, scheme) {
+		return URI{}, fmt.Errorf("Unknown %s scheme %q in %q: expected one of %s", role, scheme, raw, strings.Join(allowed, ", "))
+	}
+	u, err := url.Parse(scheme + ":" + rest)
+	if err != nil {
+		return URI{}, fmt.Errorf("invalid %s URI %q: %w", role, raw, unwrapURLError(err))
+	}
+	opts, err := coerceQuery(u.RawQuery)
+	if err != nil {
+		return URI{}, fmt.Errorf("invalid query in %s URI %q: %w", role, raw, err)
+	}
+	out := URI{Raw: raw, Scheme: scheme, Options: opts}
+	host := u.Host
+	if u.User != nil {
+		// Keep userinfo as part of the authority text; the original documents
+		// user:pass@ but does not parse it.
+		host = u.User.String() + "@" + host
+	}
+	path := u.Path
+	if u.Opaque != "" {
+		path = u.Opaque
+	}
+	if fileLike[scheme] {
+		if host != "" && host != "localhost" {
+			path = host + path
+		}
+		out.Path = path
+	} else {
+		out.Host = host
+		out.Path = strings.TrimPrefix(path, "/")
+	}
+	return out, nil
+}
+
+func unwrapURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+// coerceQuery parses a query string keeping key order irrelevant: values are
+// coerced, a repeated key becomes a list, and keys with blank values are
+// dropped (as Python's parse_qs does).
+func coerceQuery(q string) (map[string]any, error) {
+	out := map[string]any{}
+	if q == "" {
+		return out, nil
+	}
+	vals, err := url.ParseQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	for k, vs := range vals {
+		var kept []any
+		for _, v := range vs {
+			if v == "" {
+				continue
+			}
+			kept = append(kept, Coerce(v))
+		}
+		switch len(kept) {
+		case 0:
+		case 1:
+			out[k] = kept[0]
+		default:
+			out[k] = kept
+		}
+	}
+	return out, nil
+}
+
+// Coerce converts a query or filter option value as the original does:
+// true/yes/1 and false/no/0 (any case) become bools, other integers become
+// ints, anything else stays a string.
+func Coerce(v string) any {
+	switch strings.ToLower(v) {
+	case "true", "yes", "1":
+		return true
+	case "false", "no", "0":
+		return false
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		return n
+	}
+	return v
+}
+
+// String returns option key as text, whatever it was coerced to, and whether
+// it was given. A list yields its last value.
+func (u URI) String(key string) (string, bool) { return optString(u.Options, key) }
+
+// Bool returns option key as a bool, def when it is absent, and an error
+// naming the URI and the option when the value is not a boolean.
+func (u URI) Bool(key string, def bool) (bool, error) {
+	return optBool(u.Options, key, def, "option "+key+" of "+u.Raw)
+}
+
+// Int returns option key as an int, def when absent.
+func (u URI) Int(key string, def int) (int, error) {
+	return optInt(u.Options, key, def, "option "+key+" of "+u.Raw)
+}
+
+func optString(opts map[string]any, key string) (string, bool) {
+	v, ok := opts[key]
+	if !ok {
+		return "", false
+	}
+	return textOf(v), true
+}
+
+func textOf(v any) string {
+	switch x := v.(type) {
+	case []any:
+		if len(x) == 0 {
+			return ""
+		}
+		return textOf(x[len(x)-1])
+	case bool:
+		if x {
+			return "true"
+		}
+		return "false"
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+func optBool(opts map[string]any, key string, def bool, what string) (bool, error) {
+	v, ok := opts[key]
+	if !ok {
+		return def, nil
+	}
+	if l, isList := v.([]any); isList && len(l) > 0 {
+		v = l[len(l)-1]
+	}
+	switch x := v.(type) {
+	case bool:
+		return x, nil
+	case int:
+		return x != 0, nil
+	}
+	return false, fmt.Errorf("%s: expected true/false, yes/no or 1/0, got %q", what, textOf(v))
+}
+
+func optInt(opts map[string]any, key string, def int, what string) (int, error) {
+	v, ok := opts[key]
+	if !ok {
+		return def, nil
+	}
+	if l, isList := v.([]any); isList && len(l) > 0 {
+		v = l[len(l)-1]
+	}
+	switch x := v.(type) {
+	case int:
+		return x, nil
+	case bool:
+		if x {
+			return 1, nil
+		}
+		return 0, nil
+	}
+	return 0, fmt.Errorf("%s: expected an integer, got %q", what, textOf(v))
+}
