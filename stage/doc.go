@@ -16,7 +16,9 @@
 // engine puts a credit-based reorder buffer (Window) in front of it. Sources
 // that produce layers out of order (parallel downloads) take a credit per
 // layer before starting it (WindowUser), so at most W layers are outstanding
-// and the buffer never holds more than W items. Sinks that do not need order
+// and the buffer never holds more than W items. Such a source must wait for
+// credit with a context that its own workers' failure cancels: the credit for
+// a layer after a failed one never comes. Sinks that do not need order
 // take layers as they finish.
 //
 // Concurrency: Run may be called from many goroutines at once (one per image);

@@ -60,25 +60,20 @@ func parse(s string, allowed []string, role string) (URI, error) {
 	if !slices.Contains(allowed, scheme) {
 		return URI{}, fmt.Errorf("Unknown %s scheme %q in %q: expected one of %s", role, scheme, raw, strings.Join(allowed, ", "))
 	}
-	u, err := url.Parse(scheme + ":" + rest)
-	if err != nil {
-		return URI{}, fmt.Errorf("invalid %s URI %q: %w", role, raw, unwrapURLError(err))
+	// Split by hand, as Python's urlsplit does, so that an authority such as
+	// "busybox:latest" (a docker:// image) is not rejected as a bad port.
+	rest = strings.TrimPrefix(rest, "//")
+	rest, _, _ = strings.Cut(rest, "#")
+	rest, query, _ := strings.Cut(rest, "?")
+	host, path := rest, ""
+	if i := strings.Index(rest, "/"); i >= 0 {
+		host, path = rest[:i], rest[i:]
 	}
-	opts, err := coerceQuery(u.RawQuery)
+	opts, err := coerceQuery(query)
 	if err != nil {
 		return URI{}, fmt.Errorf("invalid query in %s URI %q: %w", role, raw, err)
 	}
 	out := URI{Raw: raw, Scheme: scheme, Options: opts}
-	host := u.Host
-	if u.User != nil {
-		// Keep userinfo as part of the authority text; the original documents
-		// user:pass@ but does not parse it.
-		host = u.User.String() + "@" + host
-	}
-	path := u.Path
-	if u.Opaque != "" {
-		path = u.Opaque
-	}
 	if fileLike[scheme] {
 		if host != "" && host != "localhost" {
 			path = host + path
@@ -89,13 +84,6 @@ func parse(s string, allowed []string, role string) (URI, error) {
 		out.Path = strings.TrimPrefix(path, "/")
 	}
 	return out, nil
-}
-
-func unwrapURLError(err error) error {
-	if ue, ok := err.(*url.Error); ok {
-		return ue.Err
-	}
-	return err
 }
 
 // coerceQuery parses a query string keeping key order irrelevant: values are
