@@ -26,7 +26,9 @@
 // "unknown":"unknown"; the config is named by its path in the archive; a
 // layer by the directory of its `X/layer.tar`, or by the hex of its
 // `blobs/sha256/X` (the compressed blob's hex for a compressed layer).
-// Compressed layers are recognised by their magic bytes.
+// Compressed layers are recognised by their magic bytes; their bodies also
+// implement stage.Compressed, giving the blob as stored with the OCI layer
+// media type for its compression (tar+gzip or tar+zstd).
 //
 // A Source is safe for concurrent use once opened; Close closes the index's
 // file and must come after every body is closed.

@@ -119,7 +119,7 @@ func (s *Source) index() (map[string]member, error) {
 		m := member{name: clean(h.Name), typ: h.Typeflag, link: h.Linkname, off: off}
 		if h.Typeflag == tar.TypeReg {
 			m.size = h.Size
-			if off+h.Size > s.size {
+			if h.Size > s.size-off { // not off+h.Size: that can overflow
 				return nil, fmt.Errorf("index archive %s: member %s: %w", s.path, h.Name, ErrTruncated)
 			}
 		}

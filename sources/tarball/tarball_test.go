@@ -1,6 +1,7 @@
 package tarball
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -375,6 +376,17 @@ func TestOpenErrors(t *testing.T) {
 			ErrMissingMember, []string{"nope.json"}},
 		{"layer missing", oddArchive(cfg, fixture.File("manifest.json", `[{"Config":"c.json","Layers":["abc/layer.tar"]}]`, 0o644)),
 			ErrMissingMember, []string{"abc/layer.tar"}},
+		{"member size past the end", func(w io.Writer) error {
+			// A header claiming 8 GiB (and, in base-256, up to 2^63-1)
+			// followed by nothing.
+			var b bytes.Buffer
+			tw := tar.NewWriter(&b)
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "x/layer.tar", Size: 1<<63 - 1, Mode: 0o644}); err != nil {
+				return err
+			}
+			_, err := w.Write(b.Bytes())
+			return err
+		}, ErrTruncated, []string{"x/layer.tar"}},
 		{"symlink loop", oddArchive(cfg, fixture.Symlink("a/layer.tar", "../b/layer.tar"), fixture.Symlink("b/layer.tar", "../a/layer.tar"),
 			fixture.File("manifest.json", `[{"Config":"c.json","Layers":["a/layer.tar"]}]`, 0o644)),
 			ErrMissingMember, []string{"a/layer.tar", "links"}},
