@@ -1,0 +1,15 @@
+package main
+
+import (
+	"context"
+
+	"github.com/occystrap/occystrap/internal/uri"
+	"github.com/occystrap/occystrap/sources/tarball"
+)
+
+// tar://PATH (alias file://): a docker-save archive.
+func init() {
+	inputs["tar"] = func(_ context.Context, _ *app, u uri.URI) (source, error) {
+		return tarball.Open(u.Path)
+	}
+}

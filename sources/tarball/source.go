@@ -1,0 +1,318 @@
+package tarball
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	digest "github.com/opencontainers/go-digest"
+	"github.com/rs/zerolog"
+
+	"github.com/occystrap/occystrap/stage"
+)
+
+const (
+	// maxManifest and maxConfig bound what Open reads into memory.
+	maxManifest = 16 << 20
+	maxConfig   = 64 << 20
+	// maxLinkHops bounds how many links a member path may go through.
+	maxLinkHops = 16
+)
+
+// member is one entry of the archive's index.
+type member struct {
+	name string
+	typ  byte
+	link string
+	off  int64 // offset of the content in the archive
+	size int64
+}
+
+// layer is one layer as the manifest lists it.
+type layer struct {
+	name   string // occystrap's name for it
+	mpath  string // the manifest's Layers entry
+	m      member // the regular member holding it, links resolved
+	comp   compression
+	diffID digest.Digest
+}
+
+// Source is an opened docker-save archive. See the package documentation.
+type Source struct {
+	path   string
+	reopen bool        // bodies open their own descriptor on path
+	f      *os.File    // the index's file; nil for a source over a ReaderAt
+	ra     io.ReaderAt // where members are read from
+	size   int64
+
+	img        stage.Image
+	configName string
+	config     []byte
+	layers     []layer
+}
+
+// Open indexes the docker-save archive at path and reads its manifest and
+// config. Errors name the archive and the member at fault.
+func Open(path string) (*Source, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open archive: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open archive %s: %w", path, err)
+	}
+	s, err := open(f, st.Size(), path)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	s.f, s.reopen = f, true
+	return s, nil
+}
+
+// open builds a source over ra; name is the archive's name in errors.
+// Bodies read ra unless Open sets reopen.
+func open(ra io.ReaderAt, size int64, name string) (*Source, error) {
+	s := &Source{path: name, ra: ra, size: size}
+	idx, err := s.index()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.load(idx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// index reads every header of the archive, skipping contents by seeking.
+func (s *Source) index() (map[string]member, error) {
+	sr := io.NewSectionReader(s.ra, 0, s.size)
+	tr := tar.NewReader(sr)
+	idx := map[string]member{}
+	last := "(start)"
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return idx, nil
+		}
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				err = fmt.Errorf("%w: %w", ErrTruncated, err)
+			}
+			return nil, fmt.Errorf("index archive %s after member %s: %w", s.path, last, err)
+		}
+		last = h.Name
+		switch h.Typeflag {
+		case tar.TypeReg, tar.TypeSymlink, tar.TypeLink:
+		default:
+			continue
+		}
+		off, _ := sr.Seek(0, io.SeekCurrent) // cannot fail on a SectionReader
+		m := member{name: clean(h.Name), typ: h.Typeflag, link: h.Linkname, off: off}
+		if h.Typeflag == tar.TypeReg {
+			m.size = h.Size
+			if h.Size > s.size-off { // not off+h.Size: that can overflow
+				return nil, fmt.Errorf("index archive %s: member %s: %w", s.path, h.Name, ErrTruncated)
+			}
+		}
+		idx[m.name] = m
+	}
+}
+
+// clean normalises a member path: no leading "./" or "/", no "." or ".."
+// steps that can be folded.
+func clean(p string) string {
+	p = path.Clean("/" + p)
+	return p[1:]
+}
+
+// resolve follows links from the member named p to a regular member.
+func (s *Source) resolve(idx map[string]member, p string) (member, error) {
+	want := p
+	p = clean(p)
+	for range maxLinkHops {
+		m, ok := idx[p]
+		if !ok {
+			return member{}, fmt.Errorf("archive %s: member %s: %w", s.path, want, ErrMissingMember)
+		}
+		switch m.typ {
+		case tar.TypeReg:
+			return m, nil
+		case tar.TypeLink:
+			p = clean(m.link)
+		case tar.TypeSymlink:
+			t := m.link
+			if !strings.HasPrefix(t, "/") {
+				t = path.Join(path.Dir(m.name), t)
+			}
+			p = clean(t)
+		}
+	}
+	return member{}, fmt.Errorf("archive %s: member %s: more than %d links: %w", s.path, want, maxLinkHops, ErrMissingMember)
+}
+
+// readMember reads a whole (small) member.
+func (s *Source) readMember(m member, limit int64) ([]byte, error) {
+	if m.size > limit {
+		return nil, fmt.Errorf("archive %s: member %s is %d bytes, more than the %d allowed", s.path, m.name, m.size, limit)
+	}
+	b := make([]byte, m.size)
+	if _, err := s.ra.ReadAt(b, m.off); err != nil {
+		return nil, fmt.Errorf("archive %s: read member %s: %w", s.path, m.name, err)
+	}
+	return b, nil
+}
+
+type manifestEntry struct {
+	Config   string
+	RepoTags []string
+	Layers   []string
+}
+
+// load reads manifest.json and the config and resolves the layers.
+func (s *Source) load(idx map[string]member) error {
+	mm, ok := idx["manifest.json"]
+	if !ok {
+		if _, legacy := idx["repositories"]; legacy {
+			return fmt.Errorf("archive %s: %w", s.path, ErrLegacyFormat)
+		}
+		return fmt.Errorf("archive %s: %w", s.path, ErrNoManifest)
+	}
+	mm, err := s.resolve(idx, mm.name)
+	if err != nil {
+		return err
+	}
+	raw, err := s.readMember(mm, maxManifest)
+	if err != nil {
+		return err
+	}
+	var man []manifestEntry
+	if err := json.Unmarshal(raw, &man); err != nil {
+		return fmt.Errorf("archive %s: member manifest.json: %w: %w", s.path, ErrBadManifest, err)
+	}
+	if len(man) == 0 {
+		return fmt.Errorf("archive %s: member manifest.json: %w: it lists no image", s.path, ErrBadManifest)
+	}
+	e := man[0]
+	if e.Config == "" {
+		return fmt.Errorf("archive %s: member manifest.json: %w: no Config", s.path, ErrBadManifest)
+	}
+
+	s.img = stage.Image{Name: "unknown", Tag: "unknown"}
+	if len(e.RepoTags) > 0 {
+		rt := e.RepoTags[0]
+		if i := strings.LastIndex(rt, ":"); i >= 0 {
+			s.img = stage.Image{Name: rt[:i], Tag: rt[i+1:]}
+		} else {
+			s.img = stage.Image{Name: rt, Tag: "latest"}
+		}
+	}
+
+	cm, err := s.resolve(idx, e.Config)
+	if err != nil {
+		return err
+	}
+	if s.config, err = s.readMember(cm, maxConfig); err != nil {
+		return err
+	}
+	s.configName = e.Config
+	diffIDs := configDiffIDs(s.config, len(e.Layers))
+
+	for i, lp := range e.Layers {
+		m, err := s.resolve(idx, lp)
+		if err != nil {
+			return err
+		}
+		l := layer{name: layerName(lp), mpath: lp, m: m}
+		if l.comp, err = s.sniff(m); err != nil {
+			return err
+		}
+		if diffIDs != nil {
+			l.diffID = diffIDs[i]
+		}
+		s.layers = append(s.layers, l)
+	}
+	return nil
+}
+
+// layerName is the name occystrap gives the layer at manifest path p: the
+// hex of blobs/sha256/X, else the directory of X/layer.tar.
+func layerName(p string) string {
+	if strings.HasPrefix(p, "blobs/") {
+		return path.Base(p)
+	}
+	if i := strings.LastIndex(p, "/"); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+// configDiffIDs returns the config's rootfs.diff_ids when they are valid
+// and there is one per layer, else nil: the DiffIDs are a hint, and the
+// original occystrap does not read the config at all.
+func configDiffIDs(cfg []byte, n int) []digest.Digest {
+	var c struct {
+		RootFS struct {
+			DiffIDs []digest.Digest `json:"diff_ids"`
+		} `json:"rootfs"`
+	}
+	if json.Unmarshal(cfg, &c) != nil || len(c.RootFS.DiffIDs) != n {
+		return nil
+	}
+	for _, d := range c.RootFS.DiffIDs {
+		if d.Validate() != nil {
+			return nil
+		}
+	}
+	return c.RootFS.DiffIDs
+}
+
+// Image is the image the archive holds.
+func (s *Source) Image() stage.Image { return s.img }
+
+// Name names the source in statistics.
+func (s *Source) Name() string { return "tar" }
+
+// Close closes the archive. Bodies opened before stay readable until they
+// are closed (each has its own descriptor).
+func (s *Source) Close() error {
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	if err != nil {
+		return fmt.Errorf("close archive %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Emit sends the config and then the layers, in manifest order.
+func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) error {
+	log := zerolog.Ctx(ctx).With().Str("archive", s.path).Logger()
+	log.Debug().Str("config", s.configName).Int("layers", len(s.layers)).Msg("Reading image from tarball")
+	cfg := stage.Item{Seq: -1, Kind: stage.KindConfig, Name: s.configName, Size: int64(len(s.config)), Data: s.config}
+	if err := stage.Send(ctx, out, cfg); err != nil {
+		return err
+	}
+	for i, l := range s.layers {
+		size := l.m.size
+		if l.comp != none {
+			size = -1
+		}
+		it := stage.Item{Seq: i, Kind: stage.KindLayer, Name: l.name, DiffID: l.diffID, Size: size, Body: s.body(l)}
+		log.Debug().Str("layer", l.mpath).Str("compression", l.comp.String()).Msg("Emitting layer")
+		if err := stage.Send(ctx, out, it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
