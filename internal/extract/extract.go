@@ -110,7 +110,11 @@ func (t *Tree) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header, creat
 	case base == opaqueMarker:
 		return t.opaque(parent, created, hdr.Name)
 	case strings.HasPrefix(base, whiteoutPrefix):
-		target := path.Join(parent, base[len(whiteoutPrefix):])
+		hidden := base[len(whiteoutPrefix):]
+		if hidden == "" || hidden == "." || hidden == ".." {
+			return fmt.Errorf("whiteout %q names no entry of its directory: %w", hdr.Name, ErrUnsafeEntry)
+		}
+		target := path.Join(parent, hidden)
 		if created[target] {
 			return nil
 		}
@@ -191,7 +195,11 @@ func (t *Tree) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header, creat
 		zerolog.Ctx(ctx).Debug().Str("entry", hdr.Name).Str("type", string(hdr.Typeflag)).Msg("Skipping tar entry of a type that is not extracted")
 		return nil
 	}
-	created[name] = true
+	// The entry and its parents are this layer's: its own opaque markers
+	// keep them (and prune, below them, what earlier layers left).
+	for p := name; p != "." && !created[p]; p = path.Dir(p) {
+		created[p] = true
+	}
 	return nil
 }
 
