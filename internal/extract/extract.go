@@ -93,7 +93,7 @@ func (t *Tree) Apply(ctx context.Context, r io.Reader) error {
 			return fmt.Errorf("read layer %d tar: %w", t.layer, err)
 		}
 		if err := t.entry(ctx, tr, hdr, created); err != nil {
-			return fmt.Errorf("layer %d: %w", t.layer, err)
+			return fmt.Errorf("layer %d: %w", t.layer, classify(err))
 		}
 	}
 }
@@ -201,6 +201,21 @@ func (t *Tree) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header, creat
 		created[p] = true
 	}
 	return nil
+}
+
+// classify marks an error of os.Root refusing a path that escapes it (for
+// example a write through a symlink to "/") as ErrUnsafeEntry. The os package
+// does not export that error, so it is recognised by its text.
+func classify(err error) error {
+	if errors.Is(err, ErrUnsafeEntry) {
+		return err
+	}
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if e.Error() == "path escapes from parent" {
+			return fmt.Errorf("%w: %w", err, ErrUnsafeEntry)
+		}
+	}
+	return err
 }
 
 // checkSymlink refuses a relative symlink target that climbs above the root.

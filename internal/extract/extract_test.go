@@ -224,6 +224,9 @@ func TestApplyRefusesUnsafeEntries(t *testing.T) {
 			if !strings.Contains(err.Error(), `"`+tc.entry+`"`) {
 				t.Errorf("error %q does not name entry %q", err, tc.entry)
 			}
+			if !errors.Is(err, ErrUnsafeEntry) {
+				t.Errorf("error %q is not ErrUnsafeEntry", err)
+			}
 			got := sinktest.Listing(t, parent)
 			for _, l := range got {
 				if !strings.HasPrefix(l, "root") && !strings.HasPrefix(l, "outside file 0644 4 ") {
