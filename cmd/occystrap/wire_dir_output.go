@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -38,13 +39,7 @@ func init() {
 func knownOptions(u uri.URI, known ...string) error {
 	var unknown []string
 	for k := range u.Options {
-		found := false
-		for _, n := range known {
-			if k == n {
-				found = true
-			}
-		}
-		if !found {
+		if !slices.Contains(known, k) {
 			unknown = append(unknown, fmt.Sprintf("%q", k))
 		}
 	}
