@@ -50,12 +50,23 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 	if s.w.opts.Expand {
 		workers++ // the applier holds one slot for the whole run
 	}
-	p := pool.New().WithContext(ctx).WithFirstError().WithMaxGoroutines(workers)
-	// fail records a task's error and stops the receive loop.
+	p := pool.New().WithContext(ctx).WithMaxGoroutines(workers)
+	// fail keeps the first real error (not a cancellation it caused) and
+	// stops the receive loop and the other tasks.
+	var (
+		errMu    sync.Mutex
+		firstErr error
+	)
 	fail := func(err error) error {
-		if err != nil {
-			cancel()
+		if err == nil {
+			return nil
 		}
+		errMu.Lock()
+		if firstErr == nil && !errors.Is(err, context.Canceled) {
+			firstErr = err
+		}
+		errMu.Unlock()
+		cancel()
 		return err
 	}
 
@@ -162,18 +173,17 @@ loop:
 			_ = it.Release()
 		}
 	}
-	if loopErr != nil {
-		cancel()
-	}
+	_ = fail(loopErr)
 	writers.Wait()
 	if done != nil {
 		close(done)
 	}
-	if err := p.Wait(); err != nil {
-		return err
+	waitErr := p.Wait()
+	if firstErr != nil {
+		return firstErr
 	}
-	if loopErr != nil {
-		return loopErr
+	if waitErr != nil {
+		return waitErr
 	}
 	if err := ctx.Err(); err != nil {
 		return err
