@@ -144,7 +144,7 @@ func (t *Tree) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header, creat
 			return fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
 		t.dirs[name] = hdr
-	case tar.TypeReg, tar.TypeRegA: //nolint:staticcheck // old archives still use TypeRegA
+	case tar.TypeReg: // archive/tar reports old TypeRegA entries as TypeReg
 		if err := t.clear(name, hdr.Name); err != nil {
 			return err
 		}

@@ -232,6 +232,9 @@ func TestExpand(t *testing.T) {
 			}
 			tree := filepath.Join(out, "manifest")
 			sinktest.Golden(t, "expand", sinktest.Listing(t, tree))
+			if fi, err := os.Stat(tree); err != nil || fi.Mode().Perm() != 0o755 {
+				t.Errorf("tree root: %v, %v; want a 0755 directory", fi, err)
+			}
 			for _, gone := range []string{"a/x", "a/sub", "etc/old.conf", "var/cache", "usr/bin/tool"} {
 				if _, err := os.Lstat(filepath.Join(tree, gone)); !errors.Is(err, fs.ErrNotExist) {
 					t.Errorf("%s still in the tree (%v)", gone, err)

@@ -83,6 +83,10 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 		if err != nil {
 			return fmt.Errorf("create expansion directory for %s in %s: %w", s.img, s.w.path, err)
 		}
+		if err := os.Chmod(tmpTree, 0o755); err != nil { // MkdirTemp makes it 0700
+			_ = os.RemoveAll(tmpTree)
+			return fmt.Errorf("create expansion directory for %s in %s: %w", s.img, s.w.path, err)
+		}
 		defer func() {
 			if tmpTree != "" {
 				_ = os.RemoveAll(tmpTree)
