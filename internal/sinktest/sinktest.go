@@ -1,0 +1,203 @@
+package sinktest
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/occystrap/occystrap/stage"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+// Entry is one member of a test layer. Type defaults to a regular file, Mode
+// to 0644 (0755 for a directory).
+type Entry struct {
+	Name string
+	Type byte
+	Body string
+	Link string
+	Mode int64
+}
+
+// Layer builds a layer tar from entries. Names too long for USTAR get PAX
+// records, as archive/tar chooses.
+func Layer(tb testing.TB, entries ...Entry) []byte {
+	tb.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.Name, Typeflag: e.Type, Linkname: e.Link, Mode: e.Mode, ModTime: time.Unix(1700000000, 0)}
+		if h.Typeflag == 0 {
+			h.Typeflag = tar.TypeReg
+		}
+		if h.Mode == 0 {
+			h.Mode = 0o644
+			if h.Typeflag == tar.TypeDir {
+				h.Mode = 0o755
+			}
+		}
+		if h.Typeflag == tar.TypeReg {
+			h.Size = int64(len(e.Body))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			tb.Fatalf("build layer: %v", err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			if _, err := tw.Write([]byte(e.Body)); err != nil {
+				tb.Fatalf("build layer: %v", err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		tb.Fatalf("build layer: %v", err)
+	}
+	return buf.Bytes()
+}
+
+// Hex is the sha256 of b in hex.
+func Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// Released counts the bodies released, to check that a sink releases every
+// body it was given.
+type Released struct{ n atomic.Int64 }
+
+// Count is the number of releases so far.
+func (r *Released) Count() int64 { return r.n.Load() }
+
+// MemBody is a layer body over b. Release is counted in rel (may be nil).
+func MemBody(b []byte, rel *Released) stage.Body {
+	return &stage.OpenerBody{
+		OpenFunc: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil },
+		ReleaseFunc: func() error {
+			if rel != nil {
+				rel.n.Add(1)
+			}
+			return nil
+		},
+	}
+}
+
+// Items is an image's items: the config (Seq -1) first, then each layer,
+// named by the sha256 of its tar, with its size.
+func Items(config []byte, configName string, layers [][]byte, rel *Released) []stage.Item {
+	items := []stage.Item{{Seq: -1, Kind: stage.KindConfig, Name: configName, Data: config}}
+	for i, l := range layers {
+		items = append(items, stage.Item{Seq: i, Kind: stage.KindLayer, Name: Hex(l), Size: int64(len(l)), Body: MemBody(l, rel)})
+	}
+	return items
+}
+
+// Source emits Items in the order given.
+type Source struct{ Items []stage.Item }
+
+// Emit sends every item.
+func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) error {
+	for _, it := range s.Items {
+		if err := stage.Send(ctx, out, it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FailingReader returns n bytes of data and then err.
+func FailingReader(data []byte, n int, err error) io.Reader {
+	return io.MultiReader(bytes.NewReader(data[:n]), &errReader{err: err})
+}
+
+type errReader struct{ err error }
+
+func (e *errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// ErrInjected is the error FailingReader bodies fail with in tests.
+var ErrInjected = errors.New("injected read failure")
+
+// Listing lists the tree under dir, sorted, one line per entry:
+// "path type mode size sha256" for files, "path dir mode" for directories,
+// "path symlink -> target" for symlinks.
+func Listing(tb testing.TB, dir string) []string {
+	tb.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			t, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			out = append(out, fmt.Sprintf("%s symlink -> %s", rel, t))
+		case fi.IsDir():
+			out = append(out, fmt.Sprintf("%s dir %04o", rel, fi.Mode().Perm()))
+		case fi.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			out = append(out, fmt.Sprintf("%s file %04o %d %s", rel, fi.Mode().Perm(), fi.Size(), Hex(b)))
+		default:
+			out = append(out, fmt.Sprintf("%s %s", rel, fi.Mode().Type()))
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("list %s: %v", dir, err)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Golden compares got with testdata/<name>.golden, or rewrites the file when
+// the test runs with -update.
+func Golden(tb testing.TB, name string, got []string) {
+	tb.Helper()
+	file := filepath.Join("testdata", name+".golden")
+	text := strings.Join(got, "\n") + "\n"
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		tb.Fatalf("read golden file (run with -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(strings.Split(string(want), "\n"), strings.Split(text, "\n")); diff != "" {
+		tb.Errorf("%s differs from %s (-want +got):\n%s", name, file, diff)
+	}
+}

@@ -1,0 +1,600 @@
+package dir
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/sourcegraph/conc/pool"
+	"go.uber.org/goleak"
+
+	"github.com/occystrap/occystrap/internal/extract"
+	"github.com/occystrap/occystrap/internal/sinktest"
+	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
+	"github.com/occystrap/occystrap/stage"
+)
+
+type E = sinktest.Entry
+
+func TestMain(m *testing.M) {
+	syscall.Umask(0o022)
+	goleak.VerifyTestMain(m)
+}
+
+var img = stage.Image{Name: "fixture/app", Tag: "v1"}
+
+// fixture is a three-layer image whose config and layers are fixed bytes.
+func fixture(t testing.TB) (config []byte, layers [][]byte) {
+	t.Helper()
+	layers = [][]byte{
+		sinktest.Layer(t, E{Name: "etc/", Type: tar.TypeDir}, E{Name: "etc/app.conf", Body: "one"}, E{Name: "opt/app/old.conf", Body: "old"}),
+		sinktest.Layer(t, E{Name: "opt/app/.wh.old.conf"}, E{Name: "usr/bin/app", Body: "#!/bin/sh\n", Mode: 0o755}),
+		sinktest.Layer(t, E{Name: "etc/app.conf", Body: "two"}, E{Name: "bin", Type: tar.TypeSymlink, Link: "usr/bin"}),
+	}
+	var ids []string
+	for _, l := range layers {
+		ids = append(ids, `"sha256:`+sinktest.Hex(l)+`"`)
+	}
+	config = []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[` + strings.Join(ids, ",") + `]},"config":{"Cmd":["/bin/app"]}}`)
+	return config, layers
+}
+
+func fixtureItems(t testing.TB, rel *sinktest.Released) []stage.Item {
+	config, layers := fixture(t)
+	return sinktest.Items(config, sinktest.Hex(config)+".json", layers, rel)
+}
+
+type order func([]stage.Item) []stage.Item
+
+var orders = map[string]order{
+	"config first": func(it []stage.Item) []stage.Item { return it },
+	"config last":  func(it []stage.Item) []stage.Item { return append(append([]stage.Item{}, it[1:]...), it[0]) },
+	"shuffled": func(it []stage.Item) []stage.Item {
+		out := append([]stage.Item{}, it...)
+		r := rand.New(rand.NewPCG(1, 2))
+		r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+		return out
+	},
+	"layers reversed": func(it []stage.Item) []stage.Item {
+		out := []stage.Item{}
+		for i := len(it) - 1; i >= 1; i-- {
+			out = append(out, it[i])
+		}
+		return append(out, it[0])
+	},
+}
+
+func run(ctx context.Context, w *Writer, im stage.Image, items []stage.Item) error {
+	sink, err := w.Sink(im)
+	if err != nil {
+		return err
+	}
+	_, err = stage.Run(ctx, &sinktest.Source{Items: items}, nil, sink, stage.Options{})
+	return err
+}
+
+// listingWithFiles is the normalized listing of dir followed by the text of
+// its manifest and catalog files.
+func listingWithFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	out := sinktest.Listing(t, dir)
+	matches, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	for _, m := range matches {
+		base := filepath.Base(m)
+		if !strings.HasPrefix(base, "manifest") && base != "catalog.json" {
+			continue
+		}
+		b, err := os.ReadFile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, "--- "+base)
+		out = append(out, strings.Split(string(b), "\n")...)
+	}
+	return out
+}
+
+func TestLayout(t *testing.T) {
+	t.Parallel()
+	config, layers := fixture(t)
+	cfgName := sinktest.Hex(config) + ".json"
+	var layerPaths []string
+	for _, l := range layers {
+		layerPaths = append(layerPaths, sinktest.Hex(l)+"/layer.tar")
+	}
+	for _, unique := range []bool{false, true} {
+		for name, ord := range orders {
+			t.Run(fmt.Sprintf("unique=%v/%s", unique, name), func(t *testing.T) {
+				t.Parallel()
+				out := t.TempDir()
+				w, err := New(out, Options{UniqueNames: unique, Parallel: 2})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer w.Close()
+				var rel sinktest.Released
+				if err := run(context.Background(), w, img, ord(fixtureItems(t, &rel))); err != nil {
+					t.Fatalf("run: %v", err)
+				}
+				if got := rel.Count(); got != int64(len(layers)) {
+					t.Errorf("%d bodies released, want %d", got, len(layers))
+				}
+				golden := "layout"
+				manifest := "manifest.json"
+				want := manifestEntry{Config: cfgName, Layers: layerPaths, RepoTags: []string{"app:v1"}}
+				if unique {
+					golden, manifest = "layout-unique", "manifest-fixture_app-v1.json"
+					want.ImageName = "fixture/app"
+				}
+				sinktest.Golden(t, golden, listingWithFiles(t, out))
+
+				var got []manifestEntry
+				readJSON(t, filepath.Join(out, manifest), &got)
+				if diff := cmp.Diff([]manifestEntry{want}, got); diff != "" {
+					t.Errorf("manifest (-want +got):\n%s", diff)
+				}
+				var cat map[string]map[string]string
+				readJSON(t, filepath.Join(out, "catalog.json"), &cat)
+				if diff := cmp.Diff(map[string]map[string]string{"fixture/app": {"v1": manifest}}, cat); diff != "" {
+					t.Errorf("catalog (-want +got):\n%s", diff)
+				}
+				if b, err := os.ReadFile(filepath.Join(out, cfgName)); err != nil || string(b) != string(config) {
+					t.Errorf("config not written as fetched: %q, %v", b, err)
+				}
+			})
+		}
+	}
+}
+
+func readJSON(t *testing.T, name string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+}
+
+func TestConfigUnderSubdirectory(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	w, err := New(out, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	config, layers := fixture(t)
+	name := "blobs/sha256/" + sinktest.Hex(config)
+	if err := run(context.Background(), w, img, sinktest.Items(config, name, layers, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, name)); err != nil || string(b) != string(config) {
+		t.Errorf("config at %s: %q, %v", name, b, err)
+	}
+	var got []manifestEntry
+	readJSON(t, filepath.Join(out, "manifest.json"), &got)
+	if got[0].Config != name {
+		t.Errorf("manifest Config = %q, want %q", got[0].Config, name)
+	}
+}
+
+// expandLayers exercise every kind of entry and whiteout.
+func expandLayers(t testing.TB) [][]byte {
+	long := strings.Repeat("a-long-directory-name/", 7) + "and-a-long-file-name.txt"
+	return [][]byte{
+		sinktest.Layer(t,
+			E{Name: "a/", Type: tar.TypeDir}, E{Name: "a/x", Body: "x"}, E{Name: "a/sub/y", Body: "y"},
+			E{Name: "ab/", Type: tar.TypeDir}, E{Name: "ab/z", Body: "z"},
+			E{Name: "etc/old.conf", Body: "old"}, E{Name: "var/cache/f", Body: "cache"},
+			E{Name: "usr/bin/tool", Body: "tool", Mode: 0o755},
+			E{Name: "usr/bin/tool-link", Type: tar.TypeLink, Link: "usr/bin/tool"},
+		),
+		sinktest.Layer(t,
+			E{Name: "a/", Type: tar.TypeDir}, E{Name: "a/.wh..wh..opq"}, E{Name: "a/new", Body: "new"},
+			E{Name: "etc/.wh.old.conf"}, E{Name: "var/.wh.cache"},
+			E{Name: "bin", Type: tar.TypeSymlink, Link: "usr/bin"},
+			E{Name: "etc/localtime", Type: tar.TypeSymlink, Link: "/usr/share/zoneinfo/UTC"},
+			E{Name: long, Body: "pax"},
+		),
+		sinktest.Layer(t, E{Name: "usr/bin/.wh.tool"}, E{Name: "etc/app.conf", Body: "conf"}),
+	}
+}
+
+func TestExpand(t *testing.T) {
+	t.Parallel()
+	for name, ord := range orders {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			out := t.TempDir()
+			w, err := New(out, Options{Expand: true, Parallel: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !mustSink(t, w).(stage.OrderedSink).NeedsOrder() {
+				t.Fatal("NeedsOrder is false with Expand")
+			}
+			items := sinktest.Items([]byte(`{}`), "c.json", expandLayers(t), nil)
+			if err := run(context.Background(), w, img, ord(items)); err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			tree := filepath.Join(out, "manifest")
+			sinktest.Golden(t, "expand", sinktest.Listing(t, tree))
+			if fi, err := os.Stat(tree); err != nil || fi.Mode().Perm() != 0o755 {
+				t.Errorf("tree root: %v, %v; want a 0755 directory", fi, err)
+			}
+			for _, gone := range []string{"a/x", "a/sub", "etc/old.conf", "var/cache", "usr/bin/tool"} {
+				if _, err := os.Lstat(filepath.Join(tree, gone)); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("%s still in the tree (%v)", gone, err)
+				}
+			}
+			if b, err := os.ReadFile(filepath.Join(tree, "ab/z")); err != nil || string(b) != "z" {
+				t.Errorf("ab/z lost to a/'s opaque marker: %q, %v", b, err)
+			}
+			if b, err := os.ReadFile(filepath.Join(tree, "usr/bin/tool-link")); err != nil || string(b) != "tool" {
+				t.Errorf("hard link lost its content: %q, %v", b, err)
+			}
+			assertNoTemp(t, out)
+		})
+	}
+}
+
+func mustSink(t *testing.T, w *Writer) stage.Sink {
+	t.Helper()
+	s, err := w.Sink(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestNeedsOrderOnlyWithExpand(t *testing.T) {
+	t.Parallel()
+	w, err := New(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mustSink(t, w).(stage.OrderedSink).NeedsOrder() {
+		t.Error("NeedsOrder is true without Expand")
+	}
+}
+
+func TestExpandRefusesUnsafeEntries(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		layer []E
+		entry string
+	}{
+		{name: "dot dot", layer: []E{{Name: "../../escape", Body: "x"}}, entry: "../../escape"},
+		{name: "absolute", layer: []E{{Name: "/etc/escape", Body: "x"}}, entry: "/etc/escape"},
+		{name: "through symlink", layer: []E{{Name: "l", Type: tar.TypeSymlink, Link: "/"}, {Name: "l/escape", Body: "x"}}, entry: "l/escape"},
+		{name: "symlink climbing out", layer: []E{{Name: "l", Type: tar.TypeSymlink, Link: "../../.."}}, entry: "l"},
+		{name: "hard link out", layer: []E{{Name: "h", Type: tar.TypeLink, Link: "../../catalog.json"}}, entry: "h"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			parent := t.TempDir()
+			out := filepath.Join(parent, "out")
+			w, err := New(out, Options{Expand: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			layers := [][]byte{sinktest.Layer(t, E{Name: "ok", Body: "ok"}), sinktest.Layer(t, tc.layer...)}
+			err = run(context.Background(), w, img, sinktest.Items([]byte(`{}`), "c.json", layers, nil))
+			if !errors.Is(err, extract.ErrUnsafeEntry) {
+				t.Fatalf("run = %v, want ErrUnsafeEntry", err)
+			}
+			if !strings.Contains(err.Error(), `"`+tc.entry+`"`) {
+				t.Errorf("error %q does not name %q", err, tc.entry)
+			}
+			for _, l := range sinktest.Listing(t, parent) {
+				if !strings.HasPrefix(l, "out") {
+					t.Errorf("written outside the output: %s", l)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(out, "manifest")); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("expanded tree left behind after a failure (%v)", err)
+			}
+			assertNoTemp(t, out)
+		})
+	}
+}
+
+// assertNoTemp fails if a temporary file or directory is left under dir.
+func assertNoTemp(t *testing.T, dir string) {
+	t.Helper()
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), atomicfile.TempPrefix) {
+			t.Errorf("temporary file left behind: %s", p)
+		}
+		return nil
+	})
+}
+
+func TestRerunSkipsExistingLayers(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	w, err := New(out, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), w, img, fixtureItems(t, nil)); err != nil {
+		t.Fatal(err)
+	}
+	_, layers := fixture(t)
+	old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	before := map[string]os.FileInfo{}
+	for _, l := range layers {
+		name := sinktest.Hex(l)
+		if !w.Has(name) {
+			t.Fatalf("Has(%s) = false after writing it", name)
+		}
+		p := filepath.Join(out, name, "layer.tar")
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[name] = fi
+	}
+	if w.Has("0000") || w.Has("../x") {
+		t.Error("Has reports a layer that is not there")
+	}
+
+	// Second run: once with bodies (the sink skips them), once with the
+	// source skipping them (nil bodies) as Has allows.
+	for _, skipInSource := range []bool{false, true} {
+		var rel sinktest.Released
+		items := fixtureItems(t, &rel)
+		if skipInSource {
+			for i := range items {
+				if items[i].Kind == stage.KindLayer {
+					items[i].Body = nil
+				}
+			}
+		}
+		if err := run(context.Background(), w, img, items); err != nil {
+			t.Fatalf("rerun (skip in source %v): %v", skipInSource, err)
+		}
+		if !skipInSource && rel.Count() != int64(len(layers)) {
+			t.Errorf("%d bodies released, want %d", rel.Count(), len(layers))
+		}
+		for name, fi := range before {
+			now, err := os.Stat(filepath.Join(out, name, "layer.tar"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !os.SameFile(fi, now) || !now.ModTime().Equal(old) {
+				t.Errorf("layer %s was rewritten on rerun (skip in source %v)", name, skipInSource)
+			}
+		}
+		sinktest.Golden(t, "layout", listingWithFiles(t, out))
+	}
+}
+
+func TestInterruptedWriteLeavesNothing(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	w, err := New(out, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	config, layers := fixture(t)
+	items := sinktest.Items(config, "c.json", layers, nil)
+	broken := items[2]
+	data := layers[1]
+	var released sinktest.Released
+	broken.Body = &stage.OpenerBody{
+		OpenFunc: func() (io.ReadCloser, error) {
+			return io.NopCloser(sinktest.FailingReader(data, len(data)/2, sinktest.ErrInjected)), nil
+		},
+		ReleaseFunc: func() error { sinktest.MemBody(nil, &released).Release(); return nil },
+	}
+	items[2] = broken
+	err = run(context.Background(), w, img, items)
+	if !errors.Is(err, sinktest.ErrInjected) {
+		t.Fatalf("run = %v, want the injected failure", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, broken.Name, "layer.tar")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("layer.tar of the failed layer exists (%v)", err)
+	}
+	if w.Has(broken.Name) {
+		t.Error("Has reports the failed layer")
+	}
+	if released.Count() != 1 {
+		t.Errorf("failed layer's body released %d times, want 1", released.Count())
+	}
+	if _, err := os.Stat(filepath.Join(out, "manifest.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("manifest written after a failure (%v)", err)
+	}
+	assertNoTemp(t, out)
+}
+
+func TestConcurrentCatalog(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	const n = 16
+	p := pool.New().WithErrors()
+	for i := range n {
+		p.Go(func() error {
+			// A Writer each: the catalog lock is per path, not per Writer.
+			w, err := New(out, Options{UniqueNames: true, Parallel: 2})
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			im := stage.Image{Name: fmt.Sprintf("org/image-%02d", i), Tag: "latest"}
+			return run(context.Background(), w, im, fixtureItems(t, nil))
+		})
+	}
+	if err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var cat map[string]map[string]string
+	readJSON(t, filepath.Join(out, "catalog.json"), &cat)
+	want := map[string]map[string]string{}
+	for i := range n {
+		name := fmt.Sprintf("org/image-%02d", i)
+		want[name] = map[string]string{"latest": fmt.Sprintf("manifest-org_image-%02d-latest.json", i)}
+	}
+	if diff := cmp.Diff(want, cat); diff != "" {
+		t.Errorf("catalog (-want +got):\n%s", diff)
+	}
+	assertNoTemp(t, out)
+}
+
+func TestConsumeErrors(t *testing.T) {
+	t.Parallel()
+	config, layers := fixture(t)
+	tests := []struct {
+		name  string
+		items func() []stage.Item
+		want  error
+	}{
+		{name: "no config", items: func() []stage.Item { return sinktest.Items(config, "c.json", layers, nil)[1:] }, want: ErrNoConfig},
+		{name: "config escaping", items: func() []stage.Item { return sinktest.Items(config, "../c.json", layers, nil) }, want: ErrBadName},
+		{name: "layer name absolute", items: func() []stage.Item {
+			it := sinktest.Items(config, "c.json", layers, nil)
+			it[1].Name = "/tmp/x"
+			return it
+		}, want: ErrBadName},
+		{name: "skipped layer not there", items: func() []stage.Item {
+			it := sinktest.Items(config, "c.json", layers, nil)
+			it[2].Body = nil
+			return it
+		}, want: ErrMissingLayer},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			parent := t.TempDir()
+			w, err := New(filepath.Join(parent, "out"), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := run(context.Background(), w, img, tc.items()); !errors.Is(err, tc.want) {
+				t.Errorf("run = %v, want %v", err, tc.want)
+			}
+			for _, l := range sinktest.Listing(t, parent) {
+				if !strings.HasPrefix(l, "out") {
+					t.Errorf("written outside the output: %s", l)
+				}
+			}
+		})
+	}
+}
+
+func TestSinkAfterClose(t *testing.T) {
+	t.Parallel()
+	w, err := New(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := w.Sink(img); !errors.Is(err, ErrClosed) {
+		t.Errorf("Sink after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestVerify(t *testing.T) {
+	t.Parallel()
+	_, layers := fixture(t)
+	l1 := sinktest.Hex(layers[1])
+	tests := []struct {
+		name   string
+		damage func(t *testing.T, out string)
+		full   bool
+		want   string // the start of the one problem expected, "" for none
+	}{
+		{name: "intact", damage: func(*testing.T, string) {}},
+		{name: "intact full", damage: func(*testing.T, string) {}, full: true},
+		{name: "manifest removed", damage: remove("manifest.json"), want: "Manifest file missing"},
+		{name: "config removed", damage: remove("c.json"), want: "Config file missing"},
+		{name: "layer removed", damage: remove(l1 + "/layer.tar"), want: "Layer file missing"},
+		{name: "layer truncated", damage: func(t *testing.T, out string) {
+			if err := os.Truncate(filepath.Join(out, l1, "layer.tar"), 100); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "Layer size mismatch"},
+		{name: "layer garbage full", damage: garble(l1), full: true, want: "Layer /"},
+		{name: "layer garbage fast", damage: garble(l1)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			out := t.TempDir()
+			w, err := New(out, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			config, layers := fixture(t)
+			if err := run(context.Background(), w, img, sinktest.Items(config, "c.json", layers, nil)); err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(t, out)
+			problems, err := w.Verify(context.Background(), img, tc.full)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.want == "" {
+				if len(problems) != 0 {
+					t.Errorf("problems %q, want none", problems)
+				}
+				return
+			}
+			if len(problems) != 1 || !strings.HasPrefix(problems[0], tc.want) {
+				t.Errorf("problems %q, want one starting %q", problems, tc.want)
+			}
+			if tc.full && !strings.Contains(problems[0], "not a valid tar") {
+				t.Errorf("problem %q does not say \"not a valid tar\"", problems[0])
+			}
+		})
+	}
+}
+
+func remove(name string) func(*testing.T, string) {
+	return func(t *testing.T, out string) {
+		if err := os.Remove(filepath.Join(out, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// garble overwrites a layer with garbage of the same size.
+func garble(layer string) func(*testing.T, string) {
+	return func(t *testing.T, out string) {
+		p := filepath.Join(out, layer, "layer.tar")
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		junk := []byte(strings.Repeat("not a tar header ", int(fi.Size())/17+1))[:fi.Size()]
+		if err := os.WriteFile(p, junk, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

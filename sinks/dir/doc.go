@@ -1,0 +1,35 @@
+// Package dir is the dir:// output: an image written as a directory in the
+// original occystrap's layout.
+//
+//	PATH/<config name>              the config, exactly as fetched
+//	PATH/<layer name>/layer.tar     each layer, uncompressed
+//	PATH/manifest.json              or manifest-<image>-<tag>.json with UniqueNames
+//	PATH/catalog.json               {image: {tag: manifest file}}
+//	PATH/<manifest name>/           the merged root filesystem, with Expand
+//
+// Several images may share PATH (that is how a quay:// run shares layers):
+// a layer whose layer.tar exists is not written again, and Has tells a source
+// so before it fetches anything. Sources call Has(name) with the layer's
+// folder name and send the layer with a nil Body when it returns true.
+//
+// Every file is written under a temporary name in its final directory and
+// renamed into place, so an interrupted run never leaves a partial layer.tar,
+// manifest or catalog behind for a later run to trust; the expanded tree is
+// built in a temporary directory and renamed into place at the end too.
+//
+// Layers do not depend on each other, so Consume writes them as they arrive,
+// Parallel at a time, in any order, and the config may come before, between
+// or after them; the manifest's Layers list is built by Seq at the end. Only
+// Expand needs order (NeedsOrder reports it): the tree is built by applying
+// each layer.tar in Seq order as soon as it and the ones before it are on
+// disk, overlapping with the writes of later layers. Extraction is safe
+// (package internal/extract): no entry writes outside the tree.
+//
+// catalog.json is read, modified and written back (atomically) under one
+// lock per catalog path for the whole process, so many images written at once
+// into one PATH all end up in it. Writers in separate processes are not
+// serialized.
+//
+// A Writer is safe for concurrent use: Sink may be called from many
+// goroutines, one per image, and their sinks consume at the same time.
+package dir

@@ -1,0 +1,16 @@
+package dir
+
+import "errors"
+
+var (
+	// ErrNoConfig is returned when an image's items ended without a config.
+	ErrNoConfig = errors.New("no config received")
+	// ErrBadName is returned for a config or layer name that is not a plain
+	// relative path inside the output directory.
+	ErrBadName = errors.New("name is not a relative path inside the output directory")
+	// ErrClosed is returned by Sink after Close.
+	ErrClosed = errors.New("dir output is closed")
+	// ErrMissingLayer is returned when a layer was skipped by the source but
+	// its layer.tar is not in the output directory.
+	ErrMissingLayer = errors.New("skipped layer is not in the output directory")
+)
