@@ -3,8 +3,6 @@ package tarfmt
 import (
 	"archive/tar"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -12,54 +10,6 @@ import (
 
 	"github.com/occystrap/occystrap/internal/tarfmt/tartest"
 )
-
-func sum(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
-var emptySum = sum(nil)
-
-const comment = "built by test"
-
-// wantIdentity is the fixture layer rewritten with no transform.
-func wantIdentity() []tartest.Member {
-	c := map[string]string{"comment": comment}
-	return []tartest.Member{
-		{Name: "etc/", Type: '5', Mode: 0o755, Mtime: "1600000000", SHA256: emptySum, USTAR: true},
-		{Name: "etc/plain.conf", Type: '0', Mode: 0o644, UID: 1, GID: 2, Uname: "root", Gname: "wheel", Mtime: "1600000001", Size: 6, SHA256: sum([]byte("plain\n")), USTAR: true},
-		{Name: "bin/ping", Type: '0', Mode: 0o4755, Mtime: "1700000000.25", Atime: "1700000100.5", Ctime: "1700000200.75", Size: 9, SHA256: sum([]byte("\x7fELF ping")),
-			Records: map[string]string{"LIBARCHIVE.creationtime": "1600000000", "SCHILY.xattr.security.capability": tartest.Capability, "SCHILY.xattr.user.note": "kept"}},
-		{Name: "old/file", Type: '0', Mode: 0o600, Mtime: "-86400.5", Size: 4, SHA256: sum([]byte("1969"))},
-		{Name: tartest.LongDir, Type: '0', Mode: 0o644, Mtime: "1600000002", Size: 4, SHA256: sum([]byte("long")), USTAR: true},
-		{Name: tartest.LongBase, Type: '0', Mode: 0o644, Mtime: "1600000003", Size: 8, SHA256: sum([]byte("longbase"))},
-		{Name: "données/été.txt", Type: '0', Mode: 0o644, Mtime: "1600000004", Size: 5, SHA256: sum([]byte("été"))},
-		{Name: "home/owner", Type: '0', Mode: 0o644, UID: 3000000, Uname: strings.Repeat("u", 40), Mtime: "1600000005", Size: 1, SHA256: sum([]byte("o"))},
-		{Name: "bin/sh", Type: '2', Mode: 0o777, Mtime: "1600000006", Linkname: "busybox", SHA256: emptySum, USTAR: true},
-		{Name: "bin/busybox", Type: '0', Mode: 0o755, Mtime: "1600000007", Size: 2, SHA256: sum([]byte("bb")), Records: c},
-		{Name: "bin/ash", Type: '1', Mode: 0o755, Mtime: "1600000008", Linkname: "bin/busybox", SHA256: emptySum, Records: c},
-		{Name: "var/sparse.img", Type: '0', Mode: 0o644, Mtime: "1600000009", Size: 10000, SHA256: sum(tartest.Sparse1), Records: c},
-		{Name: "var/sparse.old", Type: '0', Mode: 0o644, Mtime: "1600000010", Size: 4096, SHA256: sum(tartest.SparseOld), Records: c},
-		{Name: "dev/fifo", Type: '6', Mode: 0o600, Mtime: "1600000011", SHA256: emptySum, Records: c},
-		{Name: "dev/null", Type: '3', Mode: 0o666, Mtime: "1600000012", SHA256: emptySum, Records: c},
-		{Name: "dev/sda", Type: '4', Mode: 0o660, Mtime: "1600000013", SHA256: emptySum, Records: c},
-		{Name: "opt/app/.wh.old.conf", Type: '0', Mode: 0o644, Mtime: "1600000014", SHA256: emptySum, Records: c},
-	}
-}
-
-// wantRawKeys are the record keys of each member's extended header in the
-// identity rewrite: field records only where the field needs them.
-var wantRawKeys = [][]string{
-	nil, nil,
-	{"LIBARCHIVE.creationtime", "SCHILY.xattr.security.capability", "SCHILY.xattr.user.note", "atime", "ctime", "mtime"},
-	{"mtime"},
-	nil,
-	{"path"},
-	{"path"},
-	{"uid", "uname"},
-	nil,
-	{"comment"}, {"comment"}, {"comment"}, {"comment"}, {"comment"}, {"comment"}, {"comment"}, {"comment"},
-}
 
 func rewrite(t *testing.T, in []byte, tf Transform) ([]byte, Counts) {
 	t.Helper()
@@ -78,14 +28,14 @@ func TestRewriteIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(wantIdentity(), got); diff != "" {
+	if diff := cmp.Diff(tartest.Rewritten(), got); diff != "" {
 		t.Errorf("members (-want +got):\n%s", diff)
 	}
 	keys, err := tartest.RecordKeys(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(wantRawKeys, keys); diff != "" {
+	if diff := cmp.Diff(tartest.RewrittenKeys, keys); diff != "" {
 		t.Errorf("raw PAX keys (-want +got):\n%s", diff)
 	}
 	if c != (Counts{Members: 17}) {

@@ -2,6 +2,8 @@ package tartest
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 )
 
@@ -79,4 +81,53 @@ func Layer() []byte {
 		Entry{Name: "dev/sda", Type: '4', Mode: 0o660, Mtime: 1600000013},
 		Entry{Name: "opt/app/.wh.old.conf", Mode: 0o644, Mtime: 1600000014},
 	)
+}
+
+// Sum is the sha256 hex of b.
+func Sum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+var emptySum = Sum(nil)
+
+const comment = "built by test"
+
+// Rewritten is the listing of Layer rewritten with no transform.
+func Rewritten() []Member {
+	c := map[string]string{"comment": comment}
+	return []Member{
+		{Name: "etc/", Type: '5', Mode: 0o755, Mtime: "1600000000", SHA256: emptySum, USTAR: true},
+		{Name: "etc/plain.conf", Type: '0', Mode: 0o644, UID: 1, GID: 2, Uname: "root", Gname: "wheel", Mtime: "1600000001", Size: 6, SHA256: Sum([]byte("plain\n")), USTAR: true},
+		{Name: "bin/ping", Type: '0', Mode: 0o4755, Mtime: "1700000000.25", Atime: "1700000100.5", Ctime: "1700000200.75", Size: 9, SHA256: Sum([]byte("\x7fELF ping")),
+			Records: map[string]string{"LIBARCHIVE.creationtime": "1600000000", "SCHILY.xattr.security.capability": Capability, "SCHILY.xattr.user.note": "kept"}},
+		{Name: "old/file", Type: '0', Mode: 0o600, Mtime: "-86400.5", Size: 4, SHA256: Sum([]byte("1969"))},
+		{Name: LongDir, Type: '0', Mode: 0o644, Mtime: "1600000002", Size: 4, SHA256: Sum([]byte("long")), USTAR: true},
+		{Name: LongBase, Type: '0', Mode: 0o644, Mtime: "1600000003", Size: 8, SHA256: Sum([]byte("longbase"))},
+		{Name: "données/été.txt", Type: '0', Mode: 0o644, Mtime: "1600000004", Size: 5, SHA256: Sum([]byte("été"))},
+		{Name: "home/owner", Type: '0', Mode: 0o644, UID: 3000000, Uname: strings.Repeat("u", 40), Mtime: "1600000005", Size: 1, SHA256: Sum([]byte("o"))},
+		{Name: "bin/sh", Type: '2', Mode: 0o777, Mtime: "1600000006", Linkname: "busybox", SHA256: emptySum, USTAR: true},
+		{Name: "bin/busybox", Type: '0', Mode: 0o755, Mtime: "1600000007", Size: 2, SHA256: Sum([]byte("bb")), Records: c},
+		{Name: "bin/ash", Type: '1', Mode: 0o755, Mtime: "1600000008", Linkname: "bin/busybox", SHA256: emptySum, Records: c},
+		{Name: "var/sparse.img", Type: '0', Mode: 0o644, Mtime: "1600000009", Size: 10000, SHA256: Sum(Sparse1), Records: c},
+		{Name: "var/sparse.old", Type: '0', Mode: 0o644, Mtime: "1600000010", Size: 4096, SHA256: Sum(SparseOld), Records: c},
+		{Name: "dev/fifo", Type: '6', Mode: 0o600, Mtime: "1600000011", SHA256: emptySum, Records: c},
+		{Name: "dev/null", Type: '3', Mode: 0o666, Mtime: "1600000012", SHA256: emptySum, Records: c},
+		{Name: "dev/sda", Type: '4', Mode: 0o660, Mtime: "1600000013", SHA256: emptySum, Records: c},
+		{Name: "opt/app/.wh.old.conf", Type: '0', Mode: 0o644, Mtime: "1600000014", SHA256: emptySum, Records: c},
+	}
+}
+
+// RewrittenKeys are the record keys of each member's extended header in the
+// identity rewrite: field records only where the field needs them.
+var RewrittenKeys = [][]string{
+	nil, nil,
+	{"LIBARCHIVE.creationtime", "SCHILY.xattr.security.capability", "SCHILY.xattr.user.note", "atime", "ctime", "mtime"},
+	{"mtime"},
+	nil,
+	{"path"},
+	{"path"},
+	{"uid", "uname"},
+	nil,
+	{"comment"}, {"comment"}, {"comment"}, {"comment"}, {"comment"}, {"comment"}, {"comment"}, {"comment"},
 }
