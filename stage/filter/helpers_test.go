@@ -16,6 +16,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"go.uber.org/goleak"
 
+	"github.com/occystrap/occystrap/internal/pyjson"
 	"github.com/occystrap/occystrap/internal/tarfmt/tartest"
 	"github.com/occystrap/occystrap/stage"
 )
@@ -233,4 +234,15 @@ func newImage(layers ...layerSpec) *testImage {
 	ti := &testImage{layers: layers}
 	ti.config = configFor(ti.diffIDs())
 	return ti
+}
+
+func itoa(n int) string { return fmt.Sprint(n) }
+
+func objWith(t *testing.T, created string) *pyjson.Object {
+	t.Helper()
+	v, err := pyjson.Decode([]byte(`{"created": ` + created + `}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.(*pyjson.Object)
 }
