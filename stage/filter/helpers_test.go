@@ -87,8 +87,12 @@ func (ti *testImage) source(t *testing.T) stage.Source {
 		items = append(items, it)
 	}
 	return sourceFunc(func(ctx context.Context, out chan<- stage.Item) error {
-		for _, it := range items {
+		for i, it := range items {
 			if err := stage.Send(ctx, out, it); err != nil {
+				// The source owns what it never sent.
+				for _, rest := range items[i+1:] {
+					_ = rest.Release()
+				}
 				return err
 			}
 		}
