@@ -102,10 +102,7 @@ func (p *Pattern) Match(name string) bool {
 			continue
 		}
 		if ni >= len(name) {
-			if ti == len(p.toks) {
-				return true
-			}
-			return false
+			return ti == len(p.toks)
 		}
 		r, size := utf8.DecodeRuneInString(name[ni:])
 		if ti < len(p.toks) && p.toks[ti].matches(r) {

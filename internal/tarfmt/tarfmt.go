@@ -46,6 +46,10 @@ func droppedRecord(k string) bool {
 
 const bufSize = 1 << 20
 
+// typeRegA is the pre-POSIX regular file type ('\x00') that old archives
+// still hold (tar.TypeRegA, deprecated for writing only).
+const typeRegA byte = '\x00'
+
 // Rewrite copies the tar in src to dst through tf. dst receives a complete
 // tar (with its end-of-archive blocks) when Rewrite returns nil.
 func Rewrite(dst io.Writer, src io.Reader, tf Transform) (Counts, error) {
@@ -126,7 +130,8 @@ func prepare(hdr *tar.Header, globals map[string]string) (*Member, error) {
 	maps.Copy(recs, globals)
 	maps.Copy(recs, hdr.PAXRecords)
 	h.PAXRecords = nil
-	h.Xattrs = nil //nolint:staticcheck // cleared: PAXRecords carry the xattrs
+	//lint:ignore SA1019 the reader fills it; PAXRecords carry the xattrs.
+	h.Xattrs = nil
 	h.AccessTime, h.ChangeTime = time.Time{}, time.Time{}
 	for k, v := range recs {
 		switch {
@@ -151,7 +156,7 @@ func prepare(hdr *tar.Header, globals map[string]string) (*Member, error) {
 	}
 
 	isDir := h.Typeflag == tar.TypeDir ||
-		((h.Typeflag == tar.TypeRegA || h.Typeflag == tar.TypeReg) && strings.HasSuffix(h.Name, "/"))
+		((h.Typeflag == typeRegA || h.Typeflag == tar.TypeReg) && strings.HasSuffix(h.Name, "/"))
 	name := h.Name
 	switch {
 	case isDir:
@@ -163,7 +168,7 @@ func prepare(hdr *tar.Header, globals map[string]string) (*Member, error) {
 		} else {
 			h.Name = name + "/"
 		}
-	case h.Typeflag == tar.TypeGNUSparse || h.Typeflag == tar.TypeRegA:
+	case h.Typeflag == tar.TypeGNUSparse || h.Typeflag == typeRegA:
 		h.Typeflag = tar.TypeReg
 	case !hasContent(h.Typeflag):
 		h.Size = 0
@@ -210,7 +215,7 @@ func parsePAXTime(s string) (time.Time, error) {
 // unknown (Python tarfile's is* tests, in that order).
 func TypeName(h *tar.Header) string {
 	switch h.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+	case tar.TypeReg, typeRegA, tar.TypeCont, tar.TypeGNUSparse:
 		return "file"
 	case tar.TypeDir:
 		return "directory"

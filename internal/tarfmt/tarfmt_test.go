@@ -83,6 +83,29 @@ func TestRewriteTransform(t *testing.T) {
 	}
 }
 
+func TestOldRegularType(t *testing.T) {
+	t.Parallel()
+	in := tartest.Build(
+		tartest.Entry{Name: "d/", OldType: true, Mode: 0o755},
+		tartest.Entry{Name: "d/f", OldType: true, Mode: 0o644, Data: []byte("x")},
+	)
+	var names []string
+	out, _ := rewrite(t, in, func(m *Member) bool {
+		names = append(names, m.Name+" "+TypeName(m.Header))
+		return true
+	})
+	if diff := cmp.Diff([]string{"d directory", "d/f file"}, names); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	got, err := tartest.List(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Name != "d/" || got[0].Type != '5' || got[1].Type != '0' || got[1].Size != 1 {
+		t.Errorf("members %+v", got)
+	}
+}
+
 func TestWalkAndTypeName(t *testing.T) {
 	t.Parallel()
 	var got []string

@@ -19,8 +19,10 @@ import (
 
 // Entry is one raw member to write.
 type Entry struct {
-	Name     string
-	Type     byte // '0' when zero
+	Name string
+	Type byte // '0' when zero
+	// OldType writes the pre-POSIX regular type '\x00' instead of Type.
+	OldType  bool
 	Mode     int64
 	UID, GID int64
 	Uname    string
@@ -54,7 +56,10 @@ func Build(entries ...Entry) []byte {
 			continue
 		}
 		typ := e.Type
-		if typ == 0 {
+		switch {
+		case e.OldType:
+			typ = 0
+		case typ == 0:
 			typ = '0'
 		}
 		blk := header(e.Name, typ, int64(len(e.Data)), e)
