@@ -38,6 +38,7 @@ type CLI struct {
 	Globals
 
 	Process ProcessCmd `cmd:"" help:"Move an image from SOURCE to DESTINATION through filters."`
+	Search  SearchCmd  `cmd:"" help:"List the files of an image's layers that match PATTERN."`
 }
 
 func main() {
@@ -82,7 +83,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log := newLogger(&cli.Globals, stderr)
 		ctx = log.WithContext(ctx)
 		app := &app{g: &cli.Globals, stdout: stdout, stderr: stderr}
-		if err := kctx.Run(ctx, app); err != nil {
+		// Bind ctx as the interface: kong binds Run arguments by their
+		// dynamic type, which would not match a context.Context parameter.
+		kctx.BindTo(ctx, (*context.Context)(nil))
+		if err := kctx.Run(app); err != nil {
 			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 				err = errors.New("interrupted")
 			}

@@ -24,7 +24,7 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 	log := zerolog.Ctx(ctx)
 	start := time.Now()
 
-	stages, err := makeFilters(ctx, a, c.Filter)
+	filterFacs, err := makeFilters(ctx, a, c.Filter)
 	if err != nil {
 		return err
 	}
@@ -40,6 +40,10 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 	defer out.Close()
 
 	img := src.Image()
+	stages, err := buildFilters(filterFacs, img)
+	if err != nil {
+		return err
+	}
 	sink, err := out.Sink(img)
 	if err != nil {
 		return err

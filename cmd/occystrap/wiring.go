@@ -39,7 +39,11 @@ type verifier interface {
 type (
 	inputOpener  func(ctx context.Context, a *app, u uri.URI) (source, error)
 	outputOpener func(ctx context.Context, a *app, u uri.URI) (output, error)
-	filterMaker  func(ctx context.Context, a *app, f uri.Filter) (stage.Stage, error)
+	// filterMaker checks a filter spec (its options) before anything runs and
+	// returns the factory that builds the filter for each image: a filter
+	// stage holds one run's state.
+	filterMaker   func(ctx context.Context, a *app, f uri.Filter) (filterFactory, error)
+	filterFactory func(img stage.Image) (stage.Stage, error)
 )
 
 var (
@@ -74,8 +78,8 @@ func openOutput(ctx context.Context, a *app, s string) (output, uri.URI, error) 
 	return out, u, err
 }
 
-func makeFilters(ctx context.Context, a *app, specs []string) ([]stage.Stage, error) {
-	var out []stage.Stage
+func makeFilters(ctx context.Context, a *app, specs []string) ([]filterFactory, error) {
+	var out []filterFactory
 	for _, s := range specs {
 		f, err := uri.ParseFilter(s)
 		if err != nil {
@@ -85,9 +89,28 @@ func makeFilters(ctx context.Context, a *app, specs []string) ([]stage.Stage, er
 		if !ok {
 			return nil, fmt.Errorf("unknown filter %q in -f %q; known filters: %s", f.Name, s, keys(filters))
 		}
-		st, err := mk(ctx, a, f)
+		fac, err := mk(ctx, a, f)
 		if err != nil {
 			return nil, fmt.Errorf("filter %q: %w", s, err)
+		}
+		out = append(out, func(img stage.Image) (stage.Stage, error) {
+			st, err := fac(img)
+			if err != nil {
+				return nil, fmt.Errorf("filter %q: %w", s, err)
+			}
+			return st, nil
+		})
+	}
+	return out, nil
+}
+
+// buildFilters makes the filter stages of one image, first given first.
+func buildFilters(facs []filterFactory, img stage.Image) ([]stage.Stage, error) {
+	out := make([]stage.Stage, 0, len(facs))
+	for _, fac := range facs {
+		st, err := fac(img)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, st)
 	}

@@ -1,0 +1,29 @@
+package filter
+
+import (
+	"context"
+
+	"github.com/occystrap/occystrap/stage"
+)
+
+// Discard is a sink that releases every item: the destination of a run that
+// only looks at an image (`occystrap search`).
+type Discard struct{}
+
+// Name is the sink's name in statistics.
+func (Discard) Name() string { return "discard" }
+
+// Consume releases every item until in closes or the run is cancelled.
+func (Discard) Consume(ctx context.Context, in <-chan stage.Item) error {
+	for {
+		select {
+		case it, ok := <-in:
+			if !ok {
+				return nil
+			}
+			_ = it.Release()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

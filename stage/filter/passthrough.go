@@ -1,0 +1,90 @@
+package filter
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/sourcegraph/conc/pool"
+
+	"github.com/occystrap/occystrap/stage"
+)
+
+// passThrough forwards every item from in to out. Layers with a body are
+// first given to look, up to parallel at once, and forwarded when it returns
+// (so they may leave in another order); configs and skipped layers are given
+// to note and forwarded at once. look and note must not keep or release the
+// item. The first error stops the run.
+func passThrough(ctx context.Context, in <-chan stage.Item, out chan<- stage.Item, parallel int,
+	note func(it stage.Item) error, look func(ctx context.Context, it stage.Item) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		mu       sync.Mutex
+		firstErr error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+		cancel(err)
+	}
+	seen := map[int]bool{}
+	p := pool.New().WithMaxGoroutines(max(parallel, 1))
+	recv := func() error {
+		for {
+			var it stage.Item
+			var ok bool
+			select {
+			case it, ok = <-in:
+				if !ok {
+					return nil
+				}
+			case <-ctx.Done():
+				return nil
+			}
+			if it.Kind == stage.KindLayer {
+				if seen[it.Seq] {
+					_ = it.Release()
+					return fmt.Errorf("layer %d (%s): %w", it.Seq, it.Name, ErrDuplicate)
+				}
+				seen[it.Seq] = true
+			}
+			if it.Kind != stage.KindLayer || it.Skipped() {
+				if err := note(it); err != nil {
+					_ = it.Release()
+					return err
+				}
+				if err := stage.Send(ctx, out, it); err != nil {
+					return nil
+				}
+				continue
+			}
+			p.Go(func() {
+				if ctx.Err() != nil {
+					_ = it.Release()
+					return
+				}
+				if err := look(ctx, it); err != nil {
+					_ = it.Release()
+					fail(err)
+					return
+				}
+				if err := stage.Send(ctx, out, it); err != nil {
+					fail(err)
+				}
+			})
+		}
+	}
+	err := recv()
+	p.Wait()
+	if err != nil {
+		return err
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	return context.Cause(ctx)
+}

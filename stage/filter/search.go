@@ -1,0 +1,199 @@
+package filter
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"regexp"
+	"sort"
+	"sync"
+
+	"github.com/rs/zerolog"
+
+	"github.com/occystrap/occystrap/internal/fnmatch"
+	"github.com/occystrap/occystrap/internal/tarfmt"
+	"github.com/occystrap/occystrap/stage"
+)
+
+// SearchOptions configure the search filter.
+type SearchOptions struct {
+	// Pattern is a glob matched against a member's full path or its base
+	// name, or with Regex a regular expression searched for in the path.
+	Pattern string
+	Regex   bool
+	// ScriptFriendly prints `image:tag:layer:path` lines.
+	ScriptFriendly bool
+	// Parallel is the most layers read at once (default 1).
+	Parallel int
+}
+
+// Search lists the members of every layer that match a pattern, forwards
+// the items unchanged and, when its input closes, prints the matches in
+// layer order. Only names and sizes are kept, never content.
+type Search struct {
+	img   stage.Image
+	w     io.Writer
+	opts  SearchOptions
+	match func(name string) bool
+
+	mu      sync.Mutex
+	results map[int]layerMatches
+}
+
+type layerMatches struct {
+	name    string
+	matches []searchMatch
+}
+
+type searchMatch struct {
+	path     string
+	typ      string
+	size     int64
+	linkname string
+}
+
+// NewSearch returns a search filter for the image img that prints to w.
+func NewSearch(img stage.Image, w io.Writer, opts SearchOptions) (*Search, error) {
+	s := &Search{img: img, w: w, opts: opts, results: map[int]layerMatches{}}
+	if opts.Regex {
+		re, err := regexp.Compile(opts.Pattern)
+		if err != nil {
+			return nil, fmt.Errorf("invalid regular expression %q: %w", opts.Pattern, err)
+		}
+		s.match = re.MatchString
+	} else {
+		p := fnmatch.Compile(opts.Pattern)
+		s.match = func(name string) bool { return p.Match(name) || p.Match(path.Base(name)) }
+	}
+	return s, nil
+}
+
+// Name is the stage's name in statistics.
+func (s *Search) Name() string { return "search" }
+
+// ChangesContent reports false: layers pass unchanged.
+func (s *Search) ChangesContent() bool { return false }
+
+// NeedsAllLayers reports true: every layer must be read, even one the
+// destination already has.
+func (s *Search) NeedsAllLayers() bool { return true }
+
+// Run searches and forwards every item, then prints the results.
+func (s *Search) Run(ctx context.Context, in <-chan stage.Item, out chan<- stage.Item) error {
+	err := passThrough(ctx, in, out, s.opts.Parallel,
+		func(stage.Item) error { return nil },
+		s.searchLayer)
+	if err != nil {
+		return err
+	}
+	return s.print()
+}
+
+func (s *Search) searchLayer(ctx context.Context, it stage.Item) error {
+	rc, err := it.Body.Open()
+	if err != nil {
+		return fmt.Errorf("search: open layer %d (%s): %w", it.Seq, it.Name, err)
+	}
+	defer rc.Close()
+	var found []searchMatch
+	err = tarfmt.Walk(readerFunc(func(p []byte) (int, error) {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		return rc.Read(p)
+	}), func(m *tarfmt.Member) error {
+		// Python's tarfile gives a directory's name without its slash;
+		// base name of "a/b" is "b".
+		name := m.Name
+		if !s.match(name) {
+			return nil
+		}
+		sm := searchMatch{path: name, typ: tarfmt.TypeName(m.Header), size: m.Header.Size}
+		if sm.typ == "symlink" || sm.typ == "hardlink" {
+			sm.linkname = m.Header.Linkname
+		}
+		found = append(found, sm)
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		// As the original: report the broken layer, keep what was found.
+		zerolog.Ctx(ctx).Error().Err(err).Int("seq", it.Seq).Str("layer", it.Name).Msg("Failed to read layer")
+	}
+	s.mu.Lock()
+	s.results[it.Seq] = layerMatches{name: it.Name, matches: found}
+	s.mu.Unlock()
+	return nil
+}
+
+// print writes the results as the original does.
+func (s *Search) print() error {
+	seqs := make([]int, 0, len(s.results))
+	for seq := range s.results {
+		seqs = append(seqs, seq)
+	}
+	sort.Ints(seqs)
+	bw := bufio.NewWriter(s.w)
+	total := 0
+	if s.opts.ScriptFriendly {
+		for _, seq := range seqs {
+			r := s.results[seq]
+			for _, m := range r.matches {
+				fmt.Fprintf(bw, "%s:%s:%s:%s\n", s.img.Name, s.img.Tag, r.name, m.path)
+			}
+		}
+		return flush(bw)
+	}
+	// Group by layer name in order of first appearance, as the original.
+	var order []string
+	byName := map[string][]searchMatch{}
+	for _, seq := range seqs {
+		r := s.results[seq]
+		if len(r.matches) == 0 {
+			continue
+		}
+		if _, ok := byName[r.name]; !ok {
+			order = append(order, r.name)
+		}
+		byName[r.name] = append(byName[r.name], r.matches...)
+		total += len(r.matches)
+	}
+	if total == 0 {
+		fmt.Fprintln(bw, "No matches found.")
+		return flush(bw)
+	}
+	for _, name := range order {
+		fmt.Fprintf(bw, "Layer: %s\n", name)
+		for _, m := range byName[name] {
+			switch m.typ {
+			case "symlink", "hardlink":
+				fmt.Fprintf(bw, "  %s -> %s (%s)\n", m.path, m.linkname, m.typ)
+			case "file":
+				fmt.Fprintf(bw, "  %s (%s, %d bytes)\n", m.path, m.typ, m.size)
+			default:
+				fmt.Fprintf(bw, "  %s (%s)\n", m.path, m.typ)
+			}
+		}
+		fmt.Fprintln(bw)
+	}
+	fmt.Fprintf(bw, "Found %d match%s in %d layer%s.\n", total, plural(total, "es"), len(order), plural(len(order), "s"))
+	return flush(bw)
+}
+
+func plural(n int, suffix string) string {
+	if n == 1 {
+		return ""
+	}
+	return suffix
+}
+
+func flush(bw *bufio.Writer) error {
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("search: print results: %w", err)
+	}
+	return nil
+}
