@@ -56,6 +56,9 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 	ev.Msg("Processing complete")
 
 	sum := summary{layers: int(rep.Stages[len(rep.Stages)-1].Layers), bytes: rep.Stages[0].Bytes}
+	if st, ok := a.transportStats(); ok {
+		sum.retries, sum.rateLimits = st.Retries, st.RateLimited
+	}
 	if a.g.Verify || a.g.VerifyFull {
 		if v, ok := out.(verifier); ok {
 			problems, err := v.Verify(ctx, img, a.g.VerifyFull)
