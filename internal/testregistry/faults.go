@@ -92,9 +92,15 @@ func IsBlobGet(r *http.Request) bool {
 	return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:")
 }
 
-// IsLayerGet matches GETs of the blob with this digest.
+// IsBlobGetOf matches GETs of the blob with this digest.
 func IsBlobGetOf(dgst string) func(*http.Request) bool {
 	return func(r *http.Request) bool { return IsBlobGet(r) && strings.HasSuffix(r.URL.Path, "/blobs/"+dgst) }
+}
+
+// WithAuth narrows match to requests carrying an Authorization header (for
+// example to redirect only at the registry, not at the blob store).
+func WithAuth(match func(*http.Request) bool) func(*http.Request) bool {
+	return func(r *http.Request) bool { return r.Header.Get("Authorization") != "" && match(r) }
 }
 
 // IsManifestGet matches GETs of manifests.

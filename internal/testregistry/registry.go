@@ -61,7 +61,7 @@ type Options struct {
 	// hold expired tokens.
 	TokenTTL time.Duration
 	// Wrap, if set, wraps the whole server's handler (gate included), e.g.
-	// with an Injector or Latency.
+	// with an Injector or Latency; the blob store's too.
 	Wrap func(http.Handler) http.Handler
 	// BlobStore starts a second server (another host) that serves the
 	// registry's GETs without authentication, as a redirect target.
@@ -131,7 +131,7 @@ func Start(t testing.TB, opts Options) *Registry {
 	r.URL = r.srv.URL
 	r.Host = strings.TrimPrefix(strings.TrimPrefix(r.URL, "https://"), "http://")
 	if opts.BlobStore {
-		r.store = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var sh http.Handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			r.storeReqs.Add(1)
 			if req.Header.Get("Authorization") != "" {
 				r.storeAuth.Add(1)
@@ -141,7 +141,11 @@ func Start(t testing.TB, opts Options) *Registry {
 				return
 			}
 			app.ServeHTTP(w, req)
-		}))
+		})
+		if opts.Wrap != nil {
+			sh = opts.Wrap(sh)
+		}
+		r.store = httptest.NewUnstartedServer(sh)
 		if opts.Plain {
 			r.store.Start()
 		} else {

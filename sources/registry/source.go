@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -242,6 +243,11 @@ func (s *Source) fetchLayer(ctx context.Context, seq int, d v1.Descriptor, want 
 		err = cerr
 	}
 	if err != nil {
+		// A corrupt blob usually trips the decompressor first; the digest
+		// check at the blob's end names the real cause.
+		if _, derr := io.Copy(io.Discard, br); errors.Is(derr, transport.ErrDigestMismatch) {
+			err = derr
+		}
 		return it, fmt.Errorf("layer %s of %s: %w", d.Digest, s.where(), err)
 	}
 	// Read what the decompressor left (padding, trailers) so the digest of
