@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,5 +117,44 @@ func BenchmarkPull(b *testing.B) {
 				b.ReportMetric(float64(st.Connections), "conns")
 			})
 		}
+	}
+}
+
+// TestWorkersBound: at most Workers layer downloads (plus the config) are in
+// flight at once.
+func TestWorkersBound(t *testing.T) {
+	ctx := context.Background()
+	var inFlight, peak atomic.Int64
+	count := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if testregistry.IsBlobGet(r) {
+				n := inFlight.Add(1)
+				defer inFlight.Add(-1)
+				for {
+					p := peak.Load()
+					if n <= p || peak.CompareAndSwap(p, n) {
+						break
+					}
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	reg := testregistry.Start(t, testregistry.Options{Wrap: func(h http.Handler) http.Handler {
+		return count(testregistry.Latency(5 * time.Millisecond)(h))
+	}})
+	img := mustImage(t, testregistry.ImageOptions{Seed: 42, Layers: 8, LayerSize: 16 << 10})
+	if err := reg.Push(ctx, "fixture/app", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	res, _, err := pull(t, newTransport(t, reg, nil), reg, pullOpts{repo: "fixture/app", tag: "v1", workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want(img), res); diff != "" {
+		t.Errorf("pulled image differs (-want +got):\n%s", diff)
+	}
+	if p := peak.Load(); p > 3 {
+		t.Errorf("%d blob downloads at once, want at most 2 layers and the config", p)
 	}
 }

@@ -159,42 +159,73 @@ func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) error {
 	if err != nil {
 		return err
 	}
-	cfgBytes, err := s.fetchConfig(ctx, man.Config)
-	if err != nil {
-		return err
-	}
-	var cfg v1.Image
-	if err := json.Unmarshal(cfgBytes, &cfg); err != nil {
-		return fmt.Errorf("parse config %s of %s: %w", man.Config.Digest, s.where(), err)
-	}
-	if len(cfg.RootFS.DiffIDs) != len(man.Layers) {
-		return fmt.Errorf("image %s: manifest has %d layers, config %d DiffIDs", s.where(), len(man.Layers), len(cfg.RootFS.DiffIDs))
-	}
-	if err := stage.Send(ctx, out, stage.Item{
-		Seq: -1, Kind: stage.KindConfig, Name: man.Config.Digest.Encoded() + ".json", Size: -1, Data: cfgBytes,
-	}); err != nil {
-		return err
-	}
-
-	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError().WithMaxGoroutines(s.opts.Workers)
-	for i, l := range man.Layers {
-		if err := s.win.Acquire(ctx, i); err != nil {
-			break // the pool's Wait reports why
+	// The config and the layers download at once; the config is sent
+	// first, and each layer waits for it (its DiffID is checked against
+	// the config) before it is sent.
+	var diffIDs []digest.Digest
+	cfgSent := make(chan struct{})
+	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError()
+	p.Go(func(ctx context.Context) error {
+		cfgBytes, err := s.fetchConfig(ctx, man.Config)
+		if err != nil {
+			return err
 		}
-		want := cfg.RootFS.DiffIDs[i]
-		p.Go(func(ctx context.Context) error {
-			it, err := s.fetchLayer(ctx, i, l, want)
-			if err != nil {
-				return err
-			}
-			return stage.Send(ctx, out, it)
-		})
-	}
+		var cfg v1.Image
+		if err := json.Unmarshal(cfgBytes, &cfg); err != nil {
+			return fmt.Errorf("parse config %s of %s: %w", man.Config.Digest, s.where(), err)
+		}
+		if len(cfg.RootFS.DiffIDs) != len(man.Layers) {
+			return fmt.Errorf("image %s: manifest has %d layers, config %d DiffIDs", s.where(), len(man.Layers), len(cfg.RootFS.DiffIDs))
+		}
+		diffIDs = cfg.RootFS.DiffIDs
+		if err := stage.Send(ctx, out, stage.Item{
+			Seq: -1, Kind: stage.KindConfig, Name: man.Config.Digest.Encoded() + ".json", Size: -1, Data: cfgBytes,
+		}); err != nil {
+			return err
+		}
+		close(cfgSent)
+		return nil
+	})
+	p.Go(func(ctx context.Context) error {
+		return s.fetchLayers(ctx, man.Layers, cfgSent, &diffIDs, out)
+	})
 	err = p.Wait()
 	if err == nil {
 		err = ctx.Err()
 	}
 	return err
+}
+
+// fetchLayers downloads the layers with Workers goroutines, each sent when
+// it is done and the config has been sent.
+func (s *Source) fetchLayers(ctx context.Context, layers []v1.Descriptor, cfgSent <-chan struct{}, diffIDs *[]digest.Digest, out chan<- stage.Item) error {
+	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError().WithMaxGoroutines(s.opts.Workers)
+	for i, l := range layers {
+		if err := s.win.Acquire(ctx, i); err != nil {
+			break // ctx is done: Wait reports why, or the caller does
+		}
+		p.Go(func(ctx context.Context) error {
+			it, err := s.fetchLayer(ctx, i, l)
+			if err != nil {
+				return err
+			}
+			select {
+			case <-cfgSent:
+			case <-ctx.Done():
+				_ = it.Release()
+				return ctx.Err()
+			}
+			if want := (*diffIDs)[i]; it.DiffID != want {
+				_ = it.Release()
+				return fmt.Errorf("layer %s of %s: DiffID %s, config says %s: %w", l.Digest, s.where(), it.DiffID, want, ErrDiffID)
+			}
+			return stage.Send(ctx, out, it)
+		})
+	}
+	if err := p.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
 func (s *Source) fetchConfig(ctx context.Context, d v1.Descriptor) ([]byte, error) {
@@ -214,8 +245,8 @@ func (s *Source) fetchConfig(ctx context.Context, d v1.Descriptor) ([]byte, erro
 }
 
 // fetchLayer streams one layer into a temporary file: digest checked,
-// decompressed, DiffID checked.
-func (s *Source) fetchLayer(ctx context.Context, seq int, d v1.Descriptor, want digest.Digest) (it stage.Item, err error) {
+// decompressed, DiffID computed.
+func (s *Source) fetchLayer(ctx context.Context, seq int, d v1.Descriptor) (it stage.Item, err error) {
 	f, err := os.CreateTemp(s.opts.TempDir, "occystrap-layer-*.tar")
 	if err != nil {
 		return it, fmt.Errorf("layer %s of %s: temporary file: %w", d.Digest, s.where(), err)
@@ -259,9 +290,6 @@ func (s *Source) fetchLayer(ctx context.Context, seq int, d v1.Descriptor, want 
 		return it, fmt.Errorf("layer %s of %s: %w", d.Digest, s.where(), err)
 	}
 	got := digest.NewDigest(digest.SHA256, h)
-	if want != "" && got != want {
-		return it, fmt.Errorf("layer %s of %s: DiffID %s, config says %s: %w", d.Digest, s.where(), got, want, ErrDiffID)
-	}
 	zerolog.Ctx(ctx).Debug().Int("seq", seq).Str("digest", d.Digest.String()).Int64("bytes", n).Msg("Layer fetched")
 	return stage.Item{
 		Seq: seq, Kind: stage.KindLayer, Name: d.Digest.Encoded(), DiffID: got, Size: n,

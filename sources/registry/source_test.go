@@ -3,6 +3,7 @@ package registry_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	digest "github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.uber.org/goleak"
 
 	"github.com/occystrap/occystrap/internal/testregistry"
@@ -307,5 +309,33 @@ func TestPullErrors(t *testing.T) {
 				t.Errorf("got error %v, want %v containing %q", err, tc.wantIs, tc.wantMsg)
 			}
 		})
+	}
+}
+
+// TestPullWrongDiffID: a layer whose content does not match the config's
+// DiffID fails the pull, and leaves no temporary file.
+func TestPullWrongDiffID(t *testing.T) {
+	ctx := context.Background()
+	img := mustImage(t, testregistry.ImageOptions{Seed: 21, Layers: 3})
+	var cfg v1.Image
+	if err := json.Unmarshal(img.Config, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.RootFS.DiffIDs[1] = digest.FromString("something else")
+	img.Config, _ = json.Marshal(cfg)
+	img.ConfigDigest = digest.FromBytes(img.Config)
+	var m v1.Manifest
+	if err := json.Unmarshal(img.Manifest, &m); err != nil {
+		t.Fatal(err)
+	}
+	m.Config.Digest, m.Config.Size = img.ConfigDigest, int64(len(img.Config))
+	img.Manifest, _ = json.Marshal(m)
+	reg := testregistry.Start(t, testregistry.Options{})
+	if err := reg.Push(ctx, "fixture/app", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := pull(t, newTransport(t, reg, nil), reg, pullOpts{repo: "fixture/app", tag: "v1"})
+	if !errors.Is(err, registry.ErrDiffID) || !strings.Contains(err.Error(), img.Layers[1].Digest.String()) {
+		t.Fatalf("got %v, want a DiffID error naming layer 1", err)
 	}
 }
