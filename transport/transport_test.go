@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -257,5 +258,39 @@ func TestRedirectDropsAuthorization(t *testing.T) {
 	}
 	if leaked.Load() != 0 {
 		t.Errorf("Authorization sent to the other host %d times", leaked.Load())
+	}
+}
+
+// TestSSLCertFile: SSL_CERT_FILE adds to the trusted roots, and HTTP/2 is
+// negotiated by ALPN.
+func TestSSLCertFile(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = fmt.Fprint(w, r.Proto)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	f := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SSL_CERT_FILE", f)
+	tr, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	reg := tr.Registry(strings.TrimPrefix(srv.URL, "https://"), RegistryOptions{})
+	resp, err := reg.Do(context.Background(), Request{Method: http.MethodGet, URL: reg.URL("/v2/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(b) != "HTTP/2.0" {
+		t.Errorf("got %q, %v; want HTTP/2.0", b, err)
+	}
+	if st := tr.Stats(); st.TLSHandshakes != 1 || st.Connections != 1 {
+		t.Errorf("handshakes %d, connections %d; want 1 and 1", st.TLSHandshakes, st.Connections)
 	}
 }

@@ -22,7 +22,15 @@ import (
 // same registry in the same process reuses both and the token.
 func TestConnectionReuse(t *testing.T) {
 	ctx := context.Background()
-	reg := testregistry.Start(t, testregistry.Options{Auth: testregistry.AuthToken})
+	var notH2 atomic.Int64
+	reg := testregistry.Start(t, testregistry.Options{Auth: testregistry.AuthToken, Wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ProtoMajor != 2 {
+				notH2.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	}})
 	a := mustImage(t, testregistry.ImageOptions{Seed: 40, Layers: 10, LayerSize: 128 << 10})
 	b := mustImage(t, testregistry.ImageOptions{Seed: 41, Layers: 10, LayerSize: 128 << 10})
 	if err := reg.Push(ctx, "fixture/app", "a", a); err != nil {
@@ -53,6 +61,9 @@ func TestConnectionReuse(t *testing.T) {
 		got := counts{reg.NewConns(), st.Connections, st.TLSHandshakes, reg.TokensIssued()}
 		if diff := cmp.Diff(c.want, got); diff != "" {
 			t.Errorf("after image %d (%s): counts differ (-want +got):\n%s", i+1, c.tag, diff)
+		}
+		if n := notH2.Load(); n != 0 {
+			t.Errorf("%d requests did not use HTTP/2", n)
 		}
 		t.Logf("after image %d: server connections %d, client connections %d, TLS handshakes %d, tokens %d, requests %d, bytes in %d",
 			i+1, got.ServerConns, st.Connections, st.TLSHandshakes, got.Tokens, st.Requests, st.BytesIn)
