@@ -31,6 +31,16 @@ type Globals struct {
 	Verify     bool             `negatable:"" env:"OCCYSTRAP_VERIFY" default:"true" help:"Check the output after process writes it."`
 	VerifyFull bool             `name:"verify-full" env:"OCCYSTRAP_VERIFY_FULL" help:"Like --verify, and re-read the data written."`
 	Version    kong.VersionFlag `help:"Print the version and exit."`
+
+	OS            string  `name:"os" default:"linux" help:"Operating system to choose from a manifest list."`
+	Architecture  string  `default:"amd64" help:"CPU architecture to choose from a manifest list."`
+	Variant       string  `help:"CPU variant to choose from a manifest list (must match exactly)."`
+	Username      string  `env:"OCCYSTRAP_USERNAME" help:"Registry user name."`
+	Password      string  `env:"OCCYSTRAP_PASSWORD" help:"Registry password."`
+	Insecure      bool    `help:"Talk to registries over plain HTTP."`
+	Retries       int     `env:"OCCYSTRAP_RETRIES" default:"3" help:"Retries of a failed HTTP request."`
+	RateLimit     float64 `name:"rate-limit" env:"OCCYSTRAP_RATE_LIMIT" help:"Most HTTP requests per second, shared by everything (default: unlimited)."`
+	ImageParallel int     `name:"image-parallel" short:"J" env:"OCCYSTRAP_IMAGE_PARALLEL" default:"3" help:"Images processed at once for multi-image sources."`
 }
 
 // CLI is the whole command line.
@@ -104,6 +114,7 @@ type app struct {
 	g      *Globals
 	stdout io.Writer
 	stderr io.Writer
+	net    netState // the process's one HTTP transport, made on first use
 }
 
 func newLogger(g *Globals, stderr io.Writer) zerolog.Logger {

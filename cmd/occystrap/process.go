@@ -60,6 +60,12 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 	ev.Msg("Processing complete")
 
 	sum := summary{layers: int(rep.Stages[len(rep.Stages)-1].Layers), bytes: rep.Stages[0].Bytes}
+	if st, ok := a.transportStats(); ok {
+		sum.retries, sum.rateLimits = st.Retries, st.RateLimited
+		log.Debug().Int64("requests", st.Requests).Int64("retries", st.Retries).Int64("rate_limited", st.RateLimited).
+			Int64("rate_limit_waits", st.RateLimitWaits).Int64("connections", st.Connections).Int64("tls_handshakes", st.TLSHandshakes).
+			Int64("resumes", st.Resumes).Int64("bytes_in", st.BytesIn).Int64("bytes_out", st.BytesOut).Msg("Network")
+	}
 	if a.g.Verify || a.g.VerifyFull {
 		if v, ok := out.(verifier); ok {
 			problems, err := v.Verify(ctx, img, a.g.VerifyFull)

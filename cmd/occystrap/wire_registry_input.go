@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/occystrap/occystrap/internal/uri"
+	"github.com/occystrap/occystrap/sources/registry"
+	"github.com/occystrap/occystrap/transport"
+)
+
+func init() { inputs["registry"] = openRegistryInput }
+
+// openRegistryInput opens registry://HOST/IMAGE[:TAG]; the URI's options
+// os, arch/architecture, variant, username, password, insecure and
+// max_workers override the globals.
+func openRegistryInput(_ context.Context, a *app, u uri.URI) (source, error) {
+	if u.Host == "" || u.Path == "" {
+		return nil, fmt.Errorf("registry URI %q: expected registry://HOST/IMAGE[:TAG]", u.Raw)
+	}
+	t, err := a.transport()
+	if err != nil {
+		return nil, err
+	}
+	repo, tag := registry.ParseReference(u.Path)
+	o := registry.Options{
+		Host: u.Host, Repo: repo, Tag: tag,
+		OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant,
+		Workers: a.g.Parallel, TempDir: a.g.TempDir,
+		Registry: transport.RegistryOptions{Insecure: a.g.Insecure, Username: a.g.Username, Password: a.g.Password},
+	}
+	if v, ok := u.String("os"); ok {
+		o.OS = v
+	}
+	if v, ok := u.String("architecture"); ok {
+		o.Architecture = v
+	}
+	if v, ok := u.String("arch"); ok {
+		o.Architecture = v
+	}
+	if v, ok := u.String("variant"); ok {
+		o.Variant = v
+	}
+	if v, ok := u.String("username"); ok {
+		o.Registry.Username = v
+	}
+	if v, ok := u.String("password"); ok {
+		o.Registry.Password = v
+	}
+	if o.Registry.Insecure, err = u.Bool("insecure", o.Registry.Insecure); err != nil {
+		return nil, err
+	}
+	if o.Workers, err = u.Int("max_workers", o.Workers); err != nil {
+		return nil, err
+	}
+	return registry.New(t, o), nil
+}

@@ -1,0 +1,202 @@
+package testregistry
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// FaultKind is what an Injector does to a request.
+type FaultKind int
+
+const (
+	// TooMany answers 429 with the fault's RetryAfter.
+	TooMany FaultKind = iota
+	// Unavailable answers 503.
+	Unavailable
+	// Cut sends the headers (with the full Content-Length) and half the
+	// body, then breaks the connection (HTTP/1.1) or resets the stream
+	// (HTTP/2).
+	Cut
+	// Short sends half the body without a Content-Length and ends the
+	// response cleanly.
+	Short
+	// Corrupt sends the whole body with one byte flipped in the middle.
+	Corrupt
+	// Redirect answers 307 to the same path on the Injector's
+	// RedirectTarget (another host, like blob storage).
+	Redirect
+)
+
+func (k FaultKind) String() string {
+	return [...]string{"TooMany", "Unavailable", "Cut", "Short", "Corrupt", "Redirect"}[k]
+}
+
+// Fault is one scripted fault.
+type Fault struct {
+	Kind FaultKind
+	// Match picks the requests the fault applies to; nil matches all.
+	Match func(*http.Request) bool
+	// Times is how many matching requests get the fault (0 = 1; negative =
+	// every one).
+	Times int
+	// RetryAfter is the Retry-After value for TooMany and Unavailable.
+	RetryAfter string
+}
+
+// Injector is an http.Handler wrapper that applies scripted faults, each to
+// its next Times matching requests, in the order given. It is safe for
+// concurrent use.
+type Injector struct {
+	mu     sync.Mutex
+	faults []*Fault
+	left   []int
+	fired  map[FaultKind]int
+	target string
+}
+
+// NewInjector scripts faults.
+func NewInjector(faults ...Fault) *Injector {
+	in := &Injector{fired: map[FaultKind]int{}}
+	for _, f := range faults {
+		f := f
+		n := f.Times
+		if n == 0 {
+			n = 1
+		}
+		in.faults = append(in.faults, &f)
+		in.left = append(in.left, n)
+	}
+	return in
+}
+
+// SetRedirectTarget sets the base URL Redirect faults send clients to.
+func (in *Injector) SetRedirectTarget(base string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.target = base
+}
+
+// Fired returns how many times faults of kind k were applied.
+func (in *Injector) Fired(k FaultKind) int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.fired[k]
+}
+
+// IsBlobGet matches GETs of blobs.
+func IsBlobGet(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:")
+}
+
+// IsBlobGetOf matches GETs of the blob with this digest.
+func IsBlobGetOf(dgst string) func(*http.Request) bool {
+	return func(r *http.Request) bool { return IsBlobGet(r) && strings.HasSuffix(r.URL.Path, "/blobs/"+dgst) }
+}
+
+// WithAuth narrows match to requests carrying an Authorization header (for
+// example to redirect only at the registry, not at the blob store).
+func WithAuth(match func(*http.Request) bool) func(*http.Request) bool {
+	return func(r *http.Request) bool { return r.Header.Get("Authorization") != "" && match(r) }
+}
+
+// IsManifestGet matches GETs of manifests.
+func IsManifestGet(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/manifests/")
+}
+
+func (in *Injector) next(r *http.Request) (*Fault, string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for i, f := range in.faults {
+		if in.left[i] == 0 || (f.Match != nil && !f.Match(r)) {
+			continue
+		}
+		if in.left[i] > 0 {
+			in.left[i]--
+		}
+		in.fired[f.Kind]++
+		return f, in.target
+	}
+	return nil, ""
+}
+
+// Wrap puts the injector in front of next.
+func (in *Injector) Wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, target := in.next(r)
+		if f == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		switch f.Kind {
+		case TooMany, Unavailable:
+			if f.RetryAfter != "" {
+				w.Header().Set("Retry-After", f.RetryAfter)
+			}
+			code := http.StatusServiceUnavailable
+			if f.Kind == TooMany {
+				code = http.StatusTooManyRequests
+			}
+			http.Error(w, http.StatusText(code), code)
+			return
+		case Redirect:
+			http.Redirect(w, r, target+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+			return
+		}
+		// Body faults: record the real response, then send it damaged.
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		body := rec.Body.Bytes()
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		if rec.Code != http.StatusOK && rec.Code != http.StatusPartialContent || len(body) < 2 {
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(body)
+			return
+		}
+		half := len(body) / 2
+		switch f.Kind {
+		case Cut:
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(body[:half])
+			if fl, ok := w.(http.Flusher); ok {
+				fl.Flush()
+			}
+			// Give the client time to read the half before the reset
+			// (an HTTP/2 RST_STREAM may otherwise overtake the data).
+			time.Sleep(20 * time.Millisecond)
+			panic(http.ErrAbortHandler)
+		case Short:
+			w.Header().Del("Content-Length")
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(body[:half])
+		case Corrupt:
+			bad := append([]byte(nil), body...)
+			bad[half] ^= 0xff
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(bad)
+		}
+	})
+}
+
+// Latency delays every request by d before next handles it.
+func Latency(d time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}

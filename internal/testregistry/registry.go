@@ -1,0 +1,286 @@
+package testregistry
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/handlers"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory" // the storage driver
+	"github.com/sirupsen/logrus"
+)
+
+var quietOnce sync.Once
+
+// quiet silences the registry's own logging (it logs through logrus's
+// standard logger, configured by the registry command, not by NewApp).
+func quiet() {
+	quietOnce.Do(func() {
+		logrus.SetLevel(logrus.ErrorLevel)
+		logrus.SetOutput(io.Discard)
+	})
+}
+
+// Auth selects the authentication in front of the registry.
+type Auth int
+
+const (
+	// AuthNone lets everyone pull and push.
+	AuthNone Auth = iota
+	// AuthToken answers 401 with a Bearer challenge; tokens come from
+	// /token on the same server (Basic credentials required there when
+	// Options.Username is set).
+	AuthToken
+	// AuthBasic answers 401 with a Basic challenge.
+	AuthBasic
+)
+
+// Options configure Start.
+type Options struct {
+	// Plain serves HTTP/1.1 without TLS (for --insecure).
+	Plain bool
+	Auth  Auth
+	// Username and Password are the credentials the gate wants.
+	Username, Password string
+	// TokenTTL is how long a token stays valid on the server (default 5 min);
+	// the token response always says 300 s, so a shorter TTL makes clients
+	// hold expired tokens.
+	TokenTTL time.Duration
+	// Wrap, if set, wraps the whole server's handler (gate included), e.g.
+	// with an Injector or Latency; the blob store's too.
+	Wrap func(http.Handler) http.Handler
+	// BlobStore starts a second server (another host) that serves the
+	// registry's GETs without authentication, as a redirect target.
+	BlobStore bool
+}
+
+// Registry is a running registry.
+type Registry struct {
+	// Host is 127.0.0.1:PORT, URL is scheme://Host.
+	Host string
+	URL  string
+	// BlobStoreURL is the second server's URL (Options.BlobStore).
+	BlobStoreURL string
+
+	srv      *httptest.Server
+	store    *httptest.Server
+	app      http.Handler
+	newConns atomic.Int64
+	tokens   atomic.Int64
+	// storeAuth counts requests the blob store got with an Authorization
+	// header (a leak).
+	storeAuth atomic.Int64
+	storeReqs atomic.Int64
+
+	mu     sync.Mutex
+	issued map[string]time.Time
+	opts   Options
+}
+
+// Start runs a registry for the duration of the test.
+func Start(t testing.TB, opts Options) *Registry {
+	t.Helper()
+	quiet()
+	if opts.TokenTTL <= 0 {
+		opts.TokenTTL = 5 * time.Minute
+	}
+	cfg := &configuration.Configuration{}
+	cfg.Storage = configuration.Storage{"inmemory": configuration.Parameters{}}
+	cfg.Storage["maintenance"] = configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}}
+	cfg.HTTP.Secret = "testregistry"
+	cfg.Log.Level = "error"
+	cfg.Log.AccessLog.Disabled = true
+	ctx, cancel := context.WithCancel(context.Background())
+	app := handlers.NewApp(ctx, cfg)
+	r := &Registry{app: app, issued: map[string]time.Time{}, opts: opts}
+
+	var h http.Handler = app
+	switch opts.Auth {
+	case AuthToken, AuthBasic:
+		h = r.gate(app)
+	}
+	if opts.Wrap != nil {
+		h = opts.Wrap(h)
+	}
+	r.srv = httptest.NewUnstartedServer(h)
+	r.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			r.newConns.Add(1)
+		}
+	}
+	if opts.Plain {
+		r.srv.Start()
+	} else {
+		r.srv.EnableHTTP2 = true
+		r.srv.StartTLS()
+	}
+	r.URL = r.srv.URL
+	r.Host = strings.TrimPrefix(strings.TrimPrefix(r.URL, "https://"), "http://")
+	if opts.BlobStore {
+		var sh http.Handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			r.storeReqs.Add(1)
+			if req.Header.Get("Authorization") != "" {
+				r.storeAuth.Add(1)
+			}
+			if req.Method != http.MethodGet && req.Method != http.MethodHead {
+				http.Error(w, "read only", http.StatusMethodNotAllowed)
+				return
+			}
+			app.ServeHTTP(w, req)
+		})
+		if opts.Wrap != nil {
+			sh = opts.Wrap(sh)
+		}
+		r.store = httptest.NewUnstartedServer(sh)
+		if opts.Plain {
+			r.store.Start()
+		} else {
+			r.store.EnableHTTP2 = true
+			r.store.TLS = r.srv.TLS.Clone()
+			r.store.StartTLS()
+		}
+		r.BlobStoreURL = r.store.URL
+	}
+	t.Cleanup(func() {
+		r.srv.Close()
+		if r.store != nil {
+			r.store.Close()
+		}
+		cancel()
+	})
+	return r
+}
+
+// RootCAs trusts the registry's (and the blob store's) certificates.
+func (r *Registry) RootCAs() *x509.CertPool {
+	pool := x509.NewCertPool()
+	if r.srv.Certificate() != nil {
+		pool.AddCert(r.srv.Certificate())
+	}
+	if r.store != nil && r.store.Certificate() != nil {
+		pool.AddCert(r.store.Certificate())
+	}
+	return pool
+}
+
+// Certificate is the server's certificate (nil for Plain).
+func (r *Registry) Certificate() *x509.Certificate { return r.srv.Certificate() }
+
+// NewConns counts connections the registry's server accepted.
+func (r *Registry) NewConns() int64 { return r.newConns.Load() }
+
+// ExpireTokens makes every token issued so far invalid, as if it had
+// expired, while clients still hold it.
+func (r *Registry) ExpireTokens() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k := range r.issued {
+		r.issued[k] = time.Time{}
+	}
+}
+
+// TokensIssued counts tokens the token endpoint gave out.
+func (r *Registry) TokensIssued() int64 { return r.tokens.Load() }
+
+// BlobStoreRequests counts requests to the blob store, and how many of them
+// carried an Authorization header.
+func (r *Registry) BlobStoreRequests() (total, withAuth int64) {
+	return r.storeReqs.Load(), r.storeAuth.Load()
+}
+
+// Handler is the registry app without gate or wrappers (for pushes).
+func (r *Registry) Handler() http.Handler { return r.app }
+
+var repoInPath = regexp.MustCompile(`^/v2/(.+)/(manifests|blobs|tags)/`)
+
+// gate authenticates requests before the app sees them.
+func (r *Registry) gate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/token" && r.opts.Auth == AuthToken {
+			r.serveToken(w, req)
+			return
+		}
+		repo := ""
+		if m := repoInPath.FindStringSubmatch(req.URL.Path); m != nil {
+			repo = m[1]
+		}
+		auth := req.Header.Get("Authorization")
+		switch r.opts.Auth {
+		case AuthBasic:
+			u, p, ok := req.BasicAuth()
+			if ok && u == r.opts.Username && p == r.opts.Password {
+				next.ServeHTTP(w, req)
+				return
+			}
+			w.Header().Set("WWW-Authenticate", `Basic realm="testregistry"`)
+		case AuthToken:
+			tok, isBearer := strings.CutPrefix(auth, "Bearer ")
+			if isBearer && r.validToken(tok, repo) {
+				next.ServeHTTP(w, req)
+				return
+			}
+			// Parameters deliberately not in the usual order.
+			ch := fmt.Sprintf(`Bearer service="testregistry",realm="%s/token"`, r.URL)
+			if repo != "" {
+				ch += fmt.Sprintf(`,scope="repository:%s:pull"`, repo)
+			}
+			w.Header().Set("WWW-Authenticate", ch)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`))
+	})
+}
+
+func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) {
+	if r.opts.Username != "" {
+		u, p, ok := req.BasicAuth()
+		if !ok || u != r.opts.Username || p != r.opts.Password {
+			http.Error(w, `{"details":"bad credentials"}`, http.StatusUnauthorized)
+			return
+		}
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	// The token names its scopes so validToken can check them.
+	tok := hex.EncodeToString(b[:]) + "." + strings.Join(req.URL.Query()["scope"], "|")
+	r.mu.Lock()
+	r.issued[tok] = time.Now().Add(r.opts.TokenTTL)
+	r.mu.Unlock()
+	r.tokens.Add(1)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"token": tok, "expires_in": 300})
+}
+
+func (r *Registry) validToken(tok, repo string) bool {
+	r.mu.Lock()
+	exp, ok := r.issued[tok]
+	r.mu.Unlock()
+	if !ok || time.Now().After(exp) {
+		return false
+	}
+	if repo == "" {
+		return true
+	}
+	_, scopes, _ := strings.Cut(tok, ".")
+	for _, s := range strings.Split(scopes, "|") {
+		if strings.HasPrefix(s, "repository:"+repo+":") {
+			return true
+		}
+	}
+	return false
+}

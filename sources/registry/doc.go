@@ -1,0 +1,19 @@
+// Package registry is the registry:// source: it pulls one image from a
+// registry through the shared transport.
+//
+// Emit fetches the manifest (Docker v2, Docker list, OCI manifest or OCI
+// index; a list is resolved to the platform asked for), then the config,
+// which it sends first (name "<hex>.json", its bytes exactly as fetched).
+// Layers are downloaded by a conc pool of Workers goroutines, each through a
+// streaming pipeline: compressed digest verified while it streams (with Range
+// resume on a lost connection), decompressed on the fly (gzip or zstd), and
+// written to a temporary file in TempDir while its DiffID is hashed and then
+// checked against the config. Each layer is sent as soon as it finishes, as a
+// stage.FileBody{Temp: true} named by its compressed digest's hex (as the
+// original occystrap names registry layers); whoever holds it last releases
+// it. A sink that needs order gets them through the engine's reorder buffer:
+// the source takes a window credit before starting each layer.
+//
+// A Source is used by one run at a time; the transport it holds is shared.
+// On failure every temporary file it made is removed.
+package registry

@@ -1,0 +1,16 @@
+package registry
+
+import "errors"
+
+// Sentinel errors; callers test them with errors.Is.
+var (
+	// ErrNoPlatform: a manifest list has no entry for the platform asked
+	// for. The text is the original's, which users grep for.
+	//lint:ignore ST1005 the original occystrap's exact message
+	ErrNoPlatform = errors.New("Could not find a matching manifest for this os / architecture / variant")
+	// ErrManifestType: the registry answered with a manifest type we do not
+	// read.
+	ErrManifestType = errors.New("unknown manifest content type")
+	// ErrDiffID: a layer's uncompressed content does not match the config.
+	ErrDiffID = errors.New("layer DiffID does not match the image config")
+)

@@ -1,0 +1,337 @@
+package registry
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	digest "github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/rs/zerolog"
+	"github.com/sourcegraph/conc/pool"
+
+	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/transport"
+)
+
+// Manifest media types.
+const (
+	MediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
+	MediaTypeDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
+)
+
+// accepted is the Accept list, in the original's order.
+var accepted = []string{MediaTypeDockerManifest, MediaTypeDockerList, v1.MediaTypeImageManifest, v1.MediaTypeImageIndex}
+
+// Options say which image to pull and how.
+type Options struct {
+	// Host is the registry's host[:port]; Repo the repository path; Tag a
+	// tag or a digest.
+	Host, Repo, Tag string
+	// Platform chosen from a manifest list; the variant must match exactly.
+	OS, Architecture, Variant string
+	// Registry holds insecure and per-URI credentials.
+	Registry transport.RegistryOptions
+	// Workers is how many layers download at once (default 4).
+	Workers int
+	// TempDir holds the layer files ("" = the system's).
+	TempDir string
+}
+
+// Source is the registry:// source of one image.
+type Source struct {
+	opts Options
+	reg  *transport.Registry
+	win  *stage.Window
+}
+
+// New makes a source pulling through t.
+func New(t *transport.Transport, opts Options) *Source {
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.OS == "" {
+		opts.OS = "linux"
+	}
+	if opts.Architecture == "" {
+		opts.Architecture = "amd64"
+	}
+	if opts.Tag == "" {
+		opts.Tag = "latest"
+	}
+	return &Source{opts: opts, reg: t.Registry(opts.Host, opts.Registry)}
+}
+
+// ParseReference splits "IMAGE[:TAG]" (tag split at the last ':' after the
+// last '/', default "latest") or "IMAGE@DIGEST".
+func ParseReference(s string) (repo, tag string) {
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		return s[:i], s[i+1:]
+	}
+	i := strings.LastIndex(s, ":")
+	if i < 0 || strings.Contains(s[i:], "/") {
+		return s, "latest"
+	}
+	return s[:i], s[i+1:]
+}
+
+// Image names the image.
+func (s *Source) Image() stage.Image { return stage.Image{Name: s.opts.Repo, Tag: s.opts.Tag} }
+
+// Name is the source's name in statistics.
+func (s *Source) Name() string { return "registry" }
+
+// UseWindow takes the reorder window of a sink that needs order.
+func (s *Source) UseWindow(w *stage.Window) { s.win = w }
+
+// Close releases nothing: the transport belongs to the process.
+func (s *Source) Close() error { return nil }
+
+func (s *Source) where() string {
+	return fmt.Sprintf("%s/%s:%s", s.opts.Host, s.opts.Repo, s.opts.Tag)
+}
+
+// manifestTypeError keeps the original's message.
+type manifestTypeError struct{ mediaType string }
+
+func (e *manifestTypeError) Error() string {
+	return "Unknown manifest content type " + e.mediaType + "!"
+}
+
+func (e *manifestTypeError) Is(target error) bool { return target == ErrManifestType }
+
+// resolve fetches the manifest, following a list to the chosen platform.
+func (s *Source) resolve(ctx context.Context) (v1.Manifest, error) {
+	m, err := s.reg.GetManifest(ctx, s.opts.Repo, s.opts.Tag, accepted)
+	if err != nil {
+		return v1.Manifest{}, err
+	}
+	switch m.MediaType {
+	case MediaTypeDockerList, v1.MediaTypeImageIndex:
+		var idx v1.Index
+		if err := json.Unmarshal(m.Body, &idx); err != nil {
+			return v1.Manifest{}, fmt.Errorf("parse manifest list of %s: %w", s.where(), err)
+		}
+		var pick *v1.Descriptor
+		for i, d := range idx.Manifests {
+			p := d.Platform
+			if p != nil && p.OS == s.opts.OS && p.Architecture == s.opts.Architecture && p.Variant == s.opts.Variant {
+				pick = &idx.Manifests[i]
+				break
+			}
+		}
+		if pick == nil {
+			return v1.Manifest{}, ErrNoPlatform
+		}
+		zerolog.Ctx(ctx).Debug().Str("digest", pick.Digest.String()).Msg("Chose manifest for platform")
+		m, err = s.reg.GetManifest(ctx, s.opts.Repo, pick.Digest.String(), accepted)
+		if err != nil {
+			return v1.Manifest{}, err
+		}
+		if m.MediaType != MediaTypeDockerManifest && m.MediaType != v1.MediaTypeImageManifest {
+			return v1.Manifest{}, &manifestTypeError{m.MediaType}
+		}
+	case MediaTypeDockerManifest, v1.MediaTypeImageManifest:
+	default:
+		return v1.Manifest{}, &manifestTypeError{m.MediaType}
+	}
+	var man v1.Manifest
+	if err := json.Unmarshal(m.Body, &man); err != nil {
+		return v1.Manifest{}, fmt.Errorf("parse manifest of %s: %w", s.where(), err)
+	}
+	return man, nil
+}
+
+// Emit sends the config, then every layer as it finishes.
+func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) error {
+	log := zerolog.Ctx(ctx).With().Str("image", s.where()).Logger()
+	ctx = log.WithContext(ctx)
+
+	man, err := s.resolve(ctx)
+	if err != nil {
+		return err
+	}
+	// The config and the layers download at once; the config is sent
+	// first, and each layer waits for it (its DiffID is checked against
+	// the config) before it is sent.
+	var diffIDs []digest.Digest
+	cfgSent := make(chan struct{})
+	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError()
+	p.Go(func(ctx context.Context) error {
+		cfgBytes, err := s.fetchConfig(ctx, man.Config)
+		if err != nil {
+			return err
+		}
+		var cfg v1.Image
+		if err := json.Unmarshal(cfgBytes, &cfg); err != nil {
+			return fmt.Errorf("parse config %s of %s: %w", man.Config.Digest, s.where(), err)
+		}
+		if len(cfg.RootFS.DiffIDs) != len(man.Layers) {
+			return fmt.Errorf("image %s: manifest has %d layers, config %d DiffIDs", s.where(), len(man.Layers), len(cfg.RootFS.DiffIDs))
+		}
+		diffIDs = cfg.RootFS.DiffIDs
+		if err := stage.Send(ctx, out, stage.Item{
+			Seq: -1, Kind: stage.KindConfig, Name: man.Config.Digest.Encoded() + ".json", Size: -1, Data: cfgBytes,
+		}); err != nil {
+			return err
+		}
+		close(cfgSent)
+		return nil
+	})
+	p.Go(func(ctx context.Context) error {
+		return s.fetchLayers(ctx, man.Layers, cfgSent, &diffIDs, out)
+	})
+	err = p.Wait()
+	if err == nil {
+		err = ctx.Err()
+	}
+	return err
+}
+
+// fetchLayers downloads the layers with Workers goroutines, each sent when
+// it is done and the config has been sent.
+func (s *Source) fetchLayers(ctx context.Context, layers []v1.Descriptor, cfgSent <-chan struct{}, diffIDs *[]digest.Digest, out chan<- stage.Item) error {
+	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError().WithMaxGoroutines(s.opts.Workers)
+	for i, l := range layers {
+		if err := s.win.Acquire(ctx, i); err != nil {
+			break // ctx is done: Wait reports why, or the caller does
+		}
+		p.Go(func(ctx context.Context) error {
+			it, err := s.fetchLayer(ctx, i, l)
+			if err != nil {
+				return err
+			}
+			select {
+			case <-cfgSent:
+			case <-ctx.Done():
+				_ = it.Release()
+				return ctx.Err()
+			}
+			if want := (*diffIDs)[i]; it.DiffID != want {
+				_ = it.Release()
+				return fmt.Errorf("layer %s of %s: DiffID %s, config says %s: %w", l.Digest, s.where(), it.DiffID, want, ErrDiffID)
+			}
+			return stage.Send(ctx, out, it)
+		})
+	}
+	if err := p.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+func (s *Source) fetchConfig(ctx context.Context, d v1.Descriptor) ([]byte, error) {
+	if d.Size > 64<<20 {
+		return nil, fmt.Errorf("config %s of %s is %d bytes, too large", d.Digest, s.where(), d.Size)
+	}
+	rc, err := s.reg.Blob(ctx, s.opts.Repo, d.Digest, d.Size)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// fetchLayer streams one layer into a temporary file: digest checked,
+// decompressed, DiffID computed.
+func (s *Source) fetchLayer(ctx context.Context, seq int, d v1.Descriptor) (it stage.Item, err error) {
+	f, err := os.CreateTemp(s.opts.TempDir, "occystrap-layer-*.tar")
+	if err != nil {
+		return it, fmt.Errorf("layer %s of %s: temporary file: %w", d.Digest, s.where(), err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+		}
+	}()
+	rc, err := s.reg.Blob(ctx, s.opts.Repo, d.Digest, d.Size)
+	if err != nil {
+		return it, err
+	}
+	defer rc.Close()
+
+	br := bufio.NewReaderSize(rc, 256<<10)
+	dec, err := decompressor(d.MediaType, br)
+	if err != nil {
+		return it, fmt.Errorf("layer %s of %s: %w", d.Digest, s.where(), err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), dec)
+	if cerr := dec.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		// A corrupt blob usually trips the decompressor first; the digest
+		// check at the blob's end names the real cause.
+		if _, derr := io.Copy(io.Discard, br); errors.Is(derr, transport.ErrDigestMismatch) {
+			err = derr
+		}
+		return it, fmt.Errorf("layer %s of %s: %w", d.Digest, s.where(), err)
+	}
+	// Read what the decompressor left (padding, trailers) so the digest of
+	// the whole blob is checked.
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return it, fmt.Errorf("layer %s of %s: %w", d.Digest, s.where(), err)
+	}
+	if err := f.Close(); err != nil {
+		return it, fmt.Errorf("layer %s of %s: %w", d.Digest, s.where(), err)
+	}
+	got := digest.NewDigest(digest.SHA256, h)
+	zerolog.Ctx(ctx).Debug().Int("seq", seq).Str("digest", d.Digest.String()).Int64("bytes", n).Msg("Layer fetched")
+	return stage.Item{
+		Seq: seq, Kind: stage.KindLayer, Name: d.Digest.Encoded(), DiffID: got, Size: n,
+		Body: &stage.FileBody{Path: f.Name(), Temp: true},
+	}, nil
+}
+
+// decompressor picks the decompression from the media type; an unknown type
+// is sniffed (gzip, zstd, else plain tar).
+func decompressor(mediaType string, br *bufio.Reader) (io.ReadCloser, error) {
+	kind := ""
+	switch {
+	case strings.HasSuffix(mediaType, "gzip"):
+		kind = "gzip"
+	case strings.HasSuffix(mediaType, "zstd"):
+		kind = "zstd"
+	case mediaType == v1.MediaTypeImageLayer || mediaType == "application/vnd.docker.image.rootfs.diff.tar":
+		kind = "tar"
+	default:
+		magic, _ := br.Peek(4)
+		switch {
+		case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+			kind = "gzip"
+		case len(magic) == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd:
+			kind = "zstd"
+		default:
+			kind = "tar"
+		}
+	}
+	switch kind {
+	case "gzip":
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("gunzip: %w", err)
+		}
+		return zr, nil
+	case "zstd":
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		return zr.IOReadCloser(), nil
+	}
+	return io.NopCloser(br), nil
+}

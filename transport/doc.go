@@ -1,0 +1,24 @@
+// Package transport is the one HTTP layer every network path of occystrap
+// goes through.
+//
+// A Transport owns one tuned http.Transport per process (HTTP/2 negotiated by
+// ALPN over TLS, HTTP/1.1 otherwise; a keep-alive pool sized from -j and -J),
+// wrapped by one retryablehttp.Client (connection errors, 429 and 5xx but
+// 501 are retried with exponential backoff and jitter, Retry-After is
+// honoured), one rate.Limiter shared by every request, and counters
+// (requests, retries, 429s, rate-limit waits, new connections, TLS handshakes,
+// bytes) for the summary and the logs.
+//
+// A Registry is a client of one registry host built on a Transport: it runs
+// the authentication flow (anonymous or credentialed bearer tokens, Basic
+// challenges, credentials from options, the environment, and Docker's
+// config.json with credential helpers), caches tokens per registry and scope,
+// and speaks the distribution API (manifests; blobs streamed, verified against
+// their digest and resumed with a Range request when a connection drops).
+//
+// Concurrency: a Transport and its Registry values are safe for concurrent
+// use by any number of goroutines, and are meant to be shared by every image
+// of a run. Readers returned by Registry.Blob are for one goroutine.
+// Authorization headers are never logged and never follow a redirect to
+// another host.
+package transport

@@ -1,0 +1,17 @@
+package transport
+
+import "errors"
+
+// Sentinel errors; callers test them with errors.Is.
+var (
+	// ErrNotFound is a 404 from the registry.
+	ErrNotFound = errors.New("not found")
+	// ErrUnauthorized is a 401 or 403 that authentication could not cure.
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrDigestMismatch is a blob whose content does not hash to its digest.
+	ErrDigestMismatch = errors.New("digest mismatch")
+	// ErrSizeMismatch is a blob longer or shorter than its descriptor says.
+	ErrSizeMismatch = errors.New("size mismatch")
+	// ErrStatus is any other unexpected HTTP status.
+	ErrStatus = errors.New("unexpected HTTP status")
+)

@@ -1,0 +1,359 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+)
+
+// Options tune a Transport. The zero value is usable: 4 layers at once, 3
+// images at once, 3 retries, no rate limit.
+type Options struct {
+	// Parallel (-j) and ImageParallel (-J) size the keep-alive pool.
+	Parallel      int
+	ImageParallel int
+	// Retries is how many times a failed request is retried; negative means
+	// none. NoRetries forces 0 even when Retries is 0 (the zero value means
+	// the default of 3).
+	Retries   int
+	NoRetries bool
+	// RateLimit is the most requests per second, shared by every goroutine;
+	// 0 or less is unlimited.
+	RateLimit float64
+	// RootCAs replaces the trusted roots (tests). Nil means the system roots
+	// plus SSL_CERT_FILE and SSL_CERT_DIR.
+	RootCAs *x509.CertPool
+	// RetryWaitMin and RetryWaitMax bound the backoff (defaults 200 ms, 30 s).
+	// A Retry-After is honoured up to MaxRetryAfter (default 5 min).
+	RetryWaitMin  time.Duration
+	RetryWaitMax  time.Duration
+	MaxRetryAfter time.Duration
+	// Username and Password are the global credentials (--username,
+	// --password), used for every registry unless a Registry gets its own.
+	Username string
+	Password string
+	// DockerConfig is the folder of Docker's config.json; empty means
+	// $DOCKER_CONFIG, else ~/.docker.
+	DockerConfig string
+}
+
+// Stats is a snapshot of a Transport's counters.
+type Stats struct {
+	Requests       int64 // HTTP requests sent, retries included
+	Retries        int64 // requests that were retries
+	RateLimited    int64 // 429 responses received
+	RateLimitWaits int64 // requests the --rate-limit limiter delayed
+	Connections    int64 // new TCP connections
+	TLSHandshakes  int64 // TLS handshakes completed
+	BytesIn        int64 // response body bytes read
+	BytesOut       int64 // request body bytes sent
+	Resumes        int64 // blob downloads resumed with a Range request
+	TokenFetches   int64 // tokens fetched from an auth server
+}
+
+type counters struct {
+	requests, retries, rateLimited, rateLimitWaits atomic.Int64
+	conns, handshakes, bytesIn, bytesOut           atomic.Int64
+	resumes, tokenFetches                          atomic.Int64
+}
+
+// Transport is the process's HTTP layer. Make one with New and share it.
+type Transport struct {
+	opts    Options
+	hc      *http.Client
+	rt      *http.Transport
+	client  *retryablehttp.Client
+	limiter *rate.Limiter
+	c       counters
+	creds   *credentialStore
+
+	mu         sync.Mutex
+	registries map[string]*hostAuth
+}
+
+// New builds the Transport.
+func New(opts Options) (*Transport, error) {
+	if opts.Parallel <= 0 {
+		opts.Parallel = 4
+	}
+	if opts.ImageParallel <= 0 {
+		opts.ImageParallel = 3
+	}
+	switch {
+	case opts.NoRetries || opts.Retries < 0:
+		opts.Retries = 0
+	case opts.Retries == 0:
+		opts.Retries = 3
+	}
+	if opts.RetryWaitMin <= 0 {
+		opts.RetryWaitMin = 200 * time.Millisecond
+	}
+	if opts.RetryWaitMax <= 0 {
+		opts.RetryWaitMax = 30 * time.Second
+	}
+	if opts.MaxRetryAfter <= 0 {
+		opts.MaxRetryAfter = 5 * time.Minute
+	}
+	roots := opts.RootCAs
+	if roots == nil {
+		var err error
+		if roots, err = systemRoots(); err != nil {
+			return nil, err
+		}
+	}
+	t := &Transport{opts: opts, registries: map[string]*hostAuth{}}
+	t.creds = newCredentialStore(opts.DockerConfig)
+
+	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	pool := opts.Parallel*opts.ImageParallel + 4
+	t.rt = &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err == nil {
+				t.c.conns.Add(1)
+			}
+			return c, err
+		},
+		TLSClientConfig: &tls.Config{
+			RootCAs:    roots,
+			MinVersion: tls.VersionTLS12,
+			VerifyConnection: func(tls.ConnectionState) error {
+				t.c.handshakes.Add(1)
+				return nil
+			},
+		},
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          pool * 2,
+		MaxIdleConnsPerHost:   pool,
+		MaxConnsPerHost:       pool,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		HTTP2: &http.HTTP2Config{
+			SendPingTimeout: 30 * time.Second,
+			PingTimeout:     15 * time.Second,
+		},
+	}
+	if opts.RateLimit > 0 {
+		t.limiter = rate.NewLimiter(rate.Limit(opts.RateLimit), 1)
+	}
+	t.hc = &http.Client{
+		Transport:     &countingRoundTripper{t: t},
+		CheckRedirect: checkRedirect,
+	}
+	t.client = &retryablehttp.Client{
+		HTTPClient:   t.hc,
+		RetryWaitMin: opts.RetryWaitMin,
+		RetryWaitMax: opts.RetryWaitMax,
+		RetryMax:     opts.Retries,
+		CheckRetry:   t.checkRetry,
+		Backoff:      t.backoff,
+		ErrorHandler: retryablehttp.PassthroughErrorHandler,
+		RequestLogHook: func(_ retryablehttp.Logger, req *http.Request, attempt int) {
+			if attempt > 0 {
+				t.c.retries.Add(1)
+				zerolog.Ctx(req.Context()).Debug().Str("method", req.Method).
+					Str("host", req.URL.Host).Str("path", req.URL.Path).
+					Int("attempt", attempt).Msg("Retrying request")
+			}
+		},
+	}
+	return t, nil
+}
+
+// Stats returns the counters so far.
+func (t *Transport) Stats() Stats {
+	return Stats{
+		Requests:       t.c.requests.Load(),
+		Retries:        t.c.retries.Load(),
+		RateLimited:    t.c.rateLimited.Load(),
+		RateLimitWaits: t.c.rateLimitWaits.Load(),
+		Connections:    t.c.conns.Load(),
+		TLSHandshakes:  t.c.handshakes.Load(),
+		BytesIn:        t.c.bytesIn.Load(),
+		BytesOut:       t.c.bytesOut.Load(),
+		Resumes:        t.c.resumes.Load(),
+		TokenFetches:   t.c.tokenFetches.Load(),
+	}
+}
+
+// Close closes the idle connections of the pool.
+func (t *Transport) Close() { t.rt.CloseIdleConnections() }
+
+// Retries is the configured retry count.
+func (t *Transport) Retries() int { return t.opts.Retries }
+
+// do sends one request through the retrying client. body, when not nil, is
+// re-opened for every attempt.
+func (t *Transport) do(req *http.Request, body retryablehttp.ReaderFunc) (*http.Response, error) {
+	var raw any
+	if body != nil {
+		raw = body
+	}
+	rreq, err := retryablehttp.FromRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	if raw != nil {
+		if err := rreq.SetBody(raw); err != nil {
+			return nil, err
+		}
+		rreq.ContentLength = req.ContentLength
+	}
+	return t.client.Do(rreq)
+}
+
+// checkRedirect follows up to 10 redirects and drops credentials when a
+// redirect leaves the original host (blob storage redirects are normal).
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if req.URL.Host != via[0].URL.Host {
+		req.Header.Del("Authorization")
+	}
+	return nil
+}
+
+func (t *Transport) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
+		t.c.rateLimited.Add(1)
+	}
+	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+}
+
+// backoff honours Retry-After on 429 and 503, and is otherwise exponential
+// with jitter: a random wait in [d/2, d], d = min * 2^attempt, capped at max.
+func (t *Transport) backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
+	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			return min(d, t.opts.MaxRetryAfter)
+		}
+	}
+	d := minWait << min(attempt, 20)
+	if d <= 0 || d > maxWait {
+		d = maxWait
+	}
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP-date.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	if when, err := http.ParseTime(v); err == nil {
+		d := when.Sub(now)
+		if d < 0 {
+			d = 0
+		}
+		return d, true
+	}
+	return 0, false
+}
+
+// countingRoundTripper applies the rate limit and counts every attempt. It
+// does not implement CloseIdleConnections, so retryablehttp cannot empty the
+// shared pool when one request gives up.
+type countingRoundTripper struct{ t *Transport }
+
+func (c *countingRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	t := c.t
+	if t.limiter != nil {
+		r := t.limiter.Reserve()
+		if d := r.Delay(); d > 0 {
+			t.c.rateLimitWaits.Add(1)
+			timer := time.NewTimer(d)
+			select {
+			case <-timer.C:
+			case <-req.Context().Done():
+				timer.Stop()
+				r.Cancel()
+				if req.Body != nil {
+					_ = req.Body.Close()
+				}
+				return nil, req.Context().Err()
+			}
+		}
+	}
+	t.c.requests.Add(1)
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body = &countingBody{ReadCloser: req.Body, n: &t.c.bytesOut}
+	}
+	resp, err := t.rt.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &countingBody{ReadCloser: resp.Body, n: &t.c.bytesIn}
+	return resp, nil
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+// systemRoots is the system pool plus what SSL_CERT_FILE and SSL_CERT_DIR
+// name.
+func systemRoots() (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	var files []string
+	if f := os.Getenv("SSL_CERT_FILE"); f != "" {
+		files = append(files, f)
+	}
+	if d := os.Getenv("SSL_CERT_DIR"); d != "" {
+		for _, dir := range filepath.SplitList(d) {
+			ents, err := os.ReadDir(dir)
+			if err != nil {
+				continue
+			}
+			for _, e := range ents {
+				if !e.IsDir() {
+					files = append(files, filepath.Join(dir, e.Name()))
+				}
+			}
+		}
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read trusted certificates %s: %w", f, err)
+		}
+		pool.AppendCertsFromPEM(b)
+	}
+	return pool, nil
+}
