@@ -21,6 +21,11 @@
 // a layer after a failed one never comes. Sinks that do not need order
 // take layers as they finish.
 //
+// A sink that already holds some layers (Haver) lets a source that can
+// (SkipUser) emit those layers with a nil Body instead of fetching them; the
+// engine wires this only when no stage rewrites layers (ContentChanger) or
+// needs to read every layer (AllLayersNeeder).
+//
 // Concurrency: Run may be called from many goroutines at once (one per image);
 // a Stats value is updated atomically and may be read while a run is going.
 package stage

@@ -97,6 +97,12 @@ func Run(ctx context.Context, src Source, stages []Stage, sink Sink, opts Option
 		}
 	}
 
+	if h, ok := sink.(Haver); ok && skipAllowed(stages) {
+		if su, ok := src.(SkipUser); ok {
+			su.UseSkip(h.Has)
+		}
+	}
+
 	n := len(stages) + 2
 	counters := make([]counter, n)
 	counters[0].name = nameOf(src, "source")
@@ -306,4 +312,53 @@ func (f *firstError) get() error {
 		return f.real
 	}
 	return f.canceled
+}
+
+// Haver is implemented by a sink that may already hold a layer, by its name
+// (for example a dir:// output whose <name>/layer.tar exists).
+type Haver interface {
+	Has(name string) bool
+}
+
+// SkipUser is implemented by a source that can avoid fetching layers the sink
+// already has: for those it emits the layer with a nil Body.
+type SkipUser interface {
+	UseSkip(has func(name string) bool)
+}
+
+// ContentChanger is implemented by a stage that may rewrite layer content,
+// and so layer names: the sink cannot tell from a source name whether it has
+// the rewritten layer, and compressed passthrough is off.
+type ContentChanger interface {
+	ChangesContent() bool
+}
+
+// AllLayersNeeder is implemented by a stage that must read every layer, even
+// one the sink already has (search).
+type AllLayersNeeder interface {
+	NeedsAllLayers() bool
+}
+
+// ChangesContent reports whether any of stages rewrites layer content.
+func ChangesContent(stages []Stage) bool {
+	for _, s := range stages {
+		if c, ok := s.(ContentChanger); ok && c.ChangesContent() {
+			return true
+		}
+	}
+	return false
+}
+
+// skipAllowed reports whether a source may skip layers the sink has: no stage
+// renames layers or needs to see them all.
+func skipAllowed(stages []Stage) bool {
+	if ChangesContent(stages) {
+		return false
+	}
+	for _, s := range stages {
+		if n, ok := s.(AllLayersNeeder); ok && n.NeedsAllLayers() {
+			return false
+		}
+	}
+	return true
 }

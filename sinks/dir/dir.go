@@ -200,3 +200,7 @@ func checkName(kind, name string) error {
 	}
 	return nil
 }
+
+// Has reports whether the output already holds layer name, so that a source
+// can skip fetching it (stage.Haver).
+func (s *imageSink) Has(name string) bool { return s.w.Has(name) }

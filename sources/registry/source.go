@@ -51,6 +51,7 @@ type Source struct {
 	opts Options
 	reg  *transport.Registry
 	win  *stage.Window
+	has  func(name string) bool
 }
 
 // New makes a source pulling through t.
@@ -88,6 +89,10 @@ func (s *Source) Image() stage.Image { return stage.Image{Name: s.opts.Repo, Tag
 
 // Name is the source's name in statistics.
 func (s *Source) Name() string { return "registry" }
+
+// UseSkip takes the sink's test for layers it already has (by name, the
+// compressed digest's hex); those are emitted with a nil Body, not fetched.
+func (s *Source) UseSkip(has func(name string) bool) { s.has = has }
 
 // UseWindow takes the reorder window of a sink that needs order.
 func (s *Source) UseWindow(w *stage.Window) { s.win = w }
@@ -199,12 +204,30 @@ func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) error {
 // fetchLayers downloads the layers with Workers goroutines, each sent when
 // it is done and the config has been sent.
 func (s *Source) fetchLayers(ctx context.Context, layers []v1.Descriptor, cfgSent <-chan struct{}, diffIDs *[]digest.Digest, out chan<- stage.Item) error {
+	// The window's credit is awaited with a context that a failed download
+	// cancels: the credit for layers after a failed one never comes.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError().WithMaxGoroutines(s.opts.Workers)
 	for i, l := range layers {
 		if err := s.win.Acquire(ctx, i); err != nil {
 			break // ctx is done: Wait reports why, or the caller does
 		}
-		p.Go(func(ctx context.Context) error {
+		p.Go(func(ctx context.Context) (err error) {
+			defer func() {
+				if err != nil {
+					cancel()
+				}
+			}()
+			if name := l.Digest.Encoded(); s.has != nil && s.has(name) {
+				// The sink has this layer already: do not fetch it.
+				select {
+				case <-cfgSent:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				return stage.Send(ctx, out, stage.Item{Seq: i, Kind: stage.KindLayer, Name: name, DiffID: (*diffIDs)[i], Size: -1})
+			}
 			it, err := s.fetchLayer(ctx, i, l)
 			if err != nil {
 				return err
