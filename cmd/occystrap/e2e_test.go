@@ -346,3 +346,44 @@ func TestTarOutputLoadsIntoDocker(t *testing.T) {
 		_ = eng.Remove(ctx, "app:v1")
 	}
 }
+
+// TestProcessRegistryFailureLeavesNothing corrupts one layer of a pull into
+// an ordered sink (expand): the run fails with the digest error, does not
+// hang waiting for the reorder window, and leaves no layer.tar of the broken
+// layer and no temporary file.
+func TestProcessRegistryFailureLeavesNothing(t *testing.T) {
+	img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 21, Layers: 12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := img.Layers[1].Digest
+	inj := testregistry.NewInjector(testregistry.Fault{Kind: testregistry.Corrupt, Match: testregistry.IsBlobGetOf(bad.String()), Times: -1})
+	reg := testregistry.Start(t, testregistry.Options{Plain: true, Wrap: inj.Wrap})
+	if err := reg.Push(context.Background(), "fixture/app", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	out := filepath.Join(t.TempDir(), "out")
+	code, _, stderr := occystrap(t, "--log-format", "json", "--insecure", "--temp-dir", tmp, "-j", "2",
+		"process", "registry://"+reg.Host+"/fixture/app:v1", "dir://"+out+"?expand=true")
+	if code != 1 || !strings.Contains(stderr, "Error: ") || !strings.Contains(stderr, bad.Encoded()) {
+		t.Fatalf("exit %d, stderr:\n%s\nwant exit 1 and an error naming %s", code, stderr, bad)
+	}
+	if _, err := os.Stat(filepath.Join(out, bad.Encoded(), "layer.tar")); !os.IsNotExist(err) {
+		t.Errorf("the corrupt layer left a layer.tar (stat: %v)", err)
+	}
+	left, _ := os.ReadDir(tmp)
+	if len(left) != 0 {
+		t.Errorf("temp dir not empty: %v", left)
+	}
+	var stray []string
+	_ = filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.Contains(d.Name(), ".tmp") {
+			stray = append(stray, p)
+		}
+		return nil
+	})
+	if len(stray) > 0 {
+		t.Errorf("temporary files left in the output: %v", stray)
+	}
+}
