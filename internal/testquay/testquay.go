@@ -46,6 +46,9 @@ type Repo struct {
 	// LastModified is nil for a repository never pushed (null in JSON).
 	LastModified *time.Time
 	Tags         []Tag
+	// Deleted repositories are still listed, but their tag checks answer
+	// 404 (deleted between the listing and the check).
+	Deleted bool
 }
 
 // Server is the emulator.
@@ -301,6 +304,7 @@ func (s *Server) serveTags(w http.ResponseWriter, r *http.Request, ns, name stri
 	var tags []Tag
 	if ok {
 		tags = append(tags, rp.Tags...)
+		ok = !rp.Deleted
 	}
 	s.mu.Unlock()
 	if !ok {
