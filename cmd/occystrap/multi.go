@@ -395,23 +395,28 @@ func (p *progress) run(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		p.mu.Lock()
-		if p.tty {
-			var b strings.Builder
-			fmt.Fprintf(&b, "\r\033[K[%d/%d] images complete", p.complete, p.total)
-			for _, n := range p.order {
-				fmt.Fprintf(&b, " | %s %d layers", n[strings.LastIndex(n, "/")+1:], p.active[n].Load())
-			}
-			fmt.Fprint(p.w, b.String())
-			p.drawn = true
-		} else {
-			d := zerolog.Dict()
-			for _, n := range p.order {
-				d = d.Int64(n, p.active[n].Load())
-			}
-			zerolog.Ctx(ctx).Info().Int("images_complete", p.complete).Int("images_total", p.total).
-				Dict("layers_in_flight", d).Msgf("%d/%d images complete", p.complete, p.total)
-		}
-		p.mu.Unlock()
+		p.report(ctx)
 	}
+}
+
+// report draws the live line (terminal) or logs one progress event.
+func (p *progress) report(ctx context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty {
+		var b strings.Builder
+		fmt.Fprintf(&b, "\r\033[K[%d/%d] images complete", p.complete, p.total)
+		for _, n := range p.order {
+			fmt.Fprintf(&b, " | %s %d layers", n[strings.LastIndex(n, "/")+1:], p.active[n].Load())
+		}
+		fmt.Fprint(p.w, b.String())
+		p.drawn = true
+		return
+	}
+	d := zerolog.Dict()
+	for _, n := range p.order {
+		d = d.Int64(n, p.active[n].Load())
+	}
+	zerolog.Ctx(ctx).Info().Int("images_complete", p.complete).Int("images_total", p.total).
+		Dict("layers_in_flight", d).Msgf("%d/%d images complete", p.complete, p.total)
 }

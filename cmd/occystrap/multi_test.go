@@ -12,12 +12,14 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	digest "github.com/opencontainers/go-digest"
+	"github.com/rs/zerolog"
 
 	"github.com/occystrap/occystrap/internal/testquay"
 	"github.com/occystrap/occystrap/internal/testregistry"
@@ -80,10 +82,23 @@ func tree(t *testing.T, root string) map[string]string {
 	return out
 }
 
+// lockedBuffer is a bytes.Buffer safe for the concurrent writes a
+// multi-image run makes (as *os.File is).
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
 func runCLI(args ...string) (code int, stdout, stderr string) {
-	var o, e bytes.Buffer
+	var o, e lockedBuffer
 	code = run(args, &o, &e)
-	return code, o.String(), e.String()
+	return code, o.b.String(), e.b.String()
 }
 
 // TestQuayMotivatingCommand runs the issue's command against the emulator,
@@ -273,6 +288,36 @@ func TestMultiDestination(t *testing.T) {
 		}
 		if err != nil || got != c.want {
 			t.Errorf("%s: %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+}
+
+func TestProgress(t *testing.T) {
+	t.Parallel()
+	for _, tty := range []bool{false, true} {
+		var out, logs bytes.Buffer
+		p := newProgress(&out, 3)
+		p.tty = tty
+		ctx := zerolog.New(&logs).WithContext(context.Background())
+		p.started("h/ns/a:t").Add(2)
+		p.started("h/ns/b:t").Add(1)
+		p.report(ctx)
+		p.done("h/ns/a:t")
+		p.finished("h/ns/a:t")
+		p.report(ctx)
+		p.clear()
+		if tty {
+			want := "\r\033[K[0/3] images complete | a:t 2 layers | b:t 1 layers" + "\r\033[K[1/3] h/ns/a:t\n" +
+				"\r\033[K[1/3] images complete | b:t 1 layers" + "\r\033[K"
+			if d := cmp.Diff(want, out.String()); d != "" || logs.Len() != 0 {
+				t.Errorf("terminal (-want +got):\n%s\nlogs %s", d, logs.String())
+			}
+			continue
+		}
+		want := `{"level":"info","images_complete":0,"images_total":3,"layers_in_flight":{"h/ns/a:t":2,"h/ns/b:t":1},"message":"0/3 images complete"}` + "\n" +
+			`{"level":"info","images_complete":1,"images_total":3,"layers_in_flight":{"h/ns/b:t":1},"message":"1/3 images complete"}` + "\n"
+		if d := cmp.Diff(want, logs.String()); d != "" || out.String() != "[1/3] h/ns/a:t\n" {
+			t.Errorf("log (-want +got):\n%s\nout %q", d, out.String())
 		}
 	}
 }
