@@ -11,8 +11,10 @@ import (
 )
 
 // ErrQuayAuth is a 401 from the Quay API; its text is the original
-// occystrap's.
-var ErrQuayAuth = errors.New("Authentication failed for quay.io API. Provide a valid quay.io API token for accessing private organizations.") //nolint:staticcheck // the original's capitalised, punctuated text
+// occystrap's, which users grep for.
+//
+//lint:ignore ST1005 the original occystrap's exact message
+var ErrQuayAuth = errors.New("Authentication failed for quay.io API. Provide a valid quay.io API token for accessing private organizations.")
 
 // QuayOptions configure a Quay API client.
 type QuayOptions struct {
