@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/sourcegraph/conc"
 
 	"github.com/occystrap/occystrap/bench/internal/env"
 )
@@ -33,14 +36,42 @@ func execMeasured(ctx context.Context, argv, environ []string, dir string, serve
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	start := time.Now()
-	err := cmd.Run()
+	err := cmd.Start()
+	var hwm int64
+	if err == nil {
+		// rusage's ru_maxrss of a child started with vfork counts the
+		// parent's RSS (the kernel keeps the old mm's high-water mark
+		// across exec), so it would report the harness's size. VmHWM is
+		// per address space: poll it until the child exits (it only grows,
+		// so the last reading misses at most one interval's growth).
+		done := make(chan struct{})
+		polled := make(chan int64, 1)
+		var wg conc.WaitGroup
+		wg.Go(func() {
+			var last int64
+			t := time.NewTicker(5 * time.Millisecond)
+			defer t.Stop()
+			for {
+				if v := vmHWM(cmd.Process.Pid); v > last {
+					last = v
+				}
+				select {
+				case <-done:
+					polled <- last
+					return
+				case <-t.C:
+				}
+			}
+		})
+		err = cmd.Wait()
+		close(done)
+		wg.Wait()
+		hwm = <-polled
+	}
 	wall := time.Since(start)
-	s := Sample{Wall: wall, Net: total(servers).Sub(before)}
+	s := Sample{Wall: wall, Net: total(servers).Sub(before), MaxRSS: hwm}
 	if cmd.ProcessState != nil {
 		s.CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			s.MaxRSS = ru.Maxrss * 1024 // KiB on Linux
-		}
 	}
 	if err != nil {
 		return s, out.String(), fmt.Errorf("%s: %w\n%s", strings.Join(argv, " "), err, tail(out.String(), 2000))
@@ -113,4 +144,19 @@ func summarise(ss []Sample) Summary {
 		Handshakes: f(func(s Sample) float64 { return float64(s.Net.Handshakes) }),
 		WireMB:     f(func(s Sample) float64 { return float64(s.Net.BytesIn+s.Net.BytesOut) / (1 << 20) }),
 	}
+}
+
+// vmHWM is the process's peak RSS so far, in bytes (0 when it is gone).
+func vmHWM(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
 }
