@@ -163,17 +163,27 @@ func (c *Common) setup(ctx context.Context, log io.Writer) (*setup, error) {
 
 // Run runs the scenarios.
 func (r *RunCmd) Run(ctx context.Context) error {
-	log := os.Stderr
+	_, err := r.run(ctx, os.Stdout, os.Stderr)
+	return err
+}
+
+// run runs the scenarios, prints the table on stdout and progress on log.
+func (r *RunCmd) run(ctx context.Context, stdout, log io.Writer) ([]harness.Result, error) {
 	s, err := r.setup(ctx, log)
 	if s != nil {
 		defer s.close(r.Keep)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
+	results, err := r.runScenarios(ctx, s, stdout, log)
+	return results, err
+}
+
+func (r *RunCmd) runScenarios(ctx context.Context, s *setup, stdout, log io.Writer) ([]harness.Result, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	h := &harness.Harness{Bin: s.bin, Self: self, Corpus: s.c, Env: s.e, Tmp: s.tmp, Reps: max(r.Reps, 1),
 		Peers: r.Peers, CPUProfile: abs(r.CPUProfile), MemProfile: abs(r.MemProfile), Check: !r.NoCheck, Log: log}
@@ -182,12 +192,12 @@ func (r *RunCmd) Run(ctx context.Context) error {
 		j, err1 := strconv.Atoi(a)
 		jj, err2 := strconv.Atoi(b)
 		if !ok || err1 != nil || err2 != nil || j < 1 || jj < 1 {
-			return fmt.Errorf("--jJ %q: want JxJJ, e.g. 4x3", v)
+			return nil, fmt.Errorf("--jJ %q: want JxJJ, e.g. 4x3", v)
 		}
 		h.Variants = append(h.Variants, harness.Variant{J: j, BigJ: jj})
 	}
 	if err := h.Prepare(); err != nil {
-		return err
+		return nil, err
 	}
 	var results []harness.Result
 	failed := false
@@ -198,7 +208,7 @@ func (r *RunCmd) Run(ctx context.Context) error {
 		fmt.Fprintf(log, "%s: %s\n", sc.Name, sc.Desc)
 		res, err := h.Run(ctx, sc)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, t := range res.Tools {
 			if t.Status != harness.StatusOK && t.Status != harness.StatusUnsupported {
@@ -207,26 +217,26 @@ func (r *RunCmd) Run(ctx context.Context) error {
 		}
 		results = append(results, res)
 	}
-	fmt.Printf("occystrap bench: %d images (%s preset), latency %v each way, bandwidth %s, %d rep(s), %d CPUs (%s)\n",
+	fmt.Fprintf(stdout, "occystrap bench: %d images (%s preset), latency %v each way, bandwidth %s, %d rep(s), %d CPUs (%s)\n",
 		len(s.c.Images), r.Preset, r.Latency, bw(r.Bandwidth), h.Reps, runtime.NumCPU(), cpuModel())
-	fmt.Println("×floor: median wall time over the floor's; ours/tool: ours' median wall over the tool's (below 1: ours is faster). Medians; wall also (min-max).")
-	harness.Table(os.Stdout, results)
+	fmt.Fprintln(stdout, "×floor: median wall time over the floor's; ours/tool: ours' median wall over the tool's (below 1: ours is faster). Medians; wall also (min-max).")
+	harness.Table(stdout, results)
 	if r.JSON != "" {
 		b, err := json.MarshalIndent(map[string]any{
 			"images": len(s.c.Images), "preset": r.Preset, "latency": r.Latency.String(), "bandwidth_mbps": r.Bandwidth,
 			"reps": h.Reps, "cpus": runtime.NumCPU(), "cpu_model": cpuModel(), "results": results,
 		}, "", "  ")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := os.WriteFile(r.JSON, b, 0o644); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if failed {
-		return harness.ErrFailed
+		return results, harness.ErrFailed
 	}
-	return nil
+	return results, nil
 }
 
 func bw(x float64) string {

@@ -396,8 +396,8 @@ func layerTar(w io.Writer, seed uint64, s layerSpec) error {
 			size = min(size, max(budget, 64))
 			buf.Reset()
 			for int64(buf.Len()) < size {
-				if r.IntN(9) == 0 {
-					var rb [48]byte
+				if r.IntN(64) == 0 {
+					var rb [24]byte
 					for j := range rb {
 						rb[j] = byte(r.Uint32())
 					}
