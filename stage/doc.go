@@ -21,6 +21,11 @@
 // a layer after a failed one never comes. Sinks that do not need order
 // take layers as they finish.
 //
+// When the sink keeps layers (Haver, e.g. a dir:// output shared by many
+// images) and the source can skip them (SkipUser), the engine hands the
+// source the sink's Has, unless a stage changes content or needs every layer;
+// a skipped layer travels with a nil Body.
+//
 // Concurrency: Run may be called from many goroutines at once (one per image);
 // a Stats value is updated atomically and may be read while a run is going.
 package stage

@@ -97,6 +97,12 @@ func Run(ctx context.Context, src Source, stages []Stage, sink Sink, opts Option
 		}
 	}
 
+	if h, ok := sink.(Haver); ok && skippable(stages) {
+		if su, ok := src.(SkipUser); ok {
+			su.UseSkip(h.Has)
+		}
+	}
+
 	n := len(stages) + 2
 	counters := make([]counter, n)
 	counters[0].name = nameOf(src, "source")

@@ -133,3 +133,30 @@ type Image struct {
 }
 
 func (i Image) String() string { return i.Name + ":" + i.Tag }
+
+// Haver is an optional capability of a Sink: it keeps layers from earlier
+// runs (a dir:// output) and can tell whether it has the layer named name.
+type Haver interface {
+	Has(name string) bool
+}
+
+// SkipUser is an optional capability of a Source: given the sink's Has, it
+// sends a layer the sink has with a nil Body instead of fetching it. The
+// engine wires it when the sink is a Haver and no stage changes content
+// (ChangesContent) or needs every layer (NeedsAllLayers).
+type SkipUser interface {
+	UseSkip(has func(name string) bool)
+}
+
+// skippable reports whether layers may pass skipped through stages.
+func skippable(stages []Stage) bool {
+	for _, s := range stages {
+		if c, ok := s.(interface{ ChangesContent() bool }); ok && c.ChangesContent() {
+			return false
+		}
+		if c, ok := s.(interface{ NeedsAllLayers() bool }); ok && c.NeedsAllLayers() {
+			return false
+		}
+	}
+	return true
+}

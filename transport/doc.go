@@ -16,6 +16,10 @@
 // and speaks the distribution API (manifests; blobs streamed, verified against
 // their digest and resumed with a Range request when a connection drops).
 //
+// A Quay is a client of one Quay host's API (/api/v1) on the same
+// Transport: repository listings followed through next_page, and tag checks;
+// a 401 is ErrQuayAuth, with the original occystrap's text.
+//
 // Concurrency: a Transport and its Registry values are safe for concurrent
 // use by any number of goroutines, and are meant to be shared by every image
 // of a run. Readers returned by Registry.Blob are for one goroutine.

@@ -21,6 +21,9 @@ type ProcessCmd struct {
 
 // Run processes one image.
 func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
+	if isMulti(c.Source) {
+		return c.runMulti(ctx, a)
+	}
 	log := zerolog.Ctx(ctx)
 	start := time.Now()
 

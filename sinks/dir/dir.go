@@ -1,6 +1,7 @@
 package dir
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +45,9 @@ type Writer struct {
 	// sizes holds, per image, the size of each layer.tar it wrote or found,
 	// for Verify.
 	sizes map[stage.Image]map[string]int64
+	// writing holds the layers being written, so that images sharing a
+	// layer write it once: the others wait and then find it in place.
+	writing map[string]chan struct{}
 }
 
 // catalogLocks holds one mutex per absolute catalog path. It is the one
@@ -64,7 +68,7 @@ func New(path string, opts Options) (*Writer, error) {
 		return nil, fmt.Errorf("output directory %s: %w", path, err)
 	}
 	mu, _ := catalogLocks.LoadOrStore(abs, &sync.Mutex{})
-	return &Writer{path: path, opts: opts, catalog: mu.(*sync.Mutex), sizes: map[stage.Image]map[string]int64{}}, nil
+	return &Writer{path: path, opts: opts, catalog: mu.(*sync.Mutex), sizes: map[stage.Image]map[string]int64{}, writing: map[string]chan struct{}{}}, nil
 }
 
 // Path is the output directory.
@@ -89,6 +93,32 @@ func (w *Writer) Has(name string) bool {
 	}
 	fi, err := os.Stat(filepath.Join(w.path, name, "layer.tar"))
 	return err == nil && fi.Mode().IsRegular()
+}
+
+// claim makes this caller the one writer of layer name until done is
+// called, waiting while another sink of the Writer writes it.
+func (w *Writer) claim(ctx context.Context, name string) (done func(), err error) {
+	for {
+		w.mu.Lock()
+		ch, busy := w.writing[name]
+		if !busy {
+			ch = make(chan struct{})
+			w.writing[name] = ch
+			w.mu.Unlock()
+			return func() {
+				w.mu.Lock()
+				delete(w.writing, name)
+				w.mu.Unlock()
+				close(ch)
+			}, nil
+		}
+		w.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // Close ends the output. Sinks already handed out finish what they write;

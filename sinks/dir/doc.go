@@ -10,7 +10,10 @@
 // Several images may share PATH (that is how a quay:// run shares layers):
 // a layer whose layer.tar exists is not written again, and Has tells a source
 // so before it fetches anything. Sources call Has(name) with the layer's
-// folder name and send the layer with a nil Body when it returns true.
+// folder name and send the layer with a nil Body when it returns true (each
+// image's sink is a stage.Haver, so the engine wires this). Images that
+// bring the same layer at the same time write it once: the others wait for
+// that write and then find it in place.
 //
 // Every file is written under a temporary name in its final directory and
 // renamed into place, so an interrupted run never leaves a partial layer.tar,

@@ -31,6 +31,10 @@ func (s *imageSink) Name() string { return "dir" }
 // order (the layer.tar files themselves are written in any order).
 func (s *imageSink) NeedsOrder() bool { return s.w.opts.Expand }
 
+// Has reports whether the directory has the layer (Writer.Has), so that
+// the engine lets the source skip it.
+func (s *imageSink) Has(name string) bool { return s.w.Has(name) }
+
 // layerDone is a layer whose layer.tar is in place.
 type layerDone struct {
 	seq  int
@@ -256,6 +260,11 @@ func (s *imageSink) writeLayer(ctx context.Context, it stage.Item) (n int64, err
 			err = fmt.Errorf("release layer %s: %w", it.Name, rerr)
 		}
 	}()
+	done, err := s.w.claim(ctx, it.Name)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
 	final := s.layerPath(it.Name)
 	if fi, err := os.Stat(final); err == nil && fi.Mode().IsRegular() {
 		zerolog.Ctx(ctx).Debug().Str("layer", it.Name).Msg("Layer already in the output directory, not written again")

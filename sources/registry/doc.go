@@ -14,6 +14,13 @@
 // it. A sink that needs order gets them through the engine's reorder buffer:
 // the source takes a window credit before starting each layer.
 //
+// Layers the destination already has are not fetched: the engine hands a
+// source the sink's Has (UseSkip) when nothing between them changes content,
+// and such a layer is sent with a nil Body. In a multi-image run every
+// image's source shares one Blobs (Options.Blobs), a digest-keyed scheduler
+// through which a layer several images need is downloaded once and its
+// temporary file shared, reference-counted (see Blobs).
+//
 // A Source is used by one run at a time; the transport it holds is shared.
 // On failure every temporary file it made is removed.
 package registry

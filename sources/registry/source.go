@@ -44,6 +44,9 @@ type Options struct {
 	Workers int
 	// TempDir holds the layer files ("" = the system's).
 	TempDir string
+	// Blobs, if set, is the run-wide scheduler shared with other images'
+	// sources: a layer they share is fetched once (see Blobs).
+	Blobs *Blobs
 }
 
 // Source is the registry:// source of one image.
@@ -51,6 +54,7 @@ type Source struct {
 	opts Options
 	reg  *transport.Registry
 	win  *stage.Window
+	has  func(name string) bool
 }
 
 // New makes a source pulling through t.
@@ -91,6 +95,10 @@ func (s *Source) Name() string { return "registry" }
 
 // UseWindow takes the reorder window of a sink that needs order.
 func (s *Source) UseWindow(w *stage.Window) { s.win = w }
+
+// UseSkip takes the destination's test for layers it already has: those
+// are sent with a nil Body and not fetched.
+func (s *Source) UseSkip(has func(name string) bool) { s.has = has }
 
 // Close releases nothing: the transport belongs to the process.
 func (s *Source) Close() error { return nil }
@@ -205,7 +213,7 @@ func (s *Source) fetchLayers(ctx context.Context, layers []v1.Descriptor, cfgSen
 			break // ctx is done: Wait reports why, or the caller does
 		}
 		p.Go(func(ctx context.Context) error {
-			it, err := s.fetchLayer(ctx, i, l)
+			it, err := s.layer(ctx, i, l)
 			if err != nil {
 				return err
 			}
@@ -214,6 +222,9 @@ func (s *Source) fetchLayers(ctx context.Context, layers []v1.Descriptor, cfgSen
 			case <-ctx.Done():
 				_ = it.Release()
 				return ctx.Err()
+			}
+			if it.Skipped() {
+				it.DiffID = (*diffIDs)[i]
 			}
 			if want := (*diffIDs)[i]; it.DiffID != want {
 				_ = it.Release()
@@ -226,6 +237,20 @@ func (s *Source) fetchLayers(ctx context.Context, layers []v1.Descriptor, cfgSen
 		return err
 	}
 	return ctx.Err()
+}
+
+// layer gives layer seq: skipped when the destination has it, else fetched
+// (through the run-wide scheduler when there is one).
+func (s *Source) layer(ctx context.Context, seq int, d v1.Descriptor) (stage.Item, error) {
+	if s.opts.Blobs != nil {
+		return s.opts.Blobs.layer(ctx, seq, d.Digest, s.has, func(ctx context.Context) (stage.Item, error) {
+			return s.fetchLayer(ctx, seq, d)
+		})
+	}
+	if s.has != nil && s.has(d.Digest.Encoded()) {
+		return stage.Item{Seq: seq, Kind: stage.KindLayer, Name: d.Digest.Encoded(), Size: -1}, nil
+	}
+	return s.fetchLayer(ctx, seq, d)
 }
 
 func (s *Source) fetchConfig(ctx context.Context, d v1.Descriptor) ([]byte, error) {

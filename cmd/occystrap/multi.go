@@ -1,0 +1,422 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/sourcegraph/conc/pool"
+	"golang.org/x/term"
+
+	"github.com/occystrap/occystrap/internal/uri"
+	"github.com/occystrap/occystrap/sources/quay"
+	"github.com/occystrap/occystrap/sources/registry"
+	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/transport"
+)
+
+// Multi-image sources (quay://) resolve to many images; process runs them
+// -J at a time on one transport, one output and one blob scheduler.
+
+// quayHostEnv names the default Quay host for self-hosted Quay.
+const quayHostEnv = "OCCYSTRAP_QUAY_HOST"
+
+// progressEvery is how often progress is logged when stderr is not a
+// terminal (the original logs every 30 s); the live bar redraws faster.
+var (
+	progressEvery = 30 * time.Second
+	barEvery      = 250 * time.Millisecond
+)
+
+// isMulti reports whether src names many images.
+func isMulti(src string) bool {
+	u, err := uri.ParseInput(src)
+	return err == nil && u.Scheme == "quay"
+}
+
+// errImagesFailed ends a multi-image run in which some image failed.
+var errImagesFailed = errors.New("images failed")
+
+// imageResult is what one image of a multi-image run came to.
+type imageResult struct {
+	ref          quay.Ref
+	layers       int
+	bytes        int64
+	err          error
+	verified     bool
+	verifyErrors []string
+}
+
+// runMulti processes every image the quay:// source resolves to.
+func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
+	log := zerolog.Ctx(ctx)
+	start := time.Now()
+	u, err := uri.ParseInput(c.Source)
+	if err != nil {
+		return err
+	}
+	spec, err := quay.ParseURI(u, os.Getenv(quayHostEnv), a.g.Password, a.g.Insecure)
+	if err != nil {
+		return err
+	}
+	du, err := uri.ParseOutput(c.Destination)
+	if err != nil {
+		return err
+	}
+	perImage := false
+	switch du.Scheme {
+	case "tar", "oci", "mounts":
+		return fmt.Errorf("%s:// output is not supported for multi-image sources, as every image would overwrite the last. Use dir://?unique_names=true instead.", du.Scheme)
+	case "dir":
+		if unique, _ := du.Bool("unique_names", false); !unique {
+			log.Warn().Str("destination", c.Destination).Msg("dir:// without unique_names=true: every image writes manifest.json, so only the last image's manifest survives; use unique_names=true")
+		}
+	case "registry", "docker":
+		perImage = true
+	}
+	filterFacs, err := makeFilters(ctx, a, c.Filter)
+	if err != nil {
+		return err
+	}
+	t, err := a.transport()
+	if err != nil {
+		return err
+	}
+	resolveStart := time.Now()
+	refs, err := quay.Resolve(ctx, t.Quay(spec.Host, transport.QuayOptions{Insecure: spec.Insecure, Token: spec.Token}), spec, a.g.Parallel)
+	if err != nil {
+		return err
+	}
+	log.Debug().Dur("elapsed", time.Since(resolveStart)).Int("images", len(refs)).Msg("Resolution complete")
+	if len(refs) == 0 {
+		fmt.Fprintf(a.stderr, "No images found matching %s\n", c.Source)
+		return nil
+	}
+
+	// One output for all images, unless each gets its own name.
+	var shared output
+	if !perImage {
+		if shared, _, err = openOutput(ctx, a, c.Destination); err != nil {
+			return err
+		}
+		defer shared.Close()
+	}
+	jobs := max(a.g.ImageParallel, 1)
+	fmt.Fprintf(a.stderr, "Processing %d images (%d parallel)...\n", len(refs), jobs)
+
+	prog := newProgress(a.stderr, len(refs))
+	blobs := registry.NewBlobs()
+	results := make([]imageResult, len(refs))
+	runCtx, stopProgress := context.WithCancel(ctx)
+	bg := pool.New().WithContext(runCtx)
+	bg.Go(func(ctx context.Context) error { prog.run(ctx); return nil })
+	p := pool.New().WithContext(ctx).WithMaxGoroutines(jobs)
+	for i, ref := range refs { // sorted: started in this order
+		p.Go(func(ctx context.Context) error {
+			results[i] = c.processImage(ctx, a, t, spec, ref, shared, c.Destination, filterFacs, blobs, prog)
+			if results[i].err == nil {
+				prog.finished(ref.String())
+			}
+			return nil
+		})
+	}
+	_ = p.Wait() // tasks report through results
+	stopProgress()
+	_ = bg.Wait()
+	prog.clear()
+
+	sum := summary{totalImages: len(refs), elapsed: time.Since(start)}
+	var failed, verifyFailed []imageResult
+	for _, r := range results {
+		if r.err != nil {
+			failed = append(failed, r)
+			continue
+		}
+		sum.images++
+		sum.layers += r.layers
+		sum.bytes += r.bytes
+		if r.verified {
+			sum.verified = true
+			sum.verifyErrors += len(r.verifyErrors)
+			if len(r.verifyErrors) > 0 {
+				verifyFailed = append(verifyFailed, r)
+			}
+		}
+	}
+	sum.failed = len(failed)
+	if st, ok := a.transportStats(); ok {
+		sum.retries, sum.rateLimits = st.Retries, st.RateLimited
+		log.Debug().Int64("requests", st.Requests).Int64("retries", st.Retries).Int64("rate_limited", st.RateLimited).
+			Int64("connections", st.Connections).Int64("bytes_in", st.BytesIn).Msg("Network")
+	}
+	bs := blobs.Stats()
+	log.Info().Int64("layers_fetched", bs.Fetched).Int64("layers_shared", bs.Shared).Int64("layers_skipped", bs.Skipped).Msg("Layer transfers")
+	fmt.Fprintln(a.stderr, sum.String())
+	if len(failed) == 0 && len(verifyFailed) == 0 {
+		fmt.Fprintln(a.stderr, "No failed images.")
+		return ctx.Err()
+	}
+	if len(failed) > 0 {
+		fmt.Fprintln(a.stderr, "Failed images:")
+		for _, r := range failed {
+			fmt.Fprintf(a.stderr, "  %s: %v\n", r.ref, r.err)
+		}
+	}
+	if len(verifyFailed) > 0 {
+		fmt.Fprintln(a.stderr, "Verification errors:")
+		for _, r := range verifyFailed {
+			for _, p := range r.verifyErrors {
+				fmt.Fprintf(a.stderr, "  %s: %s\n", r.ref, p)
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d images failed: %w", len(failed), len(refs), errImagesFailed)
+	}
+	return errors.New("verification found problems with the output")
+}
+
+// processImage runs one image into out (or, when out is nil, into the
+// output dest names for this image).
+func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Transport, spec quay.Spec, ref quay.Ref,
+	out output, dest string, facs []filterFactory, blobs *registry.Blobs, prog *progress) (r imageResult) {
+	r.ref = ref
+	log := zerolog.Ctx(ctx).With().Str("image", ref.String()).Logger()
+	ctx = log.WithContext(ctx)
+	if out == nil {
+		d, err := multiDestination(dest, ref)
+		if err != nil {
+			r.err = err
+			return r
+		}
+		o, _, err := openOutput(ctx, a, d)
+		if err != nil {
+			r.err = err
+			return r
+		}
+		defer o.Close()
+		out = o
+	}
+	src := registry.New(t, registry.Options{
+		Host: ref.Host, Repo: ref.Repo, Tag: ref.Tag,
+		OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant,
+		Workers: a.g.Parallel, TempDir: a.g.TempDir, Blobs: blobs,
+		Registry: transport.RegistryOptions{Insecure: spec.Insecure},
+	})
+	defer src.Close()
+	img := src.Image()
+	stages, err := buildFilters(facs, img)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	sink, err := out.Sink(img)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	layers := prog.started(ref.String())
+	defer prog.done(ref.String())
+	stages = append(stages, &layerCounter{n: layers})
+	rep, err := stage.Run(ctx, src, stages, sink, stage.Options{Window: 2 * max(a.g.Parallel, 1), Buffer: max(a.g.Parallel, 1)})
+	if err != nil {
+		log.Error().Err(err).Msg("Image failed")
+		r.err = err
+		return r
+	}
+	r.layers = int(rep.Stages[len(rep.Stages)-1].Layers)
+	r.bytes = rep.Stages[0].Bytes
+	log.Info().Int("layers", r.layers).Int64("bytes", r.bytes).Dur("elapsed", rep.Stages[len(rep.Stages)-1].Elapsed).Msg("Processing complete")
+	if a.g.Verify || a.g.VerifyFull {
+		if v, ok := out.(verifier); ok {
+			problems, err := v.Verify(ctx, img, a.g.VerifyFull)
+			if err != nil {
+				log.Warn().Err(err).Msg("Verification failed")
+			} else {
+				r.verified = true
+				r.verifyErrors = problems
+			}
+		}
+	}
+	return r
+}
+
+// multiDestination is the destination of one image of a multi-image run
+// whose destination names a place rather than an image: each image keeps its
+// own repository name (the name within the Quay namespace) and tag.
+//
+//	registry://HOST[/PREFIX][?opts] -> registry://HOST[/PREFIX]/<repo>:<tag>[?opts]
+//	docker://[PREFIX][?opts]        -> docker://[PREFIX/]<repo>:<tag>[?opts]
+func multiDestination(dest string, ref quay.Ref) (string, error) {
+	u, err := uri.ParseOutput(dest)
+	if err != nil {
+		return "", err
+	}
+	base, query, hasQuery := strings.Cut(dest, "?")
+	_, rest, _ := strings.Cut(base, ":")
+	rest = strings.TrimPrefix(rest, "//")
+	rest = strings.TrimRight(rest, "/")
+	last := rest[strings.LastIndex(rest, "/")+1:]
+	tagged := strings.Contains(rest, "@") || strings.Contains(last, ":") && (u.Scheme == "docker" || strings.Contains(rest, "/"))
+	if tagged && (u.Scheme == "registry" || u.Scheme == "docker") {
+		return "", fmt.Errorf("%s:// destination %q for a multi-image source names a place, not an image: give %s without a tag", u.Scheme, dest, map[string]string{"registry": "HOST[/PREFIX]", "docker": "[PREFIX]"}[u.Scheme])
+	}
+	name := ref.Name() + ":" + ref.Tag
+	switch u.Scheme {
+	case "registry":
+		if rest == "" {
+			return "", fmt.Errorf("registry:// destination %q needs a host", dest)
+		}
+	case "docker":
+	default:
+		return dest, nil
+	}
+	if rest != "" {
+		name = rest + "/" + name
+	}
+	out := u.Scheme + "://" + name
+	if hasQuery {
+		out += "?" + query
+	}
+	return out, nil
+}
+
+// layerCounter is a pass-through stage counting the layers of one image
+// for the progress display.
+type layerCounter struct{ n *atomic.Int64 }
+
+func (l *layerCounter) Name() string { return "progress" }
+
+func (l *layerCounter) Run(ctx context.Context, in <-chan stage.Item, out chan<- stage.Item) error {
+	for it := range in {
+		if it.Kind == stage.KindLayer {
+			l.n.Add(1)
+		}
+		if err := stage.Send(ctx, out, it); err != nil {
+			for it := range in {
+				_ = it.Release()
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// progress shows a multi-image run in two levels: images complete out of
+// the total, and the layers of each image in flight. On a terminal it is a
+// live line redrawn in place; otherwise a structured log event every
+// progressEvery. It never blocks the data path: images update atomics and a
+// map under a short lock, and only run writes.
+type progress struct {
+	w     interface{ Write([]byte) (int, error) }
+	tty   bool
+	total int
+
+	mu       sync.Mutex
+	complete int
+	active   map[string]*atomic.Int64
+	order    []string
+	drawn    bool
+}
+
+func newProgress(w interface{ Write([]byte) (int, error) }, total int) *progress {
+	p := &progress{w: w, total: total, active: map[string]*atomic.Int64{}}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		p.tty = true
+	}
+	return p
+}
+
+// started registers an image in flight; its counter counts its layers.
+func (p *progress) started(name string) *atomic.Int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := &atomic.Int64{}
+	p.active[name] = n
+	p.order = append(p.order, name)
+	return n
+}
+
+// done forgets an image in flight.
+func (p *progress) done(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.active, name)
+	for i, n := range p.order {
+		if n == name {
+			p.order = append(p.order[:i], p.order[i+1:]...)
+			break
+		}
+	}
+}
+
+// finished prints the coarse line for an image that completed.
+func (p *progress) finished(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.complete++
+	p.eraseLocked()
+	fmt.Fprintf(p.w, "[%d/%d] %s\n", p.complete, p.total, name)
+}
+
+func (p *progress) eraseLocked() {
+	if p.tty && p.drawn {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.drawn = false
+	}
+}
+
+func (p *progress) clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.eraseLocked()
+}
+
+// run draws (terminal) or logs (otherwise) until ctx ends.
+func (p *progress) run(ctx context.Context) {
+	every := progressEvery
+	if p.tty {
+		every = barEvery
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		p.report(ctx)
+	}
+}
+
+// report draws the live line (terminal) or logs one progress event.
+func (p *progress) report(ctx context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty {
+		var b strings.Builder
+		fmt.Fprintf(&b, "\r\033[K[%d/%d] images complete", p.complete, p.total)
+		for _, n := range p.order {
+			fmt.Fprintf(&b, " | %s %d layers", n[strings.LastIndex(n, "/")+1:], p.active[n].Load())
+		}
+		fmt.Fprint(p.w, b.String())
+		p.drawn = true
+		return
+	}
+	d := zerolog.Dict()
+	for _, n := range p.order {
+		d = d.Int64(n, p.active[n].Load())
+	}
+	zerolog.Ctx(ctx).Info().Int("images_complete", p.complete).Int("images_total", p.total).
+		Dict("layers_in_flight", d).Msgf("%d/%d images complete", p.complete, p.total)
+}

@@ -1,0 +1,178 @@
+package quay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/sourcegraph/conc/pool"
+
+	"github.com/occystrap/occystrap/internal/fnmatch"
+	"github.com/occystrap/occystrap/internal/uri"
+	"github.com/occystrap/occystrap/transport"
+)
+
+// DefaultHost is the Quay host when neither ?host= nor OCCYSTRAP_QUAY_HOST
+// says otherwise.
+const DefaultHost = "quay.io"
+
+// Spec is a parsed quay:// URI.
+type Spec struct {
+	// Host is the Quay host (API and registry).
+	Host string
+	// Namespace is the organization; Glob matches repository names in it.
+	Namespace, Glob, Tag string
+	// Since, when not zero, is midnight UTC of the since date.
+	Since time.Time
+	// Token is the API bearer token (?token=, else the caller's fallback).
+	Token string
+	// Insecure uses plain HTTP.
+	Insecure bool
+}
+
+// String is the source as the user wrote it, without options.
+func (s Spec) String() string { return "quay://" + s.Namespace + "/" + s.Glob + ":" + s.Tag }
+
+// sinceError keeps the original's message and matches ErrSince.
+type sinceError struct{ value string }
+
+func (e *sinceError) Error() string {
+	return fmt.Sprintf("Invalid since date '%s', expected YYYY-MM-DD format", e.value)
+}
+
+func (e *sinceError) Is(target error) bool { return target == ErrSince }
+
+// ParseURI reads a quay:// URI. defaultHost is the host when the URI has no
+// ?host= ("" means DefaultHost); token is the fallback token (--password);
+// insecure the --insecure default.
+func ParseURI(u uri.URI, defaultHost, token string, insecure bool) (Spec, error) {
+	s := Spec{Host: defaultHost, Namespace: u.Host, Glob: "*", Tag: "latest", Token: token, Insecure: insecure}
+	if s.Host == "" {
+		s.Host = DefaultHost
+	}
+	if s.Namespace == "" {
+		return s, ErrNoNamespace
+	}
+	if p := u.Path; p != "" {
+		if i := strings.LastIndex(p, ":"); i >= 0 {
+			s.Glob, s.Tag = p[:i], p[i+1:]
+		} else {
+			s.Glob = p
+		}
+		if s.Glob == "" {
+			s.Glob = "*"
+		}
+		if s.Tag == "" {
+			s.Tag = "latest"
+		}
+	}
+	known := []string{"token", "since", "host", "insecure"}
+	for k := range u.Options {
+		if !slices.Contains(known, k) {
+			return s, fmt.Errorf("unknown option %q for quay:// (known: %s)", k, strings.Join(known, ", "))
+		}
+	}
+	if v, ok := u.String("token"); ok && v != "" {
+		s.Token = v
+	}
+	if v, ok := u.String("host"); ok && v != "" {
+		s.Host = v
+	}
+	var err error
+	if s.Insecure, err = u.Bool("insecure", s.Insecure); err != nil {
+		return s, err
+	}
+	if v, ok := u.String("since"); ok {
+		d, err := time.Parse("2006-01-02", v)
+		if err != nil || len(v) != len("2006-01-02") {
+			return s, &sinceError{v}
+		}
+		s.Since = d.UTC()
+	}
+	return s, nil
+}
+
+// Ref is one resolved image.
+type Ref struct {
+	// Host is the registry host (the Quay host); Repo "NS/NAME".
+	Host, Repo, Tag string
+}
+
+func (r Ref) String() string { return r.Host + "/" + r.Repo + ":" + r.Tag }
+
+// Name is the repository name within the namespace.
+func (r Ref) Name() string { return r.Repo[strings.LastIndex(r.Repo, "/")+1:] }
+
+// Resolve lists the images spec names, sorted by repository. Workers tag
+// checks run at once (at least 1).
+func Resolve(ctx context.Context, q *transport.Quay, spec Spec, workers int) ([]Ref, error) {
+	log := zerolog.Ctx(ctx)
+	since := !spec.Since.IsZero()
+	sinceTS := spec.Since.Unix()
+	repos, err := q.Repositories(ctx, spec.Namespace, since, func(n, total int) {
+		log.Debug().Str("namespace", spec.Namespace).Int("page", n).Int("repositories", total).Msg("Listed repositories")
+	})
+	if err != nil {
+		return nil, err
+	}
+	pat := fnmatch.Compile(spec.Glob)
+	var names []string
+	skipped := 0
+	for _, r := range repos {
+		if since {
+			var ts int64
+			if r.LastModified != nil {
+				ts = *r.LastModified
+			}
+			if ts < sinceTS {
+				skipped++
+				continue
+			}
+		}
+		if pat.Match(r.Name) {
+			names = append(names, r.Name)
+		}
+	}
+	log.Info().Str("namespace", spec.Namespace).Int("repositories", len(repos)).Int("older_than_since", skipped).
+		Str("glob", spec.Glob).Int("matched", len(names)).Msg("Listed repositories")
+
+	var (
+		mu  sync.Mutex
+		out []Ref
+	)
+	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError().WithMaxGoroutines(max(workers, 1))
+	for _, name := range names {
+		p.Go(func(ctx context.Context) error {
+			t, err := q.Tag(ctx, spec.Namespace, name, spec.Tag)
+			switch {
+			case errors.Is(err, transport.ErrNotFound):
+				log.Debug().Str("repository", spec.Namespace+"/"+name).Msg("Repository not found, skipped")
+				return nil
+			case err != nil:
+				return err
+			case t == nil:
+				log.Debug().Str("repository", spec.Namespace+"/"+name).Str("tag", spec.Tag).Msg("Tag does not exist")
+				return nil
+			case since && t.StartTS < sinceTS:
+				log.Debug().Str("repository", spec.Namespace+"/"+name).Str("tag", spec.Tag).
+					Time("pushed", time.Unix(t.StartTS, 0).UTC()).Msg("Tag older than since, skipped")
+				return nil
+			}
+			mu.Lock()
+			out = append(out, Ref{Host: spec.Host, Repo: spec.Namespace + "/" + name, Tag: spec.Tag})
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := p.Wait(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b Ref) int { return strings.Compare(a.Repo, b.Repo) })
+	log.Info().Int("images", len(out)).Str("source", spec.String()).Msg("Resolved images")
+	return out, nil
+}

@@ -1,0 +1,199 @@
+package quay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+
+	"github.com/occystrap/occystrap/internal/testquay"
+	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/uri"
+	"github.com/occystrap/occystrap/transport"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// The registry app's background workers and the HTTP servers'
+		// idle connections outlive a test by design of those libraries.
+		goleak.IgnoreAnyFunction("github.com/distribution/distribution/v3/notifications.(*Broadcaster).run"),
+		goleak.IgnoreAnyFunction("github.com/docker/go-events.(*Queue).run"),
+		goleak.IgnoreAnyFunction("github.com/docker/go-events.(*Broadcaster).run"),
+		goleak.IgnoreAnyFunction("github.com/distribution/distribution/v3/registry/storage/driver/base.(*regulator).enter"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+	)
+}
+
+func TestParseURI(t *testing.T) {
+	t.Parallel()
+	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		in      string
+		want    Spec
+		wantErr string
+	}{
+		{in: "quay://openstack.kolla", want: Spec{Host: "quay.io", Namespace: "openstack.kolla", Glob: "*", Tag: "latest", Token: "pw"}},
+		{in: "quay://openstack.kolla/nova-*", want: Spec{Host: "quay.io", Namespace: "openstack.kolla", Glob: "nova-*", Tag: "latest", Token: "pw"}},
+		{in: "quay://openstack.kolla/*:2025.1-debian-bookworm?since=2026-03-01", want: Spec{Host: "quay.io", Namespace: "openstack.kolla", Glob: "*", Tag: "2025.1-debian-bookworm", Since: day, Token: "pw"}},
+		{in: "quay://ns/a:b:c?token=tok&host=quay.example.com:8443&insecure=true", want: Spec{Host: "quay.example.com:8443", Namespace: "ns", Glob: "a:b", Tag: "c", Token: "tok", Insecure: true}},
+		{in: "quay:///x", wantErr: "quay:// URI requires a namespace/organization"},
+		{in: "quay://ns/*?since=2026-3-1", wantErr: "Invalid since date '2026-3-1', expected YYYY-MM-DD format"},
+		{in: "quay://ns/*?since=20260301", wantErr: "Invalid since date '20260301', expected YYYY-MM-DD format"},
+		{in: "quay://ns/*?bogus=1", wantErr: `unknown option "bogus" for quay:// (known: token, since, host, insecure)`},
+	}
+	for _, c := range cases {
+		t.Run(c.in, func(t *testing.T) {
+			u, err := uri.ParseInput(c.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ParseURI(u, "", "pw", false)
+			if c.wantErr != "" {
+				if err == nil || err.Error() != c.wantErr {
+					t.Fatalf("err = %v, want %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(c.want, got); d != "" {
+				t.Errorf("(-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// kolla seeds a namespace like openstack.kolla: services with the wanted
+// tag pushed on different days, repositories without it, one never pushed,
+// one deleted after listing, and 120 repositories in all.
+func kolla(t *testing.T, opts testquay.Options) (*testquay.Server, *testregistry.Registry, *transport.Transport) {
+	t.Helper()
+	q, reg := testquay.Start(t, opts, testregistry.Options{})
+	names := []string{"nova-api", "nova-compute", "glance-api", "keystone", "horizon", "neutron-server"}
+	_, err := q.Seed(context.Background(), reg, testquay.Corpus{
+		Namespace: "openstack.kolla", Images: len(names), Groups: 2, Common: 1, Group: 1, Own: 1,
+		Tag: "2025.1", Name: func(i int) string { return names[i] },
+		// nova-api and glance-api were pushed in February, the rest in March.
+		Pushed: func(i int) time.Time {
+			if i == 0 || i == 2 {
+				return time.Date(2026, 2, 10, 0, 0, 0, 0, time.UTC)
+			}
+			return time.Date(2026, 3, 5, 0, 0, 0, 0, time.UTC)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	march := time.Date(2026, 3, 20, 0, 0, 0, 0, time.UTC)
+	// Recently modified, but the 2025.1 tag is old (another tag is new).
+	feb := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	q.AddRepo(testquay.Repo{Namespace: "openstack.kolla", Name: "nova-conductor", LastModified: &march,
+		Tags: []testquay.Tag{{Name: "2025.1", StartTS: feb, ManifestDigest: "sha256:00"}, {Name: "master", StartTS: march}}})
+	q.AddRepo(testquay.Repo{Namespace: "openstack.kolla", Name: "nova-deleted", LastModified: &march, Deleted: true,
+		Tags: []testquay.Tag{{Name: "2025.1", StartTS: march}}})
+	q.AddRepo(testquay.Repo{Namespace: "openstack.kolla", Name: "nova-never"})
+	for i := 0; i < 111; i++ {
+		q.AddRepo(testquay.Repo{Namespace: "openstack.kolla", Name: fmt.Sprintf("zz-other-%03d", i), LastModified: &march,
+			Tags: []testquay.Tag{{Name: "master", StartTS: march}}})
+	}
+	q.AddRepo(testquay.Repo{Namespace: "other", Name: "nova-api", LastModified: &march, Tags: []testquay.Tag{{Name: "2025.1", StartTS: march}}})
+	tr, err := transport.New(transport.Options{RootCAs: reg.RootCAs(), RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.Close)
+	return q, reg, tr
+}
+
+func TestResolve(t *testing.T) {
+	t.Parallel()
+	q, reg, tr := kolla(t, testquay.Options{})
+	cases := []struct {
+		src  string
+		want []string
+	}{
+		{"quay://openstack.kolla/*:2025.1", []string{"glance-api", "horizon", "keystone", "neutron-server", "nova-api", "nova-compute", "nova-conductor"}},
+		{"quay://openstack.kolla/nova-*:2025.1", []string{"nova-api", "nova-compute", "nova-conductor"}},
+		{"quay://openstack.kolla/nova-*:2025.1?since=2026-03-01", []string{"nova-compute"}},
+		{"quay://openstack.kolla/*:2025.1?since=2026-03-01", []string{"horizon", "keystone", "neutron-server", "nova-compute"}},
+		{"quay://openstack.kolla/*:2025.1?since=2026-02-10", []string{"glance-api", "horizon", "keystone", "neutron-server", "nova-api", "nova-compute"}},
+		{"quay://openstack.kolla/*:2025.1?since=2099-01-01", nil},
+		{"quay://openstack.kolla/[gk]*:2025.1", []string{"glance-api", "keystone"}},
+		{"quay://openstack.kolla/*:nope", nil},
+		{"quay://openstack.kolla/zz-other-1[01]0:master", []string{"zz-other-100", "zz-other-110"}},
+		{"quay://openstack.kolla/nova-api", nil}, // tag latest
+	}
+	for _, c := range cases {
+		t.Run(c.src, func(t *testing.T) {
+			u, err := uri.ParseInput(c.src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			spec, err := ParseURI(u, reg.Host, "", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			refs, err := Resolve(context.Background(), tr.Quay(spec.Host, transport.QuayOptions{}), spec, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range refs {
+				if r.Host != reg.Host || r.Tag != spec.Tag || r.Repo != "openstack.kolla/"+r.Name() {
+					t.Errorf("ref %+v", r)
+				}
+				got = append(got, r.Name())
+			}
+			if d := cmp.Diff(c.want, got); d != "" {
+				t.Errorf("(-want +got):\n%s", d)
+			}
+		})
+	}
+	if q.APIRequests() == 0 {
+		t.Error("no API requests counted")
+	}
+}
+
+func TestResolveAuth(t *testing.T) {
+	t.Parallel()
+	_, reg, tr := kolla(t, testquay.Options{Token: "sekrit"})
+	spec := Spec{Host: reg.Host, Namespace: "openstack.kolla", Glob: "*", Tag: "2025.1"}
+	for _, tok := range []string{"", "wrong"} {
+		_, err := Resolve(context.Background(), tr.Quay(reg.Host, transport.QuayOptions{Token: tok}), spec, 4)
+		if !errors.Is(err, transport.ErrQuayAuth) || err.Error() != "Authentication failed for quay.io API. Provide a valid quay.io API token for accessing private organizations." {
+			t.Errorf("token %q: err = %v", tok, err)
+		}
+	}
+	refs, err := Resolve(context.Background(), tr.Quay(reg.Host, transport.QuayOptions{Token: "sekrit"}), spec, 4)
+	if err != nil || len(refs) != 7 {
+		t.Errorf("with token: %d refs, err %v", len(refs), err)
+	}
+}
+
+func TestResolveServerError(t *testing.T) {
+	t.Parallel()
+	in := testregistry.NewInjector(testregistry.Fault{Kind: testregistry.Unavailable, Times: -1,
+		Match: func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/keystone/tag/") }})
+	q, reg := testquay.Start(t, testquay.Options{}, testregistry.Options{Wrap: in.Wrap})
+	for _, n := range []string{"glance-api", "keystone"} {
+		q.AddTag("openstack.kolla", n, testquay.Tag{Name: "2025.1", StartTS: time.Unix(1, 0)})
+	}
+	tr, err := transport.New(transport.Options{RootCAs: reg.RootCAs(), NoRetries: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	_, err = Resolve(context.Background(), tr.Quay(reg.Host, transport.QuayOptions{}), Spec{Host: reg.Host, Namespace: "openstack.kolla", Glob: "*", Tag: "2025.1"}, 2)
+	if !errors.Is(err, transport.ErrStatus) || !strings.Contains(err.Error(), "openstack.kolla/keystone") {
+		t.Errorf("err = %v, want a 503 naming keystone", err)
+	}
+}
