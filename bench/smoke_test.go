@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 
 // needsUnmerged are scenarios whose input or output may not be in this
 // build yet; they must then say so, and nothing else.
-var needsUnmerged = map[string]bool{"quay-bulk-dir": true, "quay-bulk-registry": true, "registry-registry": true}
+var needsUnmerged = map[string]bool{"quay-bulk-registry": true, "registry-registry": true}
 
 // TestSmoke runs the small preset end to end, once, through the real CLI
 // binary, and checks that every scenario ran (its output verified by the
