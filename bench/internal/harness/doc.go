@@ -1,0 +1,14 @@
+// Package harness runs the benchmark scenarios: each tool (occystrap through
+// its real CLI binary, the peers found on PATH, and the floor) is executed as
+// a child process, once per repetition, and measured the same way: wall
+// time, CPU time and peak RSS from the child's rusage, and requests,
+// connections, TLS handshakes and bytes over the wire counted at the servers.
+//
+// A Scenario says what the images are, how each tool is invoked and how the
+// output is checked. Results are summarised as median, min and max per
+// metric, printed as a table that leads with ratios (ours / floor, ours /
+// each peer) and written as JSON.
+//
+// Runs are sequential (the server counters are attributed to one run at a
+// time); nothing here is safe for concurrent use.
+package harness

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/pprof"
+)
+
+// startProfiles starts a CPU profile when OCCYSTRAP_CPUPROFILE names a file,
+// and the returned stop writes it, plus a heap profile when
+// OCCYSTRAP_MEMPROFILE names one. The benchmark harness (bench/) sets them
+// for its --cpuprofile and --memprofile, so a slow stage can be found with
+// `go tool pprof`.
+func startProfiles(stderr io.Writer) (stop func()) {
+	var cpu *os.File
+	if p := os.Getenv("OCCYSTRAP_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "Warning: CPU profile: %v\n", err)
+		} else {
+			cpu = f
+		}
+	}
+	return func() {
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			_ = cpu.Close()
+		}
+		if p := os.Getenv("OCCYSTRAP_MEMPROFILE"); p != "" {
+			runtime.GC()
+			f, err := os.Create(p)
+			if err == nil {
+				err = pprof.WriteHeapProfile(f)
+				_ = f.Close()
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "Warning: heap profile: %v\n", err)
+			}
+		}
+	}
+}
