@@ -252,15 +252,21 @@ func writeString(b *bytes.Buffer, s string) {
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		i += size
-		if r > 0xFFFF {
-			r -= 0x10000
-			writeU(b, 0xD800+(r>>10))
-			writeU(b, 0xDC00+(r&0x3FF))
-			continue
-		}
-		writeU(b, r)
+		writeRune(b, r)
 	}
 	b.WriteByte('"')
+}
+
+// writeRune writes the escape of a non-ASCII rune: \uXXXX, or a surrogate
+// pair above U+FFFF.
+func writeRune(b *bytes.Buffer, r rune) {
+	if r > 0xFFFF {
+		r -= 0x10000
+		writeU(b, 0xD800+(r>>10))
+		writeU(b, 0xDC00+(r&0x3FF))
+		return
+	}
+	writeU(b, r)
 }
 
 func writeU(b *bytes.Buffer, r rune) {

@@ -14,8 +14,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/occystrap/occystrap/internal/pyjson"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
-	"github.com/occystrap/occystrap/sinks/internal/pyjson"
 	"github.com/occystrap/occystrap/stage"
 )
 
