@@ -35,14 +35,8 @@ func passThrough(ctx context.Context, in <-chan stage.Item, out chan<- stage.Ite
 	p := pool.New().WithMaxGoroutines(max(parallel, 1))
 	recv := func() error {
 		for {
-			var it stage.Item
-			var ok bool
-			select {
-			case it, ok = <-in:
-				if !ok {
-					return nil
-				}
-			case <-ctx.Done():
+			it, ok, _ := stage.Recv(ctx, in)
+			if !ok {
 				return nil
 			}
 			if it.Kind == stage.KindLayer {

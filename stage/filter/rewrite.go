@@ -113,14 +113,8 @@ func (r *Rewriter) Run(ctx context.Context, in <-chan stage.Item, out chan<- sta
 	p := pool.New().WithMaxGoroutines(r.opts.Parallel)
 	recv := func() error {
 		for {
-			var it stage.Item
-			var ok bool
-			select {
-			case it, ok = <-in:
-				if !ok {
-					return nil
-				}
-			case <-ctx.Done():
+			it, ok, _ := stage.Recv(ctx, in)
+			if !ok {
 				return nil
 			}
 			switch {
