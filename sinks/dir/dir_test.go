@@ -12,13 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sourcegraph/conc/pool"
-	"go.uber.org/goleak"
 
 	"github.com/occystrap/occystrap/internal/extract"
 	"github.com/occystrap/occystrap/internal/sinktest"
@@ -28,10 +26,7 @@ import (
 
 type E = sinktest.Entry
 
-func TestMain(m *testing.M) {
-	syscall.Umask(0o022)
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { sinktest.Main(m) }
 
 var img = stage.Image{Name: "fixture/app", Tag: "v1"}
 
@@ -81,8 +76,7 @@ func run(ctx context.Context, w *Writer, im stage.Image, items []stage.Item) err
 	if err != nil {
 		return err
 	}
-	_, err = stage.Run(ctx, &sinktest.Source{Items: items}, nil, sink, stage.Options{})
-	return err
+	return sinktest.Run(ctx, sink, items)
 }
 
 // listingWithFiles is the normalized listing of dir followed by the text of
