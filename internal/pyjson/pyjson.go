@@ -152,25 +152,9 @@ func encode(b *bytes.Buffer, v any, opts Options) error {
 			b.WriteString(s)
 		}
 	case []any:
-		b.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			if err := encode(b, e, opts); err != nil {
-				return err
-			}
-		}
-		b.WriteByte(']')
+		return encodeArray(b, x, opts)
 	case []string:
-		b.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writeString(b, e)
-		}
-		b.WriteByte(']')
+		return encodeArray(b, x, opts)
 	case *Object:
 		keys := x.Keys
 		if opts.SortKeys {
@@ -195,6 +179,20 @@ func encode(b *bytes.Buffer, v any, opts Options) error {
 func isRangeErr(err error) bool {
 	ne, ok := err.(*strconv.NumError)
 	return ok && ne.Err == strconv.ErrRange
+}
+
+func encodeArray[T any](b *bytes.Buffer, xs []T, opts Options) error {
+	b.WriteByte('[')
+	for i, e := range xs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if err := encode(b, e, opts); err != nil {
+			return err
+		}
+	}
+	b.WriteByte(']')
+	return nil
 }
 
 func encodeObject(b *bytes.Buffer, keys []string, vals map[string]any, opts Options) error {
