@@ -3,7 +3,6 @@ package filter
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/sourcegraph/conc/pool"
 
@@ -19,18 +18,7 @@ func passThrough(ctx context.Context, in <-chan stage.Item, out chan<- stage.Ite
 	note func(it stage.Item) error, look func(ctx context.Context, it stage.Item) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	var (
-		mu       sync.Mutex
-		firstErr error
-	)
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		mu.Unlock()
-		cancel(err)
-	}
+	fail := &failure{cancel: cancel}
 	seen := map[int]bool{}
 	p := pool.New().WithMaxGoroutines(max(parallel, 1))
 	recv := func() error {
@@ -63,11 +51,11 @@ func passThrough(ctx context.Context, in <-chan stage.Item, out chan<- stage.Ite
 				}
 				if err := look(ctx, it); err != nil {
 					_ = it.Release()
-					fail(err)
+					fail.set(err)
 					return
 				}
 				if err := stage.Send(ctx, out, it); err != nil {
-					fail(err)
+					fail.set(err)
 				}
 			})
 		}
@@ -77,8 +65,8 @@ func passThrough(ctx context.Context, in <-chan stage.Item, out chan<- stage.Ite
 	if err != nil {
 		return err
 	}
-	if firstErr != nil {
-		return firstErr
+	if err := fail.first(); err != nil {
+		return err
 	}
 	return context.Cause(ctx)
 }
