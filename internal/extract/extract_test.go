@@ -8,21 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"go.uber.org/goleak"
 
 	"github.com/occystrap/occystrap/internal/sinktest"
 )
 
 type E = sinktest.Entry
 
-func TestMain(m *testing.M) {
-	syscall.Umask(0o022)
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { sinktest.Main(m) }
 
 func apply(t *testing.T, dir string, layers ...[]E) error {
 	t.Helper()

@@ -152,25 +152,9 @@ func encode(b *bytes.Buffer, v any, opts Options) error {
 			b.WriteString(s)
 		}
 	case []any:
-		b.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			if err := encode(b, e, opts); err != nil {
-				return err
-			}
-		}
-		b.WriteByte(']')
+		return encodeArray(b, x, opts)
 	case []string:
-		b.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writeString(b, e)
-		}
-		b.WriteByte(']')
+		return encodeArray(b, x, opts)
 	case *Object:
 		keys := x.Keys
 		if opts.SortKeys {
@@ -195,6 +179,20 @@ func encode(b *bytes.Buffer, v any, opts Options) error {
 func isRangeErr(err error) bool {
 	ne, ok := err.(*strconv.NumError)
 	return ok && ne.Err == strconv.ErrRange
+}
+
+func encodeArray[T any](b *bytes.Buffer, xs []T, opts Options) error {
+	b.WriteByte('[')
+	for i, e := range xs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if err := encode(b, e, opts); err != nil {
+			return err
+		}
+	}
+	b.WriteByte(']')
+	return nil
 }
 
 func encodeObject(b *bytes.Buffer, keys []string, vals map[string]any, opts Options) error {
@@ -252,15 +250,21 @@ func writeString(b *bytes.Buffer, s string) {
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		i += size
-		if r > 0xFFFF {
-			r -= 0x10000
-			writeU(b, 0xD800+(r>>10))
-			writeU(b, 0xDC00+(r&0x3FF))
-			continue
-		}
-		writeU(b, r)
+		writeRune(b, r)
 	}
 	b.WriteByte('"')
+}
+
+// writeRune writes the escape of a non-ASCII rune: \uXXXX, or a surrogate
+// pair above U+FFFF.
+func writeRune(b *bytes.Buffer, r rune) {
+	if r > 0xFFFF {
+		r -= 0x10000
+		writeU(b, 0xD800+(r>>10))
+		writeU(b, 0xDC00+(r&0x3FF))
+		return
+	}
+	writeU(b, r)
 }
 
 func writeU(b *bytes.Buffer, r rune) {

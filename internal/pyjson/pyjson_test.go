@@ -73,3 +73,26 @@ func TestDecodeErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestMarshalGoValues(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		in   any
+		want string
+	}{
+		{"strings", []string{"a", "é"}, `["a", "\u00e9"]`},
+		{"empty strings", []string{}, `[]`},
+		{"mixed list", []any{1, int64(2), 2.5, "x", nil, []string{"y"}}, `[1, 2, 2.5, "x", null, ["y"]]`},
+		{"map sorted", map[string]any{"b": true, "a": []any{}}, `{"a": [], "b": true}`},
+	}
+	for _, tt := range tests {
+		got, err := Marshal(tt.in, Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if string(got) != tt.want {
+			t.Errorf("%s: got %s, want %s", tt.name, got, tt.want)
+		}
+	}
+}

@@ -1,8 +1,9 @@
 // Package sinktest helps the tests of outputs: it builds layer tars in
-// memory with archive/tar, feeds items to a sink through the engine, lists a
-// written tree in a normalized form (path, type, mode, size, sha256) and
+// memory with archive/tar, feeds items to a sink through the engine (Run), lists
+// a written tree in a normalized form (path, type, mode, size, sha256) and
 // compares listings with golden files under testdata/ (go test -update
-// rewrites them).
+// rewrites them). Main is their TestMain and BenchItems their benchmark
+// image.
 //
 // It is imported by tests only. Its functions are safe to call from parallel
 // tests.

@@ -11,20 +11,70 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
 
 	"github.com/occystrap/occystrap/stage"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+// Main is TestMain for packages that write trees: it sets the umask to 022,
+// so that modes in listings do not depend on the caller's, and runs the
+// tests under goleak.VerifyTestMain.
+func Main(m *testing.M) {
+	syscall.Umask(0o022)
+	goleak.VerifyTestMain(m)
+}
+
+// Run feeds items to sink through the engine, with no stages.
+func Run(ctx context.Context, sink stage.Sink, items []stage.Item) error {
+	_, err := stage.Run(ctx, &Source{Items: items}, nil, sink, stage.Options{})
+	return err
+}
+
+// BenchItems is an image for benchmarks: a config "{}" and n layers named
+// layer00, layer01, ... of size random bytes each. With files, each body is
+// a file under a temporary directory (as sources that spool give);
+// otherwise a stream from memory.
+func BenchItems(b *testing.B, n, size int, files bool) []stage.Item {
+	b.Helper()
+	dir := b.TempDir()
+	r := rand.New(rand.NewPCG(3, 4))
+	items := []stage.Item{{Seq: -1, Kind: stage.KindConfig, Name: "config.json", Data: []byte(`{}`)}}
+	for i := range n {
+		data := make([]byte, size)
+		for j := 0; j < len(data); j += 8 {
+			v := r.Uint64()
+			for k := 0; k < 8 && j+k < len(data); k++ {
+				data[j+k] = byte(v >> (8 * k))
+			}
+		}
+		name := fmt.Sprintf("layer%02d", i)
+		var body stage.Body
+		if files {
+			p := filepath.Join(dir, name)
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				b.Fatal(err)
+			}
+			body = &stage.FileBody{Path: p}
+		} else {
+			body = MemBody(data, nil)
+		}
+		items = append(items, stage.Item{Seq: i, Kind: stage.KindLayer, Name: name, Size: int64(size), Body: body})
+	}
+	return items
+}
 
 // Entry is one member of a test layer. Type defaults to a regular file, Mode
 // to 0644 (0755 for a directory).

@@ -15,6 +15,7 @@
 // non-ASCII text, a field that overflows USTAR). The output is a pure
 // function of the input and the Transform, so it is byte-stable.
 //
-// Walk reads members without writing, for filters that only look. Functions
+// Walk reads members without writing, for filters that only look; Check
+// reads a tar to its end, for outputs that verify what they wrote. Functions
 // here are safe for concurrent use on different readers and writers.
 package tarfmt

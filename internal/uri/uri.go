@@ -173,13 +173,19 @@ func textOf(v any) string {
 	}
 }
 
-func optBool(opts map[string]any, key string, def bool, what string) (bool, error) {
+// lastOpt is the value of option key; given several times, its last value.
+func lastOpt(opts map[string]any, key string) (any, bool) {
 	v, ok := opts[key]
-	if !ok {
-		return def, nil
-	}
 	if l, isList := v.([]any); isList && len(l) > 0 {
 		v = l[len(l)-1]
+	}
+	return v, ok
+}
+
+func optBool(opts map[string]any, key string, def bool, what string) (bool, error) {
+	v, ok := lastOpt(opts, key)
+	if !ok {
+		return def, nil
 	}
 	switch x := v.(type) {
 	case bool:
@@ -191,12 +197,9 @@ func optBool(opts map[string]any, key string, def bool, what string) (bool, erro
 }
 
 func optInt(opts map[string]any, key string, def int, what string) (int, error) {
-	v, ok := opts[key]
+	v, ok := lastOpt(opts, key)
 	if !ok {
 		return def, nil
-	}
-	if l, isList := v.([]any); isList && len(l) > 0 {
-		v = l[len(l)-1]
 	}
 	switch x := v.(type) {
 	case int:

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/occystrap/occystrap/internal/pyjson"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
-	"github.com/occystrap/occystrap/sinks/internal/pyjson"
 	"github.com/occystrap/occystrap/stage"
 )
 

@@ -12,13 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sourcegraph/conc/pool"
-	"go.uber.org/goleak"
 
 	"github.com/occystrap/occystrap/internal/extract"
 	"github.com/occystrap/occystrap/internal/sinktest"
@@ -28,10 +26,7 @@ import (
 
 type E = sinktest.Entry
 
-func TestMain(m *testing.M) {
-	syscall.Umask(0o022)
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { sinktest.Main(m) }
 
 var img = stage.Image{Name: "fixture/app", Tag: "v1"}
 
@@ -49,6 +44,17 @@ func fixture(t testing.TB) (config []byte, layers [][]byte) {
 	}
 	config = []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[` + strings.Join(ids, ",") + `]},"config":{"Cmd":["/bin/app"]}}`)
 	return config, layers
+}
+
+// newWriter is a Writer with opts into a fresh directory, returned too.
+func newWriter(t *testing.T, opts Options) (string, *Writer) {
+	t.Helper()
+	out := t.TempDir()
+	w, err := New(out, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, w
 }
 
 func fixtureItems(t testing.TB, rel *sinktest.Released) []stage.Item {
@@ -81,8 +87,7 @@ func run(ctx context.Context, w *Writer, im stage.Image, items []stage.Item) err
 	if err != nil {
 		return err
 	}
-	_, err = stage.Run(ctx, &sinktest.Source{Items: items}, nil, sink, stage.Options{})
-	return err
+	return sinktest.Run(ctx, sink, items)
 }
 
 // listingWithFiles is the normalized listing of dir followed by the text of
@@ -118,11 +123,7 @@ func TestLayout(t *testing.T) {
 		for name, ord := range orders {
 			t.Run(fmt.Sprintf("unique=%v/%s", unique, name), func(t *testing.T) {
 				t.Parallel()
-				out := t.TempDir()
-				w, err := New(out, Options{UniqueNames: unique, Parallel: 2})
-				if err != nil {
-					t.Fatal(err)
-				}
+				out, w := newWriter(t, Options{UniqueNames: unique, Parallel: 2})
 				defer w.Close()
 				var rel sinktest.Released
 				if err := run(context.Background(), w, img, ord(fixtureItems(t, &rel))); err != nil {
@@ -171,11 +172,7 @@ func readJSON(t *testing.T, name string, v any) {
 
 func TestConfigUnderSubdirectory(t *testing.T) {
 	t.Parallel()
-	out := t.TempDir()
-	w, err := New(out, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, w := newWriter(t, Options{})
 	config, layers := fixture(t)
 	name := "blobs/sha256/" + sinktest.Hex(config)
 	if err := run(context.Background(), w, img, sinktest.Items(config, name, layers, nil)); err != nil {
@@ -218,11 +215,7 @@ func TestExpand(t *testing.T) {
 	for name, ord := range orders {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			out := t.TempDir()
-			w, err := New(out, Options{Expand: true, Parallel: 3})
-			if err != nil {
-				t.Fatal(err)
-			}
+			out, w := newWriter(t, Options{Expand: true, Parallel: 3})
 			if !mustSink(t, w).(stage.OrderedSink).NeedsOrder() {
 				t.Fatal("NeedsOrder is false with Expand")
 			}
@@ -330,11 +323,7 @@ func assertNoTemp(t *testing.T, dir string) {
 
 func TestRerunSkipsExistingLayers(t *testing.T) {
 	t.Parallel()
-	out := t.TempDir()
-	w, err := New(out, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, w := newWriter(t, Options{})
 	if err := run(context.Background(), w, img, fixtureItems(t, nil)); err != nil {
 		t.Fatal(err)
 	}
@@ -393,11 +382,7 @@ func TestRerunSkipsExistingLayers(t *testing.T) {
 
 func TestInterruptedWriteLeavesNothing(t *testing.T) {
 	t.Parallel()
-	out := t.TempDir()
-	w, err := New(out, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, w := newWriter(t, Options{})
 	config, layers := fixture(t)
 	items := sinktest.Items(config, "c.json", layers, nil)
 	broken := items[2]
@@ -410,7 +395,7 @@ func TestInterruptedWriteLeavesNothing(t *testing.T) {
 		ReleaseFunc: func() error { sinktest.MemBody(nil, &released).Release(); return nil },
 	}
 	items[2] = broken
-	err = run(context.Background(), w, img, items)
+	err := run(context.Background(), w, img, items)
 	if !errors.Is(err, sinktest.ErrInjected) {
 		t.Fatalf("run = %v, want the injected failure", err)
 	}
@@ -546,11 +531,7 @@ func TestVerify(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			out := t.TempDir()
-			w, err := New(out, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			out, w := newWriter(t, Options{})
 			config, layers := fixture(t)
 			if err := run(context.Background(), w, img, sinktest.Items(config, "c.json", layers, nil)); err != nil {
 				t.Fatal(err)

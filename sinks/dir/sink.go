@@ -123,14 +123,8 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 	)
 loop:
 	for {
-		var it stage.Item
-		var ok bool
-		select {
-		case it, ok = <-in:
-			if !ok {
-				break loop
-			}
-		case <-ctx.Done():
+		it, ok, _ := stage.Recv(ctx, in)
+		if !ok {
 			break loop
 		}
 		switch it.Kind {

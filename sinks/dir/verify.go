@@ -1,17 +1,16 @@
 package dir
 
 import (
-	"archive/tar"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/occystrap/occystrap/internal/tarfmt"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -68,20 +67,5 @@ func readTar(ctx context.Context, name string) error {
 		return err
 	}
 	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		_, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(io.Discard, tr); err != nil {
-			return err
-		}
-	}
+	return tarfmt.Check(ctx, f)
 }

@@ -2,14 +2,11 @@ package tarball
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/occystrap/occystrap/internal/sinktest"
-	"github.com/occystrap/occystrap/stage"
 )
 
 // BenchmarkTarSink writes 8 layers of 16 MiB through the engine into an
@@ -22,24 +19,7 @@ func BenchmarkTarSink(b *testing.B) {
 			name = "body=file"
 		}
 		b.Run(name, func(b *testing.B) {
-			dir := b.TempDir()
-			r := rand.New(rand.NewPCG(5, 6))
-			items := []stage.Item{{Seq: -1, Kind: stage.KindConfig, Name: "config.json", Data: []byte(`{}`)}}
-			for i := range layers {
-				data := make([]byte, size)
-				for j := range data {
-					data[j] = byte(r.Uint32())
-				}
-				var body stage.Body = sinktest.MemBody(data, nil)
-				if files {
-					p := filepath.Join(dir, fmt.Sprint(i))
-					if err := os.WriteFile(p, data, 0o644); err != nil {
-						b.Fatal(err)
-					}
-					body = &stage.FileBody{Path: p}
-				}
-				items = append(items, stage.Item{Seq: i, Kind: stage.KindLayer, Name: fmt.Sprintf("layer%02d", i), Size: size, Body: body})
-			}
+			items := sinktest.BenchItems(b, layers, size, files)
 			dest := filepath.Join(b.TempDir(), "image.tar")
 			b.SetBytes(layers * size)
 			b.ReportAllocs()

@@ -14,8 +14,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/occystrap/occystrap/internal/pyjson"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
-	"github.com/occystrap/occystrap/sinks/internal/pyjson"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -128,15 +128,12 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) (err erro
 	}
 loop:
 	for {
-		var it stage.Item
-		var ok bool
-		select {
-		case it, ok = <-in:
-			if !ok {
-				break loop
-			}
-		case <-ctx.Done():
-			return ctx.Err()
+		it, ok, err := stage.Recv(ctx, in)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break loop
 		}
 		switch it.Kind {
 		case stage.KindConfig:

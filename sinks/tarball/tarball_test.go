@@ -11,12 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"go.uber.org/goleak"
 
 	"github.com/occystrap/occystrap/internal/sinktest"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
@@ -25,10 +23,7 @@ import (
 
 type E = sinktest.Entry
 
-func TestMain(m *testing.M) {
-	syscall.Umask(0o022)
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { sinktest.Main(m) }
 
 var img = stage.Image{Name: "fixture/app", Tag: "v1"}
 
@@ -47,8 +42,7 @@ func run(ctx context.Context, w *Writer, items []stage.Item) error {
 	if err != nil {
 		return err
 	}
-	_, err = stage.Run(ctx, &sinktest.Source{Items: items}, nil, sink, stage.Options{})
-	return err
+	return sinktest.Run(ctx, sink, items)
 }
 
 type member struct {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/occystrap/occystrap/internal/tarfmt"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -50,7 +51,7 @@ func (w *Writer) Verify(ctx context.Context, img stage.Image, full bool) ([]stri
 				return []string{fmt.Sprintf("Tarball %s is not a valid tar: %v", w.path, err)}, nil
 			}
 		case full && strings.HasSuffix(hdr.Name, "/layer.tar"):
-			if err := readTar(ctx, tr); err != nil {
+			if err := tarfmt.Check(ctx, tr); err != nil {
 				invalid[hdr.Name] = err
 			}
 		}
@@ -81,23 +82,4 @@ func (w *Writer) Verify(ctx context.Context, img stage.Image, full bool) ([]stri
 		}
 	}
 	return problems, nil
-}
-
-func readTar(ctx context.Context, r io.Reader) error {
-	tr := tar.NewReader(r)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		_, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(io.Discard, tr); err != nil {
-			return err
-		}
-	}
 }

@@ -16,14 +16,10 @@ func (Discard) Name() string { return "discard" }
 // Consume releases every item until in closes or the run is cancelled.
 func (Discard) Consume(ctx context.Context, in <-chan stage.Item) error {
 	for {
-		select {
-		case it, ok := <-in:
-			if !ok {
-				return nil
-			}
-			_ = it.Release()
-		case <-ctx.Done():
-			return ctx.Err()
+		it, ok, err := stage.Recv(ctx, in)
+		if !ok {
+			return err
 		}
+		_ = it.Release()
 	}
 }

@@ -3,7 +3,6 @@ package filter
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/sourcegraph/conc/pool"
 
@@ -19,30 +18,13 @@ func passThrough(ctx context.Context, in <-chan stage.Item, out chan<- stage.Ite
 	note func(it stage.Item) error, look func(ctx context.Context, it stage.Item) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	var (
-		mu       sync.Mutex
-		firstErr error
-	)
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		mu.Unlock()
-		cancel(err)
-	}
+	fail := &failure{cancel: cancel}
 	seen := map[int]bool{}
 	p := pool.New().WithMaxGoroutines(max(parallel, 1))
 	recv := func() error {
 		for {
-			var it stage.Item
-			var ok bool
-			select {
-			case it, ok = <-in:
-				if !ok {
-					return nil
-				}
-			case <-ctx.Done():
+			it, ok, _ := stage.Recv(ctx, in)
+			if !ok {
 				return nil
 			}
 			if it.Kind == stage.KindLayer {
@@ -69,11 +51,11 @@ func passThrough(ctx context.Context, in <-chan stage.Item, out chan<- stage.Ite
 				}
 				if err := look(ctx, it); err != nil {
 					_ = it.Release()
-					fail(err)
+					fail.set(err)
 					return
 				}
 				if err := stage.Send(ctx, out, it); err != nil {
-					fail(err)
+					fail.set(err)
 				}
 			})
 		}
@@ -83,8 +65,8 @@ func passThrough(ctx context.Context, in <-chan stage.Item, out chan<- stage.Ite
 	if err != nil {
 		return err
 	}
-	if firstErr != nil {
-		return firstErr
+	if err := fail.first(); err != nil {
+		return err
 	}
 	return context.Cause(ctx)
 }

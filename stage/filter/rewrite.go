@@ -92,35 +92,20 @@ func (r *Rewriter) Run(ctx context.Context, in <-chan stage.Item, out chan<- sta
 	log := zerolog.Ctx(ctx).With().Str("stage", r.name).Logger()
 
 	var (
-		mu       sync.Mutex
-		config   *stage.Item
-		seen     = map[int]bool{}
-		newIDs   = map[int]digest.Digest{}
-		skipped  = map[int]bool{}
-		dropped  int
-		firstErr error
+		mu      sync.Mutex
+		config  *stage.Item
+		seen    = map[int]bool{}
+		newIDs  = map[int]digest.Digest{}
+		skipped = map[int]bool{}
+		dropped int
+		fail    = &failure{cancel: cancel}
 	)
-	fail := func(err error) error {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		mu.Unlock()
-		cancel(err)
-		return err
-	}
 
 	p := pool.New().WithMaxGoroutines(r.opts.Parallel)
 	recv := func() error {
 		for {
-			var it stage.Item
-			var ok bool
-			select {
-			case it, ok = <-in:
-				if !ok {
-					return nil
-				}
-			case <-ctx.Done():
+			it, ok, _ := stage.Recv(ctx, in)
+			if !ok {
 				return nil
 			}
 			switch {
@@ -150,7 +135,7 @@ func (r *Rewriter) Run(ctx context.Context, in <-chan stage.Item, out chan<- sta
 				}
 				nit, c, err := r.rewriteLayer(ctx, it)
 				if err != nil {
-					_ = fail(err)
+					fail.set(err)
 					return
 				}
 				log.Debug().Int("seq", it.Seq).Str("layer", it.Name).Str("new", nit.Name).
@@ -161,7 +146,7 @@ func (r *Rewriter) Run(ctx context.Context, in <-chan stage.Item, out chan<- sta
 				mu.Unlock()
 				r.opts.DiffIDs.Put(it.DiffID, nit.DiffID)
 				if err := stage.Send(ctx, out, nit); err != nil {
-					_ = fail(err)
+					fail.set(err)
 				}
 			})
 		}
@@ -174,8 +159,8 @@ func (r *Rewriter) Run(ctx context.Context, in <-chan stage.Item, out chan<- sta
 		}
 		return err
 	}
-	if firstErr != nil {
-		return firstErr
+	if err := fail.first(); err != nil {
+		return err
 	}
 	if err := context.Cause(ctx); err != nil {
 		return err

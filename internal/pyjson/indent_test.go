@@ -58,3 +58,21 @@ func TestString(t *testing.T) {
 		}
 	}
 }
+
+// String, Indent and Marshal must escape strings the same way.
+func TestEscapesAgree(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"plain", "é😀\u2028", "<&>\x7f\x00\b\f", "bad \xff utf-8"} {
+		m, err := Marshal(s, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := Indent(s, "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := String(s); string(got) != string(m) || string(in) != string(m) {
+			t.Errorf("%q: String %s, Indent %s, Marshal %s", s, got, in, m)
+		}
+	}
+}

@@ -3,8 +3,6 @@ package pyjson
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
-	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -25,40 +23,34 @@ func Indent(v any, indent string) ([]byte, error) {
 
 // String is json.dumps(s).
 func String(s string) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // encoding a string cannot fail
-	return ASCII(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	var b bytes.Buffer
+	writeString(&b, s)
+	return b.Bytes()
 }
 
 // ASCII replaces every non-ASCII character of JSON text with its \uXXXX
 // escape. Outside strings JSON text is ASCII, so this only touches strings.
-func ASCII(b []byte) []byte {
+func ASCII(text []byte) []byte {
 	i := 0
-	for i < len(b) && b[i] < utf8.RuneSelf {
+	for i < len(text) && text[i] < utf8.RuneSelf {
 		i++
 	}
-	if i == len(b) {
-		return b
+	if i == len(text) {
+		return text
 	}
-	out := make([]byte, 0, len(b)+16)
-	out = append(out, b[:i]...)
-	for i < len(b) {
-		c := b[i]
+	var b bytes.Buffer
+	b.Grow(len(text) + 16)
+	b.Write(text[:i])
+	for i < len(text) {
+		c := text[i]
 		if c < utf8.RuneSelf {
-			out = append(out, c)
+			b.WriteByte(c)
 			i++
 			continue
 		}
-		r, size := utf8.DecodeRune(b[i:])
+		r, size := utf8.DecodeRune(text[i:])
 		i += size
-		if r > 0xffff {
-			r1, r2 := utf16.EncodeRune(r)
-			out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)
-			continue
-		}
-		out = fmt.Appendf(out, `\u%04x`, r)
+		writeRune(&b, r)
 	}
-	return out
+	return b.Bytes()
 }
