@@ -81,6 +81,13 @@ type Compressed interface {
 	OpenCompressed() (rc io.ReadCloser, mediaType string, err error)
 }
 
+// Filer is an optional capability of a Body that is a finished file on disk:
+// a consumer may hard-link that file into its output instead of copying it,
+// but must never write to it.
+type Filer interface {
+	FilePath() string
+}
+
 // FileBody is a Body backed by a file on disk. If Temp is set, Release
 // removes the file.
 type FileBody struct {
@@ -93,6 +100,9 @@ type FileBody struct {
 
 // Open opens the file for reading.
 func (b *FileBody) Open() (io.ReadCloser, error) { return os.Open(b.Path) }
+
+// FilePath is the file's path (Filer).
+func (b *FileBody) FilePath() string { return b.Path }
 
 // Release removes the file if it is temporary. It is safe to call twice.
 func (b *FileBody) Release() error {

@@ -269,6 +269,17 @@ func (s *imageSink) writeLayer(ctx context.Context, it stage.Item) (n int64, err
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return 0, fmt.Errorf("layer %s: %w", final, err)
 	}
+	if f, ok := it.Body.(stage.Filer); ok {
+		// A finished file (a download or a rewritten layer) is linked into
+		// place, not copied, when it is on the same filesystem.
+		n, linked, err := atomicfile.Link(final, f.FilePath(), it.Size)
+		if err != nil {
+			return n, fmt.Errorf("layer %d of %s: %w", it.Seq, s.img, err)
+		}
+		if linked {
+			return n, nil
+		}
+	}
 	rc, err := it.Body.Open()
 	if err != nil {
 		return 0, fmt.Errorf("open layer %s of %s: %w", it.Name, s.img, err)

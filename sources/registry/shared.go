@@ -157,6 +157,9 @@ type sharedBody struct {
 
 func (s *sharedBody) Open() (io.ReadCloser, error) { return os.Open(s.f.path) }
 
+// FilePath lets a sink hard-link the shared file (stage.Filer).
+func (s *sharedBody) FilePath() string { return s.f.path }
+
 func (s *sharedBody) Release() error {
 	s.once.Do(func() { s.err = s.b.unref(s.d, s.f) })
 	return s.err

@@ -3,11 +3,14 @@ package atomicfile
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
+	"syscall"
 )
 
 // TempPrefix starts the name of every temporary file this package makes.
@@ -18,6 +21,39 @@ const TempPrefix = ".occystrap-tmp-"
 const chunk = 8 << 20
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+// Link puts the finished file src at name atomically, as a hard link (the
+// two names share the data; src may then be removed). It reports linked
+// false, and does nothing, when the two are on different filesystems or the
+// filesystem has no hard links: the caller then copies. A size other than
+// want (when want is not negative) is an error.
+func Link(name, src string, want int64) (n int64, linked bool, err error) {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return 0, false, fmt.Errorf("link %s: %w", name, err)
+	}
+	if want >= 0 && fi.Size() != want {
+		return fi.Size(), false, fmt.Errorf("link %s: %s has %d bytes, expected %d", name, src, fi.Size(), want)
+	}
+	tmp := filepath.Join(filepath.Dir(name), fmt.Sprintf("%s%s-link-%d", TempPrefix, filepath.Base(name), linkSeq.Add(1)))
+	if err := os.Link(src, tmp); err != nil {
+		if errors.Is(err, syscall.EXDEV) || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EMLINK) || errors.Is(err, syscall.ENOTSUP) {
+			return 0, false, nil
+		}
+		return 0, false, fmt.Errorf("link %s: %w", name, err)
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		_ = os.Remove(tmp)
+		return 0, false, fmt.Errorf("link %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		_ = os.Remove(tmp)
+		return 0, false, fmt.Errorf("rename %s into place: %w", name, err)
+	}
+	return fi.Size(), true, nil
+}
+
+var linkSeq atomic.Int64
 
 // WriteFile writes data to name atomically with mode 0644.
 func WriteFile(name string, data []byte) error {

@@ -74,3 +74,44 @@ func TestWrite(t *testing.T) {
 		})
 	}
 }
+
+func TestLink(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "spool")
+	if err := os.WriteFile(src, []byte("layer bytes"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Join(dir, "out", "layer.tar")
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Link(name, src, 3); err == nil {
+		t.Fatal("a size other than expected was not an error")
+	}
+	if _, err := os.Stat(name); !os.IsNotExist(err) {
+		t.Fatalf("a failed link left %s (%v)", name, err)
+	}
+	n, linked, err := Link(name, src, 11)
+	if err != nil || !linked || n != 11 {
+		t.Fatalf("Link = %d, %v, %v", n, linked, err)
+	}
+	a, _ := os.Stat(src)
+	b, _ := os.Stat(name)
+	if !os.SameFile(a, b) {
+		t.Error("not a hard link of the source")
+	}
+	if b.Mode().Perm() != 0o644 {
+		t.Errorf("mode %v, want 0644", b.Mode().Perm())
+	}
+	// The spool is removed by its owner; the output keeps the data.
+	if err := os.Remove(src); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(name); err != nil || string(got) != "layer bytes" {
+		t.Errorf("after removing the source: %q, %v", got, err)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "out", TempPrefix+"*"))
+	if len(left) > 0 {
+		t.Errorf("temporary names left: %v", left)
+	}
+}
