@@ -1,6 +1,7 @@
 package testregistry
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -29,10 +30,13 @@ const (
 	// Redirect answers 307 to the same path on the Injector's
 	// RedirectTarget (another host, like blob storage).
 	Redirect
+	// CutUpload reads half of the request body, then breaks the connection
+	// before the registry sees the request (an upload cut mid-body).
+	CutUpload
 )
 
 func (k FaultKind) String() string {
-	return [...]string{"TooMany", "Unavailable", "Cut", "Short", "Corrupt", "Redirect"}[k]
+	return [...]string{"TooMany", "Unavailable", "Cut", "Short", "Corrupt", "Redirect", "CutUpload"}[k]
 }
 
 // Fault is one scripted fault.
@@ -103,6 +107,11 @@ func WithAuth(match func(*http.Request) bool) func(*http.Request) bool {
 	return func(r *http.Request) bool { return r.Header.Get("Authorization") != "" && match(r) }
 }
 
+// IsBlobPatch matches PATCHes of blob upload chunks.
+func IsBlobPatch(r *http.Request) bool {
+	return r.Method == http.MethodPatch && strings.Contains(r.URL.Path, "/blobs/uploads/")
+}
+
 // IsManifestGet matches GETs of manifests.
 func IsManifestGet(r *http.Request) bool {
 	return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/manifests/")
@@ -146,6 +155,11 @@ func (in *Injector) Wrap(next http.Handler) http.Handler {
 		case Redirect:
 			http.Redirect(w, r, target+r.URL.RequestURI(), http.StatusTemporaryRedirect)
 			return
+		case CutUpload:
+			if r.ContentLength > 1 {
+				_, _ = io.CopyN(io.Discard, r.Body, r.ContentLength/2)
+			}
+			panic(http.ErrAbortHandler)
 		}
 		// Body faults: record the real response, then send it damaged.
 		rec := httptest.NewRecorder()
