@@ -51,6 +51,9 @@ type Source struct {
 	opts Options
 	reg  *transport.Registry
 	win  *stage.Window
+	// compressed and fetched: see passthrough.go.
+	compressed bool
+	fetched    transport.Manifest
 }
 
 // New makes a source pulling through t.
@@ -143,6 +146,7 @@ func (s *Source) resolve(ctx context.Context) (v1.Manifest, error) {
 	default:
 		return v1.Manifest{}, &manifestTypeError{m.MediaType}
 	}
+	s.fetched = m
 	var man v1.Manifest
 	if err := json.Unmarshal(m.Body, &man); err != nil {
 		return v1.Manifest{}, fmt.Errorf("parse manifest of %s: %w", s.where(), err)
@@ -158,6 +162,11 @@ func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) error {
 	man, err := s.resolve(ctx)
 	if err != nil {
 		return err
+	}
+	if s.compressed {
+		if err := s.sendManifest(ctx, out); err != nil {
+			return err
+		}
 	}
 	// The config and the layers download at once; the config is sent
 	// first, and each layer waits for it (its DiffID is checked against
@@ -215,6 +224,9 @@ func (s *Source) fetchLayers(ctx context.Context, layers []v1.Descriptor, cfgSen
 				_ = it.Release()
 				return ctx.Err()
 			}
+			if s.compressed {
+				it.DiffID = (*diffIDs)[i] // the compressed digest was verified
+			}
 			if want := (*diffIDs)[i]; it.DiffID != want {
 				_ = it.Release()
 				return fmt.Errorf("layer %s of %s: DiffID %s, config says %s: %w", l.Digest, s.where(), it.DiffID, want, ErrDiffID)
@@ -247,6 +259,9 @@ func (s *Source) fetchConfig(ctx context.Context, d v1.Descriptor) ([]byte, erro
 // fetchLayer streams one layer into a temporary file: digest checked,
 // decompressed, DiffID computed.
 func (s *Source) fetchLayer(ctx context.Context, seq int, d v1.Descriptor) (it stage.Item, err error) {
+	if s.compressed {
+		return s.fetchCompressed(ctx, seq, d)
+	}
 	f, err := os.CreateTemp(s.opts.TempDir, "occystrap-layer-*.tar")
 	if err != nil {
 		return it, fmt.Errorf("layer %s of %s: temporary file: %w", d.Digest, s.where(), err)
