@@ -1,0 +1,633 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/rs/zerolog"
+	"github.com/sourcegraph/conc/pool"
+
+	"github.com/occystrap/occystrap/internal/layercache"
+	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/transport"
+)
+
+// DefaultChunkSize is the size of a PATCH chunk, and the largest blob sent
+// in one monolithic PUT. Each upload worker holds one chunk buffer.
+const DefaultChunkSize = 16 << 20
+
+// Options say where to push and how.
+type Options struct {
+	// Host is the registry's host[:port]; Repo and Tag name the image.
+	Host, Repo, Tag string
+	// Registry holds insecure and per-URI credentials.
+	Registry transport.RegistryOptions
+	// Compression is gzip (default) or zstd, for layers that are not copied
+	// through.
+	Compression string
+	// Workers is how many blobs upload at once (default 4); as many again
+	// existence checks run ahead of them.
+	Workers int
+	// ChunkSize is the PATCH chunk size (default DefaultChunkSize).
+	ChunkSize int
+	// Cache is the --layer-cache, shared by the sinks of a run; may be nil.
+	Cache *layercache.Cache
+	// FiltersHash is the cache's filters hash for this run.
+	FiltersHash string
+	// Pushed remembers the blobs this run pushed, for cross-repository
+	// mounts; shared by the sinks of a run; may be nil.
+	Pushed *Pushed
+}
+
+// BlobOrigin is an optional capability of a passthrough layer body: the
+// compressed blob's descriptor, and the registry and repository it came
+// from (for a cross-repository mount). The registry source implements it.
+type BlobOrigin interface {
+	CompressedDescriptor() v1.Descriptor
+	Origin() (host, repo string)
+}
+
+// Pushed is the set of blobs a run pushed, by registry host and digest, and
+// the repository each went to. It is safe for concurrent use.
+type Pushed struct {
+	mu     sync.Mutex
+	m      map[string]string
+	layers map[string]v1.Descriptor // by compression and DiffID (or name)
+}
+
+// NewPushed makes an empty set.
+func NewPushed() *Pushed {
+	return &Pushed{m: map[string]string{}, layers: map[string]v1.Descriptor{}}
+}
+
+// addLayer remembers the blob a layer compressed to.
+func (p *Pushed) addLayer(key string, d v1.Descriptor) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.layers[key] = d
+}
+
+// layer is the blob a layer compressed to earlier in the run.
+func (p *Pushed) layer(key string) (v1.Descriptor, bool) {
+	if p == nil {
+		return v1.Descriptor{}, false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d, ok := p.layers[key]
+	return d, ok
+}
+
+func (p *Pushed) add(host string, d digest.Digest, repo string) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.m[host+" "+d.String()] = repo
+}
+
+// elsewhere is the repository of host this run pushed d to, if it is not
+// repo.
+func (p *Pushed) elsewhere(host string, d digest.Digest, repo string) (string, bool) {
+	if p == nil {
+		return "", false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r, ok := p.m[host+" "+d.String()]
+	return r, ok && r != repo
+}
+
+// Counts are what a sink did, for logs and tests.
+type Counts struct {
+	Uploaded, Existing, Mounted, CacheHits, Passthrough int64
+	BytesIn, BytesOut                                   int64 // uncompressed read, compressed produced
+}
+
+// Sink pushes one image.
+type Sink struct {
+	opts Options
+	reg  *transport.Registry
+
+	bufs                                        sync.Pool
+	uploaded, existing, mounted, hits, passthru atomic.Int64
+	bytesIn, bytesOut                           atomic.Int64
+	digest                                      digest.Digest
+}
+
+// New makes the sink of one image, pushing through t.
+func New(t *transport.Transport, opts Options) *Sink {
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.ChunkSize <= 0 {
+		opts.ChunkSize = DefaultChunkSize
+	}
+	if opts.Compression == "" {
+		opts.Compression = Gzip
+	}
+	if opts.Tag == "" {
+		opts.Tag = "latest"
+	}
+	s := &Sink{opts: opts, reg: t.Registry(opts.Host, opts.Registry)}
+	s.bufs.New = func() any { b := make([]byte, opts.ChunkSize); return &b }
+	return s
+}
+
+// Name is the sink's name in statistics.
+func (s *Sink) Name() string { return "registry" }
+
+// WantsCompressed asks for the source's compressed blobs (stage.CompressedSink).
+func (s *Sink) WantsCompressed() bool { return true }
+
+// Counts returns what the sink did so far.
+func (s *Sink) Counts() Counts {
+	return Counts{
+		Uploaded: s.uploaded.Load(), Existing: s.existing.Load(), Mounted: s.mounted.Load(),
+		CacheHits: s.hits.Load(), Passthrough: s.passthru.Load(),
+		BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
+	}
+}
+
+// Digest is the digest of the manifest pushed (after Consume succeeded).
+func (s *Sink) Digest() digest.Digest { return s.digest }
+
+func (s *Sink) where() string {
+	return fmt.Sprintf("%s/%s:%s", s.opts.Host, s.opts.Repo, s.opts.Tag)
+}
+
+// layerResult is what became of one layer.
+type layerResult struct {
+	desc        v1.Descriptor
+	passthrough bool   // copied as the source's blob
+	cacheKey    string // record under this key ("" = do not record)
+}
+
+// Consume pushes every blob, then the manifest.
+func (s *Sink) Consume(ctx context.Context, in <-chan stage.Item) error {
+	log := zerolog.Ctx(ctx).With().Str("image", s.where()).Logger()
+	ctx = log.WithContext(ctx)
+	start := time.Now()
+
+	var (
+		mu       sync.Mutex
+		results  = map[int]layerResult{}
+		config   *stage.Item
+		cfgDesc  v1.Descriptor
+		manifest *stage.Item
+	)
+	// Existence checks (and hashing passthrough blobs whose digest is not
+	// known) run in up to 2×Workers goroutines; uploads take one of Workers
+	// slots, so checks run ahead of the uploads that wait for a slot.
+	slots := make(chan struct{}, s.opts.Workers)
+	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError().WithMaxGoroutines(2 * s.opts.Workers)
+	for it := range in {
+		switch it.Kind {
+		case stage.KindManifest:
+			m := it
+			manifest = &m
+		case stage.KindConfig:
+			c := it
+			config = &c
+			p.Go(func(ctx context.Context) error {
+				d, err := s.ensureBlob(ctx, v1.Descriptor{MediaType: MediaTypeDockerConfig, Digest: digest.FromBytes(c.Data), Size: int64(len(c.Data))},
+					bytesOpener(c.Data), "", slots)
+				if err != nil {
+					return fmt.Errorf("config %s: %w", c.Name, err)
+				}
+				mu.Lock()
+				cfgDesc = d
+				mu.Unlock()
+				return nil
+			})
+		case stage.KindLayer:
+			p.Go(func(ctx context.Context) error {
+				defer it.Release()
+				r, err := s.pushLayer(ctx, it, slots)
+				if err != nil {
+					return fmt.Errorf("layer %d (%s): %w", it.Seq, it.Name, err)
+				}
+				mu.Lock()
+				results[it.Seq] = r
+				mu.Unlock()
+				return nil
+			})
+		default:
+			_ = it.Release()
+		}
+	}
+	if err := p.Wait(); err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return err
+		}
+		return &uploadError{err}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if config == nil {
+		return ErrNoConfig
+	}
+
+	body, mediaType, err := s.manifest(config.Data, cfgDesc, results, manifest)
+	if err != nil {
+		return err
+	}
+	d, err := s.reg.PutManifest(ctx, s.opts.Repo, s.opts.Tag, mediaType, body)
+	if err != nil {
+		return err
+	}
+	s.digest = d
+	if s.opts.Cache != nil {
+		for _, r := range results {
+			if r.cacheKey != "" {
+				s.opts.Cache.Record(r.cacheKey, layercache.Entry{
+					CompressedDigest: r.desc.Digest, CompressedSize: r.desc.Size,
+					MediaType: r.desc.MediaType, FiltersHash: s.opts.FiltersHash,
+				})
+			}
+		}
+		if err := s.opts.Cache.Save(); err != nil {
+			log.Warn().Err(err).Msg("Could not save the layer cache")
+		}
+	}
+	c := s.Counts()
+	ratio := 0.0
+	if c.BytesIn > 0 {
+		ratio = 100 * float64(c.BytesOut) / float64(c.BytesIn)
+	}
+	log.Info().Int("layers", len(results)).Dur("elapsed", time.Since(start)).
+		Int64("uploaded", c.Uploaded).Int64("upload_skipped", c.Existing).Int64("mounted", c.Mounted).
+		Int64("cache_hits", c.CacheHits).Int64("passthrough", c.Passthrough).
+		Float64("mb_in", float64(c.BytesIn)/1e6).Float64("mb_out", float64(c.BytesOut)/1e6).Float64("ratio_pct", ratio).
+		Str("digest", d.String()).Str("media_type", mediaType).Msg("Push complete")
+	return nil
+}
+
+// pushLayer makes sure the destination has one layer's blob.
+func (s *Sink) pushLayer(ctx context.Context, it stage.Item, slots chan struct{}) (layerResult, error) {
+	if it.Skipped() {
+		if r, ok := s.cached(ctx, it.Name); ok {
+			return r, nil
+		}
+		return layerResult{}, ErrSkippedLayer
+	}
+	if c, ok := it.Body.(stage.Compressed); ok {
+		return s.pushCompressed(ctx, it, c, slots)
+	}
+	if r, ok := s.cached(ctx, it.Name); ok {
+		return r, nil
+	}
+	// A layer this run already compressed (for another repository) has a
+	// known blob: check it, and mount it rather than send it again.
+	key := s.opts.Compression + " " + it.Name
+	if it.DiffID != "" {
+		key = s.opts.Compression + " " + it.DiffID.String()
+	}
+	var up *transport.Upload
+	known, isKnown := s.opts.Pushed.layer(key)
+	if isKnown {
+		there, _, err := s.reg.BlobExists(ctx, s.opts.Repo, known.Digest)
+		if err != nil {
+			return layerResult{}, err
+		}
+		if there {
+			s.existing.Add(1)
+			return layerResult{desc: known, cacheKey: it.Name}, nil
+		}
+	}
+	if err := acquire(ctx, slots); err != nil {
+		return layerResult{}, err
+	}
+	defer func() { <-slots }()
+	if isKnown {
+		if from, ok := s.opts.Pushed.elsewhere(s.opts.Host, known.Digest, s.opts.Repo); ok {
+			var mounted bool
+			var err error
+			if up, mounted, err = s.reg.StartUpload(ctx, s.opts.Repo, known.Digest, from); err != nil {
+				return layerResult{}, err
+			}
+			if mounted {
+				s.mounted.Add(1)
+				s.opts.Pushed.add(s.opts.Host, known.Digest, s.opts.Repo)
+				return layerResult{desc: known, cacheKey: it.Name}, nil
+			}
+		}
+	}
+	desc, err := s.compressAndUpload(ctx, it, up)
+	if err != nil {
+		return layerResult{}, err
+	}
+	s.opts.Pushed.addLayer(key, desc)
+	return layerResult{desc: desc, cacheKey: it.Name}, nil
+}
+
+// cached looks key up in the layer cache and confirms a hit with a HEAD.
+func (s *Sink) cached(ctx context.Context, key string) (layerResult, bool) {
+	if s.opts.Cache == nil {
+		return layerResult{}, false
+	}
+	e, ok := s.opts.Cache.Lookup(key, s.opts.FiltersHash)
+	if !ok || e.CompressedDigest.Validate() != nil {
+		return layerResult{}, false
+	}
+	there, _, err := s.reg.BlobExists(ctx, s.opts.Repo, e.CompressedDigest)
+	if err != nil || !there {
+		return layerResult{}, false
+	}
+	s.hits.Add(1)
+	s.existing.Add(1)
+	return layerResult{desc: v1.Descriptor{MediaType: e.MediaType, Digest: e.CompressedDigest, Size: e.CompressedSize}}, true
+}
+
+// pushCompressed copies the source's compressed blob as it is.
+func (s *Sink) pushCompressed(ctx context.Context, it stage.Item, c stage.Compressed, slots chan struct{}) (layerResult, error) {
+	var desc v1.Descriptor
+	from := ""
+	if o, ok := it.Body.(BlobOrigin); ok {
+		desc = o.CompressedDescriptor()
+		if host, repo := o.Origin(); host == s.opts.Host && repo != s.opts.Repo {
+			from = repo
+		}
+	} else {
+		// Hash the blob first (a local read), so that a blob the
+		// destination has is not sent.
+		rc, mt, err := c.OpenCompressed()
+		if err != nil {
+			return layerResult{}, err
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, rc)
+		rc.Close()
+		if err != nil {
+			return layerResult{}, err
+		}
+		desc = v1.Descriptor{MediaType: mt, Digest: digest.NewDigest(digest.SHA256, h), Size: n}
+	}
+	open := func() (io.ReadCloser, error) {
+		rc, _, err := c.OpenCompressed()
+		return rc, err
+	}
+	got, err := s.ensureBlob(ctx, desc, open, from, slots)
+	if err != nil {
+		return layerResult{}, err
+	}
+	s.passthru.Add(1)
+	return layerResult{desc: got, passthrough: true, cacheKey: it.Name}, nil
+}
+
+func bytesOpener(b []byte) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+}
+
+func acquire(ctx context.Context, slots chan struct{}) error {
+	select {
+	case slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ensureBlob makes sure the destination has blob desc: HEAD, else a mount
+// (from the source's repository on the same registry, or from a repository
+// this run pushed it to), else an upload of what open gives.
+func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open func() (io.ReadCloser, error), from string, slots chan struct{}) (v1.Descriptor, error) {
+	there, _, err := s.reg.BlobExists(ctx, s.opts.Repo, desc.Digest)
+	if err != nil {
+		return desc, err
+	}
+	if there {
+		s.existing.Add(1)
+		s.opts.Pushed.add(s.opts.Host, desc.Digest, s.opts.Repo)
+		return desc, nil
+	}
+	if err := acquire(ctx, slots); err != nil {
+		return desc, err
+	}
+	defer func() { <-slots }()
+	if from == "" {
+		from, _ = s.opts.Pushed.elsewhere(s.opts.Host, desc.Digest, s.opts.Repo)
+	}
+	var up *transport.Upload
+	if from != "" {
+		var mounted bool
+		up, mounted, err = s.reg.StartUpload(ctx, s.opts.Repo, desc.Digest, from)
+		if err != nil {
+			return desc, err
+		}
+		if mounted {
+			s.mounted.Add(1)
+			s.opts.Pushed.add(s.opts.Host, desc.Digest, s.opts.Repo)
+			return desc, nil
+		}
+	}
+	rc, err := open()
+	if err != nil {
+		return desc, err
+	}
+	defer rc.Close()
+	d, n, err := s.send(ctx, up, rc, false)
+	if err != nil {
+		return desc, err
+	}
+	if d != desc.Digest || n != desc.Size {
+		return desc, fmt.Errorf("sent %s (%d bytes), expected %s (%d bytes): %w", d, n, desc.Digest, desc.Size, ErrDigestMismatch)
+	}
+	s.opts.Pushed.add(s.opts.Host, desc.Digest, s.opts.Repo)
+	return desc, nil
+}
+
+// compressAndUpload compresses a layer in a pipe straight into the upload.
+// up is a session a failed mount attempt opened, or nil.
+func (s *Sink) compressAndUpload(ctx context.Context, it stage.Item, up *transport.Upload) (v1.Descriptor, error) {
+	pr, pw := io.Pipe()
+	in := &countingReader{n: &s.bytesIn}
+	p := pool.New().WithErrors()
+	p.Go(func() error {
+		rc, err := it.Body.Open()
+		if err != nil {
+			pw.CloseWithError(err)
+			return err
+		}
+		defer rc.Close()
+		in.r = rc
+		zw, err := compressor(s.opts.Compression, pw)
+		if err != nil {
+			pw.CloseWithError(err)
+			return err
+		}
+		_, err = io.Copy(zw, in)
+		if cerr := zw.Close(); err == nil {
+			err = cerr
+		}
+		pw.CloseWithError(err) // nil: the reader sees EOF
+		return err
+	})
+	d, n, err := s.send(ctx, up, pr, true)
+	if err != nil {
+		pr.CloseWithError(err) // stop the compressor
+	} else {
+		// Drain nothing: send read to EOF.
+		pr.Close()
+	}
+	if perr := p.Wait(); err == nil && perr != nil {
+		err = perr
+	}
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	s.opts.Pushed.add(s.opts.Host, d, s.opts.Repo)
+	return v1.Descriptor{MediaType: layerMediaType(s.opts.Compression), Digest: d, Size: n}, nil
+}
+
+// send uploads what r gives and returns its digest and size. A blob that
+// fits in one chunk goes in one monolithic PUT (after a HEAD when check is
+// set and its digest was not known before: then it is not sent if the
+// destination has it); a larger one in PATCH chunks and a closing PUT with
+// the digest hashed on the way. up is a session already opened (by a mount
+// attempt), or nil.
+func (s *Sink) send(ctx context.Context, up *transport.Upload, r io.Reader, check bool) (digest.Digest, int64, error) {
+	bp := s.bufs.Get().(*[]byte)
+	defer s.bufs.Put(bp)
+	buf := *bp
+	h := sha256.New()
+	var total int64
+
+	n, err := io.ReadFull(r, buf)
+	whole := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+	if err != nil && !whole {
+		return "", 0, err
+	}
+	if whole {
+		d := digest.FromBytes(buf[:n])
+		if check && up == nil {
+			there, _, err := s.reg.BlobExists(ctx, s.opts.Repo, d)
+			if err != nil {
+				return "", 0, err
+			}
+			if there {
+				s.existing.Add(1)
+				return d, int64(n), nil
+			}
+		}
+		if up == nil {
+			if up, _, err = s.reg.StartUpload(ctx, s.opts.Repo, "", ""); err != nil {
+				return "", 0, err
+			}
+		}
+		if err := up.Put(ctx, d, buf[:n]); err != nil {
+			return "", 0, err
+		}
+		s.uploaded.Add(1)
+		s.bytesOut.Add(int64(n))
+		return d, int64(n), nil
+	}
+	if up == nil {
+		if up, _, err = s.reg.StartUpload(ctx, s.opts.Repo, "", ""); err != nil {
+			return "", 0, err
+		}
+	}
+	for {
+		h.Write(buf[:n])
+		total += int64(n)
+		if err := up.Patch(ctx, buf[:n]); err != nil {
+			return "", 0, err
+		}
+		n, err = io.ReadFull(r, buf)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			return "", 0, err
+		}
+	}
+	h.Write(buf[:n])
+	total += int64(n)
+	d := digest.NewDigest(digest.SHA256, h)
+	if err := up.Put(ctx, d, buf[:n]); err != nil {
+		return "", 0, err
+	}
+	s.uploaded.Add(1)
+	s.bytesOut.Add(total)
+	return d, total, nil
+}
+
+// schema2 is a Docker schema 2 manifest, its keys in the original's order.
+type schema2 struct {
+	SchemaVersion int           `json:"schemaVersion"`
+	MediaType     string        `json:"mediaType"`
+	Config        schema2Desc   `json:"config"`
+	Layers        []schema2Desc `json:"layers"`
+}
+
+type schema2Desc struct {
+	MediaType string        `json:"mediaType"`
+	Size      int64         `json:"size"`
+	Digest    digest.Digest `json:"digest"`
+}
+
+// manifest is the source's manifest as fetched when every blob was copied
+// through and matches it; otherwise a Docker schema 2 manifest.
+func (s *Sink) manifest(cfg []byte, cfgDesc v1.Descriptor, results map[int]layerResult, fetched *stage.Item) ([]byte, string, error) {
+	for i := range len(results) {
+		if _, ok := results[i]; !ok {
+			return nil, "", fmt.Errorf("image %s: layer %d never arrived: %w", s.where(), i, ErrUploadFailed)
+		}
+	}
+	if fetched != nil && asFetched(fetched.Data, cfgDesc.Digest, results) {
+		return fetched.Data, fetched.Name, nil
+	}
+	m := schema2{
+		SchemaVersion: 2,
+		MediaType:     MediaTypeDockerManifest,
+		Config:        schema2Desc{MediaType: MediaTypeDockerConfig, Size: int64(len(cfg)), Digest: cfgDesc.Digest},
+	}
+	for i := range len(results) {
+		d := results[i].desc
+		m.Layers = append(m.Layers, schema2Desc{MediaType: dockerMediaType(d.MediaType), Size: d.Size, Digest: d.Digest})
+	}
+	b, err := json.Marshal(m)
+	return b, MediaTypeDockerManifest, err
+}
+
+// asFetched reports whether a fetched manifest describes exactly the config
+// and the blobs pushed.
+func asFetched(body []byte, cfg digest.Digest, results map[int]layerResult) bool {
+	var m v1.Manifest
+	if json.Unmarshal(body, &m) != nil || m.Config.Digest != cfg || len(m.Layers) != len(results) {
+		return false
+	}
+	for i, l := range m.Layers {
+		r := results[i]
+		if !r.passthrough || r.desc.Digest != l.Digest || r.desc.Size != l.Size {
+			return false
+		}
+	}
+	return true
+}
+
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
