@@ -24,6 +24,7 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 	log := zerolog.Ctx(ctx)
 	start := time.Now()
 
+	a.filterSpecs = c.Filter
 	filterFacs, err := makeFilters(ctx, a, c.Filter)
 	if err != nil {
 		return err
