@@ -1,6 +1,7 @@
 package layercache
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -142,7 +143,12 @@ func FiltersHash(compression string, filters []string) string {
 	if len(filters) > 0 {
 		v["layer_rewrite_version"] = LayerRewriteVersion
 	}
-	b, _ := json.Marshal(v) // maps marshal with sorted keys, compactly
-	sum := sha256.Sum256(b)
+	// Maps encode with sorted keys; compact, and no HTML escaping, like
+	// Python's json.dumps(sort_keys=True, separators=(",", ":")).
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	sum := sha256.Sum256(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
 	return hex.EncodeToString(sum[:])[:16]
 }

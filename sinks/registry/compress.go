@@ -14,9 +14,17 @@ const (
 	Zstd = "zstd"
 )
 
-// Layer media types of the Docker schema 2 manifest the sink builds; zstd
-// keeps the original's (non-standard) Docker name.
+// Media types of the manifests the sink builds. Gzip layers go in a Docker
+// schema 2 manifest, as the original writes; zstd layers go in an OCI
+// manifest, because the original's Docker "tar.zstd" layer type is not a
+// type clients know (crane validate and containerd reject it).
 const (
+	MediaTypeOCIManifest = "application/vnd.oci.image.manifest.v1+json"
+	MediaTypeOCIConfig   = "application/vnd.oci.image.config.v1+json"
+	MediaTypeOCITar      = "application/vnd.oci.image.layer.v1.tar"
+	MediaTypeOCIGzip     = "application/vnd.oci.image.layer.v1.tar+gzip"
+	MediaTypeOCIZstd     = "application/vnd.oci.image.layer.v1.tar+zstd"
+
 	MediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
 	MediaTypeDockerConfig   = "application/vnd.docker.container.image.v1+json"
 	MediaTypeDockerTar      = "application/vnd.docker.image.rootfs.diff.tar"
@@ -56,24 +64,37 @@ func compressor(format string, w io.Writer) (io.WriteCloser, error) {
 	return nil, fmt.Errorf("unknown compression %q (gzip or zstd)", format)
 }
 
-// layerMediaType is the Docker schema 2 layer media type for a compression.
+// layerMediaType is the layer media type for a compression.
 func layerMediaType(format string) string {
 	if format == Zstd {
-		return MediaTypeDockerZstd
+		return MediaTypeOCIZstd
 	}
 	return MediaTypeDockerGzip
 }
 
-// dockerMediaType maps a passthrough blob's media type into a Docker schema
-// 2 manifest.
+// isZstd reports a zstd layer media type.
+func isZstd(mt string) bool { return mt == MediaTypeOCIZstd || mt == MediaTypeDockerZstd }
+
+// dockerMediaType maps a layer media type into a Docker schema 2 manifest.
 func dockerMediaType(mt string) string {
 	switch mt {
-	case "application/vnd.oci.image.layer.v1.tar+gzip":
+	case MediaTypeOCIGzip:
 		return MediaTypeDockerGzip
-	case "application/vnd.oci.image.layer.v1.tar+zstd":
-		return MediaTypeDockerZstd
-	case "application/vnd.oci.image.layer.v1.tar":
+	case MediaTypeOCITar:
 		return MediaTypeDockerTar
+	}
+	return mt
+}
+
+// ociMediaType maps a layer media type into an OCI manifest.
+func ociMediaType(mt string) string {
+	switch mt {
+	case MediaTypeDockerGzip:
+		return MediaTypeOCIGzip
+	case MediaTypeDockerZstd:
+		return MediaTypeOCIZstd
+	case MediaTypeDockerTar:
+		return MediaTypeOCITar
 	}
 	return mt
 }

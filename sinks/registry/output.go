@@ -46,7 +46,7 @@ func (o *Output) Close() error {
 // are an error (the caller warns "Verification failed").
 func (o *Output) Verify(ctx context.Context, _ stage.Image, _ bool) ([]string, error) {
 	reg := o.t.Registry(o.opts.Host, o.opts.Registry)
-	m, err := reg.GetManifest(ctx, o.opts.Repo, o.opts.Tag, []string{MediaTypeDockerManifest, v1.MediaTypeImageManifest})
+	m, err := reg.GetManifest(ctx, o.opts.Repo, o.opts.Tag, []string{MediaTypeDockerManifest, MediaTypeOCIManifest})
 	if errors.Is(err, transport.ErrNotFound) {
 		return []string{"Manifest not found"}, nil
 	}

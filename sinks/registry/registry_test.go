@@ -172,7 +172,7 @@ func pull(t *testing.T, tr *transport.Transport, r *testregistry.Registry, plain
 func manifestOf(t *testing.T, tr *transport.Transport, r *testregistry.Registry, plain bool, repo, tag string) transport.Manifest {
 	t.Helper()
 	m, err := tr.Registry(r.Host, regOpts(r, plain)).GetManifest(context.Background(), repo, tag,
-		[]string{registry.MediaTypeDockerManifest, v1.MediaTypeImageManifest})
+		[]string{registry.MediaTypeDockerManifest, registry.MediaTypeOCIManifest})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,8 +354,12 @@ func TestTarToRegistry(t *testing.T) {
 					t.Errorf("counts %+v, passthrough %v", c, tc.passthrough)
 				}
 				m := manifestOf(t, tr, r, mode.plain, "fixture/app", "v1")
-				if m.MediaType != registry.MediaTypeDockerManifest {
-					t.Errorf("manifest media type %s", m.MediaType)
+				wantManifest, wantConfig, wantMT := registry.MediaTypeDockerManifest, registry.MediaTypeDockerConfig, registry.MediaTypeDockerGzip
+				if tc.compression == registry.Zstd {
+					wantManifest, wantConfig, wantMT = registry.MediaTypeOCIManifest, registry.MediaTypeOCIConfig, registry.MediaTypeOCIZstd
+				}
+				if m.MediaType != wantManifest {
+					t.Errorf("manifest media type %s, want %s", m.MediaType, wantManifest)
 				}
 				var man struct {
 					SchemaVersion int
@@ -364,16 +368,12 @@ func TestTarToRegistry(t *testing.T) {
 				if err := json.Unmarshal(m.Body, &man); err != nil {
 					t.Fatal(err)
 				}
-				wantMT := registry.MediaTypeDockerGzip
-				if tc.compression == registry.Zstd {
-					wantMT = registry.MediaTypeDockerZstd
-				}
 				for _, l := range man.Layers {
 					if l.MediaType != wantMT {
 						t.Errorf("layer media type %s, want %s", l.MediaType, wantMT)
 					}
 				}
-				if !strings.HasPrefix(string(m.Body), `{"schemaVersion":2,"mediaType":"`+registry.MediaTypeDockerManifest+`","config":{"mediaType":"`+registry.MediaTypeDockerConfig+`","size":`) {
+				if !strings.HasPrefix(string(m.Body), `{"schemaVersion":2,"mediaType":"`+wantManifest+`","config":{"mediaType":"`+wantConfig+`","size":`) {
 					t.Errorf("manifest is not compact schema 2 in the original's key order: %s", m.Body)
 				}
 				got := pull(t, tr, r, mode.plain, "fixture/app", "v1")

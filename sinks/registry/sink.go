@@ -582,7 +582,8 @@ type schema2Desc struct {
 }
 
 // manifest is the source's manifest as fetched when every blob was copied
-// through and matches it; otherwise a Docker schema 2 manifest.
+// through and matches it; otherwise a Docker schema 2 manifest (an OCI
+// manifest of the same shape when a layer is zstd).
 func (s *Sink) manifest(cfg []byte, cfgDesc v1.Descriptor, results map[int]layerResult, fetched *stage.Item) ([]byte, string, error) {
 	for i := range len(results) {
 		if _, ok := results[i]; !ok {
@@ -592,17 +593,25 @@ func (s *Sink) manifest(cfg []byte, cfgDesc v1.Descriptor, results map[int]layer
 	if fetched != nil && asFetched(fetched.Data, cfgDesc.Digest, results) {
 		return fetched.Data, fetched.Name, nil
 	}
+	oci := false
+	for _, r := range results {
+		oci = oci || isZstd(r.desc.MediaType)
+	}
 	m := schema2{
 		SchemaVersion: 2,
 		MediaType:     MediaTypeDockerManifest,
 		Config:        schema2Desc{MediaType: MediaTypeDockerConfig, Size: int64(len(cfg)), Digest: cfgDesc.Digest},
 	}
+	layerType := dockerMediaType
+	if oci {
+		m.MediaType, m.Config.MediaType, layerType = MediaTypeOCIManifest, MediaTypeOCIConfig, ociMediaType
+	}
 	for i := range len(results) {
 		d := results[i].desc
-		m.Layers = append(m.Layers, schema2Desc{MediaType: dockerMediaType(d.MediaType), Size: d.Size, Digest: d.Digest})
+		m.Layers = append(m.Layers, schema2Desc{MediaType: layerType(d.MediaType), Size: d.Size, Digest: d.Digest})
 	}
 	b, err := json.Marshal(m)
-	return b, MediaTypeDockerManifest, err
+	return b, m.MediaType, err
 }
 
 // asFetched reports whether a fetched manifest describes exactly the config
