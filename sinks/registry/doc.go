@@ -9,8 +9,10 @@
 //     stage.CompressedSink), layer bodies implement stage.Compressed: the
 //     source's compressed blob is copied byte for byte with its media type.
 //     A registry source's body also tells the blob's descriptor and origin
-//     (BlobOrigin), so the blob is not even read when the destination has it
-//     or can mount it; a tar:// blob is hashed first (a local read). When
+//     and streams it under the sink's context (BlobOrigin), so the blob is
+//     not even downloaded when the destination has it or can mount it, and
+//     is otherwise streamed from the source registry straight into the
+//     upload; a tar:// blob is hashed first (a local read). When
 //     every layer was copied through and the source sent its manifest
 //     (stage.KindManifest), that manifest is pushed as fetched, so the
 //     destination's digest equals the source's.

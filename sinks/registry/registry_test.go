@@ -567,3 +567,58 @@ func TestNoConfig(t *testing.T) {
 		t.Fatalf("error %v, want %v", err, registry.ErrNoConfig)
 	}
 }
+
+func TestPassthroughCorruptSourceBlobFails(t *testing.T) {
+	ctx := context.Background()
+	inj := testregistry.NewInjector(testregistry.Fault{Kind: testregistry.Corrupt, Match: testregistry.IsBlobGet, Times: -1})
+	src := testregistry.Start(t, testregistry.Options{Wrap: inj.Wrap})
+	dst := testregistry.Start(t, testregistry.Options{})
+	img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 4, Layers: 1, LayerSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Push(ctx, "base/app", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	tr := newTransport(t, []*testregistry.Registry{src, dst}, 1)
+	s := regsrc.New(tr, regsrc.Options{Host: src.Host, Repo: "base/app", Tag: "v1", TempDir: t.TempDir()})
+	k := registry.New(tr, registry.Options{Host: dst.Host, Repo: "copy/app", Tag: "v1", ChunkSize: 16 << 10})
+	_, err = stage.Run(ctx, s, nil, k, stage.Options{})
+	if !errors.Is(err, transport.ErrDigestMismatch) {
+		t.Fatalf("error %v, want a digest mismatch", err)
+	}
+	_, err = tr.Registry(dst.Host, transport.RegistryOptions{}).GetManifest(ctx, "copy/app", "v1", []string{registry.MediaTypeDockerManifest})
+	if !errors.Is(err, transport.ErrNotFound) {
+		t.Errorf("manifest after a failed copy: %v, want not found", err)
+	}
+}
+
+func TestPassthroughThroughSearch(t *testing.T) {
+	ctx := context.Background()
+	src := testregistry.Start(t, testregistry.Options{})
+	dst := testregistry.Start(t, testregistry.Options{})
+	img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 8, Layers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Push(ctx, "base/app", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	tr := newTransport(t, []*testregistry.Registry{src, dst}, 3)
+	s := regsrc.New(tr, regsrc.Options{Host: src.Host, Repo: "base/app", Tag: "v1", TempDir: t.TempDir()})
+	var found strings.Builder
+	search, err := filter.NewSearch(stage.Image{Name: "base/app", Tag: "v1"}, &found, filter.SearchOptions{Pattern: "*", ScriptFriendly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := registry.New(tr, registry.Options{Host: dst.Host, Repo: "copy/app", Tag: "v1"})
+	if _, err := stage.Run(ctx, s, []stage.Stage{search}, k, stage.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if k.Digest() != img.Digest {
+		t.Errorf("digest %s, want the source's %s", k.Digest(), img.Digest)
+	}
+	if found.Len() == 0 {
+		t.Error("search saw no members: the passthrough bodies did not decompress")
+	}
+}

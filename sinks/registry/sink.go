@@ -50,11 +50,14 @@ type Options struct {
 }
 
 // BlobOrigin is an optional capability of a passthrough layer body: the
-// compressed blob's descriptor, and the registry and repository it came
-// from (for a cross-repository mount). The registry source implements it.
+// compressed blob's descriptor, the registry and repository it came from
+// (for a cross-repository mount), and a stream of it under the caller's
+// context. The registry source implements it: its blob is not read at all
+// when the destination has it or can mount it.
 type BlobOrigin interface {
 	CompressedDescriptor() v1.Descriptor
 	Origin() (host, repo string)
+	OpenBlob(ctx context.Context) (io.ReadCloser, error)
 }
 
 // Pushed is the set of blobs a run pushed, by registry host and digest, and
@@ -358,11 +361,16 @@ func (s *Sink) cached(ctx context.Context, key string) (layerResult, bool) {
 func (s *Sink) pushCompressed(ctx context.Context, it stage.Item, c stage.Compressed, slots chan struct{}) (layerResult, error) {
 	var desc v1.Descriptor
 	from := ""
+	open := func(context.Context) (io.ReadCloser, error) {
+		rc, _, err := c.OpenCompressed()
+		return rc, err
+	}
 	if o, ok := it.Body.(BlobOrigin); ok {
 		desc = o.CompressedDescriptor()
 		if host, repo := o.Origin(); host == s.opts.Host && repo != s.opts.Repo {
 			from = repo
 		}
+		open = o.OpenBlob
 	} else {
 		// Hash the blob first (a local read), so that a blob the
 		// destination has is not sent.
@@ -378,10 +386,6 @@ func (s *Sink) pushCompressed(ctx context.Context, it stage.Item, c stage.Compre
 		}
 		desc = v1.Descriptor{MediaType: mt, Digest: digest.NewDigest(digest.SHA256, h), Size: n}
 	}
-	open := func() (io.ReadCloser, error) {
-		rc, _, err := c.OpenCompressed()
-		return rc, err
-	}
 	got, err := s.ensureBlob(ctx, desc, open, from, slots)
 	if err != nil {
 		return layerResult{}, err
@@ -390,8 +394,8 @@ func (s *Sink) pushCompressed(ctx context.Context, it stage.Item, c stage.Compre
 	return layerResult{desc: got, passthrough: true, cacheKey: it.Name}, nil
 }
 
-func bytesOpener(b []byte) func() (io.ReadCloser, error) {
-	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+func bytesOpener(b []byte) func(context.Context) (io.ReadCloser, error) {
+	return func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 }
 
 func acquire(ctx context.Context, slots chan struct{}) error {
@@ -406,7 +410,7 @@ func acquire(ctx context.Context, slots chan struct{}) error {
 // ensureBlob makes sure the destination has blob desc: HEAD, else a mount
 // (from the source's repository on the same registry, or from a repository
 // this run pushed it to), else an upload of what open gives.
-func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open func() (io.ReadCloser, error), from string, slots chan struct{}) (v1.Descriptor, error) {
+func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open func(context.Context) (io.ReadCloser, error), from string, slots chan struct{}) (v1.Descriptor, error) {
 	there, _, err := s.reg.BlobExists(ctx, s.opts.Repo, desc.Digest)
 	if err != nil {
 		return desc, err
@@ -436,7 +440,7 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open func() (
 			return desc, nil
 		}
 	}
-	rc, err := open()
+	rc, err := open(ctx)
 	if err != nil {
 		return desc, err
 	}
@@ -542,24 +546,74 @@ func (s *Sink) send(ctx context.Context, up *transport.Upload, r io.Reader, chec
 			return "", 0, err
 		}
 	}
+	// Double buffering: the next chunk is read (downloaded or compressed)
+	// while the current one is sent.
+	bp2 := s.bufs.Get().(*[]byte)
+	defer s.bufs.Put(bp2)
+	type chunk struct {
+		b    *[]byte
+		n    int
+		last bool
+		err  error
+	}
+	chunks := make(chan chunk, 1)
+	free := make(chan *[]byte, 2)
+	free <- bp2
+	stop := make(chan struct{})
+	reader := pool.New()
+	reader.Go(func() {
+		for {
+			var b *[]byte
+			select {
+			case b = <-free:
+			case <-stop:
+				return
+			}
+			n, err := io.ReadFull(r, *b)
+			last := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+			if last {
+				err = nil
+			}
+			select {
+			case chunks <- chunk{b: b, n: n, last: last, err: err}:
+			case <-stop:
+				return
+			}
+			if last || err != nil {
+				return
+			}
+		}
+	})
+	defer func() {
+		close(stop)
+		reader.Wait()
+	}()
+	cur := bp
 	for {
-		h.Write(buf[:n])
+		h.Write((*cur)[:n])
 		total += int64(n)
-		if err := up.Patch(ctx, buf[:n]); err != nil {
+		if err := up.Patch(ctx, (*cur)[:n]); err != nil {
 			return "", 0, err
 		}
-		n, err = io.ReadFull(r, buf)
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		free <- cur // room for two: never blocks
+		var c chunk
+		select {
+		case c = <-chunks:
+		case <-ctx.Done():
+			return "", 0, ctx.Err()
+		}
+		if c.err != nil {
+			return "", 0, c.err
+		}
+		cur, n = c.b, c.n
+		if c.last {
 			break
 		}
-		if err != nil {
-			return "", 0, err
-		}
 	}
-	h.Write(buf[:n])
+	h.Write((*cur)[:n])
 	total += int64(n)
 	d := digest.NewDigest(digest.SHA256, h)
-	if err := up.Put(ctx, d, buf[:n]); err != nil {
+	if err := up.Put(ctx, d, (*cur)[:n]); err != nil {
 		return "", 0, err
 	}
 	s.uploaded.Add(1)

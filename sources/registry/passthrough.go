@@ -5,22 +5,25 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/rs/zerolog"
 
 	"github.com/occystrap/occystrap/stage"
 )
 
 // Passthrough (stage.CompressedSource): a sink that copies compressed blobs
-// (a registry output) with no stage that changes content in between. Each
-// layer's compressed blob is downloaded, its digest verified, into a
-// temporary file, and nothing is decompressed: the body's OpenCompressed
-// gives the file, its Open decompresses it lazily when someone asks. The
-// manifest is sent as fetched (a stage.KindManifest item). The layer's
-// DiffID is the one the config gives (the compressed digest is what was
-// verified).
+// (a registry output) with no stage that changes content in between. Then
+// nothing is downloaded ahead: each layer is sent at once with a body that
+// streams its blob from the registry when, and only when, someone reads it
+// (the digest verified while it streams, a lost connection resumed). A sink
+// that finds the blob already in the destination, or mounts it, never
+// downloads it; one that copies it streams it straight into the upload, with
+// no temporary file and nothing decompressed. OpenBlob takes the reader's
+// context; Open (the uncompressed tar, for a stage that reads layers, such
+// as search) and OpenCompressed use the run's context, kept from Emit. Each
+// open downloads the blob again. The manifest is sent as fetched (a
+// stage.KindManifest item). A layer's DiffID is the one the config gives
+// (the compressed digest is what is verified).
 
 // UseCompressed turns passthrough on (stage.CompressedSource).
 func (s *Source) UseCompressed() { s.compressed = true }
@@ -31,72 +34,54 @@ func (s *Source) sendManifest(ctx context.Context, out chan<- stage.Item) error 
 	return stage.Send(ctx, out, stage.Item{Seq: -2, Kind: stage.KindManifest, Name: m.MediaType, Size: -1, Data: m.Body})
 }
 
-// fetchCompressed downloads one layer's blob, verified, into a temporary
-// file.
-func (s *Source) fetchCompressed(ctx context.Context, seq int, d v1.Descriptor) (it stage.Item, err error) {
-	f, err := os.CreateTemp(s.opts.TempDir, "occystrap-blob-*")
-	if err != nil {
-		return it, fmt.Errorf("layer %s of %s: temporary file: %w", d.Digest, s.where(), err)
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	rc, err := s.reg.Blob(ctx, s.opts.Repo, d.Digest, d.Size)
-	if err != nil {
-		return it, err
-	}
-	defer rc.Close()
-	n, err := io.Copy(f, rc)
-	if err != nil {
-		return it, fmt.Errorf("layer %s of %s: %w", d.Digest, s.where(), err)
-	}
-	if err := f.Close(); err != nil {
-		return it, fmt.Errorf("layer %s of %s: %w", d.Digest, s.where(), err)
-	}
-	zerolog.Ctx(ctx).Debug().Int("seq", seq).Str("digest", d.Digest.String()).Int64("bytes", n).Msg("Layer blob fetched")
-	d.Size = n
+// fetchCompressed makes the lazy body of one layer.
+func (s *Source) fetchCompressed(_ context.Context, seq int, d v1.Descriptor) (stage.Item, error) {
 	return stage.Item{
 		Seq: seq, Kind: stage.KindLayer, Name: d.Digest.Encoded(), Size: -1,
-		Body: &blobBody{FileBody: stage.FileBody{Path: f.Name(), Temp: true}, desc: d, host: s.opts.Host, repo: s.opts.Repo},
+		Body: &blobBody{s: s, desc: d},
 	}, nil
 }
 
-// blobBody is a layer kept compressed in a temporary file.
+// blobBody is a layer's blob, still in the source registry.
 type blobBody struct {
-	stage.FileBody
-	desc       v1.Descriptor
-	host, repo string
+	s    *Source
+	desc v1.Descriptor
 }
 
-// OpenCompressed gives the blob as fetched (stage.Compressed).
+// OpenBlob streams the compressed blob, verified, under ctx.
+func (b *blobBody) OpenBlob(ctx context.Context) (io.ReadCloser, error) {
+	return b.s.reg.Blob(ctx, b.s.opts.Repo, b.desc.Digest, b.desc.Size)
+}
+
+// OpenCompressed gives the blob as stored (stage.Compressed).
 func (b *blobBody) OpenCompressed() (io.ReadCloser, string, error) {
-	f, err := b.FileBody.Open()
-	return f, b.desc.MediaType, err
+	rc, err := b.OpenBlob(b.s.runCtx)
+	return rc, b.desc.MediaType, err
 }
 
 // CompressedDescriptor is the blob's descriptor from the manifest.
 func (b *blobBody) CompressedDescriptor() v1.Descriptor { return b.desc }
 
 // Origin is the registry and repository the blob came from.
-func (b *blobBody) Origin() (host, repo string) { return b.host, b.repo }
+func (b *blobBody) Origin() (host, repo string) { return b.s.opts.Host, b.s.opts.Repo }
 
-// Open decompresses the blob.
+// Open streams the blob and decompresses it.
 func (b *blobBody) Open() (io.ReadCloser, error) {
-	f, err := b.FileBody.Open()
+	rc, err := b.OpenBlob(b.s.runCtx)
 	if err != nil {
 		return nil, err
 	}
-	br := bufio.NewReaderSize(f, 256<<10)
+	br := bufio.NewReaderSize(rc, 256<<10)
 	dec, err := decompressor(b.desc.MediaType, br)
 	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("layer %s: %w", b.desc.Digest, err)
+		rc.Close()
+		return nil, fmt.Errorf("layer %s of %s: %w", b.desc.Digest, b.s.where(), err)
 	}
-	return &closeBoth{ReadCloser: dec, f: f}, nil
+	return &closeBoth{ReadCloser: dec, f: rc}, nil
 }
+
+// Release holds nothing.
+func (b *blobBody) Release() error { return nil }
 
 type closeBoth struct {
 	io.ReadCloser

@@ -54,6 +54,7 @@ type Source struct {
 	// compressed and fetched: see passthrough.go.
 	compressed bool
 	fetched    transport.Manifest
+	runCtx     context.Context //nolint:containedctx // the run's, for lazy bodies
 }
 
 // New makes a source pulling through t.
@@ -164,6 +165,7 @@ func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) error {
 		return err
 	}
 	if s.compressed {
+		s.runCtx = ctx
 		if err := s.sendManifest(ctx, out); err != nil {
 			return err
 		}
