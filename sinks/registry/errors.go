@@ -6,10 +6,12 @@ import "errors"
 var (
 	// ErrNoConfig is an image that ended without a config (the original's
 	// text).
-	ErrNoConfig = errors.New("No config file was processed") //nolint:staticcheck // the original's capitalised text
+	//lint:ignore ST1005 the original occystrap's exact message
+	ErrNoConfig = errors.New("No config file was processed")
 	// ErrUploadFailed wraps the first blob that could not be pushed; no
 	// manifest is pushed then.
-	ErrUploadFailed = errors.New("Upload failed") //nolint:staticcheck // the original's capitalised text
+	//lint:ignore ST1005 the original occystrap's exact message
+	ErrUploadFailed = errors.New("Upload failed")
 	// ErrSkippedLayer is a layer that came without content and whose blob
 	// the destination is not known to have.
 	ErrSkippedLayer = errors.New("layer has no content and no known blob in the destination")

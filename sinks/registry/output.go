@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
+	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
 
@@ -19,6 +21,9 @@ import (
 type Output struct {
 	t    *transport.Transport
 	opts Options
+
+	mu      sync.Mutex
+	configs map[stage.Image]digest.Digest // config pushed, per image
 }
 
 // NewOutput opens the destination. opts.Cache and opts.Pushed are shared by
@@ -27,11 +32,19 @@ func NewOutput(t *transport.Transport, opts Options) *Output {
 	if opts.Pushed == nil {
 		opts.Pushed = NewPushed()
 	}
-	return &Output{t: t, opts: opts}
+	return &Output{t: t, opts: opts, configs: map[stage.Image]digest.Digest{}}
 }
 
 // Sink gives the sink of one image: the destination's repository and tag.
-func (o *Output) Sink(stage.Image) (stage.Sink, error) { return New(o.t, o.opts), nil }
+func (o *Output) Sink(img stage.Image) (stage.Sink, error) {
+	s := New(o.t, o.opts)
+	s.pushedConfig = func(d digest.Digest) {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		o.configs[img] = d
+	}
+	return s, nil
+}
 
 // Close saves the layer cache, if any.
 func (o *Output) Close() error {
@@ -44,7 +57,7 @@ func (o *Output) Close() error {
 // Verify is the original's registry verify: GET the manifest, HEAD the
 // config and every layer. It returns the problems found; network failures
 // are an error (the caller warns "Verification failed").
-func (o *Output) Verify(ctx context.Context, _ stage.Image, _ bool) ([]string, error) {
+func (o *Output) Verify(ctx context.Context, img stage.Image, _ bool) ([]string, error) {
 	reg := o.t.Registry(o.opts.Host, o.opts.Registry)
 	m, err := reg.GetManifest(ctx, o.opts.Repo, o.opts.Tag, []string{MediaTypeDockerManifest, MediaTypeOCIManifest})
 	if errors.Is(err, transport.ErrNotFound) {
@@ -58,17 +71,19 @@ func (o *Output) Verify(ctx context.Context, _ stage.Image, _ bool) ([]string, e
 		return []string{fmt.Sprintf("Manifest not found (unparseable: %v)", err)}, nil
 	}
 	var problems []string
+	o.mu.Lock()
+	want, ok := o.configs[img]
+	o.mu.Unlock()
+	if ok && man.Config.Digest != want {
+		problems = append(problems, fmt.Sprintf("config digest mismatch: manifest has %s, pushed %s", man.Config.Digest, want))
+	}
 	blobs := append([]v1.Descriptor{man.Config}, man.Layers...)
-	for i, d := range blobs {
+	for _, d := range blobs {
 		there, _, err := reg.BlobExists(ctx, o.opts.Repo, d.Digest)
 		if err != nil {
 			return nil, err
 		}
 		if !there {
-			if i == 0 {
-				problems = append(problems, "config digest mismatch: config blob "+d.Digest.String()+" not found")
-				continue
-			}
 			problems = append(problems, "Layer blob not found: "+d.Digest.String())
 		}
 	}

@@ -128,7 +128,6 @@ type pulled struct {
 }
 
 type collect struct {
-	mu  sync.Mutex
 	got pulled
 	ids map[int]digest.Digest
 }
@@ -620,5 +619,46 @@ func TestPassthroughThroughSearch(t *testing.T) {
 	}
 	if found.Len() == 0 {
 		t.Error("search saw no members: the passthrough bodies did not decompress")
+	}
+}
+
+func TestVerify(t *testing.T) {
+	ctx := context.Background()
+	r := testregistry.Start(t, testregistry.Options{})
+	tr := newTransport(t, []*testregistry.Registry{r}, 1)
+	path, _ := writeArchive(t, fixtureImage(), fixture.Uncompressed, false)
+	img := stage.Image{Name: "fixture/app", Tag: "v1"}
+	out := registry.NewOutput(tr, registry.Options{Host: r.Host, Repo: "ver/app", Tag: "v1"})
+	problems, err := out.Verify(ctx, img, false)
+	if err != nil || len(problems) != 1 || problems[0] != "Manifest not found" {
+		t.Fatalf("before the push: %v, %v; want Manifest not found", problems, err)
+	}
+	src, err := tarball.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	k, err := out.Sink(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stage.Run(ctx, src, nil, k, stage.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	problems, err = out.Verify(ctx, img, false)
+	if err != nil || len(problems) != 0 {
+		t.Fatalf("after the push: %v, %v; want no problems", problems, err)
+	}
+	// Another image's manifest under the tag: the config no longer matches.
+	other, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 1, Layers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Push(ctx, "ver/app", "v1", other); err != nil {
+		t.Fatal(err)
+	}
+	problems, err = out.Verify(ctx, img, false)
+	if err != nil || len(problems) == 0 || !strings.HasPrefix(problems[0], "config digest mismatch") {
+		t.Errorf("after replacing the image: %v, %v; want config digest mismatch", problems, err)
 	}
 }

@@ -130,6 +130,7 @@ type Sink struct {
 	uploaded, existing, mounted, hits, passthru atomic.Int64
 	bytesIn, bytesOut                           atomic.Int64
 	digest                                      digest.Digest
+	pushedConfig                                func(digest.Digest) // set by Output
 }
 
 // New makes the sink of one image, pushing through t.
@@ -255,6 +256,9 @@ func (s *Sink) Consume(ctx context.Context, in <-chan stage.Item) error {
 		return err
 	}
 	s.digest = d
+	if s.pushedConfig != nil {
+		s.pushedConfig(cfgDesc.Digest)
+	}
 	if s.opts.Cache != nil {
 		for _, r := range results {
 			if r.cacheKey != "" {
