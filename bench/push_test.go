@@ -12,6 +12,10 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/occystrap/occystrap/internal/fixture"
+	"github.com/occystrap/occystrap/internal/layercache"
+	"github.com/occystrap/occystrap/sources/tarball"
+
 	"github.com/occystrap/occystrap/internal/testregistry"
 	"github.com/occystrap/occystrap/sinks/registry"
 	regsrc "github.com/occystrap/occystrap/sources/registry"
@@ -121,6 +125,43 @@ func TestPushFigures(t *testing.T) {
 	if rerun.BytesOut > int64(len(img.Manifest)) {
 		t.Errorf("rerun sent %d bytes, want at most the manifest's %d", rerun.BytesOut, len(img.Manifest))
 	}
+
+	// tar:// (legacy, uncompressed layers) to registry, gzip, with a layer
+	// cache: the rerun finds every layer in the cache and HEADs it.
+	archive := filepath.Join(t.TempDir(), "img.tar")
+	f, err := os.Create(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ls []fixture.Layer
+	for i := range layers {
+		ls = append(ls, fixture.Layer{fixture.RandomFile(fmt.Sprintf("data%d", i), size, uint64(i))})
+	}
+	if _, err := fixture.WriteLegacyArchive(f, fixture.Image{Name: "bench/tar", Tag: "v1", Layers: ls}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cache, _ := layercache.Open(filepath.Join(t.TempDir(), "cache.json"))
+	tarPush := func() {
+		s, err := tarball.Open(archive)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		k := registry.New(tr, registry.Options{Host: dst.Host, Repo: "tar/app", Tag: "v1", Registry: transport.RegistryOptions{Insecure: true},
+			Cache: cache, FiltersHash: layercache.FiltersHash("gzip", nil)})
+		if _, err := stage.Run(context.Background(), s, nil, k, stage.Options{Window: 8, Buffer: 4}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tfirst := step("tar->registry first push", tarPush)
+	trerun := step("tar->registry rerun (cache)", tarPush)
+	if tfirst.BlobUploads != layers+1 || trerun.BlobUploads != 0 {
+		t.Errorf("tar uploads: first %d (want %d), rerun %d (want 0)", tfirst.BlobUploads, layers+1, trerun.BlobUploads)
+	}
+
 	for i := range 3 {
 		step(fmt.Sprintf("occystrap copy #%d", i+1), func() { occyCopy(t, tr, src, dst, fmt.Sprintf("occy%d/app", i)) })
 		start := time.Now()
