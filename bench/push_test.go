@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,6 +172,9 @@ func TestPushFigures(t *testing.T) {
 	t.Logf("image: %d layers x %d MiB (incompressible), registry -> registry over plain HTTP, in-process distribution v3, filesystem storage\n%s", layers, size>>20, b.String())
 }
 
+// repoSeq names a fresh destination repository per copy.
+var repoSeq atomic.Int64
+
 // BenchmarkRegistryToRegistry copies the same image into a fresh
 // repository per iteration, with occystrap and with crane copy.
 func BenchmarkRegistryToRegistry(b *testing.B) {
@@ -184,15 +188,15 @@ func BenchmarkRegistryToRegistry(b *testing.B) {
 		defer tr.Close()
 		b.SetBytes(layers * size)
 		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			occyCopy(b, tr, src, dst, fmt.Sprintf("o%d/app", i))
+		for b.Loop() {
+			occyCopy(b, tr, src, dst, fmt.Sprintf("o%d/app", repoSeq.Add(1)))
 		}
 	})
 	b.Run("crane", func(b *testing.B) {
 		bin := crane(b)
 		b.SetBytes(layers * size)
-		for i := 0; b.Loop(); i++ {
-			craneCopy(b, bin, src, dst, fmt.Sprintf("c%d/app", i))
+		for b.Loop() {
+			craneCopy(b, bin, src, dst, fmt.Sprintf("c%d/app", repoSeq.Add(1)))
 		}
 	})
 }

@@ -3,12 +3,14 @@ package transport
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	digest "github.com/opencontainers/go-digest"
 	"github.com/rs/zerolog"
@@ -140,57 +142,36 @@ func (up *Upload) Put(ctx context.Context, d digest.Digest, p []byte) error {
 	return statusError(fmt.Sprintf("%s: finish %s", up.what(), d), resp)
 }
 
-// Patch sends chunk p at the current offset. When the request fails (after
-// the transport's own retries) or the registry refuses its range, Patch asks
-// the registry how much of the upload it has and sends the rest of p from
-// that offset, up to the transport's retry count.
-func (up *Upload) Patch(ctx context.Context, p []byte) error {
-	start := up.off
-	for attempt := 0; ; attempt++ {
-		sent := up.off - start
-		chunk := p[sent:]
-		if len(chunk) == 0 {
-			return nil
-		}
-		err := up.patch(ctx, chunk)
-		if err == nil {
-			if up.off != start+int64(len(p)) {
-				// The registry took less than we sent; send the rest.
-				if up.off < start || up.off > start+int64(len(p)) {
-					return fmt.Errorf("%s: registry at offset %d after a chunk %d-%d: %w", up.what(), up.off, start, start+int64(len(p))-1, ErrStatus)
-				}
-				continue
-			}
-			return nil
-		}
-		if ctx.Err() != nil || attempt >= max(up.r.t.opts.Retries, 1) {
-			return err
-		}
-		off, serr := up.status(ctx)
-		if serr != nil {
-			return fmt.Errorf("%w (and the upload's status: %v)", err, serr)
-		}
-		if off < start || off > start+int64(len(p)) {
-			return fmt.Errorf("%w (the registry is at offset %d, outside the chunk %d-%d)", err, off, start, start+int64(len(p))-1)
-		}
-		up.off = off
-		up.r.t.c.uploadResumes.Add(1)
-		zerolog.Ctx(ctx).Debug().Err(err).Int64("offset", off).Msg("Resuming blob upload")
-	}
-}
+// errNotReplayable stops the transport from retrying a streamed PATCH on
+// its own: its body cannot be read twice. Patch's caller resumes instead.
+var errNotReplayable = errors.New("streamed chunk cannot be re-sent as is; resume from the registry's offset")
 
-func (up *Upload) patch(ctx context.Context, chunk []byte) error {
-	end := up.off + int64(len(chunk)) - 1
-	hdr := http.Header{
-		"Content-Type":  {"application/octet-stream"},
-		"Content-Range": {strconv.FormatInt(up.off, 10) + "-" + strconv.FormatInt(end, 10)},
+// Patch streams one chunk from body at the current offset: n bytes (sent
+// with Content-Range and Content-Length), or, with n < 0, whatever body
+// gives until EOF (a streamed chunk). body is read once; when the request
+// fails the caller asks Status where the upload stands, and resumes.
+func (up *Upload) Patch(ctx context.Context, body io.Reader, n int64) error {
+	hdr := http.Header{"Content-Type": {"application/octet-stream"}}
+	what := fmt.Sprintf("%s: chunk at %d", up.what(), up.off)
+	if n >= 0 {
+		end := up.off + n - 1
+		hdr.Set("Content-Range", strconv.FormatInt(up.off, 10)+"-"+strconv.FormatInt(end, 10))
+		what = fmt.Sprintf("%s: chunk %d-%d", up.what(), up.off, end)
 	}
+	once := &onceReader{r: body}
 	resp, err := up.r.Do(ctx, Request{
 		Method: http.MethodPatch, URL: up.loc, Header: hdr, Scope: pushScope(up.repo),
-		Body:          func() (io.Reader, error) { return bytes.NewReader(chunk), nil },
-		ContentLength: int64(len(chunk)),
+		Body: func() (io.Reader, error) {
+			// The client may open the body more than once before
+			// sending it (retryablehttp peeks at its length); once a
+			// byte has been read it cannot be given again.
+			if once.read.Load() {
+				return nil, errNotReplayable
+			}
+			return once, nil
+		},
+		ContentLength: n,
 	})
-	what := fmt.Sprintf("%s: chunk %d-%d", up.what(), up.off, end)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -201,12 +182,42 @@ func (up *Upload) patch(ctx context.Context, chunk []byte) error {
 	if loc, err := up.r.location(resp); err == nil {
 		up.loc = loc
 	}
-	if n, ok := rangeEnd(resp.Header.Get("Range")); ok {
-		up.off = n
+	if m, ok := rangeEnd(resp.Header.Get("Range")); ok {
+		up.off = m
+	} else if n >= 0 {
+		up.off += n
 	} else {
-		up.off = end + 1
+		return fmt.Errorf("%s: %s without a Range: %w", what, resp.Status, ErrStatus)
 	}
 	return nil
+}
+
+// onceReader notes whether it has been read from.
+type onceReader struct {
+	r    io.Reader
+	read atomic.Bool
+}
+
+func (o *onceReader) Read(p []byte) (int, error) {
+	o.read.Store(true)
+	return o.r.Read(p)
+}
+
+// Resumed counts an upload resumed at the registry's offset.
+func (up *Upload) Resumed(ctx context.Context, off int64) {
+	up.r.t.c.uploadResumes.Add(1)
+	zerolog.Ctx(ctx).Debug().Int64("offset", off).Msg("Resuming blob upload")
+}
+
+// Status asks the registry how many bytes of the upload it has, and
+// continues the session from there.
+func (up *Upload) Status(ctx context.Context) (int64, error) {
+	off, err := up.status(ctx)
+	if err != nil {
+		return 0, err
+	}
+	up.off = off
+	return off, nil
 }
 
 // status asks the registry how many bytes of the upload it has.

@@ -30,8 +30,9 @@ const (
 	// Redirect answers 307 to the same path on the Injector's
 	// RedirectTarget (another host, like blob storage).
 	Redirect
-	// CutUpload reads half of the request body, then breaks the connection
-	// before the registry sees the request (an upload cut mid-body).
+	// CutUpload reads half of the request body (16 KiB of a streamed one),
+	// then breaks the connection before the registry sees the request (an
+	// upload cut mid-body).
 	CutUpload
 )
 
@@ -156,9 +157,11 @@ func (in *Injector) Wrap(next http.Handler) http.Handler {
 			http.Redirect(w, r, target+r.URL.RequestURI(), http.StatusTemporaryRedirect)
 			return
 		case CutUpload:
-			if r.ContentLength > 1 {
-				_, _ = io.CopyN(io.Discard, r.Body, r.ContentLength/2)
+			n := r.ContentLength / 2
+			if n <= 0 {
+				n = 16 << 10 // a streamed body: cut after 16 KiB
 			}
+			_, _ = io.CopyN(io.Discard, r.Body, n)
 			panic(http.ErrAbortHandler)
 		}
 		// Body faults: record the real response, then send it damaged.

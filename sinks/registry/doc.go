@@ -31,15 +31,24 @@
 // of the destination (Pushed, shared by an Output's sinks); a 202 instead
 // of a mount falls back to an upload in the session it opened.
 //
-// Uploads read the blob in chunks of ChunkSize (16 MiB): a blob that fits
-// in one chunk goes in one monolithic PUT ?digest= (a recompressed one is
-// first checked with a HEAD, now that its digest is known); a larger one is
-// sent as PATCH chunks and a closing PUT with the digest hashed while
-// streaming. The chunk buffer is what makes a retry correct without holding
-// the layer: a PATCH that fails is resent (by the transport's retries, and
-// then from the offset the registry reports for the session), never the
-// whole layer. Memory is therefore bounded by Workers × (ChunkSize + the
-// compressor's blocks), whatever the layer size.
+// Uploads stream. The first min(1 MiB, ChunkSize) bytes of a blob are read
+// ahead: a blob that ends there goes in one monolithic PUT ?digest= (a
+// recompressed one is first checked with a HEAD, now that its digest is
+// known). A larger one is sent as PATCH chunks of up to ChunkSize (256 MiB)
+// read straight from the stream into the request body (compression or the
+// source registry's download runs in a pipe into it; nothing is buffered
+// but a 64 KiB read buffer), hashed on the way, then a closing PUT with the
+// digest. Chunks carry Content-Range and Content-Length when the blob's
+// size is known (passthrough), and are streamed otherwise.
+//
+// Retries without holding the layer: a streamed body cannot be re-read, so
+// the transport does not resend a chunk it has started to send; instead the
+// sink asks the registry for the upload's offset (GET on the session), opens
+// the blob's stream again (the source blob again, or the compression run
+// again from the layer's start; it is deterministic), skips and hashes what
+// the registry has, and resumes from there (up to --retries times). Memory
+// is therefore bounded by Workers × (1 MiB + the compressor's blocks),
+// whatever the layer size.
 //
 // The manifest (Docker schema 2, compact JSON, keys schemaVersion,
 // mediaType, config, layers, as the original writes it, unless copied

@@ -480,15 +480,12 @@ func TestCutUploadResumes(t *testing.T) {
 		for _, retries := range []int{3, -1} {
 			t.Run(mode.name+map[bool]string{true: "/transport-retry", false: "/status-resume"}[retries > 0], func(t *testing.T) {
 				ctx := context.Background()
-				// Cut two chunks: one at the start of a blob, one further on.
-				at := func(start string) func(*http.Request) bool {
-					return func(r *http.Request) bool {
-						return testregistry.IsBlobPatch(r) && strings.HasPrefix(r.Header.Get("Content-Range"), start+"-")
-					}
+				// Cut a streamed chunk, and (with retries) the resumed one too.
+				cuts := 1
+				if retries > 0 {
+					cuts = 2
 				}
-				inj := testregistry.NewInjector(
-					testregistry.Fault{Kind: testregistry.CutUpload, Match: at("0")},
-					testregistry.Fault{Kind: testregistry.CutUpload, Match: at("65536")})
+				inj := testregistry.NewInjector(testregistry.Fault{Kind: testregistry.CutUpload, Match: testregistry.IsBlobPatch, Times: cuts})
 				r := testregistry.Start(t, testregistry.Options{Plain: mode.plain, Wrap: inj.Wrap})
 				tr := newTransport(t, []*testregistry.Registry{r}, retries)
 				path, a := writeArchive(t, fixtureImage(), fixture.Uncompressed, false)
@@ -501,15 +498,11 @@ func TestCutUploadResumes(t *testing.T) {
 				if _, err := stage.Run(ctx, src, nil, k, stage.Options{}); err != nil {
 					t.Fatalf("push: %v", err)
 				}
-				if n := inj.Fired(testregistry.CutUpload); n != 2 {
-					t.Errorf("%d uploads cut, want 2", n)
+				if n := inj.Fired(testregistry.CutUpload); n != cuts {
+					t.Errorf("%d uploads cut, want %d", n, cuts)
 				}
-				st := tr.Stats()
-				if retries < 0 && st.UploadResumes != 2 {
-					t.Errorf("%d upload resumes, want 2", st.UploadResumes)
-				}
-				if retries > 0 && st.Retries < 2 {
-					t.Errorf("%d retries, want at least 2", st.Retries)
+				if st := tr.Stats(); st.UploadResumes != int64(cuts) {
+					t.Errorf("%d upload resumes, want %d", st.UploadResumes, cuts)
 				}
 				got := pull(t, tr, r, mode.plain, "cut/app", "v1")
 				if diff := cmp.Diff(a.DiffIDs, got.diffIDs); diff != "" {

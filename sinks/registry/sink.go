@@ -1,12 +1,14 @@
 package registry
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -22,9 +24,21 @@ import (
 	"github.com/occystrap/occystrap/transport"
 )
 
-// DefaultChunkSize is the size of a PATCH chunk, and the largest blob sent
-// in one monolithic PUT. Each upload worker holds one chunk buffer.
-const DefaultChunkSize = 16 << 20
+// DefaultChunkSize is the most one PATCH streams. Chunks are streamed, not
+// buffered: the size bounds how many requests a blob takes, not memory.
+const DefaultChunkSize = 256 << 20
+
+// chunkPools holds one pool of read-ahead buffers per size, shared by every
+// sink of the process (images of a run reuse their buffers).
+var chunkPools sync.Map // int → *sync.Pool
+
+func chunkPool(size int) *sync.Pool {
+	if p, ok := chunkPools.Load(size); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := chunkPools.LoadOrStore(size, &sync.Pool{New: func() any { b := make([]byte, size); return &b }})
+	return p.(*sync.Pool)
+}
 
 // Options say where to push and how.
 type Options struct {
@@ -38,8 +52,12 @@ type Options struct {
 	// Workers is how many blobs upload at once (default 4); as many again
 	// existence checks run ahead of them.
 	Workers int
-	// ChunkSize is the PATCH chunk size (default DefaultChunkSize).
+	// ChunkSize is the most bytes one PATCH streams (default
+	// DefaultChunkSize); blobs up to min(1 MiB, ChunkSize) go in one PUT.
 	ChunkSize int
+	// Retries is how many times an upload is resumed at the registry's
+	// offset after a chunk fails (default 1 when 0 or less).
+	Retries int
 	// Cache is the --layer-cache, shared by the sinks of a run; may be nil.
 	Cache *layercache.Cache
 	// FiltersHash is the cache's filters hash for this run.
@@ -126,7 +144,7 @@ type Sink struct {
 	opts Options
 	reg  *transport.Registry
 
-	bufs                                        sync.Pool
+	bufs                                        *sync.Pool
 	uploaded, existing, mounted, hits, passthru atomic.Int64
 	bytesIn, bytesOut                           atomic.Int64
 	digest                                      digest.Digest
@@ -147,8 +165,10 @@ func New(t *transport.Transport, opts Options) *Sink {
 	if opts.Tag == "" {
 		opts.Tag = "latest"
 	}
-	s := &Sink{opts: opts, reg: t.Registry(opts.Host, opts.Registry)}
-	s.bufs.New = func() any { b := make([]byte, opts.ChunkSize); return &b }
+	if opts.Retries <= 0 {
+		opts.Retries = t.Retries()
+	}
+	s := &Sink{opts: opts, reg: t.Registry(opts.Host, opts.Registry), bufs: chunkPool(min(opts.ChunkSize, 1<<20))}
 	return s
 }
 
@@ -444,12 +464,7 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open func(con
 			return desc, nil
 		}
 	}
-	rc, err := open(ctx)
-	if err != nil {
-		return desc, err
-	}
-	defer rc.Close()
-	d, n, err := s.send(ctx, up, rc, false)
+	d, n, err := s.send(ctx, up, open, desc.Size, false)
 	if err != nil {
 		return desc, err
 	}
@@ -460,40 +475,43 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open func(con
 	return desc, nil
 }
 
+// opener opens a blob's stream; it may be called again to resume an upload
+// (the stream then starts over and the caller skips what the registry has).
+type opener func(ctx context.Context) (io.ReadCloser, error)
+
 // compressAndUpload compresses a layer in a pipe straight into the upload.
-// up is a session a failed mount attempt opened, or nil.
+// up is a session a failed mount attempt opened, or nil. Each open runs the
+// compression from the layer's start again; it is deterministic, so a
+// resumed upload continues the same bytes.
 func (s *Sink) compressAndUpload(ctx context.Context, it stage.Item, up *transport.Upload) (v1.Descriptor, error) {
-	pr, pw := io.Pipe()
-	in := &countingReader{n: &s.bytesIn}
-	p := pool.New().WithErrors()
-	p.Go(func() error {
+	compressors := pool.New().WithErrors()
+	open := func(ctx context.Context) (io.ReadCloser, error) {
 		rc, err := it.Body.Open()
 		if err != nil {
-			pw.CloseWithError(err)
+			return nil, err
+		}
+		pr, pw := io.Pipe()
+		compressors.Go(func() error {
+			defer rc.Close()
+			zw, err := compressor(s.opts.Compression, pw)
+			if err != nil {
+				pw.CloseWithError(err)
+				return err
+			}
+			_, err = io.Copy(zw, &countingReader{r: rc, n: &s.bytesIn})
+			if cerr := zw.Close(); err == nil {
+				err = cerr
+			}
+			pw.CloseWithError(err) // nil: the reader sees EOF
+			if errors.Is(err, io.ErrClosedPipe) || errors.Is(err, errStreamClosed) {
+				return nil // the reader stopped early (a resume or a failure it reports)
+			}
 			return err
-		}
-		defer rc.Close()
-		in.r = rc
-		zw, err := compressor(s.opts.Compression, pw)
-		if err != nil {
-			pw.CloseWithError(err)
-			return err
-		}
-		_, err = io.Copy(zw, in)
-		if cerr := zw.Close(); err == nil {
-			err = cerr
-		}
-		pw.CloseWithError(err) // nil: the reader sees EOF
-		return err
-	})
-	d, n, err := s.send(ctx, up, pr, true)
-	if err != nil {
-		pr.CloseWithError(err) // stop the compressor
-	} else {
-		// Drain nothing: send read to EOF.
-		pr.Close()
+		})
+		return &pipeReader{pr}, nil
 	}
-	if perr := p.Wait(); err == nil && perr != nil {
+	d, n, err := s.send(ctx, up, open, -1, true)
+	if perr := compressors.Wait(); err == nil && perr != nil {
 		err = perr
 	}
 	if err != nil {
@@ -503,26 +521,46 @@ func (s *Sink) compressAndUpload(ctx context.Context, it stage.Item, up *transpo
 	return v1.Descriptor{MediaType: layerMediaType(s.opts.Compression), Digest: d, Size: n}, nil
 }
 
-// send uploads what r gives and returns its digest and size. A blob that
-// fits in one chunk goes in one monolithic PUT (after a HEAD when check is
-// set and its digest was not known before: then it is not sent if the
-// destination has it); a larger one in PATCH chunks and a closing PUT with
-// the digest hashed on the way. up is a session already opened (by a mount
-// attempt), or nil.
-func (s *Sink) send(ctx context.Context, up *transport.Upload, r io.Reader, check bool) (digest.Digest, int64, error) {
+var errStreamClosed = errors.New("upload stream closed")
+
+// pipeReader stops its writer when closed before the end.
+type pipeReader struct{ *io.PipeReader }
+
+func (p *pipeReader) Close() error { return p.CloseWithError(errStreamClosed) }
+
+// send uploads the blob open gives (size bytes, or -1 when not known) and
+// returns its digest and size.
+//
+// The first bytes (up to min(1 MiB, ChunkSize)) are read ahead: a blob that
+// ends there goes in one monolithic PUT ?digest= (after a HEAD when check is
+// set and up is nil, now that its digest is known: a blob the destination
+// has is not sent). A larger one streams in PATCH chunks of up to ChunkSize
+// bytes, read straight from the stream into the request (nothing buffered),
+// hashed on the way, then a closing PUT with the digest. A chunk that fails
+// (after the transport's own retries) is resumed at the offset the registry
+// reports: the stream is opened again and what the registry has is skipped
+// (and hashed). up is a session already opened (by a mount attempt), or nil.
+func (s *Sink) send(ctx context.Context, up *transport.Upload, open opener, size int64, check bool) (digest.Digest, int64, error) {
+	rc, err := open(ctx)
+	if err != nil {
+		return "", 0, err
+	}
+	defer func() {
+		if rc != nil {
+			rc.Close()
+		}
+	}()
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)
-	buf := *bp
-	h := sha256.New()
-	var total int64
+	probe := *bp
 
-	n, err := io.ReadFull(r, buf)
+	n, err := io.ReadFull(rc, probe)
 	whole := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 	if err != nil && !whole {
 		return "", 0, err
 	}
 	if whole {
-		d := digest.FromBytes(buf[:n])
+		d := digest.FromBytes(probe[:n])
 		if check && up == nil {
 			there, _, err := s.reg.BlobExists(ctx, s.opts.Repo, d)
 			if err != nil {
@@ -538,7 +576,7 @@ func (s *Sink) send(ctx context.Context, up *transport.Upload, r io.Reader, chec
 				return "", 0, err
 			}
 		}
-		if err := up.Put(ctx, d, buf[:n]); err != nil {
+		if err := up.Put(ctx, d, probe[:n]); err != nil {
 			return "", 0, err
 		}
 		s.uploaded.Add(1)
@@ -550,79 +588,93 @@ func (s *Sink) send(ctx context.Context, up *transport.Upload, r io.Reader, chec
 			return "", 0, err
 		}
 	}
-	// Double buffering: the next chunk is read (downloaded or compressed)
-	// while the current one is sent.
-	bp2 := s.bufs.Get().(*[]byte)
-	defer s.bufs.Put(bp2)
-	type chunk struct {
-		b    *[]byte
-		n    int
-		last bool
-		err  error
-	}
-	chunks := make(chan chunk, 1)
-	free := make(chan *[]byte, 2)
-	free <- bp2
-	stop := make(chan struct{})
-	reader := pool.New()
-	reader.Go(func() {
-		for {
-			var b *[]byte
-			select {
-			case b = <-free:
-			case <-stop:
-				return
-			}
-			n, err := io.ReadFull(r, *b)
-			last := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
-			if last {
-				err = nil
-			}
-			select {
-			case chunks <- chunk{b: b, n: n, last: last, err: err}:
-			case <-stop:
-				return
-			}
-			if last || err != nil {
-				return
-			}
-		}
-	})
-	defer func() {
-		close(stop)
-		reader.Wait()
-	}()
-	cur := bp
+	h := &hashCount{h: sha256.New()}
+	h.Write(probe[:n])
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(probe[:n]), rc), 64<<10)
+	chunk := int64(s.opts.ChunkSize)
+	resumes := 0
 	for {
-		h.Write((*cur)[:n])
-		total += int64(n)
-		if err := up.Patch(ctx, (*cur)[:n]); err != nil {
+		if _, err := br.Peek(1); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
 			return "", 0, err
 		}
-		free <- cur // room for two: never blocks
-		var c chunk
-		select {
-		case c = <-chunks:
-		case <-ctx.Done():
-			return "", 0, ctx.Err()
+		start := up.Offset()
+		want := int64(-1)
+		if size >= 0 {
+			want = min(chunk, size-start)
 		}
-		if c.err != nil {
-			return "", 0, c.err
+		// Bytes before the probe's end were hashed already.
+		err := up.Patch(ctx, &hashFrom{r: io.LimitReader(br, chunk), h: h, pos: start, from: int64(n)}, want)
+		if err == nil {
+			continue
 		}
-		cur, n = c.b, c.n
-		if c.last {
-			break
+		if ctx.Err() != nil || resumes >= max(s.retries(), 1) {
+			return "", 0, err
 		}
+		resumes++
+		off, serr := up.Status(ctx)
+		if serr != nil {
+			return "", 0, fmt.Errorf("%w (and the upload's status: %v)", err, serr)
+		}
+		rc.Close()
+		if rc, err = open(ctx); err != nil {
+			return "", 0, err
+		}
+		h = &hashCount{h: sha256.New()}
+		if _, err := io.CopyN(h, rc, off); err != nil {
+			return "", 0, fmt.Errorf("resume at %d: %w", off, err)
+		}
+		n = int(off) // everything before off is hashed
+		br = bufio.NewReaderSize(rc, 64<<10)
+		up.Resumed(ctx, off)
 	}
-	h.Write((*cur)[:n])
-	total += int64(n)
-	d := digest.NewDigest(digest.SHA256, h)
-	if err := up.Put(ctx, d, (*cur)[:n]); err != nil {
+	total := up.Offset()
+	if h.n != total {
+		return "", 0, fmt.Errorf("registry has %d bytes of the blob, %d were read: %w", total, h.n, transport.ErrSizeMismatch)
+	}
+	d := digest.NewDigest(digest.SHA256, h.h)
+	if err := up.Put(ctx, d, nil); err != nil {
 		return "", 0, err
 	}
 	s.uploaded.Add(1)
 	s.bytesOut.Add(total)
 	return d, total, nil
+}
+
+func (s *Sink) retries() int { return s.opts.Retries }
+
+// hashCount hashes and counts.
+type hashCount struct {
+	h hash.Hash
+	n int64
+}
+
+func (c *hashCount) Write(p []byte) (int, error) {
+	c.h.Write(p)
+	c.n += int64(len(p))
+	return len(p), nil
+}
+
+// hashFrom hashes what is read through it once the stream position passes
+// from (bytes before it were hashed when read ahead).
+type hashFrom struct {
+	r         io.Reader
+	h         *hashCount
+	pos, from int64
+}
+
+func (t *hashFrom) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		b := p[:n]
+		if skip := t.from - t.pos; skip > 0 {
+			b = b[min(skip, int64(n)):]
+		}
+		t.h.Write(b)
+		t.pos += int64(n)
+	}
+	return n, err
 }
 
 // schema2 is a Docker schema 2 manifest, its keys in the original's order.
