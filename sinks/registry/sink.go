@@ -219,7 +219,28 @@ func (s *Sink) Consume(ctx context.Context, in <-chan stage.Item) error {
 	// slots, so checks run ahead of the uploads that wait for a slot.
 	slots := make(chan struct{}, s.opts.Workers)
 	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError().WithMaxGoroutines(2 * s.opts.Workers)
-	for it := range in {
+	// The first failed blob stops the intake: Consume returns its error,
+	// and the engine cancels the source and releases what is in flight.
+	failed := make(chan struct{})
+	var failOnce sync.Once
+	fail := func(err error) error {
+		if err != nil {
+			failOnce.Do(func() { close(failed) })
+		}
+		return err
+	}
+intake:
+	for {
+		var it stage.Item
+		var ok bool
+		select {
+		case it, ok = <-in:
+			if !ok {
+				break intake
+			}
+		case <-failed:
+			break intake
+		}
 		switch it.Kind {
 		case stage.KindManifest:
 			m := it
@@ -231,7 +252,7 @@ func (s *Sink) Consume(ctx context.Context, in <-chan stage.Item) error {
 				d, err := s.ensureBlob(ctx, v1.Descriptor{MediaType: MediaTypeDockerConfig, Digest: digest.FromBytes(c.Data), Size: int64(len(c.Data))},
 					bytesOpener(c.Data), "", slots)
 				if err != nil {
-					return fmt.Errorf("config %s: %w", c.Name, err)
+					return fail(fmt.Errorf("config %s: %w", c.Name, err))
 				}
 				mu.Lock()
 				cfgDesc = d
@@ -243,7 +264,7 @@ func (s *Sink) Consume(ctx context.Context, in <-chan stage.Item) error {
 				defer it.Release()
 				r, err := s.pushLayer(ctx, it, slots)
 				if err != nil {
-					return fmt.Errorf("layer %d (%s): %w", it.Seq, it.Name, err)
+					return fail(fmt.Errorf("layer %d (%s): %w", it.Seq, it.Name, err))
 				}
 				mu.Lock()
 				results[it.Seq] = r
