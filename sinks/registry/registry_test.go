@@ -655,3 +655,30 @@ func TestVerify(t *testing.T) {
 		t.Errorf("after replacing the image: %v, %v; want config digest mismatch", problems, err)
 	}
 }
+
+func TestMountRefusedFallsBackToUpload(t *testing.T) {
+	ctx := context.Background()
+	cnt := newCounter()
+	r := testregistry.Start(t, testregistry.Options{Wrap: cnt.wrap})
+	tr := newTransport(t, []*testregistry.Registry{r}, 1)
+	path, a := writeArchive(t, fixtureImage(), fixture.Uncompressed, false)
+	cfg := digest.FromBytes(a.Config)
+	pushed := registry.NewPushed()
+	pushed.Add(r.Host, cfg, "nowhere/app") // wrong: the registry answers 202
+	src, err := tarball.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	k := registry.New(tr, registry.Options{Host: r.Host, Repo: "fallback/app", Tag: "v1", Pushed: pushed})
+	if _, err := stage.Run(ctx, src, nil, k, stage.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := cnt.mounts.Load(); n != 1 {
+		t.Errorf("%d mount requests, want 1", n)
+	}
+	if c := k.Counts(); c.Mounted != 0 || c.Uploaded != 4 {
+		t.Errorf("counts %+v: want no mount, 4 uploads", c)
+	}
+	pull(t, tr, r, false, "fallback/app", "v1")
+}

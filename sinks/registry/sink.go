@@ -112,7 +112,8 @@ func (p *Pushed) layer(key string) (v1.Descriptor, bool) {
 	return d, ok
 }
 
-func (p *Pushed) add(host string, d digest.Digest, repo string) {
+// Add records that repo of host has blob d.
+func (p *Pushed) Add(host string, d digest.Digest, repo string) {
 	if p == nil {
 		return
 	}
@@ -371,7 +372,7 @@ func (s *Sink) pushLayer(ctx context.Context, it stage.Item, slots chan struct{}
 			}
 			if mounted {
 				s.mounted.Add(1)
-				s.opts.Pushed.add(s.opts.Host, known.Digest, s.opts.Repo)
+				s.opts.Pushed.Add(s.opts.Host, known.Digest, s.opts.Repo)
 				return layerResult{desc: known, cacheKey: it.Name}, nil
 			}
 		}
@@ -462,7 +463,7 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open func(con
 	}
 	if there {
 		s.existing.Add(1)
-		s.opts.Pushed.add(s.opts.Host, desc.Digest, s.opts.Repo)
+		s.opts.Pushed.Add(s.opts.Host, desc.Digest, s.opts.Repo)
 		return desc, nil
 	}
 	if err := acquire(ctx, slots); err != nil {
@@ -481,7 +482,7 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open func(con
 		}
 		if mounted {
 			s.mounted.Add(1)
-			s.opts.Pushed.add(s.opts.Host, desc.Digest, s.opts.Repo)
+			s.opts.Pushed.Add(s.opts.Host, desc.Digest, s.opts.Repo)
 			return desc, nil
 		}
 	}
@@ -492,7 +493,7 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open func(con
 	if d != desc.Digest || n != desc.Size {
 		return desc, fmt.Errorf("sent %s (%d bytes), expected %s (%d bytes): %w", d, n, desc.Digest, desc.Size, ErrDigestMismatch)
 	}
-	s.opts.Pushed.add(s.opts.Host, desc.Digest, s.opts.Repo)
+	s.opts.Pushed.Add(s.opts.Host, desc.Digest, s.opts.Repo)
 	return desc, nil
 }
 
@@ -538,7 +539,7 @@ func (s *Sink) compressAndUpload(ctx context.Context, it stage.Item, up *transpo
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	s.opts.Pushed.add(s.opts.Host, d, s.opts.Repo)
+	s.opts.Pushed.Add(s.opts.Host, d, s.opts.Repo)
 	return v1.Descriptor{MediaType: layerMediaType(s.opts.Compression), Digest: d, Size: n}, nil
 }
 
