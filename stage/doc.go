@@ -26,6 +26,15 @@
 // engine wires this only when no stage rewrites layers (ContentChanger) or
 // needs to read every layer (AllLayersNeeder).
 //
+// Passthrough of compressed blobs: a sink that implements CompressedSink
+// (WantsCompressed) and a source that implements CompressedSource
+// (UseCompressed) are wired by Run when no stage implements ContentChanger
+// with true. The source then gives layer bodies that also implement
+// Compressed, and sends its manifest as fetched in one KindManifest item
+// (Seq -2, Data = bytes, Name = media type), in any order relative to the
+// other items. Stages that do not change content forward it unchanged; no
+// other sink ever sees one.
+//
 // Concurrency: Run may be called from many goroutines at once (one per image);
 // a Stats value is updated atomically and may be read while a run is going.
 package stage

@@ -89,6 +89,8 @@ func Run(ctx context.Context, src Source, stages []Stage, sink Sink, opts Option
 		opts.Buffer = 1
 	}
 
+	wireCompressed(src, stages, sink)
+
 	var win *Window
 	if o, ok := sink.(OrderedSink); ok && o.NeedsOrder() {
 		win = NewWindow(opts.Window)

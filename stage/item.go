@@ -17,6 +17,11 @@ const (
 	KindConfig Kind = iota
 	// KindLayer is one filesystem layer; its uncompressed tar is in Item.Body.
 	KindLayer
+	// KindManifest is the source's manifest, exactly as fetched, for a sink
+	// that copies compressed blobs through (see CompressedSink). Data holds
+	// its bytes and Name its media type; Seq is -2. Only a source told to
+	// UseCompressed sends one.
+	KindManifest
 )
 
 func (k Kind) String() string {
@@ -25,6 +30,8 @@ func (k Kind) String() string {
 		return "config"
 	case KindLayer:
 		return "layer"
+	case KindManifest:
+		return "manifest"
 	}
 	return "unknown"
 }

@@ -65,12 +65,17 @@ type Stats struct {
 	BytesOut       int64 // request body bytes sent
 	Resumes        int64 // blob downloads resumed with a Range request
 	TokenFetches   int64 // tokens fetched from an auth server
+	BlobUploads    int64 // blobs uploaded (push)
+	BlobMounts     int64 // blobs mounted from another repository (push)
+	BlobsExisting  int64 // blobs a HEAD found already present (push)
+	UploadResumes  int64 // upload chunks resumed at the registry's offset
 }
 
 type counters struct {
 	requests, retries, rateLimited, rateLimitWaits atomic.Int64
 	conns, handshakes, bytesIn, bytesOut           atomic.Int64
 	resumes, tokenFetches                          atomic.Int64
+	uploads, mounts, existing, uploadResumes       atomic.Int64
 }
 
 // Transport is the process's HTTP layer. Make one with New and share it.
@@ -192,6 +197,10 @@ func (t *Transport) Stats() Stats {
 		BytesOut:       t.c.bytesOut.Load(),
 		Resumes:        t.c.resumes.Load(),
 		TokenFetches:   t.c.tokenFetches.Load(),
+		BlobUploads:    t.c.uploads.Load(),
+		BlobMounts:     t.c.mounts.Load(),
+		BlobsExisting:  t.c.existing.Load(),
+		UploadResumes:  t.c.uploadResumes.Load(),
 	}
 }
 

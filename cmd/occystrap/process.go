@@ -27,6 +27,7 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 	log := zerolog.Ctx(ctx)
 	start := time.Now()
 
+	a.filterSpecs = c.Filter
 	filterFacs, err := makeFilters(ctx, a, c.Filter)
 	if err != nil {
 		return err
@@ -67,7 +68,9 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 		sum.retries, sum.rateLimits = st.Retries, st.RateLimited
 		log.Debug().Int64("requests", st.Requests).Int64("retries", st.Retries).Int64("rate_limited", st.RateLimited).
 			Int64("rate_limit_waits", st.RateLimitWaits).Int64("connections", st.Connections).Int64("tls_handshakes", st.TLSHandshakes).
-			Int64("resumes", st.Resumes).Int64("bytes_in", st.BytesIn).Int64("bytes_out", st.BytesOut).Msg("Network")
+			Int64("resumes", st.Resumes).Int64("bytes_in", st.BytesIn).Int64("bytes_out", st.BytesOut).
+			Int64("blob_uploads", st.BlobUploads).Int64("blob_mounts", st.BlobMounts).Int64("blobs_existing", st.BlobsExisting).
+			Int64("upload_resumes", st.UploadResumes).Msg("Network")
 	}
 	if a.g.Verify || a.g.VerifyFull {
 		if v, ok := out.(verifier); ok {

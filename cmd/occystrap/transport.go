@@ -3,6 +3,7 @@ package main
 import (
 	"sync"
 
+	"github.com/occystrap/occystrap/sinks/registry"
 	"github.com/occystrap/occystrap/transport"
 )
 
@@ -11,6 +12,20 @@ import (
 type netState struct {
 	mu sync.Mutex
 	t  *transport.Transport
+	// pushed is the run's record of blobs pushed to registry:// outputs, so
+	// that the images of a multi-image run, each with its own output, push a
+	// shared blob once and mount it elsewhere.
+	pushed *registry.Pushed
+}
+
+// pushedSet returns the run's record of pushed blobs.
+func (a *app) pushedSet() *registry.Pushed {
+	a.net.mu.Lock()
+	defer a.net.mu.Unlock()
+	if a.net.pushed == nil {
+		a.net.pushed = registry.NewPushed()
+	}
+	return a.net.pushed
 }
 
 // transport returns the process's transport, making it the first time.

@@ -1,6 +1,7 @@
 package testregistry
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -29,10 +30,14 @@ const (
 	// Redirect answers 307 to the same path on the Injector's
 	// RedirectTarget (another host, like blob storage).
 	Redirect
+	// CutUpload reads half of the request body (16 KiB of a streamed one),
+	// then breaks the connection before the registry sees the request (an
+	// upload cut mid-body).
+	CutUpload
 )
 
 func (k FaultKind) String() string {
-	return [...]string{"TooMany", "Unavailable", "Cut", "Short", "Corrupt", "Redirect"}[k]
+	return [...]string{"TooMany", "Unavailable", "Cut", "Short", "Corrupt", "Redirect", "CutUpload"}[k]
 }
 
 // Fault is one scripted fault.
@@ -103,6 +108,11 @@ func WithAuth(match func(*http.Request) bool) func(*http.Request) bool {
 	return func(r *http.Request) bool { return r.Header.Get("Authorization") != "" && match(r) }
 }
 
+// IsBlobPatch matches PATCHes of blob upload chunks.
+func IsBlobPatch(r *http.Request) bool {
+	return r.Method == http.MethodPatch && strings.Contains(r.URL.Path, "/blobs/uploads/")
+}
+
 // IsManifestGet matches GETs of manifests.
 func IsManifestGet(r *http.Request) bool {
 	return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/manifests/")
@@ -146,6 +156,13 @@ func (in *Injector) Wrap(next http.Handler) http.Handler {
 		case Redirect:
 			http.Redirect(w, r, target+r.URL.RequestURI(), http.StatusTemporaryRedirect)
 			return
+		case CutUpload:
+			n := r.ContentLength / 2
+			if n <= 0 {
+				n = 16 << 10 // a streamed body: cut after 16 KiB
+			}
+			_, _ = io.CopyN(io.Discard, r.Body, n)
+			panic(http.ErrAbortHandler)
 		}
 		// Body faults: record the real response, then send it damaged.
 		rec := httptest.NewRecorder()

@@ -20,7 +20,8 @@ import (
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory" // the storage driver
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // a storage driver
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"   // the default storage driver
 	"github.com/sirupsen/logrus"
 )
 
@@ -66,6 +67,9 @@ type Options struct {
 	// BlobStore starts a second server (another host) that serves the
 	// registry's GETs without authentication, as a redirect target.
 	BlobStore bool
+	// RootDirectory, when set, stores blobs on disk there (the filesystem
+	// driver) instead of in memory, for tests that push large blobs.
+	RootDirectory string
 }
 
 // Registry is a running registry.
@@ -100,6 +104,9 @@ func Start(t testing.TB, opts Options) *Registry {
 	}
 	cfg := &configuration.Configuration{}
 	cfg.Storage = configuration.Storage{"inmemory": configuration.Parameters{}}
+	if opts.RootDirectory != "" {
+		cfg.Storage = configuration.Storage{"filesystem": configuration.Parameters{"rootdirectory": opts.RootDirectory}}
+	}
 	cfg.Storage["maintenance"] = configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}}
 	cfg.HTTP.Secret = "testregistry"
 	cfg.Log.Level = "error"

@@ -21,6 +21,14 @@
 // through which a layer several images need is downloaded once and its
 // temporary file shared, reference-counted (see Blobs).
 //
+// Passthrough (passthrough.go): when the engine calls UseCompressed (a sink
+// that copies compressed blobs, no stage changing content), nothing is
+// downloaded ahead. The manifest is sent as fetched (stage.KindManifest) and
+// each layer at once, with a body that streams its verified blob from the
+// registry only when read (OpenBlob under the reader's context, or
+// OpenCompressed / a decompressing Open under the run's), and whose DiffID
+// is the config's. A blob the destination has is then never downloaded.
+//
 // A Source is used by one run at a time; the transport it holds is shared.
 // On failure every temporary file it made is removed.
 package registry

@@ -55,6 +55,10 @@ type Source struct {
 	reg  *transport.Registry
 	win  *stage.Window
 	has  func(name string) bool
+	// compressed and fetched: see passthrough.go.
+	compressed bool
+	fetched    transport.Manifest
+	runCtx     context.Context //nolint:containedctx // the run's, for lazy bodies
 }
 
 // New makes a source pulling through t.
@@ -151,6 +155,7 @@ func (s *Source) resolve(ctx context.Context) (v1.Manifest, error) {
 	default:
 		return v1.Manifest{}, &manifestTypeError{m.MediaType}
 	}
+	s.fetched = m
 	var man v1.Manifest
 	if err := json.Unmarshal(m.Body, &man); err != nil {
 		return v1.Manifest{}, fmt.Errorf("parse manifest of %s: %w", s.where(), err)
@@ -166,6 +171,12 @@ func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) error {
 	man, err := s.resolve(ctx)
 	if err != nil {
 		return err
+	}
+	if s.compressed {
+		s.runCtx = ctx
+		if err := s.sendManifest(ctx, out); err != nil {
+			return err
+		}
 	}
 	// The config and the layers download at once; the config is sent
 	// first, and each layer waits for it (its DiffID is checked against
@@ -232,7 +243,9 @@ func (s *Source) fetchLayers(ctx context.Context, layers []v1.Descriptor, cfgSen
 				_ = it.Release()
 				return ctx.Err()
 			}
-			if it.Skipped() {
+			if it.Skipped() || s.compressed {
+				// Skipped: not fetched. Passthrough: the compressed digest
+				// is verified as the blob streams; the DiffID is the config's.
 				it.DiffID = (*diffIDs)[i]
 			}
 			if want := (*diffIDs)[i]; it.DiffID != want {
@@ -251,7 +264,10 @@ func (s *Source) fetchLayers(ctx context.Context, layers []v1.Descriptor, cfgSen
 // layer gives layer seq: skipped when the destination has it, else fetched
 // (through the run-wide scheduler when there is one).
 func (s *Source) layer(ctx context.Context, seq int, d v1.Descriptor) (stage.Item, error) {
-	if s.opts.Blobs != nil {
+	if s.opts.Blobs != nil && !s.compressed {
+		// Passthrough bodies stream from the registry when read, so there is
+		// no download to share: the destination's own run-wide dedup (a
+		// blob pushed once, mounted elsewhere) does that work.
 		return s.opts.Blobs.layer(ctx, seq, d.Digest, s.has, func(ctx context.Context) (stage.Item, error) {
 			return s.fetchLayer(ctx, seq, d)
 		})
@@ -281,6 +297,9 @@ func (s *Source) fetchConfig(ctx context.Context, d v1.Descriptor) ([]byte, erro
 // fetchLayer streams one layer into a temporary file: digest checked,
 // decompressed, DiffID computed.
 func (s *Source) fetchLayer(ctx context.Context, seq int, d v1.Descriptor) (it stage.Item, err error) {
+	if s.compressed {
+		return s.fetchCompressed(ctx, seq, d)
+	}
 	f, err := os.CreateTemp(s.opts.TempDir, "occystrap-layer-*.tar")
 	if err != nil {
 		return it, fmt.Errorf("layer %s of %s: temporary file: %w", d.Digest, s.where(), err)

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/rs/zerolog"
+
+	"github.com/occystrap/occystrap/internal/layercache"
+	"github.com/occystrap/occystrap/internal/uri"
+	"github.com/occystrap/occystrap/sinks/registry"
+	sourcereg "github.com/occystrap/occystrap/sources/registry"
+	"github.com/occystrap/occystrap/transport"
+)
+
+func init() { outputs["registry"] = openRegistryOutput }
+
+// openRegistryOutput opens registry://HOST/IMAGE[:TAG]; the URI's options
+// insecure, compression, max_workers, username and password override the
+// globals.
+func openRegistryOutput(ctx context.Context, a *app, u uri.URI) (output, error) {
+	if err := knownOptions(u, "insecure", "compression", "max_workers", "username", "password"); err != nil {
+		return nil, err
+	}
+	if u.Host == "" || u.Path == "" {
+		return nil, fmt.Errorf("registry URI %q: expected registry://HOST/IMAGE[:TAG]", u.Raw)
+	}
+	t, err := a.transport()
+	if err != nil {
+		return nil, err
+	}
+	repo, tag := sourcereg.ParseReference(u.Path)
+	o := registry.Options{
+		Host: u.Host, Repo: repo, Tag: tag,
+		Compression: a.g.Compression,
+		Workers:     a.g.Parallel,
+		Registry:    transport.RegistryOptions{Insecure: a.g.Insecure, Username: a.g.Username, Password: a.g.Password},
+		Pushed:      a.pushedSet(),
+	}
+	if v, ok := u.String("compression"); ok {
+		o.Compression = v
+	}
+	if o.Compression != registry.Gzip && o.Compression != registry.Zstd {
+		return nil, fmt.Errorf("registry URI %q: compression %q: expected gzip or zstd", u.Raw, o.Compression)
+	}
+	if v, ok := u.String("username"); ok {
+		o.Registry.Username = v
+	}
+	if v, ok := u.String("password"); ok {
+		o.Registry.Password = v
+	}
+	if o.Registry.Insecure, err = u.Bool("insecure", o.Registry.Insecure); err != nil {
+		return nil, err
+	}
+	if o.Workers, err = u.Int("max_workers", o.Workers); err != nil {
+		return nil, err
+	}
+	if a.g.LayerCache != "" {
+		c, warn := layercache.Open(a.g.LayerCache)
+		if warn != nil {
+			zerolog.Ctx(ctx).Warn().Err(warn).Msg("Layer cache ignored")
+		}
+		o.Cache = c
+		o.FiltersHash = layercache.FiltersHash(o.Compression, a.filterSpecs)
+	}
+	return registry.NewOutput(t, o), nil
+}

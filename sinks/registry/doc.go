@@ -1,0 +1,62 @@
+// Package registry is the registry:// destination: it pushes one image per
+// Sink to a registry through the shared transport, sending only what the
+// destination lacks and never holding a layer in memory.
+//
+// For each blob (config and layers) the sink first settles what the blob is
+// and whether the destination has it, then uploads it if not:
+//
+//   - Passthrough. When the engine wired it (no stage changes content; see
+//     stage.CompressedSink), layer bodies implement stage.Compressed: the
+//     source's compressed blob is copied byte for byte with its media type.
+//     A registry source's body also tells the blob's descriptor and origin
+//     and streams it under the sink's context (BlobOrigin), so the blob is
+//     not even downloaded when the destination has it or can mount it, and
+//     is otherwise streamed from the source registry straight into the
+//     upload; a tar:// blob is hashed first (a local read). When
+//     every layer was copied through and the source sent its manifest
+//     (stage.KindManifest), that manifest is pushed as fetched, so the
+//     destination's digest equals the source's.
+//   - Layer cache (--layer-cache, internal/layercache). A layer whose key
+//     (the source's layer name) is recorded under this run's filters hash,
+//     and whose blob a HEAD confirms, is not compressed or sent.
+//   - Otherwise the layer tar is compressed (gzip through klauspost/pgzip
+//     in fixed 1 MiB blocks at level 6, or zstd level 3 with one encoder
+//     goroutine; mtime 0, no name: the same tar always gives the same blob)
+//     in an io.Pipe straight into the upload, hashed on the way.
+//
+// Existence checks (HEAD) run in up to 2×Workers goroutines, ahead of the
+// uploads, which take one of Workers slots. A blob that is missing is
+// mounted (POST ?mount=&from=) when it came from another repository of the
+// same registry, or when this run already pushed it to another repository
+// of the destination (Pushed, shared by an Output's sinks); a 202 instead
+// of a mount falls back to an upload in the session it opened.
+//
+// Uploads stream. The first min(1 MiB, ChunkSize) bytes of a blob are read
+// ahead: a blob that ends there goes in one monolithic PUT ?digest= (a
+// recompressed one is first checked with a HEAD, now that its digest is
+// known). A larger one is sent as PATCH chunks of up to ChunkSize (256 MiB)
+// read straight from the stream into the request body (compression or the
+// source registry's download runs in a pipe into it; nothing is buffered
+// but a 64 KiB read buffer), hashed on the way, then a closing PUT with the
+// digest. Chunks carry Content-Range and Content-Length when the blob's
+// size is known (passthrough), and are streamed otherwise.
+//
+// Retries without holding the layer: a streamed body cannot be re-read, so
+// the transport does not resend a chunk it has started to send; instead the
+// sink asks the registry for the upload's offset (GET on the session), opens
+// the blob's stream again (the source blob again, or the compression run
+// again from the layer's start; it is deterministic), skips and hashes what
+// the registry has, and resumes from there (up to --retries times). Memory
+// is therefore bounded by Workers × (1 MiB + the compressor's blocks),
+// whatever the layer size.
+//
+// The manifest (Docker schema 2, compact JSON, keys schemaVersion,
+// mediaType, config, layers, as the original writes it, unless copied
+// through) is pushed only after every blob has landed; a failed blob fails
+// the image with "Upload failed: ..." and no manifest is pushed. An image
+// with no config fails with "No config file was processed". The layer cache
+// is recorded and saved after the manifest push.
+//
+// A Sink serves one run; an Output and its shared Pushed and cache are safe
+// for concurrent use by many sinks.
+package registry
