@@ -110,7 +110,6 @@ type Env struct {
 	net     Net
 	tmp     string
 	api     *toxiproxy.ApiServer
-	cert    tls.Certificate
 	mu      sync.Mutex
 	servers []*Server
 }
