@@ -90,6 +90,9 @@ type Transport struct {
 
 	mu         sync.Mutex
 	registries map[string]*hostAuth
+
+	gatesMu sync.Mutex
+	gates   map[string]chan struct{} // per https host: closed once its first request is answered
 }
 
 // New builds the Transport.
@@ -122,7 +125,7 @@ func New(opts Options) (*Transport, error) {
 			return nil, err
 		}
 	}
-	t := &Transport{opts: opts, registries: map[string]*hostAuth{}}
+	t := &Transport{opts: opts, registries: map[string]*hostAuth{}, gates: map[string]chan struct{}{}}
 	t.creds = newCredentialStore(opts.DockerConfig)
 
 	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
@@ -310,16 +313,54 @@ func (c *countingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 			}
 		}
 	}
+	first, err := t.waitFirst(req)
+	if err != nil {
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
+		return nil, err
+	}
 	t.c.requests.Add(1)
 	if req.Body != nil && req.Body != http.NoBody {
 		req.Body = &countingBody{ReadCloser: req.Body, n: &t.c.bytesOut}
 	}
 	resp, err := t.rt.RoundTrip(req)
+	if first != nil {
+		close(first)
+	}
 	if err != nil {
 		return nil, err
 	}
 	resp.Body = &countingBody{ReadCloser: resp.Body, n: &t.c.bytesIn}
 	return resp, nil
+}
+
+// waitFirst holds requests to an https host until the first request to it
+// has been answered. Without it, a burst of parallel requests to a new host
+// (an image's layer HEADs or GETs) makes the pool dial and handshake one TLS
+// connection per request, and all but one are thrown away once HTTP/2 is
+// negotiated on the first. The first request gets a channel to close when
+// it is answered (or failed); the others wait for it, or their context.
+func (t *Transport) waitFirst(req *http.Request) (first chan struct{}, err error) {
+	if req.URL.Scheme != "https" {
+		return nil, nil
+	}
+	key := req.URL.Host
+	t.gatesMu.Lock()
+	g, seen := t.gates[key]
+	if !seen {
+		g = make(chan struct{})
+		t.gates[key] = g
+		t.gatesMu.Unlock()
+		return g, nil
+	}
+	t.gatesMu.Unlock()
+	select {
+	case <-g:
+		return nil, nil
+	case <-req.Context().Done():
+		return nil, req.Context().Err()
+	}
 }
 
 type countingBody struct {

@@ -387,3 +387,34 @@ func TestProcessRegistryFailureLeavesNothing(t *testing.T) {
 		t.Errorf("temporary files left in the output: %v", stray)
 	}
 }
+
+// TestRegistryToRegistryOneConnectionEach copies an 8-layer image between two
+// TLS registries: the parallel HEADs and uploads to the destination share one
+// HTTP/2 connection (a burst of first requests used to dial one TLS
+// connection each and throw all but one away), and the source is read over
+// one too.
+func TestRegistryToRegistryOneConnectionEach(t *testing.T) {
+	src := testregistry.Start(t, testregistry.Options{Auth: testregistry.AuthToken})
+	dst := testregistry.Start(t, testregistry.Options{Auth: testregistry.AuthToken})
+	img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 5, Layers: 8, LayerSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Push(context.Background(), "a/b", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	var pems []byte
+	for _, r := range []*testregistry.Registry{src, dst} {
+		pems = append(pems, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.Certificate().Raw})...)
+	}
+	if err := os.WriteFile(ca, pems, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SSL_CERT_FILE", ca)
+	s0, d0 := src.NewConns(), dst.NewConns()
+	mustRun(t, "--log-format", "json", "-j", "8", "process", "registry://"+src.Host+"/a/b:v1", "registry://"+dst.Host+"/c/d:v1")
+	if s, d := src.NewConns()-s0, dst.NewConns()-d0; s != 1 || d != 1 {
+		t.Errorf("connections: %d to the source, %d to the destination; want 1 each", s, d)
+	}
+}
