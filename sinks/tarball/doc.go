@@ -29,6 +29,10 @@
 // last). Layers that arrive before it are held, not copied: their bodies are
 // files or re-openable streams, and they are written right after the config.
 //
+// Stream writes the same archive to any io.Writer in one pass (no seeking),
+// with a RepoTags entry of the caller's choosing; the docker:// output pipes
+// it into the engine's load request.
+//
 // A Writer holds one image: a second Sink is refused (multi-image sources
 // need dir://?unique_names=true). A Writer and its sink are used by one
 // goroutine; Close is safe to call more than once.

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
 	"github.com/rs/zerolog"
 
 	"github.com/occystrap/occystrap/internal/pyjson"
@@ -95,85 +96,15 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) (err erro
 		return fmt.Errorf("create temporary archive for %s: %w", s.w.path, err)
 	}
 	tmp := f.Name()
-	var held []stage.Item
 	defer func() {
-		for _, it := range held {
-			_ = it.Release()
-		}
 		if err != nil {
 			_ = f.Close()
 			_ = os.Remove(tmp)
 		}
 	}()
-
-	a := &archive{f: f, tempDir: s.w.opts.TempDir}
-	var (
-		config     string
-		haveConfig bool
-		layers     []string
-		next       int
-	)
-	addLayer := func(it stage.Item) error {
-		if it.Seq != next {
-			_ = it.Release()
-			return fmt.Errorf("image %s: layer %d (%s) arrived when layer %d was expected", s.img, it.Seq, it.Name, next)
-		}
-		next++
-		member := it.Name + "/layer.tar"
-		if err := a.addLayer(ctx, member, it); err != nil {
-			return fmt.Errorf("image %s: %w", s.img, err)
-		}
-		layers = append(layers, member)
-		return nil
-	}
-loop:
-	for {
-		it, ok, err := stage.Recv(ctx, in)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			break loop
-		}
-		switch it.Kind {
-		case stage.KindConfig:
-			if haveConfig {
-				return fmt.Errorf("image %s: second config %q after %q", s.img, it.Name, config)
-			}
-			if err := a.addBytes(it.Name, it.Data); err != nil {
-				return fmt.Errorf("image %s: config: %w", s.img, err)
-			}
-			config, haveConfig = it.Name, true
-			for len(held) > 0 {
-				h := held[0]
-				held = held[1:]
-				if err := addLayer(h); err != nil {
-					return err
-				}
-			}
-		case stage.KindLayer:
-			if it.Skipped() {
-				return fmt.Errorf("image %s: layer %d (%s): %w", s.img, it.Seq, it.Name, ErrSkippedLayer)
-			}
-			if !haveConfig {
-				held = append(held, it)
-				continue
-			}
-			if err := addLayer(it); err != nil {
-				return err
-			}
-		default:
-			_ = it.Release()
-		}
-	}
-	if !haveConfig {
-		return fmt.Errorf("image %s: %w", s.img, ErrNoConfig)
-	}
-	if err := a.addBytes("manifest.json", manifestJSON(s.img, config, layers)); err != nil {
-		return fmt.Errorf("image %s: manifest.json: %w", s.img, err)
-	}
-	if err := a.finish(); err != nil {
-		return fmt.Errorf("image %s: finish archive: %w", s.img, err)
+	res, err := Stream(ctx, f, in, StreamOptions{Image: s.img, RepoTag: tarRepoTag(s.img), TempDir: s.w.opts.TempDir})
+	if err != nil {
+		return err
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("image %s: close archive: %w", s.img, err)
@@ -181,13 +112,123 @@ loop:
 	if err := os.Rename(tmp, s.w.path); err != nil {
 		return fmt.Errorf("image %s: rename archive into %s: %w", s.img, s.w.path, err)
 	}
-	log.Debug().Int("layers", len(layers)).Int64("bytes", a.off).Msg("Archive written")
+	log.Debug().Int("layers", len(res.Layers)).Int64("bytes", res.Bytes).Msg("Archive written")
 	return nil
+}
+
+// tarRepoTag is the original's RepoTags entry: the image name's last path
+// part and the tag.
+func tarRepoTag(img stage.Image) string { return path.Base(img.Name) + ":" + img.Tag }
+
+// StreamOptions tune Stream.
+type StreamOptions struct {
+	// Image names the image in errors.
+	Image stage.Image
+	// RepoTag is manifest.json's one RepoTags entry, as it is (tar:// gives
+	// the last part of the image name and the tag; docker:// the full name,
+	// which `docker load` tags the image with).
+	RepoTag string
+	// TempDir holds the spool file of a layer whose size is not known before
+	// it is read.
+	TempDir string
+}
+
+// Written describes an archive Stream wrote.
+type Written struct {
+	Config       string        // the config's member name
+	ConfigDigest digest.Digest // the sha256 of its bytes
+	Layers       []string      // the layer members, in order
+	Bytes        int64         // the archive's size
+}
+
+// Stream writes the archive of the items received on in to w, in order and
+// in one pass, so that w may be a pipe (docker:// streams it into the
+// engine's load request). Layers must arrive in Seq order (the sink's
+// NeedsOrder); those that arrive before the config are held, not copied. A
+// copy into an *os.File from a file-backed body is done by the kernel. On
+// error, Stream releases what it holds and returns without draining in.
+func Stream(ctx context.Context, w io.Writer, in <-chan stage.Item, o StreamOptions) (Written, error) {
+	var (
+		held []stage.Item
+		res  Written
+	)
+	defer func() {
+		for _, it := range held {
+			_ = it.Release()
+		}
+	}()
+	img := o.Image
+	a := &archive{w: w, tempDir: o.TempDir}
+	haveConfig := false
+	next := 0
+	addLayer := func(it stage.Item) error {
+		if it.Seq != next {
+			_ = it.Release()
+			return fmt.Errorf("image %s: layer %d (%s) arrived when layer %d was expected", img, it.Seq, it.Name, next)
+		}
+		next++
+		member := it.Name + "/layer.tar"
+		if err := a.addLayer(ctx, member, it); err != nil {
+			return fmt.Errorf("image %s: %w", img, err)
+		}
+		res.Layers = append(res.Layers, member)
+		return nil
+	}
+	for {
+		it, ok, err := stage.Recv(ctx, in)
+		if err != nil {
+			return res, err
+		}
+		if !ok {
+			break
+		}
+		switch it.Kind {
+		case stage.KindConfig:
+			if haveConfig {
+				return res, fmt.Errorf("image %s: second config %q after %q", img, it.Name, res.Config)
+			}
+			if err := a.addBytes(it.Name, it.Data); err != nil {
+				return res, fmt.Errorf("image %s: config: %w", img, err)
+			}
+			res.Config, res.ConfigDigest, haveConfig = it.Name, digest.FromBytes(it.Data), true
+			for len(held) > 0 {
+				h := held[0]
+				held = held[1:]
+				if err := addLayer(h); err != nil {
+					return res, err
+				}
+			}
+		case stage.KindLayer:
+			if it.Skipped() {
+				return res, fmt.Errorf("image %s: layer %d (%s): %w", img, it.Seq, it.Name, ErrSkippedLayer)
+			}
+			if !haveConfig {
+				held = append(held, it)
+				continue
+			}
+			if err := addLayer(it); err != nil {
+				return res, err
+			}
+		default:
+			_ = it.Release()
+		}
+	}
+	if !haveConfig {
+		return res, fmt.Errorf("image %s: %w", img, ErrNoConfig)
+	}
+	if err := a.addBytes("manifest.json", manifestJSON(o.RepoTag, res.Config, res.Layers)); err != nil {
+		return res, fmt.Errorf("image %s: manifest.json: %w", img, err)
+	}
+	if err := a.finish(); err != nil {
+		return res, fmt.Errorf("image %s: finish archive: %w", img, err)
+	}
+	res.Bytes = a.off
+	return res, nil
 }
 
 // manifestJSON is the original's manifest.json, byte for byte:
 // json.dumps([{"Layers": ..., "RepoTags": ..., "Config": ...}]).
-func manifestJSON(img stage.Image, config string, layers []string) []byte {
+func manifestJSON(repoTag, config string, layers []string) []byte {
 	var b bytes.Buffer
 	b.WriteString(`[{"Layers": [`)
 	for i, l := range layers {
@@ -197,18 +238,18 @@ func manifestJSON(img stage.Image, config string, layers []string) []byte {
 		b.Write(pyjson.String(l))
 	}
 	b.WriteString(`], "RepoTags": [`)
-	b.Write(pyjson.String(path.Base(img.Name) + ":" + img.Tag))
+	b.Write(pyjson.String(repoTag))
 	b.WriteString(`], "Config": `)
 	b.Write(pyjson.String(config))
 	b.WriteString(`}]`)
 	return b.Bytes()
 }
 
-// archive writes tar members straight to a file: headers are built with
-// archive/tar, contents are copied to the file directly (so that a file body
-// is copied by the kernel).
+// archive writes tar members straight to w: headers are built with
+// archive/tar, contents are copied to w directly (so that a file body is
+// copied into a file by the kernel).
 type archive struct {
-	f       *os.File
+	w       io.Writer
 	off     int64
 	tempDir string
 }
@@ -235,14 +276,14 @@ func (a *archive) header(name string, size int64) error {
 			return fmt.Errorf("tar header for %s: %w", name, err)
 		}
 	}
-	n, err := a.f.Write(buf.Bytes())
+	n, err := a.w.Write(buf.Bytes())
 	a.off += int64(n)
 	return err
 }
 
 func (a *archive) pad() error {
 	if r := a.off % blockSize; r != 0 {
-		n, err := a.f.Write(zeros[:blockSize-r])
+		n, err := a.w.Write(zeros[:blockSize-r])
 		a.off += int64(n)
 		return err
 	}
@@ -253,7 +294,7 @@ func (a *archive) addBytes(name string, data []byte) error {
 	if err := a.header(name, int64(len(data))); err != nil {
 		return err
 	}
-	n, err := a.f.Write(data)
+	n, err := a.w.Write(data)
 	a.off += int64(n)
 	if err != nil {
 		return err
@@ -295,7 +336,7 @@ func (a *archive) addLayer(ctx context.Context, name string, it stage.Item) (err
 	if err := a.header(name, size); err != nil {
 		return err
 	}
-	n, err := atomicfile.Copy(ctx, a.f, rc)
+	n, err := a.copy(ctx, rc)
 	a.off += n
 	if err != nil {
 		return fmt.Errorf("copy layer %s: %w", it.Name, err)
@@ -304,6 +345,25 @@ func (a *archive) addLayer(ctx context.Context, name string, it stage.Item) (err
 		return fmt.Errorf("layer %s: body has %d bytes, expected %d", it.Name, n, size)
 	}
 	return a.pad()
+}
+
+// copy copies a layer's content to w, checking ctx between chunks.
+func (a *archive) copy(ctx context.Context, r io.Reader) (int64, error) {
+	if f, ok := a.w.(*os.File); ok {
+		return atomicfile.Copy(ctx, f, r)
+	}
+	buf := make([]byte, 1<<20)
+	var total int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		n, err := io.CopyBuffer(struct{ io.Writer }{a.w}, io.LimitReader(r, 16<<20), buf)
+		total += n
+		if err != nil || n < 16<<20 {
+			return total, err
+		}
+	}
 }
 
 // spool copies a streamed body of unknown size to a temporary file.
@@ -335,7 +395,7 @@ func (a *archive) finish() error {
 	if r := (a.off + end) % recordSize; r != 0 {
 		end += recordSize - r
 	}
-	n, err := a.f.Write(zeros[:end])
+	n, err := a.w.Write(zeros[:end])
 	a.off += int64(n)
 	return err
 }

@@ -206,7 +206,7 @@ func TestManifestJSON(t *testing.T) {
 		{stage.Image{Name: "org/ünï", Tag: "t"}, "c", []string{"a/layer.tar", "b/layer.tar"}, `[{"Layers": ["a/layer.tar", "b/layer.tar"], "RepoTags": ["\u00fcn\u00ef:t"], "Config": "c"}]`},
 	}
 	for _, tc := range tests {
-		if got := string(manifestJSON(tc.img, tc.config, tc.layers)); got != tc.want {
+		if got := string(manifestJSON(tarRepoTag(tc.img), tc.config, tc.layers)); got != tc.want {
 			t.Errorf("manifestJSON(%v) = %s, want %s", tc.img, got, tc.want)
 		}
 	}
