@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/occystrap/occystrap/internal/engine"
+	"github.com/occystrap/occystrap/internal/uri"
+	"github.com/occystrap/occystrap/sources/docker"
+)
+
+// dockerEngines holds one Docker engine client per socket for the process.
+var dockerEngines engine.Clients
+
+// docker://IMAGE[:TAG][?socket=PATH]: an image in the local Docker engine.
+func init() {
+	inputs["docker"] = func(ctx context.Context, a *app, u uri.URI) (source, error) {
+		if err := knownOptions(u, "socket"); err != nil {
+			return nil, err
+		}
+		c, err := dockerEngine(u)
+		if err != nil {
+			return nil, err
+		}
+		return docker.Open(ctx, c, dockerImage(u), docker.Options{TempDir: a.g.TempDir})
+	}
+}
+
+// dockerEngine is the client of the engine u names: ?socket=, else
+// DOCKER_HOST=unix://PATH, else /var/run/docker.sock.
+func dockerEngine(u uri.URI) (*engine.Client, error) {
+	opt, _ := u.String("socket")
+	sock, err := engine.ResolveSocket(opt, os.Getenv("DOCKER_HOST"))
+	if err != nil {
+		return nil, err
+	}
+	return dockerEngines.Get(sock), nil
+}
+
+// dockerImage is the IMAGE[:TAG] of a docker:// URI.
+func dockerImage(u uri.URI) string {
+	if u.Path == "" {
+		return u.Host
+	}
+	return u.Host + "/" + u.Path
+}

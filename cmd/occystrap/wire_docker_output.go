@@ -1,0 +1,29 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/occystrap/occystrap/internal/uri"
+	"github.com/occystrap/occystrap/sinks/docker"
+	sourcedocker "github.com/occystrap/occystrap/sources/docker"
+)
+
+// docker://IMAGE[:TAG][?socket=PATH]: load into the local Docker engine,
+// tagged IMAGE:TAG (TAG defaults to latest).
+func init() {
+	outputs["docker"] = func(_ context.Context, a *app, u uri.URI) (output, error) {
+		if err := knownOptions(u, "socket"); err != nil {
+			return nil, err
+		}
+		img := dockerImage(u)
+		if img == "" {
+			return nil, fmt.Errorf("docker URI %q: expected docker://IMAGE[:TAG]", u.Raw)
+		}
+		c, err := dockerEngine(u)
+		if err != nil {
+			return nil, err
+		}
+		return docker.New(c, sourcedocker.ParseImage(img), docker.Options{TempDir: a.g.TempDir}), nil
+	}
+}

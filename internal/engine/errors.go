@@ -1,0 +1,13 @@
+package engine
+
+import "errors"
+
+var (
+	// ErrNotFound is returned by Inspect and Save for an image the engine
+	// does not have.
+	ErrNotFound = errors.New("image not found")
+	// ErrConnect is returned when the engine's socket cannot be reached.
+	ErrConnect = errors.New("cannot connect to the Docker engine")
+	// ErrEngine is returned when the engine answers with an error.
+	ErrEngine = errors.New("docker engine error")
+)
