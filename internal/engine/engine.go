@@ -219,3 +219,7 @@ func (c *Client) Remove(ctx context.Context, ref string) error {
 	}
 	return nil
 }
+
+// CloseIdle closes the client's idle connections (for tests and the end of
+// a run).
+func (c *Client) CloseIdle() { c.hc.CloseIdleConnections() }
