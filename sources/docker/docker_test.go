@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	digest "github.com/opencontainers/go-digest"
+	"github.com/sourcegraph/conc/pool"
 	"go.uber.org/goleak"
 
 	"github.com/occystrap/occystrap/internal/engine"
@@ -49,8 +50,8 @@ func collect(t *testing.T, src *docker.Source) []got {
 	t.Helper()
 	ctx := context.Background()
 	out := make(chan stage.Item, 4)
-	errc := make(chan error, 1)
-	go func() { errc <- src.Emit(ctx, out); close(out) }()
+	p := pool.New().WithErrors()
+	p.Go(func() error { defer close(out); return src.Emit(ctx, out) })
 	var items []got
 	for it := range out {
 		g := got{Kind: it.Kind, Seq: it.Seq, Name: it.Name, DiffID: it.DiffID}
@@ -70,7 +71,7 @@ func collect(t *testing.T, src *docker.Source) []got {
 		}
 		items = append(items, g)
 	}
-	if err := <-errc; err != nil {
+	if err := p.Wait(); err != nil {
 		t.Fatalf("Emit: %v", err)
 	}
 	// The config comes when its member does; layers come in order.
@@ -208,9 +209,9 @@ func fakeEngine(t *testing.T, archive []byte, id digest.Digest, diffIDs []digest
 		_, _ = io.WriteString(w, `{"message":"No such image: `+r.URL.Path+`"}`)
 	})
 	srv := &http.Server{Handler: mux}
-	done := make(chan struct{})
-	go func() { _ = srv.Serve(l); close(done) }()
-	t.Cleanup(func() { _ = srv.Close(); <-done })
+	p := pool.New()
+	p.Go(func() { _ = srv.Serve(l) })
+	t.Cleanup(func() { _ = srv.Close(); p.Wait() })
 	return sock
 }
 
