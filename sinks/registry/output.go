@@ -10,6 +10,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
+	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
@@ -77,13 +78,23 @@ func (o *Output) Verify(ctx context.Context, img stage.Image, _ bool) ([]string,
 	if ok && man.Config.Digest != want {
 		problems = append(problems, fmt.Sprintf("config digest mismatch: manifest has %s, pushed %s", man.Config.Digest, want))
 	}
+	// The HEADs go at once (up to Workers): one round trip, not one per
+	// blob. Problems keep the manifest's order.
 	blobs := append([]v1.Descriptor{man.Config}, man.Layers...)
-	for _, d := range blobs {
-		there, _, err := reg.BlobExists(ctx, o.opts.Repo, d.Digest)
-		if err != nil {
-			return nil, err
-		}
-		if !there {
+	missing := make([]bool, len(blobs))
+	p := pool.New().WithContext(ctx).WithFirstError().WithMaxGoroutines(max(o.opts.Workers, 4))
+	for i, d := range blobs {
+		p.Go(func(ctx context.Context) error {
+			there, _, err := reg.BlobExists(ctx, o.opts.Repo, d.Digest)
+			missing[i] = !there
+			return err
+		})
+	}
+	if err := p.Wait(); err != nil {
+		return nil, err
+	}
+	for i, d := range blobs {
+		if missing[i] {
 			problems = append(problems, "Layer blob not found: "+d.Digest.String())
 		}
 	}
