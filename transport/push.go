@@ -129,6 +129,7 @@ func (up *Upload) Put(ctx context.Context, d digest.Digest, p []byte) error {
 		Method: http.MethodPut, URL: u, Header: hdr, Scope: pushScope(up.repo),
 		Body:          func() (io.Reader, error) { return bytes.NewReader(p), nil },
 		ContentLength: int64(len(p)),
+		Bulk:          len(p) > BulkMin,
 	})
 	if err != nil {
 		return fmt.Errorf("%s: finish %s: %w", up.what(), d, err)
@@ -140,6 +141,46 @@ func (up *Upload) Put(ctx context.Context, d digest.Digest, p []byte) error {
 		return nil
 	}
 	return statusError(fmt.Sprintf("%s: finish %s", up.what(), d), resp)
+}
+
+// BulkMin is the body size above which an upload request goes over its
+// own HTTP/1.1 connection (Request.Bulk); smaller bodies share the host's
+// HTTP/2 connection.
+const BulkMin = 1 << 20
+
+// PutStream finishes the upload with a body of n bytes streamed from body
+// (a monolithic upload after the POST). body is read once: when the request
+// fails, the session may hold part of it, so the caller starts a new
+// session and streams the blob again.
+func (up *Upload) PutStream(ctx context.Context, d digest.Digest, body io.Reader, n int64) error {
+	u, err := up.withDigest(d)
+	if err != nil {
+		return fmt.Errorf("%s: %w", up.what(), err)
+	}
+	hdr := http.Header{"Content-Type": {"application/octet-stream"}}
+	once := &onceReader{r: body}
+	resp, err := up.r.Do(ctx, Request{
+		Method: http.MethodPut, URL: u, Header: hdr, Scope: pushScope(up.repo),
+		Body: func() (io.Reader, error) {
+			if once.read.Load() {
+				return nil, errNotReplayable
+			}
+			return once, nil
+		},
+		ContentLength: n,
+		Bulk:          n > BulkMin,
+	})
+	if err != nil {
+		return fmt.Errorf("%s: send %s: %w", up.what(), d, err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusCreated, http.StatusOK, http.StatusAccepted, http.StatusNoContent:
+		up.off = n
+		up.r.t.c.uploads.Add(1)
+		return nil
+	}
+	return statusError(fmt.Sprintf("%s: send %s", up.what(), d), resp)
 }
 
 // errNotReplayable stops the transport from retrying a streamed PATCH on
@@ -171,6 +212,7 @@ func (up *Upload) Patch(ctx context.Context, body io.Reader, n int64) error {
 			return once, nil
 		},
 		ContentLength: n,
+		Bulk:          n < 0 || n > BulkMin,
 	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
