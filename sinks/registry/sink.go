@@ -28,6 +28,13 @@ import (
 // buffered: the size bounds how many requests a blob takes, not memory.
 const DefaultChunkSize = 256 << 20
 
+// MonolithicMax is the largest blob of known digest and size (a copied
+// blob, a config) sent in one streamed PUT after the POST (two round trips
+// where chunks take three). Nothing is buffered; a PUT that fails cannot be
+// resumed at an offset, so the blob is sent again from its start in a new
+// session, which bounds what a failure costs.
+const MonolithicMax = 32 << 20
+
 // chunkPools holds one pool of read-ahead buffers per size, shared by every
 // sink of the process (images of a run reuse their buffers).
 var chunkPools sync.Map // int → *sync.Pool
@@ -284,8 +291,10 @@ intake:
 			c := it
 			config = &c
 			p.Go(func(ctx context.Context) error {
+				// The config is small and in memory: it takes no upload
+				// slot, so that the layers get all of them.
 				d, err := s.ensureBlob(ctx, v1.Descriptor{MediaType: MediaTypeDockerConfig, Digest: digest.FromBytes(c.Data), Size: int64(len(c.Data))},
-					bytesOpener(c.Data), "", slots)
+					bytesOpener(c.Data), "", nil)
 				if err != nil {
 					return fail(fmt.Errorf("config %s: %w", c.Name, err))
 				}
@@ -393,10 +402,11 @@ func (s *Sink) pushLayer(ctx context.Context, it stage.Item, slots chan struct{}
 			return layerResult{desc: known, cacheKey: it.Name}, nil
 		}
 	}
-	if err := acquire(ctx, slots); err != nil {
+	done, err := acquire(ctx, slots)
+	if err != nil {
 		return layerResult{}, err
 	}
-	defer func() { <-slots }()
+	defer done()
 	if isKnown {
 		if from, ok := s.opts.Pushed.elsewhere(s.opts.Host, known.Digest, s.opts.Repo); ok {
 			var mounted bool
@@ -478,12 +488,16 @@ func bytesOpener(b []byte) func(context.Context) (io.ReadCloser, error) {
 	return func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 }
 
-func acquire(ctx context.Context, slots chan struct{}) error {
+// acquire takes an upload slot (none when slots is nil); done gives it back.
+func acquire(ctx context.Context, slots chan struct{}) (done func(), err error) {
+	if slots == nil {
+		return func() {}, nil
+	}
 	select {
 	case slots <- struct{}{}:
-		return nil
+		return func() { <-slots }, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
@@ -505,10 +519,11 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open func(con
 		s.opts.Pushed.Add(s.opts.Host, desc.Digest, s.opts.Repo)
 		return desc, nil
 	}
-	if err := acquire(ctx, slots); err != nil {
+	done, err := acquire(ctx, slots)
+	if err != nil {
 		return desc, err
 	}
-	defer func() { <-slots }()
+	defer done()
 	if from == "" {
 		from, _ = s.opts.Pushed.elsewhere(s.opts.Host, desc.Digest, s.opts.Repo)
 	}
@@ -525,7 +540,13 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open func(con
 			return desc, nil
 		}
 	}
-	d, n, err := s.send(ctx, up, open, desc.Size, false)
+	var d digest.Digest
+	var n int64
+	if desc.Size <= int64(min(MonolithicMax, s.opts.ChunkSize)) {
+		d, n, err = s.sendWhole(ctx, up, open, desc)
+	} else {
+		d, n, err = s.send(ctx, up, open, desc.Size, false)
+	}
 	if err != nil {
 		return desc, err
 	}
@@ -534,6 +555,58 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open func(con
 	}
 	s.opts.Pushed.Add(s.opts.Host, desc.Digest, s.opts.Repo)
 	return desc, nil
+}
+
+// sendWhole uploads a blob of known digest and size in one streamed PUT
+// after the POST; the blob's stream opens while the POST is answered. A PUT
+// that fails is sent again in a new session (the old one may hold part of
+// the blob), up to the retries.
+func (s *Sink) sendWhole(ctx context.Context, up *transport.Upload, open opener, desc v1.Descriptor) (digest.Digest, int64, error) {
+	for attempt := 0; ; attempt++ {
+		rc, u, err := s.openAndStart(ctx, up, open)
+		if err != nil {
+			return "", 0, err
+		}
+		h := &hashCount{h: sha256.New()}
+		err = u.PutStream(ctx, desc.Digest, io.TeeReader(rc, h), desc.Size)
+		rc.Close()
+		if err == nil {
+			s.uploaded.Add(1)
+			s.bytesOut.Add(h.n)
+			return digest.NewDigest(digest.SHA256, h.h), h.n, nil
+		}
+		if ctx.Err() != nil || attempt >= max(s.retries(), 1) {
+			return "", 0, err
+		}
+		u.Resumed(ctx, 0)
+		up = nil
+	}
+}
+
+// openAndStart opens the blob's stream and, when up is nil, an upload
+// session at the same time: the source's first bytes and the destination's
+// session take one round trip, not two.
+func (s *Sink) openAndStart(ctx context.Context, up *transport.Upload, open opener) (io.ReadCloser, *transport.Upload, error) {
+	if up != nil {
+		rc, err := open(ctx)
+		return rc, up, err
+	}
+	var rc io.ReadCloser
+	p := pool.New().WithErrors()
+	p.Go(func() error {
+		var err error
+		rc, err = open(ctx) // the caller's ctx: the stream outlives the pool
+		return err
+	})
+	up, _, err := s.reg.StartUpload(ctx, s.opts.Repo, "", "")
+	if perr := p.Wait(); perr != nil {
+		return nil, nil, perr
+	}
+	if err != nil {
+		rc.Close()
+		return nil, nil, err
+	}
+	return rc, up, nil
 }
 
 // opener opens a blob's stream; it may be called again to resume an upload
@@ -602,7 +675,17 @@ func (p *pipeReader) Close() error { return p.CloseWithError(errStreamClosed) }
 // reports: the stream is opened again and what the registry has is skipped
 // (and hashed). up is a session already opened (by a mount attempt), or nil.
 func (s *Sink) send(ctx context.Context, up *transport.Upload, open opener, size int64, check bool) (digest.Digest, int64, error) {
-	rc, err := open(ctx)
+	bp := s.bufs.Get().(*[]byte)
+	defer s.bufs.Put(bp)
+	probe := *bp
+	var rc io.ReadCloser
+	var err error
+	if size > int64(len(probe)) {
+		// Known to need a session: open it while the stream opens.
+		rc, up, err = s.openAndStart(ctx, up, open)
+	} else {
+		rc, err = open(ctx)
+	}
 	if err != nil {
 		return "", 0, err
 	}
@@ -611,9 +694,6 @@ func (s *Sink) send(ctx context.Context, up *transport.Upload, open opener, size
 			rc.Close()
 		}
 	}()
-	bp := s.bufs.Get().(*[]byte)
-	defer s.bufs.Put(bp)
-	probe := *bp
 
 	n, err := io.ReadFull(rc, probe)
 	whole := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
