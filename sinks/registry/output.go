@@ -78,11 +78,11 @@ func (o *Output) Verify(ctx context.Context, img stage.Image, _ bool) ([]string,
 	if ok && man.Config.Digest != want {
 		problems = append(problems, fmt.Sprintf("config digest mismatch: manifest has %s, pushed %s", man.Config.Digest, want))
 	}
-	// The HEADs go at once (up to Workers): one round trip, not one per
+	// The HEADs go at once (up to 16, or 2×Workers): one round trip, not one per
 	// blob. Problems keep the manifest's order.
 	blobs := append([]v1.Descriptor{man.Config}, man.Layers...)
 	missing := make([]bool, len(blobs))
-	p := pool.New().WithContext(ctx).WithFirstError().WithMaxGoroutines(max(o.opts.Workers, 4))
+	p := pool.New().WithContext(ctx).WithFirstError().WithMaxGoroutines(max(2*o.opts.Workers, 16))
 	for i, d := range blobs {
 		p.Go(func(ctx context.Context) error {
 			there, _, err := reg.BlobExists(ctx, o.opts.Repo, d.Digest)
