@@ -41,6 +41,33 @@ func (r *Registry) BlobExists(ctx context.Context, repo string, d digest.Digest)
 	return false, 0, statusError(what, resp)
 }
 
+// Ping sends GET /v2/ without credentials and learns the registry's
+// authentication challenge, if any. Sent ahead of a push, it opens the
+// connection (TCP, TLS) and finds the token realm while the caller has
+// nothing else to send yet. Any answer is fine; only a failed request is
+// an error.
+func (r *Registry) Ping(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.URL("/v2/"), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := r.t.do(req, nil)
+	if err != nil {
+		return fmt.Errorf("ping %s: %w", r.host, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode == http.StatusUnauthorized {
+		h := r.t.hostAuth(r.host)
+		if scheme, _, _ := h.state(); scheme == "" {
+			if c, ok := pickChallenge(ParseChallenges(strings.Join(resp.Header.Values("WWW-Authenticate"), ", "))); ok {
+				h.learn(c)
+			}
+		}
+	}
+	return nil
+}
+
 // Upload is one blob upload session (POST, then PATCH chunks and a final
 // PUT, or one monolithic PUT). It is for one goroutine.
 type Upload struct {

@@ -116,3 +116,49 @@ func TestBulkUploadsOverHTTP1(t *testing.T) {
 		t.Errorf("uploads %d, connections %d; want 2 and 2 (one HTTP/2, one HTTP/1.1)", st.BlobUploads, st.Connections)
 	}
 }
+
+// TestPingLearnsChallenge: a ping opens the connection and learns the
+// bearer challenge, so the next request fetches a token before it is sent
+// instead of after a 401.
+func TestPingLearnsChallenge(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	var srv *httptest.Server
+	srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Method+" "+r.URL.Path+" auth="+r.Header.Get("Authorization"))
+		mu.Unlock()
+		switch {
+		case r.URL.Path == "/token":
+			_, _ = io.WriteString(w, `{"token":"t1"}`)
+		case r.Header.Get("Authorization") != "Bearer t1":
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+srv.URL+`/token",service="reg"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	tr, err := New(Options{RootCAs: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	ctx := context.Background()
+	reg := tr.Registry(strings.TrimPrefix(srv.URL, "https://"), RegistryOptions{})
+	if err := reg.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	there, _, err := reg.BlobExists(ctx, "a", digest.FromString("x"))
+	if err != nil || there {
+		t.Fatalf("BlobExists = %v, %v; want false, nil", there, err)
+	}
+	want := []string{"GET /v2/ auth=", "GET /token auth=", "HEAD /v2/a/blobs/" + digest.FromString("x").String() + " auth=Bearer t1"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+}

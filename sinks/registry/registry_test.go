@@ -212,6 +212,11 @@ func TestRegistryToRegistryPassthrough(t *testing.T) {
 				if k.Digest() != img.Digest {
 					t.Errorf("destination digest %s, source %s", k.Digest(), img.Digest)
 				}
+				// One HEAD per blob (sent ahead when the manifest came,
+				// used when the blob did), and the ping.
+				if h, g := dstCount.get(http.MethodHead), dstCount.get(http.MethodGet); h != 4 || g != 1 {
+					t.Errorf("%d HEAD, %d GET at the destination; want 4 and 1 (the ping)", h, g)
+				}
 				m := manifestOf(t, tr, dst, mode.plain, "copy/app", "v1")
 				if m.Digest != img.Digest || m.MediaType != img.MediaType {
 					t.Errorf("manifest %s %s, want %s %s", m.Digest, m.MediaType, img.Digest, img.MediaType)

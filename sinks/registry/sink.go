@@ -94,11 +94,39 @@ type Pushed struct {
 	// busy holds, per host and digest, a channel closed when the sink now
 	// pushing that blob is done.
 	busy map[string]chan struct{}
+	// pinged holds the hosts a sink of the run has pinged.
+	pinged map[string]bool
 }
 
 // NewPushed makes an empty set.
 func NewPushed() *Pushed {
-	return &Pushed{m: map[string]string{}, layers: map[string]v1.Descriptor{}, busy: map[string]chan struct{}{}}
+	return &Pushed{m: map[string]string{}, layers: map[string]v1.Descriptor{}, busy: map[string]chan struct{}{}, pinged: map[string]bool{}}
+}
+
+// firstPing reports whether host is yet to be pinged in this run (and
+// marks it pinged).
+func (p *Pushed) firstPing(host string) bool {
+	if p == nil {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pinged[host] {
+		return false
+	}
+	p.pinged[host] = true
+	return true
+}
+
+// in reports whether this run pushed (or found) d in repo of host.
+func (p *Pushed) in(host string, d digest.Digest, repo string) bool {
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r, ok := p.m[host+" "+d.String()]
+	return ok && r == repo
 }
 
 // claim makes the caller the only sink of the run pushing blob d to host:
@@ -191,6 +219,17 @@ type Sink struct {
 	bytesIn, bytesOut                           atomic.Int64
 	digest                                      digest.Digest
 	pushedConfig                                func(digest.Digest) // set by Output
+
+	aheadMu sync.Mutex
+	ahead   map[digest.Digest]*headAhead // HEADs sent when the manifest came
+}
+
+// headAhead is a HEAD sent ahead of its blob: done is closed when there
+// and err are set.
+type headAhead struct {
+	done  chan struct{}
+	there bool
+	err   error
 }
 
 // New makes the sink of one image, pushing through t.
@@ -261,6 +300,16 @@ func (s *Sink) Consume(ctx context.Context, in <-chan stage.Item) error {
 	// slots, so checks run ahead of the uploads that wait for a slot.
 	slots := make(chan struct{}, s.opts.Workers)
 	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError().WithMaxGoroutines(2 * s.opts.Workers)
+	// The first sink of the run to push to a host pings it, so that the
+	// connection (and the token realm) is ready when the first blob is.
+	if s.opts.Pushed.firstPing(s.opts.Host) {
+		p.Go(func(ctx context.Context) error {
+			if err := s.reg.Ping(ctx); err != nil {
+				log.Debug().Err(err).Msg("Ping failed")
+			}
+			return nil
+		})
+	}
 	// The first failed blob stops the intake: Consume returns its error,
 	// and the engine cancels the source and releases what is in flight.
 	failed := make(chan struct{})
@@ -287,6 +336,7 @@ intake:
 		case stage.KindManifest:
 			m := it
 			manifest = &m
+			s.headAhead(ctx, p, m.Data)
 		case stage.KindConfig:
 			c := it
 			config = &c
@@ -368,6 +418,51 @@ intake:
 		Float64("mb_in", float64(c.BytesIn)/1e6).Float64("mb_out", float64(c.BytesOut)/1e6).Float64("ratio_pct", ratio).
 		Str("digest", d.String()).Str("media_type", mediaType).Msg("Push complete")
 	return nil
+}
+
+// headAhead sends, when the source's manifest comes (passthrough), a HEAD
+// for its config and each layer, before the source sends them: the
+// answers are ready when the blobs come, and ensureBlob uses them.
+func (s *Sink) headAhead(ctx context.Context, p *pool.ContextPool, body []byte) {
+	var m v1.Manifest
+	if json.Unmarshal(body, &m) != nil || m.Config.Digest.Validate() != nil {
+		return
+	}
+	s.aheadMu.Lock()
+	defer s.aheadMu.Unlock()
+	s.ahead = map[digest.Digest]*headAhead{}
+	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+		if d.Digest.Validate() != nil || s.ahead[d.Digest] != nil {
+			continue
+		}
+		h := &headAhead{done: make(chan struct{})}
+		s.ahead[d.Digest] = h
+		p.Go(func(ctx context.Context) error {
+			defer close(h.done)
+			h.there, _, h.err = s.reg.BlobExists(ctx, s.opts.Repo, d.Digest)
+			return nil // ensureBlob sends its own HEAD after a failed one
+		})
+	}
+}
+
+// exists says whether the destination's repository has blob d: the HEAD
+// sent ahead for it, else one now.
+func (s *Sink) exists(ctx context.Context, d digest.Digest) (bool, error) {
+	s.aheadMu.Lock()
+	h := s.ahead[d]
+	s.aheadMu.Unlock()
+	if h != nil {
+		select {
+		case <-h.done:
+			if h.err == nil {
+				return h.there, nil
+			}
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+	there, _, err := s.reg.BlobExists(ctx, s.opts.Repo, d)
+	return there, err
 }
 
 // pushLayer makes sure the destination has one layer's blob.
@@ -510,9 +605,13 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open func(con
 		return desc, err
 	}
 	defer release()
-	there, _, err := s.reg.BlobExists(ctx, s.opts.Repo, desc.Digest)
-	if err != nil {
-		return desc, err
+	// A HEAD sent ahead may predate another sink of the run pushing the
+	// blob to this repository while this one waited for its claim.
+	there := s.opts.Pushed.in(s.opts.Host, desc.Digest, s.opts.Repo)
+	if !there {
+		if there, err = s.exists(ctx, desc.Digest); err != nil {
+			return desc, err
+		}
 	}
 	if there {
 		s.existing.Add(1)
