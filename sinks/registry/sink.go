@@ -218,7 +218,7 @@ type Sink struct {
 	uploaded, existing, mounted, hits, passthru atomic.Int64
 	bytesIn, bytesOut                           atomic.Int64
 	digest                                      digest.Digest
-	pushedConfig                                func(digest.Digest) // set by Output
+	pushed                                      func(cfg digest.Digest, blobs []digest.Digest) // set by Output
 
 	aheadMu sync.Mutex
 	ahead   map[digest.Digest]*headAhead // HEADs sent when the manifest came
@@ -391,8 +391,12 @@ intake:
 		return err
 	}
 	s.digest = d
-	if s.pushedConfig != nil {
-		s.pushedConfig(cfgDesc.Digest)
+	if s.pushed != nil {
+		blobs := []digest.Digest{cfgDesc.Digest}
+		for i := range len(results) {
+			blobs = append(blobs, results[i].desc.Digest)
+		}
+		s.pushed(cfgDesc.Digest, blobs)
 	}
 	if s.opts.Cache != nil {
 		for _, r := range results {
