@@ -2,8 +2,10 @@
 // goes through.
 //
 // A Transport owns one tuned http.Transport per process (HTTP/2 negotiated by
-// ALPN over TLS, HTTP/1.1 otherwise; a keep-alive pool sized from -j and -J),
-// wrapped by one retryablehttp.Client (connection errors, 429 and 5xx but
+// ALPN over TLS, HTTP/1.1 otherwise; a keep-alive pool sized from -j and -J)
+// plus an HTTP/1.1-only pool for large upload bodies (Request.Bulk: on
+// HTTP/2 all uploads to a host would share one connection's flow-control
+// window, which the server sets), each wrapped by a retryablehttp.Client (connection errors, 429 and 5xx but
 // 501 are retried with exponential backoff and jitter, Retry-After is
 // honoured), one rate.Limiter shared by every request, and counters
 // (requests, retries, 429s, rate-limit waits, new connections, TLS handshakes,

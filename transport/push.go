@@ -41,6 +41,33 @@ func (r *Registry) BlobExists(ctx context.Context, repo string, d digest.Digest)
 	return false, 0, statusError(what, resp)
 }
 
+// Ping sends GET /v2/ without credentials and learns the registry's
+// authentication challenge, if any. Sent ahead of a push, it opens the
+// connection (TCP, TLS) and finds the token realm while the caller has
+// nothing else to send yet. Any answer is fine; only a failed request is
+// an error.
+func (r *Registry) Ping(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.URL("/v2/"), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := r.t.do(req, nil)
+	if err != nil {
+		return fmt.Errorf("ping %s: %w", r.host, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode == http.StatusUnauthorized {
+		h := r.t.hostAuth(r.host)
+		if scheme, _, _ := h.state(); scheme == "" {
+			if c, ok := pickChallenge(ParseChallenges(strings.Join(resp.Header.Values("WWW-Authenticate"), ", "))); ok {
+				h.learn(c)
+			}
+		}
+	}
+	return nil
+}
+
 // Upload is one blob upload session (POST, then PATCH chunks and a final
 // PUT, or one monolithic PUT). It is for one goroutine.
 type Upload struct {
@@ -129,6 +156,7 @@ func (up *Upload) Put(ctx context.Context, d digest.Digest, p []byte) error {
 		Method: http.MethodPut, URL: u, Header: hdr, Scope: pushScope(up.repo),
 		Body:          func() (io.Reader, error) { return bytes.NewReader(p), nil },
 		ContentLength: int64(len(p)),
+		Bulk:          len(p) > BulkMin,
 	})
 	if err != nil {
 		return fmt.Errorf("%s: finish %s: %w", up.what(), d, err)
@@ -140,6 +168,46 @@ func (up *Upload) Put(ctx context.Context, d digest.Digest, p []byte) error {
 		return nil
 	}
 	return statusError(fmt.Sprintf("%s: finish %s", up.what(), d), resp)
+}
+
+// BulkMin is the body size above which an upload request goes over its
+// own HTTP/1.1 connection (Request.Bulk); smaller bodies share the host's
+// HTTP/2 connection.
+const BulkMin = 1 << 20
+
+// PutStream finishes the upload with a body of n bytes streamed from body
+// (a monolithic upload after the POST). body is read once: when the request
+// fails, the session may hold part of it, so the caller starts a new
+// session and streams the blob again.
+func (up *Upload) PutStream(ctx context.Context, d digest.Digest, body io.Reader, n int64) error {
+	u, err := up.withDigest(d)
+	if err != nil {
+		return fmt.Errorf("%s: %w", up.what(), err)
+	}
+	hdr := http.Header{"Content-Type": {"application/octet-stream"}}
+	once := &onceReader{r: body}
+	resp, err := up.r.Do(ctx, Request{
+		Method: http.MethodPut, URL: u, Header: hdr, Scope: pushScope(up.repo),
+		Body: func() (io.Reader, error) {
+			if once.read.Load() {
+				return nil, errNotReplayable
+			}
+			return once, nil
+		},
+		ContentLength: n,
+		Bulk:          n > BulkMin,
+	})
+	if err != nil {
+		return fmt.Errorf("%s: send %s: %w", up.what(), d, err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusCreated, http.StatusOK, http.StatusAccepted, http.StatusNoContent:
+		up.off = n
+		up.r.t.c.uploads.Add(1)
+		return nil
+	}
+	return statusError(fmt.Sprintf("%s: send %s", up.what(), d), resp)
 }
 
 // errNotReplayable stops the transport from retrying a streamed PATCH on
@@ -171,6 +239,7 @@ func (up *Upload) Patch(ctx context.Context, body io.Reader, n int64) error {
 			return once, nil
 		},
 		ContentLength: n,
+		Bulk:          n < 0 || n > BulkMin,
 	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)

@@ -77,6 +77,9 @@ type Request struct {
 	ContentLength int64
 	// Scope is the token scope the call needs, e.g. "repository:a/b:pull".
 	Scope string
+	// Bulk sends the request over its own HTTP/1.1 connection (a large
+	// upload body) rather than the host's shared HTTP/2 one.
+	Bulk bool
 }
 
 // Do sends req with authentication: a cached token (or Basic credentials)
@@ -103,7 +106,11 @@ func (r *Registry) Do(ctx context.Context, req Request) (*http.Response, error) 
 		if req.Body != nil {
 			hreq.ContentLength = req.ContentLength
 		}
-		resp, err := r.t.do(hreq, req.Body)
+		client := r.t.client
+		if req.Bulk {
+			client = r.t.bulkClient
+		}
+		resp, err := r.t.doWith(client, hreq, req.Body)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", req.Method, redact(req.URL), err)
 		}

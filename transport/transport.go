@@ -80,13 +80,17 @@ type counters struct {
 
 // Transport is the process's HTTP layer. Make one with New and share it.
 type Transport struct {
-	opts    Options
-	hc      *http.Client
-	rt      *http.Transport
-	client  *retryablehttp.Client
-	limiter *rate.Limiter
-	c       counters
-	creds   *credentialStore
+	opts   Options
+	hc     *http.Client
+	rt     *http.Transport
+	client *retryablehttp.Client
+	// bulk carries upload bodies over HTTP/1.1, one connection per upload
+	// in flight (see Request.Bulk).
+	bulkRT     *http.Transport
+	bulkClient *retryablehttp.Client
+	limiter    *rate.Limiter
+	c          counters
+	creds      *credentialStore
 
 	mu         sync.Mutex
 	registries map[string]*hostAuth
@@ -130,23 +134,25 @@ func New(opts Options) (*Transport, error) {
 
 	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	pool := opts.Parallel*opts.ImageParallel + 4
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dialer.DialContext(ctx, network, addr)
+		if err == nil {
+			t.c.conns.Add(1)
+		}
+		return c, err
+	}
+	tlsConfig := &tls.Config{
+		RootCAs:    roots,
+		MinVersion: tls.VersionTLS12,
+		VerifyConnection: func(tls.ConnectionState) error {
+			t.c.handshakes.Add(1)
+			return nil
+		},
+	}
 	t.rt = &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dialer.DialContext(ctx, network, addr)
-			if err == nil {
-				t.c.conns.Add(1)
-			}
-			return c, err
-		},
-		TLSClientConfig: &tls.Config{
-			RootCAs:    roots,
-			MinVersion: tls.VersionTLS12,
-			VerifyConnection: func(tls.ConnectionState) error {
-				t.c.handshakes.Add(1)
-				return nil
-			},
-		},
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dial,
+		TLSClientConfig:       tlsConfig,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          pool * 2,
 		MaxIdleConnsPerHost:   pool,
@@ -160,15 +166,48 @@ func New(opts Options) (*Transport, error) {
 			PingTimeout:     15 * time.Second,
 		},
 	}
+	// Upload bodies go over HTTP/1.1: on HTTP/2 every upload to a host
+	// shares one connection whose flow-control window the server sets
+	// (Go's net/http server: 1 MiB for the whole connection, so 1 MiB per
+	// round trip however many uploads run; nginx's is smaller), while an
+	// HTTP/1.1 connection per upload is limited only by TCP.
+	h1 := new(http.Protocols)
+	h1.SetHTTP1(true)
+	t.bulkRT = &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dial,
+		TLSClientConfig:       tlsConfig.Clone(),
+		Protocols:             h1,
+		MaxIdleConns:          pool * 2,
+		MaxIdleConnsPerHost:   pool,
+		MaxConnsPerHost:       pool,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		WriteBufferSize:       64 << 10,
+		ReadBufferSize:        64 << 10,
+	}
 	if opts.RateLimit > 0 {
 		t.limiter = rate.NewLimiter(rate.Limit(opts.RateLimit), 1)
 	}
 	t.hc = &http.Client{
-		Transport:     &countingRoundTripper{t: t},
+		Transport:     &countingRoundTripper{t: t, rt: t.rt, gate: true},
 		CheckRedirect: checkRedirect,
 	}
-	t.client = &retryablehttp.Client{
-		HTTPClient:   t.hc,
+	t.client = t.retrying(t.hc)
+	t.bulkClient = t.retrying(&http.Client{
+		Transport:     &countingRoundTripper{t: t, rt: t.bulkRT},
+		CheckRedirect: checkRedirect,
+	})
+	return t, nil
+}
+
+// retrying wraps hc in the retry policy.
+func (t *Transport) retrying(hc *http.Client) *retryablehttp.Client {
+	opts := t.opts
+	return &retryablehttp.Client{
+		HTTPClient:   hc,
 		RetryWaitMin: opts.RetryWaitMin,
 		RetryWaitMax: opts.RetryWaitMax,
 		RetryMax:     opts.Retries,
@@ -184,7 +223,6 @@ func New(opts Options) (*Transport, error) {
 			}
 		},
 	}
-	return t, nil
 }
 
 // Stats returns the counters so far.
@@ -208,7 +246,10 @@ func (t *Transport) Stats() Stats {
 }
 
 // Close closes the idle connections of the pool.
-func (t *Transport) Close() { t.rt.CloseIdleConnections() }
+func (t *Transport) Close() {
+	t.rt.CloseIdleConnections()
+	t.bulkRT.CloseIdleConnections()
+}
 
 // Retries is the configured retry count.
 func (t *Transport) Retries() int { return t.opts.Retries }
@@ -216,10 +257,18 @@ func (t *Transport) Retries() int { return t.opts.Retries }
 // do sends one request through the retrying client. body, when not nil, is
 // re-opened for every attempt.
 func (t *Transport) do(req *http.Request, body retryablehttp.ReaderFunc) (*http.Response, error) {
+	return t.doWith(t.client, req, body)
+}
+
+// doWith is do through client c.
+func (t *Transport) doWith(c *retryablehttp.Client, req *http.Request, body retryablehttp.ReaderFunc) (*http.Response, error) {
 	var raw any
 	if body != nil {
 		raw = body
 	}
+	// rreq wraps req itself: SetBody overwrites req.ContentLength with
+	// what it can see (0 for a stream), so the caller's is kept first.
+	n := req.ContentLength
 	rreq, err := retryablehttp.FromRequest(req)
 	if err != nil {
 		return nil, err
@@ -228,9 +277,9 @@ func (t *Transport) do(req *http.Request, body retryablehttp.ReaderFunc) (*http.
 		if err := rreq.SetBody(raw); err != nil {
 			return nil, err
 		}
-		rreq.ContentLength = req.ContentLength
+		rreq.ContentLength = n
 	}
-	return t.client.Do(rreq)
+	return c.Do(rreq)
 }
 
 // checkRedirect follows up to 10 redirects and drops credentials when a
@@ -291,8 +340,13 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 
 // countingRoundTripper applies the rate limit and counts every attempt. It
 // does not implement CloseIdleConnections, so retryablehttp cannot empty the
-// shared pool when one request gives up.
-type countingRoundTripper struct{ t *Transport }
+// shared pool when one request gives up. gate holds a burst of first
+// requests to a host until one connection is up (for HTTP/2, see waitFirst).
+type countingRoundTripper struct {
+	t    *Transport
+	rt   http.RoundTripper
+	gate bool
+}
 
 func (c *countingRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	t := c.t
@@ -313,7 +367,11 @@ func (c *countingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 			}
 		}
 	}
-	first, err := t.waitFirst(req)
+	var first chan struct{}
+	var err error
+	if c.gate {
+		first, err = t.waitFirst(req)
+	}
 	if err != nil {
 		if req.Body != nil {
 			_ = req.Body.Close()
@@ -324,7 +382,7 @@ func (c *countingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 	if req.Body != nil && req.Body != http.NoBody {
 		req.Body = &countingBody{ReadCloser: req.Body, n: &t.c.bytesOut}
 	}
-	resp, err := t.rt.RoundTrip(req)
+	resp, err := c.rt.RoundTrip(req)
 	if first != nil {
 		close(first)
 	}

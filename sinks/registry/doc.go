@@ -25,13 +25,21 @@
 //     in an io.Pipe straight into the upload, hashed on the way.
 //
 // Existence checks (HEAD) run in up to 2×Workers goroutines, ahead of the
-// uploads, which take one of Workers slots. A blob that is missing is
+// uploads, which take one of Workers slots (the config, small and in
+// memory, takes none). When the source's manifest comes (passthrough, before
+// the config and layers), every blob it names is HEADed then and the answer
+// used when the blob comes; the first sink of a run to push to a host pings
+// it (GET /v2/) as it starts, so its connection is up by then. A blob that is missing is
 // mounted (POST ?mount=&from=) when it came from another repository of the
 // same registry, or when this run already pushed it to another repository
 // of the destination (Pushed, shared by an Output's sinks); a 202 instead
 // of a mount falls back to an upload in the session it opened.
 //
-// Uploads stream. The first min(1 MiB, ChunkSize) bytes of a blob are read
+// Uploads stream. A blob of known digest and size (a copied blob, the
+// config) up to min(MonolithicMax (32 MiB), ChunkSize) goes in one PUT
+// ?digest= after the POST, its body streamed from the source (opened while
+// the POST is answered); a PUT that fails is sent again from the start in a
+// new session. Otherwise the first min(1 MiB, ChunkSize) bytes are read
 // ahead: a blob that ends there goes in one monolithic PUT ?digest= (a
 // recompressed one is first checked with a HEAD, now that its digest is
 // known). A larger one is sent as PATCH chunks of up to ChunkSize (256 MiB)
@@ -39,7 +47,9 @@
 // source registry's download runs in a pipe into it; nothing is buffered
 // but a 64 KiB read buffer), hashed on the way, then a closing PUT with the
 // digest. Chunks carry Content-Range and Content-Length when the blob's
-// size is known (passthrough), and are streamed otherwise.
+// size is known (passthrough), and are streamed otherwise. Bodies above
+// transport.BulkMin go over their own HTTP/1.1 connections (see
+// transport.Request.Bulk).
 //
 // Retries without holding the layer: a streamed body cannot be re-read, so
 // the transport does not resend a chunk it has started to send; instead the

@@ -10,6 +10,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
+	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
@@ -23,7 +24,8 @@ type Output struct {
 	opts Options
 
 	mu      sync.Mutex
-	configs map[stage.Image]digest.Digest // config pushed, per image
+	configs map[stage.Image]digest.Digest   // config pushed, per image
+	blobs   map[stage.Image][]digest.Digest // config and layers pushed, per image
 }
 
 // NewOutput opens the destination. opts.Cache and opts.Pushed are shared by
@@ -32,16 +34,17 @@ func NewOutput(t *transport.Transport, opts Options) *Output {
 	if opts.Pushed == nil {
 		opts.Pushed = NewPushed()
 	}
-	return &Output{t: t, opts: opts, configs: map[stage.Image]digest.Digest{}}
+	return &Output{t: t, opts: opts, configs: map[stage.Image]digest.Digest{}, blobs: map[stage.Image][]digest.Digest{}}
 }
 
 // Sink gives the sink of one image: the destination's repository and tag.
 func (o *Output) Sink(img stage.Image) (stage.Sink, error) {
 	s := New(o.t, o.opts)
-	s.pushedConfig = func(d digest.Digest) {
+	s.pushed = func(cfg digest.Digest, blobs []digest.Digest) {
 		o.mu.Lock()
 		defer o.mu.Unlock()
-		o.configs[img] = d
+		o.configs[img] = cfg
+		o.blobs[img] = blobs
 	}
 	return s, nil
 }
@@ -56,34 +59,69 @@ func (o *Output) Close() error {
 
 // Verify is the original's registry verify: GET the manifest, HEAD the
 // config and every layer. It returns the problems found; network failures
-// are an error (the caller warns "Verification failed").
+// are an error (the caller warns "Verification failed"). The blobs this
+// run pushed for img are HEADed while the manifest is fetched (one round
+// trip for both); a blob of the manifest not among them is HEADed after.
 func (o *Output) Verify(ctx context.Context, img stage.Image, _ bool) ([]string, error) {
 	reg := o.t.Registry(o.opts.Host, o.opts.Registry)
-	m, err := reg.GetManifest(ctx, o.opts.Repo, o.opts.Tag, []string{MediaTypeDockerManifest, MediaTypeOCIManifest})
-	if errors.Is(err, transport.ErrNotFound) {
-		return []string{"Manifest not found"}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var man v1.Manifest
-	if err := json.Unmarshal(m.Body, &man); err != nil {
-		return []string{fmt.Sprintf("Manifest not found (unparseable: %v)", err)}, nil
-	}
-	var problems []string
 	o.mu.Lock()
 	want, ok := o.configs[img]
+	pushed := o.blobs[img]
 	o.mu.Unlock()
-	if ok && man.Config.Digest != want {
-		problems = append(problems, fmt.Sprintf("config digest mismatch: manifest has %s, pushed %s", man.Config.Digest, want))
+
+	// Up to 16 HEADs (or 2×Workers) at once.
+	p := pool.New().WithContext(ctx).WithFirstError().WithMaxGoroutines(max(2*o.opts.Workers, 16))
+	var mu sync.Mutex
+	found := map[digest.Digest]bool{}
+	head := func(d digest.Digest) {
+		p.Go(func(ctx context.Context) error {
+			there, _, err := reg.BlobExists(ctx, o.opts.Repo, d)
+			mu.Lock()
+			found[d] = there
+			mu.Unlock()
+			return err
+		})
 	}
-	blobs := append([]v1.Descriptor{man.Config}, man.Layers...)
-	for _, d := range blobs {
-		there, _, err := reg.BlobExists(ctx, o.opts.Repo, d.Digest)
-		if err != nil {
-			return nil, err
+	headed := map[digest.Digest]bool{}
+	for _, d := range pushed {
+		if !headed[d] {
+			headed[d] = true
+			head(d)
 		}
-		if !there {
+	}
+	m, err := reg.GetManifest(ctx, o.opts.Repo, o.opts.Tag, []string{MediaTypeDockerManifest, MediaTypeOCIManifest})
+	var problems []string
+	var blobs []v1.Descriptor
+	switch {
+	case errors.Is(err, transport.ErrNotFound):
+		problems = []string{"Manifest not found"}
+	case err != nil:
+	default:
+		var man v1.Manifest
+		if uerr := json.Unmarshal(m.Body, &man); uerr != nil {
+			problems = []string{fmt.Sprintf("Manifest not found (unparseable: %v)", uerr)}
+			break
+		}
+		if ok && man.Config.Digest != want {
+			problems = append(problems, fmt.Sprintf("config digest mismatch: manifest has %s, pushed %s", man.Config.Digest, want))
+		}
+		blobs = append([]v1.Descriptor{man.Config}, man.Layers...)
+		for _, d := range blobs {
+			if !headed[d.Digest] {
+				headed[d.Digest] = true
+				head(d.Digest)
+			}
+		}
+	}
+	perr := p.Wait()
+	if err != nil && !errors.Is(err, transport.ErrNotFound) {
+		return nil, err
+	}
+	if perr != nil {
+		return nil, perr
+	}
+	for _, d := range blobs { // the manifest's order
+		if !found[d.Digest] {
 			problems = append(problems, "Layer blob not found: "+d.Digest.String())
 		}
 	}

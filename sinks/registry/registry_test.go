@@ -212,6 +212,11 @@ func TestRegistryToRegistryPassthrough(t *testing.T) {
 				if k.Digest() != img.Digest {
 					t.Errorf("destination digest %s, source %s", k.Digest(), img.Digest)
 				}
+				// One HEAD per blob (sent ahead when the manifest came,
+				// used when the blob did), and the ping.
+				if h, g := dstCount.get(http.MethodHead), dstCount.get(http.MethodGet); h != 4 || g != 1 {
+					t.Errorf("%d HEAD, %d GET at the destination; want 4 and 1 (the ping)", h, g)
+				}
 				m := manifestOf(t, tr, dst, mode.plain, "copy/app", "v1")
 				if m.Digest != img.Digest || m.MediaType != img.MediaType {
 					t.Errorf("manifest %s %s, want %s %s", m.Digest, m.MediaType, img.Digest, img.MediaType)
@@ -681,4 +686,56 @@ func TestMountRefusedFallsBackToUpload(t *testing.T) {
 		t.Errorf("counts %+v: want no mount, 4 uploads", c)
 	}
 	pull(t, tr, r, false, "fallback/app", "v1")
+}
+
+// TestPassthroughWholePutResent: copied blobs (known digest and size) go
+// in one streamed PUT after the POST, no PATCH; a PUT cut mid-body is sent
+// again in a new session, and the copy keeps the source's digest.
+func TestPassthroughWholePutResent(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			ctx := context.Background()
+			cnt := newCounter()
+			inj := testregistry.NewInjector(testregistry.Fault{Kind: testregistry.CutUpload, Times: 1,
+				Match: func(r *http.Request) bool {
+					return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") && r.ContentLength > 100<<10
+				}})
+			src := testregistry.Start(t, testregistry.Options{Plain: mode.plain})
+			dst := testregistry.Start(t, testregistry.Options{Plain: mode.plain, Wrap: func(h http.Handler) http.Handler { return cnt.wrap(inj.Wrap(h)) }})
+			img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 9, Layers: 2, LayerSize: 300 << 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := src.Push(ctx, "base/app", "v1", img); err != nil {
+				t.Fatal(err)
+			}
+			tr := newTransport(t, []*testregistry.Registry{src, dst}, 3)
+			s := regsrc.New(tr, regsrc.Options{Host: src.Host, Repo: "base/app", Tag: "v1", Registry: regOpts(src, mode.plain), TempDir: t.TempDir()})
+			k := registry.New(tr, registry.Options{Host: dst.Host, Repo: "copy/app", Tag: "v1", Registry: regOpts(dst, mode.plain)})
+			if _, err := stage.Run(ctx, s, nil, k, stage.Options{}); err != nil {
+				t.Fatalf("push: %v", err)
+			}
+			if k.Digest() != img.Digest {
+				t.Errorf("destination digest %s, source %s", k.Digest(), img.Digest)
+			}
+			if n := inj.Fired(testregistry.CutUpload); n != 1 {
+				t.Errorf("%d PUTs cut, want 1", n)
+			}
+			if st := tr.Stats(); st.UploadResumes != 1 {
+				t.Errorf("%d uploads sent again, want 1", st.UploadResumes)
+			}
+			// 3 blobs, one sent twice: 4 sessions, 4 blob PUTs and the manifest's.
+			if p, po, pu := cnt.get(http.MethodPatch), cnt.get(http.MethodPost), cnt.get(http.MethodPut); p != 0 || po != 4 || pu != 5 {
+				t.Errorf("%d PATCH, %d POST, %d PUT; want 0, 4, 5", p, po, pu)
+			}
+			got := pull(t, tr, dst, mode.plain, "copy/app", "v1")
+			want := make([]digest.Digest, len(img.Layers))
+			for i, l := range img.Layers {
+				want[i] = l.DiffID
+			}
+			if diff := cmp.Diff(want, got.diffIDs); diff != "" {
+				t.Errorf("DiffIDs (-want +got):\n%s", diff)
+			}
+		})
+	}
 }

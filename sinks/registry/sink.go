@@ -28,6 +28,13 @@ import (
 // buffered: the size bounds how many requests a blob takes, not memory.
 const DefaultChunkSize = 256 << 20
 
+// MonolithicMax is the largest blob of known digest and size (a copied
+// blob, a config) sent in one streamed PUT after the POST (two round trips
+// where chunks take three). Nothing is buffered; a PUT that fails cannot be
+// resumed at an offset, so the blob is sent again from its start in a new
+// session, which bounds what a failure costs.
+const MonolithicMax = 32 << 20
+
 // chunkPools holds one pool of read-ahead buffers per size, shared by every
 // sink of the process (images of a run reuse their buffers).
 var chunkPools sync.Map // int → *sync.Pool
@@ -87,11 +94,39 @@ type Pushed struct {
 	// busy holds, per host and digest, a channel closed when the sink now
 	// pushing that blob is done.
 	busy map[string]chan struct{}
+	// pinged holds the hosts a sink of the run has pinged.
+	pinged map[string]bool
 }
 
 // NewPushed makes an empty set.
 func NewPushed() *Pushed {
-	return &Pushed{m: map[string]string{}, layers: map[string]v1.Descriptor{}, busy: map[string]chan struct{}{}}
+	return &Pushed{m: map[string]string{}, layers: map[string]v1.Descriptor{}, busy: map[string]chan struct{}{}, pinged: map[string]bool{}}
+}
+
+// firstPing reports whether host is yet to be pinged in this run (and
+// marks it pinged).
+func (p *Pushed) firstPing(host string) bool {
+	if p == nil {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pinged[host] {
+		return false
+	}
+	p.pinged[host] = true
+	return true
+}
+
+// in reports whether this run pushed (or found) d in repo of host.
+func (p *Pushed) in(host string, d digest.Digest, repo string) bool {
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r, ok := p.m[host+" "+d.String()]
+	return ok && r == repo
 }
 
 // claim makes the caller the only sink of the run pushing blob d to host:
@@ -183,7 +218,18 @@ type Sink struct {
 	uploaded, existing, mounted, hits, passthru atomic.Int64
 	bytesIn, bytesOut                           atomic.Int64
 	digest                                      digest.Digest
-	pushedConfig                                func(digest.Digest) // set by Output
+	pushed                                      func(cfg digest.Digest, blobs []digest.Digest) // set by Output
+
+	aheadMu sync.Mutex
+	ahead   map[digest.Digest]*headAhead // HEADs sent when the manifest came
+}
+
+// headAhead is a HEAD sent ahead of its blob: done is closed when there
+// and err are set.
+type headAhead struct {
+	done  chan struct{}
+	there bool
+	err   error
 }
 
 // New makes the sink of one image, pushing through t.
@@ -254,6 +300,16 @@ func (s *Sink) Consume(ctx context.Context, in <-chan stage.Item) error {
 	// slots, so checks run ahead of the uploads that wait for a slot.
 	slots := make(chan struct{}, s.opts.Workers)
 	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError().WithMaxGoroutines(2 * s.opts.Workers)
+	// The first sink of the run to push to a host pings it, so that the
+	// connection (and the token realm) is ready when the first blob is.
+	if s.opts.Pushed.firstPing(s.opts.Host) {
+		p.Go(func(ctx context.Context) error {
+			if err := s.reg.Ping(ctx); err != nil {
+				log.Debug().Err(err).Msg("Ping failed")
+			}
+			return nil
+		})
+	}
 	// The first failed blob stops the intake: Consume returns its error,
 	// and the engine cancels the source and releases what is in flight.
 	failed := make(chan struct{})
@@ -280,12 +336,15 @@ intake:
 		case stage.KindManifest:
 			m := it
 			manifest = &m
+			s.headAhead(ctx, p, m.Data)
 		case stage.KindConfig:
 			c := it
 			config = &c
 			p.Go(func(ctx context.Context) error {
+				// The config is small and in memory: it takes no upload
+				// slot, so that the layers get all of them.
 				d, err := s.ensureBlob(ctx, v1.Descriptor{MediaType: MediaTypeDockerConfig, Digest: digest.FromBytes(c.Data), Size: int64(len(c.Data))},
-					bytesOpener(c.Data), "", slots)
+					bytesOpener(c.Data), "", nil)
 				if err != nil {
 					return fail(fmt.Errorf("config %s: %w", c.Name, err))
 				}
@@ -332,8 +391,12 @@ intake:
 		return err
 	}
 	s.digest = d
-	if s.pushedConfig != nil {
-		s.pushedConfig(cfgDesc.Digest)
+	if s.pushed != nil {
+		blobs := []digest.Digest{cfgDesc.Digest}
+		for i := range len(results) {
+			blobs = append(blobs, results[i].desc.Digest)
+		}
+		s.pushed(cfgDesc.Digest, blobs)
 	}
 	if s.opts.Cache != nil {
 		for _, r := range results {
@@ -359,6 +422,51 @@ intake:
 		Float64("mb_in", float64(c.BytesIn)/1e6).Float64("mb_out", float64(c.BytesOut)/1e6).Float64("ratio_pct", ratio).
 		Str("digest", d.String()).Str("media_type", mediaType).Msg("Push complete")
 	return nil
+}
+
+// headAhead sends, when the source's manifest comes (passthrough), a HEAD
+// for its config and each layer, before the source sends them: the
+// answers are ready when the blobs come, and ensureBlob uses them.
+func (s *Sink) headAhead(ctx context.Context, p *pool.ContextPool, body []byte) {
+	var m v1.Manifest
+	if json.Unmarshal(body, &m) != nil || m.Config.Digest.Validate() != nil {
+		return
+	}
+	s.aheadMu.Lock()
+	defer s.aheadMu.Unlock()
+	s.ahead = map[digest.Digest]*headAhead{}
+	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+		if d.Digest.Validate() != nil || s.ahead[d.Digest] != nil {
+			continue
+		}
+		h := &headAhead{done: make(chan struct{})}
+		s.ahead[d.Digest] = h
+		p.Go(func(ctx context.Context) error {
+			defer close(h.done)
+			h.there, _, h.err = s.reg.BlobExists(ctx, s.opts.Repo, d.Digest)
+			return nil // ensureBlob sends its own HEAD after a failed one
+		})
+	}
+}
+
+// exists says whether the destination's repository has blob d: the HEAD
+// sent ahead for it, else one now.
+func (s *Sink) exists(ctx context.Context, d digest.Digest) (bool, error) {
+	s.aheadMu.Lock()
+	h := s.ahead[d]
+	s.aheadMu.Unlock()
+	if h != nil {
+		select {
+		case <-h.done:
+			if h.err == nil {
+				return h.there, nil
+			}
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+	there, _, err := s.reg.BlobExists(ctx, s.opts.Repo, d)
+	return there, err
 }
 
 // pushLayer makes sure the destination has one layer's blob.
@@ -393,10 +501,11 @@ func (s *Sink) pushLayer(ctx context.Context, it stage.Item, slots chan struct{}
 			return layerResult{desc: known, cacheKey: it.Name}, nil
 		}
 	}
-	if err := acquire(ctx, slots); err != nil {
+	done, err := acquire(ctx, slots)
+	if err != nil {
 		return layerResult{}, err
 	}
-	defer func() { <-slots }()
+	defer done()
 	if isKnown {
 		if from, ok := s.opts.Pushed.elsewhere(s.opts.Host, known.Digest, s.opts.Repo); ok {
 			var mounted bool
@@ -478,12 +587,16 @@ func bytesOpener(b []byte) func(context.Context) (io.ReadCloser, error) {
 	return func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 }
 
-func acquire(ctx context.Context, slots chan struct{}) error {
+// acquire takes an upload slot (none when slots is nil); done gives it back.
+func acquire(ctx context.Context, slots chan struct{}) (done func(), err error) {
+	if slots == nil {
+		return func() {}, nil
+	}
 	select {
 	case slots <- struct{}{}:
-		return nil
+		return func() { <-slots }, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
@@ -496,19 +609,24 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open func(con
 		return desc, err
 	}
 	defer release()
-	there, _, err := s.reg.BlobExists(ctx, s.opts.Repo, desc.Digest)
-	if err != nil {
-		return desc, err
+	// A HEAD sent ahead may predate another sink of the run pushing the
+	// blob to this repository while this one waited for its claim.
+	there := s.opts.Pushed.in(s.opts.Host, desc.Digest, s.opts.Repo)
+	if !there {
+		if there, err = s.exists(ctx, desc.Digest); err != nil {
+			return desc, err
+		}
 	}
 	if there {
 		s.existing.Add(1)
 		s.opts.Pushed.Add(s.opts.Host, desc.Digest, s.opts.Repo)
 		return desc, nil
 	}
-	if err := acquire(ctx, slots); err != nil {
+	done, err := acquire(ctx, slots)
+	if err != nil {
 		return desc, err
 	}
-	defer func() { <-slots }()
+	defer done()
 	if from == "" {
 		from, _ = s.opts.Pushed.elsewhere(s.opts.Host, desc.Digest, s.opts.Repo)
 	}
@@ -525,7 +643,13 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open func(con
 			return desc, nil
 		}
 	}
-	d, n, err := s.send(ctx, up, open, desc.Size, false)
+	var d digest.Digest
+	var n int64
+	if desc.Size <= int64(min(MonolithicMax, s.opts.ChunkSize)) {
+		d, n, err = s.sendWhole(ctx, up, open, desc)
+	} else {
+		d, n, err = s.send(ctx, up, open, desc.Size, false)
+	}
 	if err != nil {
 		return desc, err
 	}
@@ -534,6 +658,58 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open func(con
 	}
 	s.opts.Pushed.Add(s.opts.Host, desc.Digest, s.opts.Repo)
 	return desc, nil
+}
+
+// sendWhole uploads a blob of known digest and size in one streamed PUT
+// after the POST; the blob's stream opens while the POST is answered. A PUT
+// that fails is sent again in a new session (the old one may hold part of
+// the blob), up to the retries.
+func (s *Sink) sendWhole(ctx context.Context, up *transport.Upload, open opener, desc v1.Descriptor) (digest.Digest, int64, error) {
+	for attempt := 0; ; attempt++ {
+		rc, u, err := s.openAndStart(ctx, up, open)
+		if err != nil {
+			return "", 0, err
+		}
+		h := &hashCount{h: sha256.New()}
+		err = u.PutStream(ctx, desc.Digest, io.TeeReader(rc, h), desc.Size)
+		rc.Close()
+		if err == nil {
+			s.uploaded.Add(1)
+			s.bytesOut.Add(h.n)
+			return digest.NewDigest(digest.SHA256, h.h), h.n, nil
+		}
+		if ctx.Err() != nil || attempt >= max(s.retries(), 1) {
+			return "", 0, err
+		}
+		u.Resumed(ctx, 0)
+		up = nil
+	}
+}
+
+// openAndStart opens the blob's stream and, when up is nil, an upload
+// session at the same time: the source's first bytes and the destination's
+// session take one round trip, not two.
+func (s *Sink) openAndStart(ctx context.Context, up *transport.Upload, open opener) (io.ReadCloser, *transport.Upload, error) {
+	if up != nil {
+		rc, err := open(ctx)
+		return rc, up, err
+	}
+	var rc io.ReadCloser
+	p := pool.New().WithErrors()
+	p.Go(func() error {
+		var err error
+		rc, err = open(ctx) // the caller's ctx: the stream outlives the pool
+		return err
+	})
+	up, _, err := s.reg.StartUpload(ctx, s.opts.Repo, "", "")
+	if perr := p.Wait(); perr != nil {
+		return nil, nil, perr
+	}
+	if err != nil {
+		rc.Close()
+		return nil, nil, err
+	}
+	return rc, up, nil
 }
 
 // opener opens a blob's stream; it may be called again to resume an upload
@@ -602,7 +778,17 @@ func (p *pipeReader) Close() error { return p.CloseWithError(errStreamClosed) }
 // reports: the stream is opened again and what the registry has is skipped
 // (and hashed). up is a session already opened (by a mount attempt), or nil.
 func (s *Sink) send(ctx context.Context, up *transport.Upload, open opener, size int64, check bool) (digest.Digest, int64, error) {
-	rc, err := open(ctx)
+	bp := s.bufs.Get().(*[]byte)
+	defer s.bufs.Put(bp)
+	probe := *bp
+	var rc io.ReadCloser
+	var err error
+	if size > int64(len(probe)) {
+		// Known to need a session: open it while the stream opens.
+		rc, up, err = s.openAndStart(ctx, up, open)
+	} else {
+		rc, err = open(ctx)
+	}
 	if err != nil {
 		return "", 0, err
 	}
@@ -611,9 +797,6 @@ func (s *Sink) send(ctx context.Context, up *transport.Upload, open opener, size
 			rc.Close()
 		}
 	}()
-	bp := s.bufs.Get().(*[]byte)
-	defer s.bufs.Put(bp)
-	probe := *bp
 
 	n, err := io.ReadFull(rc, probe)
 	whole := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
