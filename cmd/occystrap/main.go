@@ -43,6 +43,7 @@ type Globals struct {
 	ImageParallel int     `name:"image-parallel" short:"J" env:"OCCYSTRAP_IMAGE_PARALLEL" default:"3" help:"Images processed at once for multi-image sources."`
 	Compression   string  `env:"OCCYSTRAP_COMPRESSION" enum:"gzip,zstd" default:"gzip" help:"Layer compression for registry output: gzip or zstd."`
 	LayerCache    string  `name:"layer-cache" env:"OCCYSTRAP_LAYER_CACHE" help:"JSON file remembering pushed layers, to skip them next time."`
+	OutputFormat  string  `name:"output-format" short:"O" enum:"text,json" default:"text" help:"Output of info and check: text or json."`
 }
 
 // CLI is the whole command line.
@@ -51,6 +52,8 @@ type CLI struct {
 
 	Process ProcessCmd `cmd:"" help:"Move an image from SOURCE to DESTINATION through filters."`
 	Search  SearchCmd  `cmd:"" help:"List the files of an image's layers that match PATTERN."`
+	Info    InfoCmd    `cmd:"" help:"Show an image's metadata without reading its layers."`
+	Check   CheckCmd   `cmd:"" help:"Check an image's validity; exit 1 when errors are found."`
 }
 
 func main() {
@@ -102,6 +105,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// dynamic type, which would not match a context.Context parameter.
 		kctx.BindTo(ctx, (*context.Context)(nil))
 		if err := kctx.Run(app); err != nil {
+			if errors.Is(err, errQuiet) { // the command printed why
+				code = 1
+				return
+			}
 			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 				err = errors.New("interrupted")
 			}
@@ -113,6 +120,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 type exitCode int
+
+// errQuiet ends a command with exit code 1 and no error line: the command
+// has already printed its outcome (check finding errors).
+var errQuiet = errors.New("exit 1")
 
 // app is what every command's Run receives besides the context.
 type app struct {

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/rs/zerolog"
+	"github.com/sourcegraph/conc/pool"
+
+	"github.com/occystrap/occystrap/internal/imageinfo"
+	"github.com/occystrap/occystrap/internal/pyjson"
+	"github.com/occystrap/occystrap/internal/uri"
+	"github.com/occystrap/occystrap/sources/docker"
+	"github.com/occystrap/occystrap/sources/quay"
+	"github.com/occystrap/occystrap/sources/registry"
+	"github.com/occystrap/occystrap/sources/tarball"
+	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/transport"
+)
+
+// InfoCmd is `occystrap info SOURCE`.
+type InfoCmd struct {
+	Source string `arg:"" name:"source" help:"Input URI: registry://HOST/IMAGE[:TAG], docker://IMAGE[:TAG], tar://PATH or quay://ORG[/GLOB][:TAG]."`
+}
+
+// Run prints the image's metadata; no layer is read.
+func (c *InfoCmd) Run(ctx context.Context, a *app) error {
+	if isMulti(c.Source) {
+		return c.runMulti(ctx, a)
+	}
+	im, err := openImageMeta(ctx, a, c.Source)
+	if err != nil {
+		return err
+	}
+	defer im.close()
+	return writeInfo(a, imageinfo.Info(im.meta))
+}
+
+func writeInfo(a *app, v *pyjson.Object) error {
+	if a.g.OutputFormat == "json" {
+		return imageinfo.WriteJSON(a.stdout, v)
+	}
+	return imageinfo.WriteInfoText(a.stdout, v)
+}
+
+// runMulti prints the info of every image a quay:// source resolves to,
+// fetched -J at a time, in sorted order.
+func (c *InfoCmd) runMulti(ctx context.Context, a *app) error {
+	u, err := uri.ParseInput(c.Source)
+	if err != nil {
+		return err
+	}
+	spec, err := quay.ParseURI(u, os.Getenv(quayHostEnv), a.g.Password, a.g.Insecure)
+	if err != nil {
+		return err
+	}
+	t, err := a.transport()
+	if err != nil {
+		return err
+	}
+	refs, err := quay.Resolve(ctx, t.Quay(spec.Host, transport.QuayOptions{Insecure: spec.Insecure, Token: spec.Token}), spec, a.g.Parallel)
+	if err != nil {
+		return err
+	}
+	if len(refs) == 0 {
+		fmt.Fprintf(a.stderr, "No images found matching %s\n", c.Source)
+		return nil
+	}
+	infos := make([]*pyjson.Object, len(refs))
+	failed := 0
+	p := pool.New().WithContext(ctx).WithMaxGoroutines(max(a.g.ImageParallel, 1))
+	for i, ref := range refs {
+		p.Go(func(ctx context.Context) error {
+			src := registry.New(t, registry.Options{
+				Host: ref.Host, Repo: ref.Repo, Tag: ref.Tag,
+				OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant,
+				Registry: transport.RegistryOptions{Insecure: spec.Insecure},
+			})
+			m, err := registryMeta(ctx, src, ref.Repo, ref.Tag)
+			if err != nil {
+				zerolog.Ctx(ctx).Error().Err(err).Str("image", ref.String()).Msg("Info failed")
+				o := &pyjson.Object{}
+				o.Set("image", ref.Repo)
+				o.Set("tag", ref.Tag)
+				o.Set("error", err.Error())
+				infos[i] = o
+				return nil
+			}
+			infos[i] = imageinfo.Info(m)
+			return nil
+		})
+	}
+	_ = p.Wait() // tasks report through infos
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, o := range infos {
+		if _, ok := o.Get("error"); ok {
+			failed++
+		}
+	}
+	if a.g.OutputFormat == "json" {
+		all := make([]any, len(infos))
+		for i, o := range infos {
+			all[i] = o
+		}
+		if err := imageinfo.WriteJSON(a.stdout, all); err != nil {
+			return err
+		}
+	} else {
+		for i, o := range infos {
+			if i > 0 {
+				fmt.Fprint(a.stdout, "\n---\n\n")
+			}
+			if err := imageinfo.WriteInfoText(a.stdout, o); err != nil {
+				return err
+			}
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d images failed: %w", failed, len(refs), errImagesFailed)
+	}
+	return nil
+}
+
+// imageMeta is an opened input with its metadata; full, when set, is the
+// source a full check streams.
+type imageMeta struct {
+	meta  imageinfo.Meta
+	full  func(ctx context.Context) stage.Source
+	close func()
+}
+
+// openImageMeta opens the input s names and reads its metadata: the
+// manifest and config of a registry image, the config of a tar archive,
+// the engine's inspect for docker.
+func openImageMeta(ctx context.Context, a *app, s string) (*imageMeta, error) {
+	u, err := uri.ParseInput(s)
+	if err != nil {
+		return nil, err
+	}
+	switch u.Scheme {
+	case "registry", "tar", "docker":
+	default:
+		return nil, fmt.Errorf("Unknown input scheme: %s", u.Scheme) //nolint:staticcheck // the original's text
+	}
+	src, _, err := openInput(ctx, a, s)
+	if err != nil {
+		return nil, err
+	}
+	im := &imageMeta{close: func() { _ = src.Close() }}
+	img := src.Image()
+	switch x := src.(type) {
+	case *registry.Source:
+		var md registry.Metadata
+		md, im.meta, err = registryMetadata(ctx, x, img.Name, img.Tag)
+		im.full = func(ctx context.Context) stage.Source { return registryItems(ctx, x, md) }
+	case *tarball.Source:
+		im.meta, err = imageinfo.ParseMeta(img.Name, img.Tag, nil, x.Config())
+		im.full = func(context.Context) stage.Source { return x }
+	case *docker.Source:
+		var c interface {
+			InspectRaw(context.Context, string) ([]byte, error)
+		}
+		if c, err = dockerEngine(u); err == nil {
+			var raw []byte
+			if raw, err = c.InspectRaw(ctx, img.String()); err == nil {
+				im.meta, err = imageinfo.DockerMeta(img.Name, img.Tag, raw)
+			}
+		}
+		im.full = func(context.Context) stage.Source { return x }
+	default:
+		err = errors.New("info and check do not support this input")
+	}
+	if err != nil {
+		im.close()
+		return nil, err
+	}
+	return im, nil
+}
+
+func registryMeta(ctx context.Context, src *registry.Source, name, tag string) (imageinfo.Meta, error) {
+	_, m, err := registryMetadata(ctx, src, name, tag)
+	return m, err
+}
+
+func registryMetadata(ctx context.Context, src *registry.Source, name, tag string) (registry.Metadata, imageinfo.Meta, error) {
+	md, err := src.Metadata(ctx)
+	if err != nil {
+		return md, imageinfo.Meta{}, err
+	}
+	m, err := imageinfo.ParseMeta(name, tag, md.Manifest, md.Config)
+	return md, m, err
+}
+
+// registryItems is the config and the layers of a registry image, each
+// layer downloaded when the check reads it.
+func registryItems(ctx context.Context, src *registry.Source, md registry.Metadata) stage.Source {
+	items := []stage.Item{{Seq: -1, Kind: stage.KindConfig, Name: md.Parsed.Config.Digest.Encoded() + ".json", Size: -1, Data: md.Config}}
+	for i, l := range md.Parsed.Layers {
+		items = append(items, stage.Item{Seq: i, Kind: stage.KindLayer, Name: l.Digest.Encoded(), Size: -1, Body: src.LayerBody(ctx, l)})
+	}
+	return &imageinfo.ItemSource{Items: items}
+}
