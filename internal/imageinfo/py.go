@@ -81,12 +81,6 @@ func list(v any) []any {
 	return l
 }
 
-// str is v as a string ("" for a non-string).
-func str(v any) string {
-	s, _ := v.(string)
-	return s
-}
-
 // number returns v as an int64 and whether it is a whole number.
 func number(v any) (int64, bool) {
 	switch x := v.(type) {
