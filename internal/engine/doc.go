@@ -1,6 +1,6 @@
 // Package engine is a small client of the Docker Engine API over its unix
-// socket: image inspect, save (GET /images/{ref}/get) and load
-// (POST /images/load), on unversioned paths as the original occystrap uses
+// socket: image inspect, save (GET /images/{ref}/get), load
+// (POST /images/load), tag, untag and push, on unversioned paths as the original occystrap uses
 // them. It needs no Docker client module: plain net/http with a transport
 // that dials the socket.
 //

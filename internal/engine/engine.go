@@ -95,11 +95,17 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ct
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
+	return c.send(ctx, req)
+}
+
+// send sends req (made with ctx) and classes a failure to connect.
+func (c *Client) send(ctx context.Context, req *http.Request) (*http.Response, error) {
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		method, path := req.Method, req.URL.RequestURI()
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
 			return nil, fmt.Errorf("docker %s %s at %s: %w: %w", method, path, c.socket, ErrConnect, err)
