@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/occystrap/occystrap/internal/engine"
+	"github.com/occystrap/occystrap/internal/testdocker"
+)
+
+// TestDockerpushToDir: dockerpush:// -> dir:// holds the same config and
+// layers as docker:// -> dir://, layer for layer; the config is
+// <Id hex>.json and each layer's folder its DiffID hex; the temporary
+// 127.0.0.1:PORT/... name is gone afterwards.
+func TestDockerpushToDir(t *testing.T) {
+	eng := testdocker.Require(t)
+	ctx := context.Background()
+	c := engine.New(eng.Socket)
+	t.Cleanup(c.CloseIdle)
+	src, a := writeArchive(t, false)
+	ref := "occy-e2e/pushed:v1"
+	t.Cleanup(func() { _ = eng.Remove(ctx, ref) })
+	mustRun(t, "--log-format", "json", "process", "tar://"+src, dockerURI(eng, ref))
+
+	viaSave := filepath.Join(t.TempDir(), "save")
+	mustRun(t, "--log-format", "json", "process", dockerURI(eng, ref), "dir://"+viaSave)
+	viaPush := filepath.Join(t.TempDir(), "push")
+	_, stderr := mustRun(t, "--log-format", "json", "process", "dockerpush://"+ref+"?socket="+eng.Socket, "dir://"+viaPush)
+	if !summaryRE.MatchString(stderr) {
+		t.Errorf("no verified summary line:\n%s", stderr)
+	}
+
+	saveCfg, saveLayers := dirLayers(t, viaSave, "manifest.json")
+	pushCfg, pushLayers := dirLayers(t, viaPush, "manifest.json")
+	if d := cmp.Diff(a.DiffIDs, pushLayers); d != "" {
+		t.Errorf("dockerpush layers (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(saveLayers, pushLayers); d != "" {
+		t.Errorf("layers (-docker +dockerpush):\n%s", d)
+	}
+	if want := a.ConfigDigest.Encoded() + ".json"; pushCfg != want || saveCfg != want {
+		t.Errorf("config names: dockerpush %s, docker %s; want %s", pushCfg, saveCfg, want)
+	}
+	sc, _ := os.ReadFile(filepath.Join(viaSave, saveCfg))
+	pc, _ := os.ReadFile(filepath.Join(viaPush, pushCfg))
+	if len(pc) == 0 || string(sc) != string(pc) {
+		t.Errorf("configs differ:\ndocker:     %s\ndockerpush: %s", sc, pc)
+	}
+	var m []struct{ Layers []string }
+	readJSON(t, filepath.Join(viaPush, "manifest.json"), &m)
+	var want []string
+	for _, d := range a.DiffIDs {
+		want = append(want, d.Encoded()+"/layer.tar")
+	}
+	if d := cmp.Diff(want, m[0].Layers); d != "" {
+		t.Errorf("manifest layers (-want +got):\n%s", d)
+	}
+	info, err := c.Inspect(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{ref}, info.RepoTags); d != "" {
+		t.Errorf("RepoTags after dockerpush (-want +got):\n%s", d)
+	}
+}
+
+func TestDockerpushErrors(t *testing.T) {
+	eng := testdocker.Require(t)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"image not found", []string{"process", "dockerpush://occy-e2e/absent:nope?socket=" + eng.Socket, "dir://" + t.TempDir()}, "Image not found: occy-e2e/absent:nope"},
+		{"unknown option", []string{"process", "dockerpush://a:b?sock=/x", "dir://" + t.TempDir()}, `"sock"`},
+		{"no engine", []string{"process", "dockerpush://a:b?socket=" + filepath.Join(t.TempDir(), "none.sock"), "dir://" + t.TempDir()}, "cannot connect to the Docker engine"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := occystrap(t, append([]string{"--log-format", "json"}, tc.args...)...)
+			if code == 0 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, want failure with %q in stderr:\n%s", code, tc.want, stderr)
+			}
+		})
+	}
+}
