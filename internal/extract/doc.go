@@ -27,9 +27,17 @@
 // and gives hard links the semantics a runtime gives them: a link to a file a
 // later layer deletes keeps its content.
 //
+// With Options.Overlay a tree holds one layer as an overlayfs lower
+// directory instead: whiteouts are not applied but written as overlayfs
+// expects them, an opaque marker as the extended attribute
+// trusted.overlay.opaque=y on its directory and ".wh.X" as a character device
+// 0:0 named X, at any depth (the original occystrap got the latter right only
+// at the top level).
+//
 // Regular files, directories, symlinks and hard links are written. Device
 // nodes and FIFOs are skipped (they need privileges and have no content); each
-// skip is logged at debug level. Extended attributes are not applied.
+// skip is logged at debug level. Extended attributes of entries are not
+// applied.
 // Directory modes and times are set when the Tree is closed, deepest first,
 // so that a read-only directory can still receive its children.
 //

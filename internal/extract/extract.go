@@ -26,6 +26,12 @@ type Options struct {
 	// SameOwner applies each entry's uid and gid (only root may). When false
 	// the files belong to the user running the extraction.
 	SameOwner bool
+	// Overlay writes whiteouts as overlayfs expects to find them in a lower
+	// directory instead of applying them: "DIR/.wh..wh..opq" sets the
+	// extended attribute trusted.overlay.opaque=y on DIR, and "DIR/.wh.X"
+	// makes DIR/X a character device 0:0, at any depth. It is meant for one
+	// layer per tree (needs CAP_SYS_ADMIN for trusted.* and CAP_MKNOD).
+	Overlay bool
 }
 
 // Tree is a target directory that layers are applied to, in order.
@@ -108,6 +114,9 @@ func (t *Tree) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header, creat
 
 	switch {
 	case base == opaqueMarker:
+		if t.opts.Overlay {
+			return t.markOpaque(parent, hdr.Name)
+		}
 		return t.opaque(parent, created, hdr.Name)
 	case strings.HasPrefix(base, whiteoutPrefix):
 		hidden := base[len(whiteoutPrefix):]
@@ -117,6 +126,9 @@ func (t *Tree) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header, creat
 		target := path.Join(parent, hidden)
 		if created[target] {
 			return nil
+		}
+		if t.opts.Overlay {
+			return t.markWhiteout(parent, hidden, hdr.Name, created)
 		}
 		if err := t.root.RemoveAll(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("apply whiteout %q: %w", hdr.Name, err)

@@ -1,0 +1,18 @@
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/occystrap/occystrap/internal/uri"
+	"github.com/occystrap/occystrap/sinks/mounts"
+)
+
+func init() {
+	outputs["mounts"] = func(ctx context.Context, a *app, u uri.URI) (output, error) {
+		if err := knownOptions(u); err != nil {
+			return nil, err
+		}
+		return mounts.New(u.Path, mounts.Options{Parallel: a.g.Parallel, SameOwner: os.Geteuid() == 0})
+	}
+}

@@ -1,0 +1,18 @@
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/occystrap/occystrap/internal/uri"
+	"github.com/occystrap/occystrap/sinks/oci"
+)
+
+func init() {
+	outputs["oci"] = func(ctx context.Context, a *app, u uri.URI) (output, error) {
+		if err := knownOptions(u); err != nil {
+			return nil, err
+		}
+		return oci.New(u.Path, oci.Options{SameOwner: os.Geteuid() == 0})
+	}
+}

@@ -1,0 +1,68 @@
+package mounts
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/occystrap/occystrap/internal/tarfmt"
+	"github.com/occystrap/occystrap/sinks/internal/bundle"
+	"github.com/occystrap/occystrap/stage"
+)
+
+// Verify checks what was written for img: the manifest, each layer's
+// layer.tar and tree, rootfs being mounted, and the bundle's config files.
+// With full, each layer.tar is also read to the end as a tar. It returns the
+// problems found and an error only when it could not check.
+func (w *Writer) Verify(ctx context.Context, img stage.Image, full bool) ([]string, error) {
+	mpath := filepath.Join(w.path, w.dir.ManifestName(img))
+	b, err := os.ReadFile(mpath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return []string{"Manifest file missing: " + mpath}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", img, err)
+	}
+	var ms []manifest
+	if err := json.Unmarshal(b, &ms); err != nil || len(ms) == 0 {
+		return []string{"Manifest file invalid: " + mpath}, nil
+	}
+	var problems []string
+	for _, l := range ms[0].Layers {
+		if err := ctx.Err(); err != nil {
+			return problems, err
+		}
+		lpath := filepath.Join(w.path, filepath.FromSlash(l))
+		if fi, err := os.Stat(lpath); err != nil || !fi.Mode().IsRegular() {
+			problems = append(problems, "Layer file missing: "+lpath)
+		} else if full {
+			if err := readTar(ctx, lpath); err != nil {
+				problems = append(problems, fmt.Sprintf("Layer %s is not a valid tar: %v", lpath, err))
+			}
+		}
+		tree := filepath.Join(w.path, filepath.FromSlash(strings.TrimSuffix(l, "layer.tar")), LayerDir)
+		if fi, err := os.Lstat(tree); err != nil || !fi.IsDir() {
+			problems = append(problems, "Layer directory missing: "+tree)
+		}
+	}
+	problems = append(problems, bundle.Verify(w.path)...)
+	rootfs := filepath.Join(w.path, bundle.RootFS)
+	if m, err := isMountPoint(rootfs); err == nil && !m {
+		problems = append(problems, "Root filesystem not mounted: "+rootfs)
+	}
+	return problems, nil
+}
+
+func readTar(ctx context.Context, name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return tarfmt.Check(ctx, f)
+}

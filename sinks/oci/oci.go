@@ -1,0 +1,252 @@
+package oci
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/rs/zerolog"
+
+	"github.com/occystrap/occystrap/internal/extract"
+	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
+	"github.com/occystrap/occystrap/sinks/internal/bundle"
+	"github.com/occystrap/occystrap/stage"
+)
+
+// Options tune a Writer.
+type Options struct {
+	// SameOwner applies the owners recorded in the layers to rootfs (only
+	// root may).
+	SameOwner bool
+}
+
+// Writer is a bundle directory. Create it with New.
+type Writer struct {
+	path string
+	opts Options
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// New returns the output for the bundle directory path. Nothing is created
+// until a sink runs.
+func New(path string, opts Options) (*Writer, error) {
+	if path == "" {
+		return nil, errors.New("oci output: empty path")
+	}
+	return &Writer{path: path, opts: opts}, nil
+}
+
+// Path is the bundle directory.
+func (w *Writer) Path() string { return w.path }
+
+// Sink returns the sink that writes img as the bundle.
+func (w *Writer) Sink(img stage.Image) (stage.Sink, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil, ErrClosed
+	}
+	return &imageSink{w: w, img: img}, nil
+}
+
+// Close ends the output; it is safe to call more than once.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.closed = true
+	return nil
+}
+
+type imageSink struct {
+	w   *Writer
+	img stage.Image
+}
+
+// Name is the sink's name in the statistics.
+func (s *imageSink) Name() string { return "oci" }
+
+// NeedsOrder is true: layers are applied onto rootfs in order.
+func (s *imageSink) NeedsOrder() bool { return true }
+
+// Consume applies the layers as they arrive and puts the bundle in place
+// when in is closed.
+func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) (err error) {
+	log := zerolog.Ctx(ctx).With().Str("image", s.img.String()).Str("sink", "oci").Logger()
+	ctx = log.WithContext(ctx)
+
+	created, err := mkdirOwn(s.w.path)
+	if err != nil {
+		return fmt.Errorf("create bundle directory %s: %w", s.w.path, err)
+	}
+	tmp, err := os.MkdirTemp(s.w.path, atomicfile.TempPrefix+"oci-")
+	if err != nil {
+		if created {
+			_ = os.Remove(s.w.path)
+		}
+		return fmt.Errorf("create temporary bundle in %s: %w", s.w.path, err)
+	}
+	defer func() {
+		if rerr := os.RemoveAll(tmp); rerr != nil && err == nil {
+			err = fmt.Errorf("remove temporary bundle %s: %w", tmp, rerr)
+		}
+		if err != nil && created {
+			_ = os.Remove(s.w.path) // only if still empty
+		}
+	}()
+	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700
+		return fmt.Errorf("create temporary bundle in %s: %w", s.w.path, err)
+	}
+	tree, err := extract.New(filepath.Join(tmp, bundle.RootFS), extract.Options{SameOwner: s.w.opts.SameOwner})
+	if err != nil {
+		return err
+	}
+	defer tree.Close()
+
+	var (
+		config  []byte
+		haveCfg bool
+		pending = map[int]stage.Item{}
+		next    = 0
+	)
+	defer func() {
+		for _, it := range pending {
+			_ = it.Release()
+		}
+	}()
+	for {
+		it, ok, rerr := stage.Recv(ctx, in)
+		if rerr != nil {
+			return rerr
+		}
+		if !ok {
+			break
+		}
+		switch it.Kind {
+		case stage.KindConfig:
+			if haveCfg {
+				return fmt.Errorf("image %s: second config %q", s.img, it.Name)
+			}
+			config, haveCfg = it.Data, true
+		case stage.KindLayer:
+			if it.Skipped() {
+				return fmt.Errorf("image %s: layer %d (%s) has no content: %w", s.img, it.Seq, it.Name, ErrMissingLayer)
+			}
+			if _, dup := pending[it.Seq]; dup || it.Seq < next {
+				_ = it.Release()
+				return fmt.Errorf("image %s: layer %d arrived twice", s.img, it.Seq)
+			}
+			pending[it.Seq] = it
+			for {
+				it, ok := pending[next]
+				if !ok {
+					break
+				}
+				delete(pending, next)
+				err := s.apply(ctx, tree, it)
+				if rerr := it.Release(); rerr != nil && err == nil {
+					err = fmt.Errorf("release layer %s: %w", it.Name, rerr)
+				}
+				if err != nil {
+					return err
+				}
+				next++
+			}
+		default:
+			_ = it.Release()
+		}
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("image %s: layer %d never arrived (%d later layers did): %w", s.img, next, len(pending), ErrMissingLayer)
+	}
+	if !haveCfg {
+		return fmt.Errorf("image %s: %w", s.img, ErrNoConfig)
+	}
+	if err := tree.Close(); err != nil {
+		return fmt.Errorf("image %s: rootfs: %w", s.img, err)
+	}
+	if err := bundle.Write(tmp, config); err != nil {
+		return fmt.Errorf("image %s: %w", s.img, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.install(tmp); err != nil {
+		return fmt.Errorf("image %s: %w", s.img, err)
+	}
+	log.Debug().Int("layers", next).Str("bundle", s.w.path).Msg("Bundle written")
+	return nil
+}
+
+func (s *imageSink) apply(ctx context.Context, tree *extract.Tree, it stage.Item) error {
+	rc, err := it.Body.Open()
+	if err != nil {
+		return fmt.Errorf("image %s: open layer %s: %w", s.img, it.Name, err)
+	}
+	defer rc.Close()
+	if err := tree.Apply(ctx, rc); err != nil {
+		return fmt.Errorf("image %s: rootfs: layer %s: %w", s.img, it.Name, err)
+	}
+	return nil
+}
+
+// install moves the finished bundle in tmp into place: rootfs first (an
+// older one is moved aside, then removed), then the config files.
+func (s *imageSink) install(tmp string) error {
+	final := filepath.Join(s.w.path, bundle.RootFS)
+	old := ""
+	if _, err := os.Lstat(final); err == nil {
+		old = filepath.Join(tmp, "old-"+bundle.RootFS)
+		if err := os.Rename(final, old); err != nil {
+			return fmt.Errorf("move old rootfs %s aside: %w", final, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("rootfs %s: %w", final, err)
+	}
+	if err := os.Rename(filepath.Join(tmp, bundle.RootFS), final); err != nil {
+		if old != "" {
+			_ = os.Rename(old, final)
+		}
+		return fmt.Errorf("move rootfs into %s: %w", final, err)
+	}
+	for _, n := range []string{bundle.ContainerConfig, bundle.RuntimeSpec} {
+		if err := os.Rename(filepath.Join(tmp, n), filepath.Join(s.w.path, n)); err != nil {
+			return fmt.Errorf("move %s into %s: %w", n, s.w.path, err)
+		}
+	}
+	return nil
+}
+
+// mkdirOwn creates dir (and its parents) and reports whether dir itself was
+// created by this call.
+func mkdirOwn(dir string) (bool, error) {
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return false, fmt.Errorf("%s is not a directory", dir)
+		}
+		return false, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return false, err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+// Verify checks the bundle written for img: rootfs is a directory,
+// container-config.json is there and config.json is a runtime spec whose
+// root is rootfs. It returns the problems found and an error only when it
+// could not check.
+func (w *Writer) Verify(ctx context.Context, img stage.Image, full bool) ([]string, error) {
+	return bundle.Verify(w.path), nil
+}
