@@ -88,8 +88,66 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
+	jobs := max(a.g.ImageParallel, 1)
+
+	// While the tags are checked, the images found so far are fetched ahead
+	// (in the order they will be processed, at most aheadImages beyond the
+	// -J being processed), and while images are processed, the next ones:
+	// an image slot then finds its manifest, config and layers ready. The
+	// layers are fetched ahead only into a shared output (opened when the
+	// first image is found), which tells which layers it has already.
+	var (
+		shared  output
+		openErr error
+		has     func(string) bool
+		found   []quay.Ref // guarded by foundMu
+		foundMu sync.Mutex
+	)
+	blobs := registry.NewBlobs()
+	slots := make(chan struct{}, aheadSlots(a.g.Parallel, jobs))
+	budget := registry.NewBudget(aheadBytes)
+	fa := registry.NewLookahead(jobs+aheadImages(jobs), func(ctx context.Context, i int, resolved func()) *registry.Prefetched {
+		foundMu.Lock()
+		ref := found[i]
+		foundMu.Unlock()
+		return blobs.Prefetch(ctx, t, sourceOptions(a, spec, ref, blobs), registry.PrefetchOptions{
+			Layers: shared != nil, Has: has, Resolved: resolved, Slots: slots, Budget: budget,
+		})
+	})
+	defer func() {
+		if shared != nil {
+			shared.Close()
+		}
+	}()
+	aheadCtx, stopAhead := context.WithCancel(ctx)
+	ahead := pool.New().WithContext(aheadCtx)
+	ahead.Go(fa.Run)
+	defer func() { // before the output is closed
+		stopAhead()
+		_ = ahead.Wait()
+		fa.ReleaseAll()
+	}()
+
 	resolveStart := time.Now()
-	refs, err := quay.Resolve(ctx, t.Quay(spec.Host, transport.QuayOptions{Insecure: spec.Insecure, Token: spec.Token}), spec, a.g.Parallel)
+	refs, err := quay.ResolveFunc(ctx, t.Quay(spec.Host, transport.QuayOptions{Insecure: spec.Insecure, Token: spec.Token}), spec, a.g.Parallel,
+		func(ref quay.Ref) {
+			// One output for all images, unless each gets its own name.
+			if !perImage && shared == nil && openErr == nil {
+				if shared, _, openErr = openOutput(ctx, a, c.Destination); openErr == nil {
+					if h, ok := shared.(stage.Haver); ok {
+						has = h.Has
+					}
+				}
+			}
+			if openErr != nil {
+				return
+			}
+			foundMu.Lock()
+			found = append(found, ref)
+			foundMu.Unlock()
+			fa.Add()
+		})
+	fa.Close()
 	if err != nil {
 		return err
 	}
@@ -98,27 +156,24 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 		fmt.Fprintf(a.stderr, "No images found matching %s\n", c.Source)
 		return nil
 	}
-
-	// One output for all images, unless each gets its own name.
-	var shared output
-	if !perImage {
-		if shared, _, err = openOutput(ctx, a, c.Destination); err != nil {
-			return err
-		}
-		defer shared.Close()
+	if openErr != nil {
+		return openErr
 	}
-	jobs := max(a.g.ImageParallel, 1)
 	fmt.Fprintf(a.stderr, "Processing %d images (%d parallel)...\n", len(refs), jobs)
 
 	prog := newProgress(a.stderr, len(refs))
-	blobs := registry.NewBlobs()
 	results := make([]imageResult, len(refs))
 	runCtx, stopProgress := context.WithCancel(ctx)
 	bg := pool.New().WithContext(runCtx)
 	bg.Go(func(ctx context.Context) error { prog.run(ctx); return nil })
 	p := pool.New().WithContext(ctx).WithMaxGoroutines(jobs)
-	for i, ref := range refs { // sorted: started in this order
+	for i, ref := range refs { // sorted, as found: started in this order
 		p.Go(func(ctx context.Context) error {
+			defer fa.Finished(i)
+			if err := fa.Take(ctx, i); err != nil {
+				results[i] = imageResult{ref: ref, err: err}
+				return nil
+			}
 			results[i] = c.processImage(ctx, a, t, spec, ref, shared, c.Destination, filterFacs, blobs, prog)
 			if results[i].err == nil {
 				prog.finished(ref.String())
@@ -206,12 +261,7 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 		defer o.Close()
 		out = o
 	}
-	src := registry.New(t, registry.Options{
-		Host: ref.Host, Repo: ref.Repo, Tag: ref.Tag,
-		OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant,
-		Workers: a.g.Parallel, TempDir: a.g.TempDir, Blobs: blobs,
-		Registry: transport.RegistryOptions{Insecure: spec.Insecure},
-	})
+	src := registry.New(t, sourceOptions(a, spec, ref, blobs))
 	defer src.Close()
 	img := src.Image()
 	stages, err := buildFilters(facs, img)
@@ -248,6 +298,28 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 		}
 	}
 	return r
+}
+
+// aheadImages is how many images beyond the -J being processed a
+// multi-image run fetches ahead.
+func aheadImages(jobs int) int { return 8 * jobs }
+
+// aheadBytes bounds the compressed size of the layers fetched ahead and
+// not yet processed (their temporary files hold about three times that).
+const aheadBytes = 256 << 20
+
+// aheadSlots is how many layers are downloaded ahead at once: as many as
+// the -J images being processed download.
+func aheadSlots(parallel, jobs int) int { return max(parallel, 1) * jobs }
+
+// sourceOptions are the registry source options of one image of the run.
+func sourceOptions(a *app, spec quay.Spec, ref quay.Ref, blobs *registry.Blobs) registry.Options {
+	return registry.Options{
+		Host: ref.Host, Repo: ref.Repo, Tag: ref.Tag,
+		OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant,
+		Workers: a.g.Parallel, TempDir: a.g.TempDir, Blobs: blobs,
+		Registry: transport.RegistryOptions{Insecure: spec.Insecure},
+	}
 }
 
 // multiDestination is the destination of one image of a multi-image run

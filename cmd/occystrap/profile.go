@@ -6,10 +6,12 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 )
 
-// startProfiles starts a CPU profile when OCCYSTRAP_CPUPROFILE names a file,
-// and the returned stop writes it, plus a heap profile when
+// startProfiles starts a CPU profile when OCCYSTRAP_CPUPROFILE names a file
+// and an execution trace (`go tool trace`) when OCCYSTRAP_TRACE names one,
+// and the returned stop writes them, plus a heap profile when
 // OCCYSTRAP_MEMPROFILE names one. The benchmark harness (bench/) sets them
 // for its --cpuprofile and --memprofile, so a slow stage can be found with
 // `go tool pprof`.
@@ -26,7 +28,25 @@ func startProfiles(stderr io.Writer) (stop func()) {
 			cpu = f
 		}
 	}
+	var tr *os.File
+	if p := os.Getenv("OCCYSTRAP_TRACE"); p != "" {
+		f, err := os.Create(p)
+		if err == nil {
+			if err = trace.Start(f); err != nil {
+				_ = f.Close()
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "Warning: trace: %v\n", err)
+		} else {
+			tr = f
+		}
+	}
 	return func() {
+		if tr != nil {
+			trace.Stop()
+			_ = tr.Close()
+		}
 		if cpu != nil {
 			pprof.StopCPUProfile()
 			_ = cpu.Close()

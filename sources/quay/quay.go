@@ -111,6 +111,16 @@ func (r Ref) Name() string { return r.Repo[strings.LastIndex(r.Repo, "/")+1:] }
 // Resolve lists the images spec names, sorted by repository. Workers tag
 // checks run at once (at least 1).
 func Resolve(ctx context.Context, q *transport.Quay, spec Spec, workers int) ([]Ref, error) {
+	return ResolveFunc(ctx, q, spec, workers, nil)
+}
+
+// ResolveFunc is Resolve that also hands each image to found (when not nil)
+// as soon as it and every image sorted before it are resolved: in the
+// order of the result, one call at a time, before ResolveFunc returns. A
+// caller can start work on the first images (fetching ahead) while the
+// later ones' tags are still being checked. found must not block for long.
+// When ResolveFunc fails, the images already handed over are not a result.
+func ResolveFunc(ctx context.Context, q *transport.Quay, spec Spec, workers int, found func(Ref)) ([]Ref, error) {
 	log := zerolog.Ctx(ctx)
 	since := !spec.Since.IsZero()
 	sinceTS := spec.Since.Unix()
@@ -141,36 +151,58 @@ func Resolve(ctx context.Context, q *transport.Quay, spec Spec, workers int) ([]
 	log.Info().Str("namespace", spec.Namespace).Int("repositories", len(repos)).Int("older_than_since", skipped).
 		Str("glob", spec.Glob).Int("matched", len(names)).Msg("Listed repositories")
 
+	// Checked in sorted order; done[i] says name i is checked and ref[i]
+	// (if not nil) is its image; the ones before next were handed over.
+	slices.Sort(names)
 	var (
-		mu  sync.Mutex
-		out []Ref
+		mu   sync.Mutex
+		done = make([]bool, len(names))
+		refs = make([]*Ref, len(names))
+		next int
 	)
+	checked := func(i int, r *Ref) {
+		mu.Lock()
+		defer mu.Unlock()
+		done[i], refs[i] = true, r
+		for ; next < len(names) && done[next]; next++ {
+			if refs[next] != nil && found != nil {
+				found(*refs[next])
+			}
+		}
+	}
 	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError().WithMaxGoroutines(max(workers, 1))
-	for _, name := range names {
+	for i, name := range names {
 		p.Go(func(ctx context.Context) error {
 			t, err := q.Tag(ctx, spec.Namespace, name, spec.Tag)
 			switch {
 			case errors.Is(err, transport.ErrNotFound):
 				log.Debug().Str("repository", spec.Namespace+"/"+name).Msg("Repository not found, skipped")
+				checked(i, nil)
 				return nil
 			case err != nil:
 				return err
 			case t == nil:
 				log.Debug().Str("repository", spec.Namespace+"/"+name).Str("tag", spec.Tag).Msg("Tag does not exist")
+				checked(i, nil)
 				return nil
 			case since && t.StartTS < sinceTS:
 				log.Debug().Str("repository", spec.Namespace+"/"+name).Str("tag", spec.Tag).
 					Time("pushed", time.Unix(t.StartTS, 0).UTC()).Msg("Tag older than since, skipped")
+				checked(i, nil)
 				return nil
 			}
-			mu.Lock()
-			out = append(out, Ref{Host: spec.Host, Repo: spec.Namespace + "/" + name, Tag: spec.Tag})
-			mu.Unlock()
+			checked(i, &Ref{Host: spec.Host, Repo: spec.Namespace + "/" + name, Tag: spec.Tag})
 			return nil
 		})
 	}
 	if err := p.Wait(); err != nil {
 		return nil, err
+	}
+	var out []Ref
+	for _, r := range refs {
+		if r != nil {
+			out = append(out, *r)
+		}
 	}
 	slices.SortFunc(out, func(a, b Ref) int { return strings.Compare(a.Repo, b.Repo) })
 	log.Info().Int("images", len(out)).Str("source", spec.String()).Msg("Resolved images")

@@ -142,9 +142,13 @@ func TestResolve(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			refs, err := Resolve(context.Background(), tr.Quay(spec.Host, transport.QuayOptions{}), spec, 4)
+			var handed []Ref
+			refs, err := ResolveFunc(context.Background(), tr.Quay(spec.Host, transport.QuayOptions{}), spec, 4, func(r Ref) { handed = append(handed, r) })
 			if err != nil {
 				t.Fatal(err)
+			}
+			if d := cmp.Diff(refs, handed); d != "" {
+				t.Errorf("handed over as found (-result +handed):\n%s", d)
 			}
 			var got []string
 			for _, r := range refs {

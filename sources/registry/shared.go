@@ -35,6 +35,8 @@ import (
 type Blobs struct {
 	mu      sync.Mutex
 	flights map[digest.Digest]*flight
+	// ahead holds the manifests and configs fetched ahead (see Prefetch).
+	ahead map[imageKey]ahead
 
 	fetched, shared, skipped atomic.Int64
 }
@@ -53,7 +55,9 @@ type flight struct {
 }
 
 // NewBlobs makes an empty scheduler.
-func NewBlobs() *Blobs { return &Blobs{flights: map[digest.Digest]*flight{}} }
+func NewBlobs() *Blobs {
+	return &Blobs{flights: map[digest.Digest]*flight{}, ahead: map[imageKey]ahead{}}
+}
 
 // BlobStats counts what the scheduler did.
 type BlobStats struct {

@@ -122,6 +122,9 @@ func (e *manifestTypeError) Is(target error) bool { return target == ErrManifest
 
 // resolve fetches the manifest, following a list to the chosen platform.
 func (s *Source) resolve(ctx context.Context) (v1.Manifest, error) {
+	if man, ok := s.aheadManifest(); ok {
+		return man, nil
+	}
 	m, err := s.reg.GetManifest(ctx, s.opts.Repo, s.opts.Tag, accepted)
 	if err != nil {
 		return v1.Manifest{}, err
@@ -279,6 +282,9 @@ func (s *Source) layer(ctx context.Context, seq int, d v1.Descriptor) (stage.Ite
 }
 
 func (s *Source) fetchConfig(ctx context.Context, d v1.Descriptor) ([]byte, error) {
+	if b, ok := s.aheadConfig(d.Digest); ok {
+		return b, nil
+	}
 	if d.Size > 64<<20 {
 		return nil, fmt.Errorf("config %s of %s is %d bytes, too large", d.Digest, s.where(), d.Size)
 	}
