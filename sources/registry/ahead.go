@@ -32,7 +32,10 @@ func (s *Source) key() imageKey {
 
 // ahead is what a prefetch left for one image's source.
 type ahead struct {
-	man    v1.Manifest
+	man v1.Manifest
+	// raw is the manifest as fetched, for a passthrough copy that pushes it
+	// unchanged.
+	raw    transport.Manifest
 	config digest.Digest
 	cfg    []byte // nil until fetched
 }
@@ -51,6 +54,9 @@ func (b *Blobs) prefetched(k imageKey) (ahead, bool) {
 // aheadManifest is the manifest fetched ahead for s, if any.
 func (s *Source) aheadManifest() (v1.Manifest, bool) {
 	a, ok := s.opts.Blobs.prefetched(s.key())
+	if ok {
+		s.fetched = a.raw
+	}
 	return a.man, ok
 }
 
@@ -172,7 +178,7 @@ func (b *Blobs) Prefetch(ctx context.Context, t *transport.Transport, opts Optio
 		return p
 	}
 	b.mu.Lock()
-	b.ahead[p.key] = ahead{man: man, config: man.Config.Digest}
+	b.ahead[p.key] = ahead{man: man, raw: s.fetched, config: man.Config.Digest}
 	b.mu.Unlock()
 
 	wp := pool.New().WithContext(ctx).WithMaxGoroutines(s.opts.Workers)
