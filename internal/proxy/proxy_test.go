@@ -121,6 +121,25 @@ func startProxy(t *testing.T, opts Options) (host string, stop func() Stats) {
 	return l.Addr().String(), stop
 }
 
+// serveBench serves srv on 127.0.0.1:0; stop ends it.
+func serveBench(tb testing.TB, srv *Server) (host string, stop func()) {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lg := zerolog.New(io.Discard)
+	ctx, cancel := context.WithCancel(lg.WithContext(context.Background()))
+	p := pool.New().WithErrors()
+	p.Go(func() error { return srv.Serve(ctx, l) })
+	return l.Addr().String(), func() {
+		cancel()
+		if err := p.Wait(); err != nil {
+			tb.Errorf("Serve: %v", err)
+		}
+	}
+}
+
 // copyImage moves an image between registries with our own registry
 // source and sink: the "real client" pushing into the proxy.
 func copyImage(ctx context.Context, tr *transport.Transport, fromHost, fromRepo, fromTag, toHost, toRepo, toTag string) error {
