@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/google/go-cmp/cmp"
+	digest "github.com/opencontainers/go-digest"
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
@@ -225,4 +228,40 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestProxyPushWithCrane pushes into the proxy with crane (another client's
+// upload pattern) and reads the image back from the downstream.
+func TestProxyPushWithCrane(t *testing.T) {
+	craneBin := crane(t)
+	ctx := context.Background()
+	origin := testregistry.Start(t, testregistry.Options{Plain: true})
+	img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 21, Layers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := origin.Push(ctx, "base/app", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	down := testregistry.Start(t, testregistry.Options{Plain: true})
+	pr := startProxyCmd(t, "--insecure", "proxy", "-d", down.Host)
+	out, err := exec.Command(craneBin, "copy", "--insecure", origin.Host+"/base/app:v1", pr.Host+"/base/app:v1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("crane copy into the proxy: %v\n%s\n%s", err, out, pr.logs.String())
+	}
+	dir := filepath.Join(t.TempDir(), "out")
+	mustRun(t, "--insecure", "--log-format", "json", "process", "registry://"+down.Host+"/base/app:v1", "dir://"+dir)
+	_, got := dirLayers(t, dir, "manifest.json")
+	var want []digest.Digest
+	for _, l := range img.Layers {
+		want = append(want, l.DiffID)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("downstream DiffIDs (-pushed +downstream):\n%s", diff)
+	}
+	// crane reads the manifest back from the proxy by digest.
+	out, err = exec.Command(craneBin, "manifest", "--insecure", pr.Host+"/base/app@"+img.Digest.String()).Output()
+	if err != nil || !bytes.Equal(out, img.Manifest) {
+		t.Errorf("crane manifest by digest from the proxy: %v\n%s", err, out)
+	}
 }
