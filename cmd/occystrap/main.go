@@ -54,6 +54,7 @@ type CLI struct {
 	Search  SearchCmd  `cmd:"" help:"List the files of an image's layers that match PATTERN."`
 	Info    InfoCmd    `cmd:"" help:"Show an image's metadata without reading its layers."`
 	Check   CheckCmd   `cmd:"" help:"Check an image's validity; exit 1 when errors are found."`
+	Proxy   ProxyCmd   `cmd:"" help:"Serve a registry that filters the images pushed or pulled through it into a downstream registry."`
 }
 
 func main() {

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/occystrap/occystrap/internal/layercache"
+	"github.com/occystrap/occystrap/internal/proxy"
+	"github.com/occystrap/occystrap/sinks/registry"
+	sourcereg "github.com/occystrap/occystrap/sources/registry"
+	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/transport"
+)
+
+// defaultProxyPort is the port of a --listen without one.
+const defaultProxyPort = "5050"
+
+// ProxyCmd is `occystrap proxy`: a registry that filters what passes
+// through it into a downstream registry.
+type ProxyCmd struct {
+	Downstream       string   `short:"d" required:"" placeholder:"HOST[/PREFIX]" help:"Registry the images go to."`
+	Listen           string   `short:"l" default:"127.0.0.1:5050" placeholder:"HOST[:PORT]" help:"Address to serve plain HTTP on (port 5050 if none given)."`
+	Filter           []string `short:"f" sep:"none" placeholder:"SPEC" help:"Filter, name[:key=value,...]; repeatable, the first given is applied first."`
+	Concurrency      int      `short:"c" default:"4" help:"Images processed at once."`
+	Upstream         string   `short:"u" placeholder:"[USER:PASS@]HOST" help:"Registry to pull images from when the downstream lacks them (pull-through mode)."`
+	UpstreamUsername string   `name:"upstream-username" env:"OCCYSTRAP_UPSTREAM_USERNAME" help:"Upstream user name (overrides one in --upstream)."`
+	UpstreamPassword string   `name:"upstream-password" env:"OCCYSTRAP_UPSTREAM_PASSWORD" help:"Upstream password (overrides one in --upstream)."`
+}
+
+// parseListen gives HOST:PORT; a listen address without a colon gets port
+// 5050; a port that is not a number in 0..65535 is an error.
+func parseListen(s string) (string, error) {
+	i := strings.LastIndex(s, ":")
+	if i < 0 {
+		return net.JoinHostPort(s, defaultProxyPort), nil
+	}
+	host, port := s[:i], s[i+1:]
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return "", fmt.Errorf("invalid port: %s", port)
+	}
+	return net.JoinHostPort(strings.Trim(host, "[]"), port), nil
+}
+
+// parseUpstream splits [USER:PASS@]HOST at the last '@', then the
+// credentials at the first ':'.
+func parseUpstream(s string) (host, user, pass string) {
+	i := strings.LastIndex(s, "@")
+	if i < 0 {
+		return s, "", ""
+	}
+	user, pass, _ = strings.Cut(s[:i], ":")
+	return s[i+1:], user, pass
+}
+
+// Run serves until interrupted.
+func (c *ProxyCmd) Run(ctx context.Context, a *app) error {
+	addr, err := parseListen(c.Listen)
+	if err != nil {
+		return err
+	}
+	if strings.Trim(c.Downstream, "/") == "" {
+		return fmt.Errorf("--downstream %q: expected HOST[/PREFIX]", c.Downstream)
+	}
+	a.filterSpecs = c.Filter
+	facs, err := makeFilters(ctx, a, c.Filter)
+	if err != nil {
+		return err
+	}
+	t, err := a.transport()
+	if err != nil {
+		return err
+	}
+	upHost, upUser, upPass := parseUpstream(c.Upstream)
+	if c.UpstreamUsername != "" {
+		upUser = c.UpstreamUsername
+	}
+	if c.UpstreamPassword != "" {
+		upPass = c.UpstreamPassword
+	}
+	sink := registry.Options{Compression: a.g.Compression, Workers: a.g.Parallel, Pushed: a.pushedSet()}
+	if a.g.LayerCache != "" {
+		lc, warn := layercache.Open(a.g.LayerCache)
+		if warn != nil {
+			zerolog.Ctx(ctx).Warn().Err(warn).Msg("Layer cache ignored")
+		}
+		sink.Cache = lc
+		sink.FiltersHash = layercache.FiltersHash(sink.Compression, c.Filter)
+	}
+	srv, err := proxy.New(proxy.Options{
+		Transport:          t,
+		Downstream:         c.Downstream,
+		DownstreamRegistry: transport.RegistryOptions{Insecure: a.g.Insecure, Username: a.g.Username, Password: a.g.Password},
+		Upstream:           upHost,
+		UpstreamRegistry:   transport.RegistryOptions{Insecure: a.g.Insecure, Username: upUser, Password: upPass},
+		Concurrency:        c.Concurrency,
+		TempDir:            a.g.TempDir,
+		Filters:            func(img stage.Image) ([]stage.Stage, error) { return buildFilters(facs, img) },
+		Sink:               sink,
+		Source:             sourcereg.Options{OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant, Workers: a.g.Parallel},
+		Engine:             stage.Options{Window: 2 * max(a.g.Parallel, 1), Buffer: max(a.g.Parallel, 1)},
+	})
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("proxy: listen on %s: %w", addr, err)
+	}
+	return srv.Serve(ctx, l)
+}

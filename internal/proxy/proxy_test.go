@@ -1,0 +1,504 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	digest "github.com/opencontainers/go-digest"
+	"github.com/rs/zerolog"
+	"github.com/sourcegraph/conc/pool"
+	"go.uber.org/goleak"
+
+	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/sinks/registry"
+	sourcereg "github.com/occystrap/occystrap/sources/registry"
+	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/transport"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/distribution/distribution/v3/notifications.(*Broadcaster).run"),
+		goleak.IgnoreAnyFunction("github.com/docker/go-events.(*Queue).run"),
+		goleak.IgnoreAnyFunction("github.com/docker/go-events.(*Broadcaster).run"),
+		goleak.IgnoreAnyFunction("github.com/distribution/distribution/v3/registry/storage/driver/base.(*regulator).enter"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+	)
+}
+
+func newTransport(t testing.TB) *transport.Transport {
+	t.Helper()
+	tr, err := transport.New(transport.Options{NoRetries: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.Close)
+	return tr
+}
+
+var plain = transport.RegistryOptions{Insecure: true}
+
+// counter counts a registry's requests by "METHOD kind" (kind = manifests,
+// blobs or uploads).
+type counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counter) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		kind := "other"
+		switch {
+		case strings.Contains(r.URL.Path, "/blobs/uploads"):
+			kind = "uploads"
+		case strings.Contains(r.URL.Path, "/blobs/"):
+			kind = "blobs"
+		case strings.Contains(r.URL.Path, "/manifests/"):
+			kind = "manifests"
+		}
+		c.mu.Lock()
+		if c.n == nil {
+			c.n = map[string]int{}
+		}
+		c.n[r.Method+" "+kind]++
+		c.mu.Unlock()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (c *counter) get(k string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[k]
+}
+
+// startProxy serves a proxy on 127.0.0.1:0 until the test ends; stop ends
+// it early and returns its counters.
+func startProxy(t *testing.T, opts Options) (host string, stop func() Stats) {
+	t.Helper()
+	if opts.Transport == nil {
+		opts.Transport = newTransport(t)
+	}
+	opts.DownstreamRegistry, opts.UpstreamRegistry = plain, plain
+	opts.TempDir = t.TempDir()
+	srv, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg := zerolog.New(io.Discard)
+	ctx, cancel := context.WithCancel(lg.WithContext(context.Background()))
+	p := pool.New().WithErrors()
+	p.Go(func() error { return srv.Serve(ctx, l) })
+	var once sync.Once
+	stop = func() Stats {
+		once.Do(func() {
+			cancel()
+			if err := p.Wait(); err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		})
+		return srv.Stats()
+	}
+	t.Cleanup(func() { stop() })
+	return l.Addr().String(), stop
+}
+
+// serveBench serves srv on 127.0.0.1:0; stop ends it.
+func serveBench(tb testing.TB, srv *Server) (host string, stop func()) {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lg := zerolog.New(io.Discard)
+	ctx, cancel := context.WithCancel(lg.WithContext(context.Background()))
+	p := pool.New().WithErrors()
+	p.Go(func() error { return srv.Serve(ctx, l) })
+	return l.Addr().String(), func() {
+		cancel()
+		if err := p.Wait(); err != nil {
+			tb.Errorf("Serve: %v", err)
+		}
+	}
+}
+
+// copyImage moves an image between registries with our own registry
+// source and sink: the "real client" pushing into the proxy.
+func copyImage(ctx context.Context, tr *transport.Transport, fromHost, fromRepo, fromTag, toHost, toRepo, toTag string) error {
+	src := sourcereg.New(tr, sourcereg.Options{Host: fromHost, Repo: fromRepo, Tag: fromTag, Registry: plain})
+	sink := registry.New(tr, registry.Options{Host: toHost, Repo: toRepo, Tag: toTag, Registry: plain, Workers: 2, Pushed: registry.NewPushed()})
+	_, err := stage.Run(ctx, src, nil, sink, stage.Options{})
+	return err
+}
+
+func newImage(t *testing.T, seed uint64, o testregistry.ImageOptions) testregistry.Image {
+	t.Helper()
+	o.Seed = seed
+	img, err := testregistry.NewImage(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func diffIDs(img testregistry.Image) []digest.Digest {
+	var out []digest.Digest
+	for _, l := range img.Layers {
+		out = append(out, l.DiffID)
+	}
+	return out
+}
+
+// pulledDiffIDs reads repo:tag from host with the registry source and
+// returns the DiffIDs of the layers it delivers (hashing their content).
+func pulledDiffIDs(ctx context.Context, tr *transport.Transport, host, repo, tag string) ([]digest.Digest, error) {
+	src := sourcereg.New(tr, sourcereg.Options{Host: host, Repo: repo, Tag: tag, Registry: plain})
+	sink := &diffSink{}
+	if _, err := stage.Run(ctx, src, nil, sink, stage.Options{}); err != nil {
+		return nil, err
+	}
+	return sink.ids, nil
+}
+
+// diffSink hashes every layer it gets, in order.
+type diffSink struct{ ids []digest.Digest }
+
+func (s *diffSink) NeedsOrder() bool { return true }
+
+func (s *diffSink) Consume(ctx context.Context, in <-chan stage.Item) error {
+	for it := range in {
+		if it.Kind != stage.KindLayer {
+			continue
+		}
+		rc, err := it.Body.Open()
+		if err != nil {
+			_ = it.Release()
+			return err
+		}
+		d, err := digest.FromReader(rc)
+		rc.Close()
+		_ = it.Release()
+		if err != nil {
+			return err
+		}
+		s.ids = append(s.ids, d)
+	}
+	return ctx.Err()
+}
+
+func TestPushThroughProxy(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    testregistry.ImageOptions
+	}{
+		{"docker-gzip", testregistry.ImageOptions{Layers: 3}},
+		{"oci-zstd", testregistry.ImageOptions{Layers: 2, OCI: true, Compression: testregistry.Zstd}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			origin := testregistry.Start(t, testregistry.Options{Plain: true})
+			var dc counter
+			down := testregistry.Start(t, testregistry.Options{Plain: true, Wrap: dc.wrap})
+			img := newImage(t, 7, tc.o)
+			if err := origin.Push(ctx, "lib/app", "v1", img); err != nil {
+				t.Fatal(err)
+			}
+			host, stop := startProxy(t, Options{Downstream: down.Host + "/mirror"})
+			tr := newTransport(t)
+			if err := copyImage(ctx, tr, origin.Host, "lib/app", "v1", host, "lib/app", "v1"); err != nil {
+				t.Fatalf("push into the proxy: %v", err)
+			}
+			got, err := pulledDiffIDs(ctx, tr, down.Host, "mirror/lib/app", "v1")
+			if err != nil {
+				t.Fatalf("pull from downstream: %v", err)
+			}
+			if diff := cmp.Diff(diffIDs(img), got); diff != "" {
+				t.Errorf("downstream DiffIDs (-want +got):\n%s", diff)
+			}
+			// No filter: the blobs are copied as received, so the
+			// downstream holds the very manifest pushed.
+			m, err := tr.Registry(down.Host, plain).GetManifest(ctx, "mirror/lib/app", "v1", accept)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Digest != img.Digest {
+				t.Errorf("downstream manifest %s, want the pushed %s", m.Digest, img.Digest)
+			}
+			// The proxy serves the accepted manifest by tag and by digest.
+			pr := tr.Registry(host, plain)
+			for _, ref := range []string{"v1", img.Digest.String()} {
+				pm, err := pr.GetManifest(ctx, "lib/app", ref, accept)
+				if err != nil {
+					t.Fatalf("manifest %s from the proxy: %v", ref, err)
+				}
+				if !bytes.Equal(pm.Body, img.Manifest) || pm.MediaType != img.MediaType {
+					t.Errorf("manifest %s from the proxy: %s %q, want %s", ref, pm.MediaType, pm.Body, img.MediaType)
+				}
+			}
+			if _, err := pr.GetManifest(ctx, "lib/app", "v2", accept); !errors.Is(err, transport.ErrNotFound) {
+				t.Errorf("unknown tag: %v, want not found", err)
+			}
+			st := stop()
+			if st.Pushed != 1 || st.PushFailed != 0 {
+				t.Errorf("stats %+v, want 1 pushed", st)
+			}
+			if dc.get("PUT manifests") != 1 {
+				t.Errorf("downstream manifest PUTs %d, want 1", dc.get("PUT manifests"))
+			}
+		})
+	}
+}
+
+// do sends one request to h and returns the recorder.
+func do(h http.Handler, method, target, ctype string, body []byte) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, target, bytes.NewReader(body))
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestEndpoints(t *testing.T) {
+	down := testregistry.Start(t, testregistry.Options{Plain: true})
+	srv, err := New(Options{Transport: newTransport(t), Downstream: down.Host, DownstreamRegistry: plain, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	blob := []byte("some layer bytes")
+	d := digest.FromBytes(blob)
+
+	rec := do(srv, http.MethodGet, "/v2/", "", nil)
+	if rec.Code != http.StatusOK || rec.Header().Get("Docker-Distribution-API-Version") != "registry/2.0" || rec.Body.String() != "{}" {
+		t.Errorf("GET /v2/: %d %v %q", rec.Code, rec.Header(), rec.Body)
+	}
+	if rec := do(srv, http.MethodHead, "/v2/a/b/blobs/"+d.String(), "", nil); rec.Code != http.StatusNotFound {
+		t.Errorf("HEAD before upload: %d, want 404", rec.Code)
+	}
+
+	// Chunked: POST, two PATCHes, PUT with no body.
+	rec = do(srv, http.MethodPost, "/v2/a/b/blobs/uploads/", "", nil)
+	if rec.Code != http.StatusAccepted || rec.Header().Get("Range") != "0-0" {
+		t.Fatalf("POST: %d %v", rec.Code, rec.Header())
+	}
+	loc := rec.Header().Get("Location")
+	if !strings.HasPrefix(loc, "/v2/a/b/blobs/uploads/") {
+		t.Fatalf("Location %q", loc)
+	}
+	if rec := do(srv, http.MethodPatch, loc, "", blob[:5]); rec.Code != http.StatusAccepted || rec.Header().Get("Range") != "0-4" {
+		t.Fatalf("PATCH 1: %d %v", rec.Code, rec.Header())
+	}
+	if rec := do(srv, http.MethodPatch, loc, "", blob[5:]); rec.Code != http.StatusAccepted || rec.Header().Get("Range") != fmt.Sprintf("0-%d", len(blob)-1) {
+		t.Fatalf("PATCH 2: %d %v", rec.Code, rec.Header())
+	}
+	rec = do(srv, http.MethodPut, loc+"?digest="+d.String(), "", nil)
+	if rec.Code != http.StatusCreated || rec.Header().Get("Docker-Content-Digest") != d.String() {
+		t.Fatalf("PUT: %d %v %s", rec.Code, rec.Header(), rec.Body)
+	}
+	rec = do(srv, http.MethodHead, "/v2/a/b/blobs/"+d.String(), "", nil)
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Length") != fmt.Sprint(len(blob)) {
+		t.Errorf("HEAD after upload: %d %v", rec.Code, rec.Header())
+	}
+	if rec := do(srv, http.MethodGet, "/v2/other/blobs/"+d.String(), "", nil); rec.Code != http.StatusOK || !bytes.Equal(rec.Body.Bytes(), blob) {
+		t.Errorf("GET blob: %d %q", rec.Code, rec.Body)
+	}
+
+	// Monolithic with a wrong digest: 400, and the blob is not kept.
+	other := []byte("other bytes")
+	rec = do(srv, http.MethodPost, "/v2/a/b/blobs/uploads/", "", nil)
+	wrong := digest.FromString("nope")
+	if rec := do(srv, http.MethodPut, rec.Header().Get("Location")+"?digest="+wrong.String(), "", other); rec.Code != http.StatusBadRequest {
+		t.Errorf("PUT with a wrong digest: %d, want 400", rec.Code)
+	}
+	if rec := do(srv, http.MethodHead, "/v2/a/b/blobs/"+digest.FromBytes(other).String(), "", nil); rec.Code != http.StatusNotFound {
+		t.Errorf("HEAD of a refused blob: %d, want 404", rec.Code)
+	}
+	rec = do(srv, http.MethodPost, "/v2/a/b/blobs/uploads/", "", nil)
+	if rec := do(srv, http.MethodPut, rec.Header().Get("Location"), "", other); rec.Code != http.StatusBadRequest {
+		t.Errorf("PUT without a digest: %d, want 400", rec.Code)
+	}
+	if rec := do(srv, http.MethodPatch, "/v2/a/b/blobs/uploads/unknown", "", other); rec.Code != http.StatusNotFound {
+		t.Errorf("PATCH of an unknown upload: %d, want 404", rec.Code)
+	}
+
+	for _, tc := range []struct{ method, path string }{
+		{http.MethodGet, "/v2/_catalog"},
+		{http.MethodGet, "/v2/a/b/tags/list"},
+		{http.MethodDelete, "/v2/a/b/manifests/v1"},
+		{http.MethodDelete, "/v2/a/b/blobs/" + d.String()},
+		{http.MethodGet, "/v2/a/b/manifests/v1"},
+		{http.MethodHead, "/v2/a/b/manifests/v1"},
+		{http.MethodGet, "/other"},
+	} {
+		if rec := do(srv, tc.method, tc.path, "", nil); rec.Code != http.StatusNotFound {
+			t.Errorf("%s %s: %d, want 404", tc.method, tc.path, rec.Code)
+		}
+	}
+
+	// A manifest list is refused; a manifest naming blobs never pushed
+	// fails the push (500).
+	list := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[]}`)
+	if rec := do(srv, http.MethodPut, "/v2/a/b/manifests/v1", "application/vnd.docker.distribution.manifest.list.v2+json", list); rec.Code != http.StatusBadRequest {
+		t.Errorf("manifest list: %d, want 400", rec.Code)
+	}
+	img := newImage(t, 3, testregistry.ImageOptions{Layers: 1})
+	if rec := do(srv, http.MethodPut, "/v2/a/b/manifests/v1", img.MediaType, img.Manifest); rec.Code != http.StatusInternalServerError {
+		t.Errorf("manifest with unknown blobs: %d, want 500", rec.Code)
+	}
+	if st := srv.Stats(); st.PushFailed != 1 || st.Pushed != 0 {
+		t.Errorf("stats %+v, want 1 failed push", st)
+	}
+}
+
+// TestPushFailsDownstream: the downstream refuses, the push answers 500
+// and nothing is cached.
+func TestPushFailsDownstream(t *testing.T) {
+	ctx := context.Background()
+	origin := testregistry.Start(t, testregistry.Options{Plain: true})
+	down := testregistry.Start(t, testregistry.Options{Plain: true, Wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") {
+				http.Error(w, "no", http.StatusForbidden)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}})
+	img := newImage(t, 9, testregistry.ImageOptions{Layers: 1})
+	if err := origin.Push(ctx, "app", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	host, stop := startProxy(t, Options{Downstream: down.Host})
+	tr := newTransport(t)
+	err := copyImage(ctx, tr, origin.Host, "app", "v1", host, "app", "v1")
+	if err == nil || !strings.Contains(err.Error(), "500") {
+		t.Errorf("push: %v, want a 500", err)
+	}
+	if _, err := tr.Registry(host, plain).GetManifest(ctx, "app", "v1", accept); !errors.Is(err, transport.ErrNotFound) {
+		t.Errorf("manifest of a failed push: %v, want not found", err)
+	}
+	if st := stop(); st.PushFailed != 1 {
+		t.Errorf("stats %+v, want 1 failed", st)
+	}
+}
+
+func TestPullThrough(t *testing.T) {
+	ctx := context.Background()
+	var uc, dc counter
+	up := testregistry.Start(t, testregistry.Options{Plain: true, Wrap: uc.wrap})
+	down := testregistry.Start(t, testregistry.Options{Plain: true, Wrap: dc.wrap})
+	img := newImage(t, 11, testregistry.ImageOptions{Layers: 3})
+	if err := up.Push(ctx, "lib/app", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	host, stop := startProxy(t, Options{Downstream: down.Host + "/cache", Upstream: up.Host, Concurrency: 2})
+	tr := newTransport(t)
+
+	// Several clients at once: one pull from upstream.
+	var failures atomic.Int64
+	p := pool.New()
+	for range 4 {
+		p.Go(func() {
+			m, err := tr.Registry(host, plain).GetManifest(ctx, "lib/app", "v1", accept)
+			if err != nil || m.Digest != img.Digest {
+				failures.Add(1)
+			}
+		})
+	}
+	p.Wait()
+	if failures.Load() != 0 {
+		t.Fatalf("%d concurrent pulls failed", failures.Load())
+	}
+	upManifests := uc.get("GET manifests")
+	if upManifests != 1 || uc.get("GET blobs") != 4 {
+		t.Errorf("upstream: %d manifest GETs, %d blob GETs, want 1 and 4", upManifests, uc.get("GET blobs"))
+	}
+	// Pull the whole image through the proxy: blobs stream from downstream.
+	got, err := pulledDiffIDs(ctx, tr, host, "lib/app", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(diffIDs(img), got); diff != "" {
+		t.Errorf("DiffIDs through the proxy (-want +got):\n%s", diff)
+	}
+	if uc.get("GET manifests") != upManifests || uc.get("GET blobs") != 4 {
+		t.Errorf("second pull reached upstream: %v", uc.n)
+	}
+	// HEAD of blobs is asked of the downstream; unknown ones are 404.
+	heads := dc.get("HEAD blobs")
+	pr := tr.Registry(host, plain)
+	if ok, _, err := pr.BlobExists(ctx, "lib/app", img.Layers[0].Digest); err != nil || !ok {
+		t.Errorf("HEAD blob: %v %v", ok, err)
+	}
+	if ok, _, err := pr.BlobExists(ctx, "lib/app", digest.FromString("absent")); err != nil || ok {
+		t.Errorf("HEAD of an absent blob: %v %v", ok, err)
+	}
+	if dc.get("HEAD blobs") != heads+2 {
+		t.Errorf("downstream HEADs %d, want %d", dc.get("HEAD blobs"), heads+2)
+	}
+	// An image upstream lacks: 502.
+	if _, err := pr.GetManifest(ctx, "lib/none", "v1", accept); err == nil || !strings.Contains(err.Error(), "502") {
+		t.Errorf("absent image: %v, want a 502", err)
+	}
+	st := stop()
+	want := Stats{Pulled: 5, Hits: 4, Misses: 1, PullFailed: 1, UpstreamPulls: 1}
+	if diff := cmp.Diff(want, st); diff != "" {
+		t.Errorf("stats (-want +got):\n%s", diff)
+	}
+}
+
+// TestShutdownWaits: a cancelled Serve lets a push in progress finish.
+func TestShutdownWaits(t *testing.T) {
+	ctx := context.Background()
+	origin := testregistry.Start(t, testregistry.Options{Plain: true})
+	entered := make(chan struct{})
+	var once sync.Once
+	down := testregistry.Start(t, testregistry.Options{Plain: true, Wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") {
+				once.Do(func() { close(entered) })
+				time.Sleep(50 * time.Millisecond) // the shutdown starts meanwhile
+			}
+			h.ServeHTTP(w, r)
+		})
+	}})
+	img := newImage(t, 5, testregistry.ImageOptions{Layers: 1})
+	if err := origin.Push(ctx, "app", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	host, stop := startProxy(t, Options{Downstream: down.Host})
+	tr := newTransport(t)
+	p := pool.New().WithErrors()
+	p.Go(func() error { return copyImage(ctx, tr, origin.Host, "app", "v1", host, "app", "v1") })
+	<-entered
+	st := stop()
+	if err := p.Wait(); err != nil {
+		t.Errorf("push during shutdown: %v", err)
+	}
+	if st.Pushed != 1 {
+		t.Errorf("stats %+v, want the push finished", st)
+	}
+	if _, err := tr.Registry(down.Host, plain).GetManifest(ctx, "app", "v1", accept); err != nil {
+		t.Errorf("downstream after shutdown: %v", err)
+	}
+}
