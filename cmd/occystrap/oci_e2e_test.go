@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha256"
 	"fmt"
+	"github.com/occystrap/occystrap/internal/testenv"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -95,6 +96,7 @@ func TestProcessTarToOCIRefusesEscapes(t *testing.T) {
 }
 
 func TestProcessTarToMounts(t *testing.T) {
+	testenv.RequireRoot(t)
 	src, a := writeArchive(t, false)
 	bundle := filepath.Join(t.TempDir(), "bundle")
 	mustRun(t, "--log-format", "json", "process", "tar://"+src, "oci://"+bundle)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/occystrap/occystrap/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,6 +59,7 @@ func opaqueDirs(t *testing.T, dir string) []string {
 }
 
 func TestApplyOverlay(t *testing.T) {
+	testenv.RequireRoot(t)
 	t.Parallel()
 	tests := []struct {
 		name    string
@@ -133,6 +135,7 @@ func listingWithDevices(t *testing.T, dir string) []string {
 }
 
 func TestApplyOverlayRefusesUnsafeEntries(t *testing.T) {
+	testenv.RequireRoot(t)
 	t.Parallel()
 	tests := []struct {
 		name    string

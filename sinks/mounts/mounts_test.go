@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/occystrap/occystrap/internal/testenv"
 	"io"
 	"io/fs"
 	"os"
@@ -119,6 +120,7 @@ func listing(t *testing.T, dir string) []string {
 }
 
 func TestLayoutAndOverlay(t *testing.T) {
+	testenv.RequireRoot(t)
 	t.Parallel()
 	ls := layers(t)
 	out := t.TempDir()
@@ -223,6 +225,7 @@ func TestOverlayOptions(t *testing.T) {
 }
 
 func TestMountFallsBackToSingleLowerdir(t *testing.T) {
+	testenv.RequireRoot(t)
 	t.Parallel()
 	lower := []string{"/i/b/layer", "/i/a/layer"}
 	long := []string{"/" + strings.Repeat("x", maxOptions/2), "/" + strings.Repeat("y", maxOptions/2)}
@@ -266,6 +269,7 @@ func TestMountFallsBackToSingleLowerdir(t *testing.T) {
 }
 
 func TestMountRefusesPathsOptionsCannotCarry(t *testing.T) {
+	testenv.RequireRoot(t)
 	t.Parallel()
 	for _, p := range []string{"/a,b", "/a:b", `/a\b`} {
 		if _, err := mountOverlay([]string{p}, "/u", "/w", t.TempDir()); !errors.Is(err, ErrBadPath) {
@@ -278,6 +282,7 @@ func TestMountRefusesPathsOptionsCannotCarry(t *testing.T) {
 }
 
 func TestDuplicateLayerMountedOnce(t *testing.T) {
+	testenv.RequireRoot(t)
 	t.Parallel()
 	ls := layers(t)
 	ls = append(ls, ls[2])
@@ -300,6 +305,7 @@ func contains(xs []string, x string) bool {
 }
 
 func TestRerunWhileMountedFails(t *testing.T) {
+	testenv.RequireRoot(t)
 	t.Parallel()
 	out := t.TempDir()
 	if _, err := runMounts(t, out, items(t, layers(t), nil)); err != nil {
@@ -326,6 +332,7 @@ func TestRerunWhileMountedFails(t *testing.T) {
 }
 
 func TestVerifyFindsProblems(t *testing.T) {
+	testenv.RequireRoot(t)
 	t.Parallel()
 	ls := layers(t)
 	out := t.TempDir()
@@ -349,6 +356,7 @@ func TestVerifyFindsProblems(t *testing.T) {
 }
 
 func TestInterruptedRunLeavesNothing(t *testing.T) {
+	testenv.RequireRoot(t)
 	t.Parallel()
 	tests := []struct {
 		name   string
