@@ -263,8 +263,21 @@ func (t *Transport) do(req *http.Request, body retryablehttp.ReaderFunc) (*http.
 // doWith is do through client c.
 func (t *Transport) doWith(c *retryablehttp.Client, req *http.Request, body retryablehttp.ReaderFunc) (*http.Response, error) {
 	var raw any
+	var guards guardSet
 	if body != nil {
-		raw = body
+		// Every attempt's body is guarded: once Do returns, the transport
+		// can no longer read it. net/http may go on reading a request body
+		// in its own goroutine after RoundTrip returned (a cancelled or
+		// early-answered request), and callers reuse what backs the body (a
+		// pooled buffer, the next chunk of a stream) as soon as Do returns.
+		raw = retryablehttp.ReaderFunc(func() (io.Reader, error) {
+			r, err := body()
+			if err != nil {
+				return nil, err
+			}
+			return guards.add(r), nil
+		})
+		defer guards.closeAll()
 	}
 	// rreq wraps req itself: SetBody overwrites req.ContentLength with
 	// what it can see (0 for a stream), so the caller's is kept first.
@@ -419,6 +432,65 @@ func (t *Transport) waitFirst(req *http.Request) (first chan struct{}, err error
 	case <-req.Context().Done():
 		return nil, req.Context().Err()
 	}
+}
+
+// guardSet tracks the guarded bodies of one request's attempts.
+type guardSet struct {
+	mu sync.Mutex
+	gs []*guardedReader
+}
+
+func (s *guardSet) add(r io.Reader) io.Reader {
+	g := &guardedReader{r: r}
+	s.mu.Lock()
+	s.gs = append(s.gs, g)
+	s.mu.Unlock()
+	if l, ok := r.(interface{ Len() int }); ok {
+		// Keep the length visible, so the request gets a Content-Length.
+		return &guardedLenReader{guardedReader: g, l: l}
+	}
+	return g
+}
+
+// closeAll waits for reads in progress and refuses later ones.
+func (s *guardSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range s.gs {
+		g.mu.Lock()
+		g.closed = true
+		g.mu.Unlock()
+	}
+}
+
+// guardedReader reads r until closed, then fails.
+type guardedReader struct {
+	mu     sync.Mutex
+	r      io.Reader
+	closed bool
+}
+
+var errBodyDone = errors.New("request body read after its request ended")
+
+func (g *guardedReader) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return 0, errBodyDone
+	}
+	return g.r.Read(p)
+}
+
+// guardedLenReader is a guardedReader whose reader knows its length.
+type guardedLenReader struct {
+	*guardedReader
+	l interface{ Len() int }
+}
+
+func (g *guardedLenReader) Len() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.l.Len()
 }
 
 type countingBody struct {
