@@ -29,6 +29,11 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
+// Updating reports whether the test runs with -update, for a package's own
+// golden files: the flag is defined here, once for every test binary that
+// imports this package.
+func Updating() bool { return *update }
+
 // Main is TestMain for packages that write trees: it sets the umask to 022,
 // so that modes in listings do not depend on the caller's, and runs the
 // tests under goleak.VerifyTestMain.
