@@ -54,7 +54,7 @@ func TestProcessTarToOCI(t *testing.T) {
 					Readonly bool   `json:"readonly"`
 				} `json:"root"`
 			}
-			readJSON(t, filepath.Join(out, "config.json"), &spec)
+			sinktest.ReadJSON(t, filepath.Join(out, "config.json"), &spec)
 			if spec.OCIVersion != "1.0.2-dev" || spec.Hostname != "occystrap" || spec.Process.Cwd != "/" ||
 				!cmp.Equal(spec.Process.Args, []string{"/bin/sh"}) || spec.Process.Terminal ||
 				spec.Root.Path != "rootfs" || !spec.Root.Readonly {
