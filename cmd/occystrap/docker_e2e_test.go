@@ -15,6 +15,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/occystrap/occystrap/internal/engine"
+	"github.com/occystrap/occystrap/internal/sinktest"
 	"github.com/occystrap/occystrap/internal/testdocker"
 	"github.com/occystrap/occystrap/internal/testquay"
 	"github.com/occystrap/occystrap/internal/testregistry"
@@ -33,7 +34,7 @@ func dirLayers(t *testing.T, out, manifest string) (string, []digest.Digest) {
 		Config string
 		Layers []string
 	}
-	readJSON(t, filepath.Join(out, manifest), &m)
+	sinktest.ReadJSON(t, filepath.Join(out, manifest), &m)
 	var ds []digest.Digest
 	for _, l := range m[0].Layers {
 		f, err := os.Open(filepath.Join(out, l))
@@ -118,7 +119,7 @@ func TestDockerRoundTrips(t *testing.T) {
 				t.Errorf("dir layers (-want +got):\n%s", d)
 			}
 			var catalog map[string]map[string]string
-			readJSON(t, filepath.Join(out, "catalog.json"), &catalog)
+			sinktest.ReadJSON(t, filepath.Join(out, "catalog.json"), &catalog)
 			if d := cmp.Diff(map[string]map[string]string{"occy-e2e/app": {"v1": "manifest.json"}}, catalog); d != "" {
 				t.Errorf("catalog (-want +got):\n%s", d)
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/occystrap/occystrap/internal/engine"
+	"github.com/occystrap/occystrap/internal/sinktest"
 	"github.com/occystrap/occystrap/internal/testdocker"
 )
 
@@ -52,7 +53,7 @@ func TestDockerpushToDir(t *testing.T) {
 		t.Errorf("configs differ:\ndocker:     %s\ndockerpush: %s", sc, pc)
 	}
 	var m []struct{ Layers []string }
-	readJSON(t, filepath.Join(viaPush, "manifest.json"), &m)
+	sinktest.ReadJSON(t, filepath.Join(viaPush, "manifest.json"), &m)
 	var want []string
 	for _, d := range a.DiffIDs {
 		want = append(want, d.Encoded()+"/layer.tar")

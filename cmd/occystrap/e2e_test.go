@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"encoding/pem"
 	"net/http"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/occystrap/occystrap/internal/fixture"
+	"github.com/occystrap/occystrap/internal/sinktest"
 	"github.com/occystrap/occystrap/internal/testdocker"
 	"github.com/occystrap/occystrap/internal/testregistry"
 	"github.com/occystrap/occystrap/sources/tarball"
@@ -76,17 +76,6 @@ func mustRun(t *testing.T, args ...string) (string, string) {
 	return out, errs
 }
 
-func readJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-}
-
 var summaryRE = regexp.MustCompile(`(?m)^Summary: 3 layers, [0-9.]+ (B|KB|MB), [0-9]+\.[0-9]s, verified OK$`)
 
 func TestProcessTarToDir(t *testing.T) {
@@ -100,7 +89,7 @@ func TestProcessTarToDir(t *testing.T) {
 			}
 
 			var manifest []map[string]any
-			readJSON(t, filepath.Join(out, "manifest.json"), &manifest)
+			sinktest.ReadJSON(t, filepath.Join(out, "manifest.json"), &manifest)
 			var layers []any
 			for _, n := range a.LayerNames {
 				layers = append(layers, n+"/layer.tar")
@@ -110,7 +99,7 @@ func TestProcessTarToDir(t *testing.T) {
 				t.Errorf("manifest.json (-want +got):\n%s", d)
 			}
 			var catalog map[string]map[string]string
-			readJSON(t, filepath.Join(out, "catalog.json"), &catalog)
+			sinktest.ReadJSON(t, filepath.Join(out, "catalog.json"), &catalog)
 			if d := cmp.Diff(map[string]map[string]string{"fixture/app": {"v1": "manifest.json"}}, catalog); d != "" {
 				t.Errorf("catalog.json (-want +got):\n%s", d)
 			}
@@ -160,12 +149,12 @@ func TestProcessTarToDirUniqueNamesExpand(t *testing.T) {
 	mustRun(t, "--log-format", "json", "process", "tar:"+src, "dir://"+out+"?unique_names=true&expand=true")
 
 	var manifest []map[string]any
-	readJSON(t, filepath.Join(out, "manifest-fixture_app-v1.json"), &manifest)
+	sinktest.ReadJSON(t, filepath.Join(out, "manifest-fixture_app-v1.json"), &manifest)
 	if len(manifest) != 1 || manifest[0]["ImageName"] != "fixture/app" {
 		t.Errorf("manifest: %v", manifest)
 	}
 	var catalog map[string]map[string]string
-	readJSON(t, filepath.Join(out, "catalog.json"), &catalog)
+	sinktest.ReadJSON(t, filepath.Join(out, "catalog.json"), &catalog)
 	if catalog["fixture/app"]["v1"] != "manifest-fixture_app-v1.json" {
 		t.Errorf("catalog: %v", catalog)
 	}

@@ -13,6 +13,7 @@ import (
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/occystrap/occystrap/internal/sinktest"
 	"github.com/occystrap/occystrap/internal/testregistry"
 )
 
@@ -75,12 +76,12 @@ func checkFiltered(t *testing.T, dir string) {
 		Config string
 		Layers []string
 	}
-	readJSON(t, filepath.Join(dir, "manifest.json"), &manifest)
+	sinktest.ReadJSON(t, filepath.Join(dir, "manifest.json"), &manifest)
 	if len(manifest) != 1 || len(manifest[0].Layers) != 3 {
 		t.Fatalf("manifest: %+v", manifest)
 	}
 	var cfg v1.Image
-	readJSON(t, filepath.Join(dir, manifest[0].Config), &cfg)
+	sinktest.ReadJSON(t, filepath.Join(dir, manifest[0].Config), &cfg)
 	sawOpt := false
 	for i, l := range manifest[0].Layers {
 		f, err := os.Open(filepath.Join(dir, l))

@@ -1,13 +1,8 @@
 package main
 
 import (
-	"crypto/sha256"
-	"fmt"
-	"github.com/occystrap/occystrap/internal/testenv"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -15,6 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/occystrap/occystrap/internal/fixture"
+	"github.com/occystrap/occystrap/internal/sinktest"
+	"github.com/occystrap/occystrap/internal/testenv"
 )
 
 // tar:// into oci:// and mounts:// (needs root for mounts://, as the output
@@ -40,7 +37,7 @@ func TestProcessTarToOCI(t *testing.T) {
 			if d := cmp.Diff([]string{"config.json", "container-config.json", "rootfs"}, top); d != "" {
 				t.Errorf("bundle (-want +got):\n%s", d)
 			}
-			golden(t, "oci-rootfs.golden", []byte(strings.Join(treeListing(t, filepath.Join(out, "rootfs")), "\n")+"\n"))
+			sinktest.Golden(t, "oci-rootfs", sinktest.Listing(t, filepath.Join(out, "rootfs")))
 			if cfg, err := os.ReadFile(filepath.Join(out, "container-config.json")); err != nil || string(cfg) != string(a.Config) {
 				t.Errorf("container-config.json is not the image's config (%v)", err)
 			}
@@ -57,7 +54,7 @@ func TestProcessTarToOCI(t *testing.T) {
 					Readonly bool   `json:"readonly"`
 				} `json:"root"`
 			}
-			readJSON(t, filepath.Join(out, "config.json"), &spec)
+			sinktest.ReadJSON(t, filepath.Join(out, "config.json"), &spec)
 			if spec.OCIVersion != "1.0.2-dev" || spec.Hostname != "occystrap" || spec.Process.Cwd != "/" ||
 				!cmp.Equal(spec.Process.Args, []string{"/bin/sh"}) || spec.Process.Terminal ||
 				spec.Root.Path != "rootfs" || !spec.Root.Readonly {
@@ -125,7 +122,7 @@ func TestProcessTarToMounts(t *testing.T) {
 	if n, err := unix.Lgetxattr(filepath.Join(out, a.LayerNames[1], "layer/var/cache"), "trusted.overlay.opaque", buf); err != nil || string(buf[:n]) != "y" {
 		t.Errorf("var/cache in layer 1 is not opaque (%v)", err)
 	}
-	if d := cmp.Diff(treeListing(t, filepath.Join(bundle, "rootfs")), treeListing(t, rootfs)); d != "" {
+	if d := cmp.Diff(sinktest.Listing(t, filepath.Join(bundle, "rootfs")), sinktest.Listing(t, rootfs)); d != "" {
 		t.Errorf("overlay view differs from the oci:// rootfs (-oci +mounts):\n%s", d)
 	}
 	code, _, stderr := occystrap(t, "--log-format", "json", "process", "tar://"+src, "mounts://"+out)
@@ -143,48 +140,4 @@ func TestOCIAndMountsRefuseOptions(t *testing.T) {
 			t.Errorf("%s: exit %d, stderr:\n%s", scheme, code, stderr)
 		}
 	}
-}
-
-// treeListing lists the tree under dir, sorted: "path file mode size sha256",
-// "path dir mode", "path symlink -> target", or "path <type>".
-func treeListing(t *testing.T, dir string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		if rel == "." {
-			return nil
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			out = append(out, fmt.Sprintf("%s symlink -> %s", rel, target))
-		case fi.IsDir():
-			out = append(out, fmt.Sprintf("%s dir %04o", rel, fi.Mode().Perm()))
-		case fi.Mode().IsRegular():
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			out = append(out, fmt.Sprintf("%s file %04o %d %x", rel, fi.Mode().Perm(), fi.Size(), sha256.Sum256(b)))
-		default:
-			out = append(out, fmt.Sprintf("%s %s", rel, fi.Mode().Type()))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(out)
-	return out
 }

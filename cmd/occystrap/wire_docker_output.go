@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/occystrap/occystrap/internal/engine"
 	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sinks/docker"
-	sourcedocker "github.com/occystrap/occystrap/sources/docker"
 )
 
 // docker://IMAGE[:TAG][?socket=PATH]: load into the local Docker engine,
@@ -24,6 +24,6 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		return docker.New(c, sourcedocker.ParseImage(img), docker.Options{TempDir: a.g.TempDir}), nil
+		return docker.New(c, engine.ParseImage(img), docker.Options{TempDir: a.g.TempDir}), nil
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/occystrap/occystrap/stage"
 )
 
 // DefaultSocket is the engine's socket when neither ?socket= nor DOCKER_HOST
@@ -158,6 +160,28 @@ func (c *Client) Inspect(ctx context.Context, ref string) (Image, error) {
 		return Image{}, fmt.Errorf("%s: decode answer: %w", what, err)
 	}
 	return img, nil
+}
+
+// InspectImage is Inspect of an image by NAME:TAG, whose Id must then be a
+// valid digest. An unknown image gives ErrNotFound.
+func (c *Client) InspectImage(ctx context.Context, ref string) (Image, error) {
+	info, err := c.Inspect(ctx, ref)
+	if err != nil {
+		return Image{}, err
+	}
+	if err := info.ID.Validate(); err != nil {
+		return Image{}, fmt.Errorf("inspect image %s: Id %q: %w", ref, info.ID, err)
+	}
+	return info, nil
+}
+
+// ParseImage splits IMAGE[:TAG] at the tag's ':' (one after the last '/');
+// the tag defaults to "latest".
+func ParseImage(s string) stage.Image {
+	if i := strings.LastIndex(s, ":"); i > strings.LastIndex(s, "/") {
+		return stage.Image{Name: s[:i], Tag: s[i+1:]}
+	}
+	return stage.Image{Name: s, Tag: "latest"}
 }
 
 // Save streams image ref as a docker-save archive. The caller closes it.

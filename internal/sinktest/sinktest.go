@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +30,11 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
+// Updating reports whether the test runs with -update, for a package's own
+// golden files: the flag is defined here, once for every test binary that
+// imports this package.
+func Updating() bool { return *update }
+
 // Main is TestMain for packages that write trees: it sets the umask to 022,
 // so that modes in listings do not depend on the caller's, and runs the
 // tests under goleak.VerifyTestMain.
@@ -41,6 +47,34 @@ func Main(m *testing.M) {
 func Run(ctx context.Context, sink stage.Sink, items []stage.Item) error {
 	_, err := stage.Run(ctx, &Source{Items: items}, nil, sink, stage.Options{})
 	return err
+}
+
+// Output is an output as WriteImage drives it.
+type Output interface {
+	Sink(img stage.Image) (stage.Sink, error)
+}
+
+// WriteImage feeds items to the sink out gives for img, through the engine
+// with no stages.
+func WriteImage(ctx context.Context, out Output, img stage.Image, items []stage.Item) error {
+	sink, err := out.Sink(img)
+	if err != nil {
+		return err
+	}
+	return Run(ctx, sink, items)
+}
+
+// ReadJSON decodes the JSON file name into v, failing the test when it
+// cannot.
+func ReadJSON(tb testing.TB, name string, v any) {
+	tb.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		tb.Fatalf("%s: %v", name, err)
+	}
 }
 
 // BenchItems is an image for benchmarks: a config "{}" and n layers named

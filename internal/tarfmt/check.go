@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"context"
 	"io"
+	"os"
 )
 
 // Check reads the tar in r to its end, every member's content included, and
@@ -27,4 +28,14 @@ func Check(ctx context.Context, r io.Reader) error {
 			return err
 		}
 	}
+}
+
+// CheckFile is Check on the file at name.
+func CheckFile(ctx context.Context, name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return Check(ctx, f)
 }

@@ -36,7 +36,7 @@ func BenchmarkDirSink(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					if err := run(context.Background(), w, img, items); err != nil {
+					if err := sinktest.WriteImage(context.Background(), w, img, items); err != nil {
 						b.Fatal(err)
 					}
 					b.StopTimer()

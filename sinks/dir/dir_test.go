@@ -3,7 +3,6 @@ package dir
 import (
 	"archive/tar"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -82,14 +81,6 @@ var orders = map[string]order{
 	},
 }
 
-func run(ctx context.Context, w *Writer, im stage.Image, items []stage.Item) error {
-	sink, err := w.Sink(im)
-	if err != nil {
-		return err
-	}
-	return sinktest.Run(ctx, sink, items)
-}
-
 // listingWithFiles is the normalized listing of dir followed by the text of
 // its manifest and catalog files.
 func listingWithFiles(t *testing.T, dir string) []string {
@@ -126,7 +117,7 @@ func TestLayout(t *testing.T) {
 				out, w := newWriter(t, Options{UniqueNames: unique, Parallel: 2})
 				defer w.Close()
 				var rel sinktest.Released
-				if err := run(context.Background(), w, img, ord(fixtureItems(t, &rel))); err != nil {
+				if err := sinktest.WriteImage(context.Background(), w, img, ord(fixtureItems(t, &rel))); err != nil {
 					t.Fatalf("run: %v", err)
 				}
 				if got := rel.Count(); got != int64(len(layers)) {
@@ -142,12 +133,12 @@ func TestLayout(t *testing.T) {
 				sinktest.Golden(t, golden, listingWithFiles(t, out))
 
 				var got []manifestEntry
-				readJSON(t, filepath.Join(out, manifest), &got)
+				sinktest.ReadJSON(t, filepath.Join(out, manifest), &got)
 				if diff := cmp.Diff([]manifestEntry{want}, got); diff != "" {
 					t.Errorf("manifest (-want +got):\n%s", diff)
 				}
 				var cat map[string]map[string]string
-				readJSON(t, filepath.Join(out, "catalog.json"), &cat)
+				sinktest.ReadJSON(t, filepath.Join(out, "catalog.json"), &cat)
 				if diff := cmp.Diff(map[string]map[string]string{"fixture/app": {"v1": manifest}}, cat); diff != "" {
 					t.Errorf("catalog (-want +got):\n%s", diff)
 				}
@@ -159,30 +150,19 @@ func TestLayout(t *testing.T) {
 	}
 }
 
-func readJSON(t *testing.T, name string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-}
-
 func TestConfigUnderSubdirectory(t *testing.T) {
 	t.Parallel()
 	out, w := newWriter(t, Options{})
 	config, layers := fixture(t)
 	name := "blobs/sha256/" + sinktest.Hex(config)
-	if err := run(context.Background(), w, img, sinktest.Items(config, name, layers, nil)); err != nil {
+	if err := sinktest.WriteImage(context.Background(), w, img, sinktest.Items(config, name, layers, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(filepath.Join(out, name)); err != nil || string(b) != string(config) {
 		t.Errorf("config at %s: %q, %v", name, b, err)
 	}
 	var got []manifestEntry
-	readJSON(t, filepath.Join(out, "manifest.json"), &got)
+	sinktest.ReadJSON(t, filepath.Join(out, "manifest.json"), &got)
 	if got[0].Config != name {
 		t.Errorf("manifest Config = %q, want %q", got[0].Config, name)
 	}
@@ -220,7 +200,7 @@ func TestExpand(t *testing.T) {
 				t.Fatal("NeedsOrder is false with Expand")
 			}
 			items := sinktest.Items([]byte(`{}`), "c.json", expandLayers(t), nil)
-			if err := run(context.Background(), w, img, ord(items)); err != nil {
+			if err := sinktest.WriteImage(context.Background(), w, img, ord(items)); err != nil {
 				t.Fatalf("run: %v", err)
 			}
 			tree := filepath.Join(out, "manifest")
@@ -287,7 +267,7 @@ func TestExpandRefusesUnsafeEntries(t *testing.T) {
 				t.Fatal(err)
 			}
 			layers := [][]byte{sinktest.Layer(t, E{Name: "ok", Body: "ok"}), sinktest.Layer(t, tc.layer...)}
-			err = run(context.Background(), w, img, sinktest.Items([]byte(`{}`), "c.json", layers, nil))
+			err = sinktest.WriteImage(context.Background(), w, img, sinktest.Items([]byte(`{}`), "c.json", layers, nil))
 			if !errors.Is(err, extract.ErrUnsafeEntry) {
 				t.Fatalf("run = %v, want ErrUnsafeEntry", err)
 			}
@@ -324,7 +304,7 @@ func assertNoTemp(t *testing.T, dir string) {
 func TestRerunSkipsExistingLayers(t *testing.T) {
 	t.Parallel()
 	out, w := newWriter(t, Options{})
-	if err := run(context.Background(), w, img, fixtureItems(t, nil)); err != nil {
+	if err := sinktest.WriteImage(context.Background(), w, img, fixtureItems(t, nil)); err != nil {
 		t.Fatal(err)
 	}
 	_, layers := fixture(t)
@@ -361,7 +341,7 @@ func TestRerunSkipsExistingLayers(t *testing.T) {
 				}
 			}
 		}
-		if err := run(context.Background(), w, img, items); err != nil {
+		if err := sinktest.WriteImage(context.Background(), w, img, items); err != nil {
 			t.Fatalf("rerun (skip in source %v): %v", skipInSource, err)
 		}
 		if !skipInSource && rel.Count() != int64(len(layers)) {
@@ -395,7 +375,7 @@ func TestInterruptedWriteLeavesNothing(t *testing.T) {
 		ReleaseFunc: func() error { sinktest.MemBody(nil, &released).Release(); return nil },
 	}
 	items[2] = broken
-	err := run(context.Background(), w, img, items)
+	err := sinktest.WriteImage(context.Background(), w, img, items)
 	if !errors.Is(err, sinktest.ErrInjected) {
 		t.Fatalf("run = %v, want the injected failure", err)
 	}
@@ -428,14 +408,14 @@ func TestConcurrentCatalog(t *testing.T) {
 			}
 			defer w.Close()
 			im := stage.Image{Name: fmt.Sprintf("org/image-%02d", i), Tag: "latest"}
-			return run(context.Background(), w, im, fixtureItems(t, nil))
+			return sinktest.WriteImage(context.Background(), w, im, fixtureItems(t, nil))
 		})
 	}
 	if err := p.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	var cat map[string]map[string]string
-	readJSON(t, filepath.Join(out, "catalog.json"), &cat)
+	sinktest.ReadJSON(t, filepath.Join(out, "catalog.json"), &cat)
 	want := map[string]map[string]string{}
 	for i := range n {
 		name := fmt.Sprintf("org/image-%02d", i)
@@ -476,7 +456,7 @@ func TestConsumeErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := run(context.Background(), w, img, tc.items()); !errors.Is(err, tc.want) {
+			if err := sinktest.WriteImage(context.Background(), w, img, tc.items()); !errors.Is(err, tc.want) {
 				t.Errorf("run = %v, want %v", err, tc.want)
 			}
 			for _, l := range sinktest.Listing(t, parent) {
@@ -533,7 +513,7 @@ func TestVerify(t *testing.T) {
 			t.Parallel()
 			out, w := newWriter(t, Options{})
 			config, layers := fixture(t)
-			if err := run(context.Background(), w, img, sinktest.Items(config, "c.json", layers, nil)); err != nil {
+			if err := sinktest.WriteImage(context.Background(), w, img, sinktest.Items(config, "c.json", layers, nil)); err != nil {
 				t.Fatal(err)
 			}
 			tc.damage(t, out)

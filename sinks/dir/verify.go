@@ -19,25 +19,15 @@ import (
 // each layer.tar is also read to the end as a tar. It returns the problems
 // found, in the original's words, and an error only when it could not check.
 func (w *Writer) Verify(ctx context.Context, img stage.Image, full bool) ([]string, error) {
-	mpath := filepath.Join(w.path, w.ManifestName(img))
-	b, err := os.ReadFile(mpath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return []string{"Manifest file missing: " + mpath}, nil
+	config, layers, problems, err := w.VerifyManifest(img)
+	if problems != nil || err != nil {
+		return problems, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("verify %s: %w", img, err)
-	}
-	var entries []manifestEntry
-	if err := json.Unmarshal(b, &entries); err != nil || len(entries) == 0 {
-		return []string{"Manifest file invalid: " + mpath}, nil
-	}
-	var problems []string
-	e := entries[0]
-	cpath := filepath.Join(w.path, filepath.FromSlash(e.Config))
+	cpath := filepath.Join(w.path, filepath.FromSlash(config))
 	if fi, err := os.Stat(cpath); err != nil || !fi.Mode().IsRegular() {
 		problems = append(problems, "Config file missing: "+cpath)
 	}
-	for _, l := range e.Layers {
+	for _, l := range layers {
 		if err := ctx.Err(); err != nil {
 			return problems, err
 		}
@@ -52,7 +42,7 @@ func (w *Writer) Verify(ctx context.Context, img stage.Image, full bool) ([]stri
 			continue
 		}
 		if full {
-			if err := readTar(ctx, lpath); err != nil {
+			if err := tarfmt.CheckFile(ctx, lpath); err != nil {
 				problems = append(problems, fmt.Sprintf("Layer %s is not a valid tar: %v", lpath, err))
 			}
 		}
@@ -60,12 +50,23 @@ func (w *Writer) Verify(ctx context.Context, img stage.Image, full bool) ([]stri
 	return problems, nil
 }
 
-// readTar reads the tar at name to its end.
-func readTar(ctx context.Context, name string) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return err
+// VerifyManifest reads back the manifest written for img and returns its
+// first entry's config and layer paths (relative to the directory, with
+// forward slashes). When the manifest is missing or invalid it returns that
+// one problem instead, in the original's words, and an error only when it
+// could not read the file. Verify here and in mounts:// starts with it.
+func (w *Writer) VerifyManifest(img stage.Image) (config string, layers, problems []string, err error) {
+	mpath := filepath.Join(w.path, w.ManifestName(img))
+	b, err := os.ReadFile(mpath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil, []string{"Manifest file missing: " + mpath}, nil
 	}
-	defer f.Close()
-	return tarfmt.Check(ctx, f)
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("verify %s: %w", img, err)
+	}
+	var entries []manifestEntry
+	if err := json.Unmarshal(b, &entries); err != nil || len(entries) == 0 {
+		return "", nil, []string{"Manifest file invalid: " + mpath}, nil
+	}
+	return entries[0].Config, entries[0].Layers, nil, nil
 }

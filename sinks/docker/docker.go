@@ -12,6 +12,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/engine"
+	"github.com/occystrap/occystrap/sinks/internal/gate"
 	"github.com/occystrap/occystrap/sinks/tarball"
 	"github.com/occystrap/occystrap/stage"
 )
@@ -29,9 +30,8 @@ type Output struct {
 	dest stage.Image
 	opts Options
 
+	gate   gate.Gate
 	mu     sync.Mutex
-	used   bool
-	closed bool
 	config digest.Digest // of the config loaded
 }
 
@@ -46,23 +46,19 @@ func (o *Output) Ref() string { return o.dest.Name + ":" + o.dest.Tag }
 
 // Sink returns the sink that loads img under the destination's name.
 func (o *Output) Sink(img stage.Image) (stage.Sink, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
+	closed, again := o.gate.Enter(true)
+	if closed {
 		return nil, ErrClosed
 	}
-	if o.used {
+	if again {
 		return nil, fmt.Errorf("%s for %s: %w", o.Ref(), img, ErrOneImage)
 	}
-	o.used = true
 	return &imageSink{o: o, img: img}, nil
 }
 
 // Close ends the output. It is safe to call more than once.
 func (o *Output) Close() error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.closed = true
+	o.gate.Close()
 	return nil
 }
 

@@ -3,7 +3,6 @@ package mounts
 import (
 	"archive/tar"
 	"context"
-	"encoding/json"
 	"errors"
 	"github.com/occystrap/occystrap/internal/testenv"
 	"io"
@@ -145,7 +144,7 @@ func TestLayoutAndOverlay(t *testing.T) {
 
 	// Manifest and catalog as dir://; the config moved to container-config.json.
 	var manifest []map[string]any
-	readJSON(t, filepath.Join(out, "manifest.json"), &manifest)
+	sinktest.ReadJSON(t, filepath.Join(out, "manifest.json"), &manifest)
 	var lp []any
 	for _, l := range ls {
 		lp = append(lp, sinktest.Hex(l)+"/layer.tar")
@@ -154,7 +153,7 @@ func TestLayoutAndOverlay(t *testing.T) {
 		t.Errorf("manifest.json (-want +got):\n%s", d)
 	}
 	var catalog map[string]map[string]string
-	readJSON(t, filepath.Join(out, "catalog.json"), &catalog)
+	sinktest.ReadJSON(t, filepath.Join(out, "catalog.json"), &catalog)
 	if d := cmp.Diff(map[string]map[string]string{"fixture/app": {"v1": "manifest.json"}}, catalog); d != "" {
 		t.Errorf("catalog.json (-want +got):\n%s", d)
 	}
@@ -173,7 +172,7 @@ func TestLayoutAndOverlay(t *testing.T) {
 			Path string `json:"path"`
 		} `json:"root"`
 	}
-	readJSON(t, filepath.Join(out, "config.json"), &spec)
+	sinktest.ReadJSON(t, filepath.Join(out, "config.json"), &spec)
 	if spec.Process.Cwd != "/" || !cmp.Equal(spec.Process.Args, []string{"/bin/app"}) || spec.Root.Path != "rootfs" {
 		t.Errorf("config.json: %+v", spec)
 	}
@@ -198,17 +197,6 @@ func TestLayoutAndOverlay(t *testing.T) {
 	problems, err := w.Verify(context.Background(), img, true)
 	if err != nil || len(problems) != 0 {
 		t.Errorf("Verify = %q, %v; want no problems", problems, err)
-	}
-}
-
-func readJSON(t *testing.T, p string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", p, err)
 	}
 }
 

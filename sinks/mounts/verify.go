@@ -2,10 +2,7 @@ package mounts
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,20 +17,11 @@ import (
 // With full, each layer.tar is also read to the end as a tar. It returns the
 // problems found and an error only when it could not check.
 func (w *Writer) Verify(ctx context.Context, img stage.Image, full bool) ([]string, error) {
-	mpath := filepath.Join(w.path, w.dir.ManifestName(img))
-	b, err := os.ReadFile(mpath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return []string{"Manifest file missing: " + mpath}, nil
+	_, layers, problems, err := w.dir.VerifyManifest(img)
+	if problems != nil || err != nil {
+		return problems, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("verify %s: %w", img, err)
-	}
-	var ms []manifest
-	if err := json.Unmarshal(b, &ms); err != nil || len(ms) == 0 {
-		return []string{"Manifest file invalid: " + mpath}, nil
-	}
-	var problems []string
-	for _, l := range ms[0].Layers {
+	for _, l := range layers {
 		if err := ctx.Err(); err != nil {
 			return problems, err
 		}
@@ -41,7 +29,7 @@ func (w *Writer) Verify(ctx context.Context, img stage.Image, full bool) ([]stri
 		if fi, err := os.Stat(lpath); err != nil || !fi.Mode().IsRegular() {
 			problems = append(problems, "Layer file missing: "+lpath)
 		} else if full {
-			if err := readTar(ctx, lpath); err != nil {
+			if err := tarfmt.CheckFile(ctx, lpath); err != nil {
 				problems = append(problems, fmt.Sprintf("Layer %s is not a valid tar: %v", lpath, err))
 			}
 		}
@@ -56,13 +44,4 @@ func (w *Writer) Verify(ctx context.Context, img stage.Image, full bool) ([]stri
 		problems = append(problems, "Root filesystem not mounted: "+rootfs)
 	}
 	return problems, nil
-}
-
-func readTar(ctx context.Context, name string) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return tarfmt.Check(ctx, f)
 }

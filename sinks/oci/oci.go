@@ -7,13 +7,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/rs/zerolog"
 
 	"github.com/occystrap/occystrap/internal/extract"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/sinks/internal/bundle"
+	"github.com/occystrap/occystrap/sinks/internal/gate"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -28,9 +28,7 @@ type Options struct {
 type Writer struct {
 	path string
 	opts Options
-
-	mu     sync.Mutex
-	closed bool
+	gate gate.Gate
 }
 
 // New returns the output for the bundle directory path. Nothing is created
@@ -47,9 +45,7 @@ func (w *Writer) Path() string { return w.path }
 
 // Sink returns the sink that writes img as the bundle.
 func (w *Writer) Sink(img stage.Image) (stage.Sink, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
+	if closed, _ := w.gate.Enter(false); closed {
 		return nil, ErrClosed
 	}
 	return &imageSink{w: w, img: img}, nil
@@ -57,9 +53,7 @@ func (w *Writer) Sink(img stage.Image) (stage.Sink, error) {
 
 // Close ends the output; it is safe to call more than once.
 func (w *Writer) Close() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.closed = true
+	w.gate.Close()
 	return nil
 }
 

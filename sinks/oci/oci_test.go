@@ -55,14 +55,6 @@ func items(t testing.TB, cfg string, rel *sinktest.Released) []stage.Item {
 	return sinktest.Items([]byte(cfg), "blobs/sha256/cfg", Layers(t), rel)
 }
 
-func run(ctx context.Context, w *Writer, items []stage.Item) error {
-	sink, err := w.Sink(img)
-	if err != nil {
-		return err
-	}
-	return sinktest.Run(ctx, sink, items)
-}
-
 func TestBundle(t *testing.T) {
 	t.Parallel()
 	out := filepath.Join(t.TempDir(), "bundle")
@@ -72,7 +64,7 @@ func TestBundle(t *testing.T) {
 	}
 	defer w.Close()
 	var rel sinktest.Released
-	if err := run(context.Background(), w, items(t, config, &rel)); err != nil {
+	if err := sinktest.WriteImage(context.Background(), w, img, items(t, config, &rel)); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	if rel.Count() != 3 {
@@ -159,7 +151,7 @@ func TestRefusesUnsafeEntries(t *testing.T) {
 			w, _ := New(out, Options{})
 			its := items(t, config, nil)
 			its[2].Body = sinktest.MemBody(sinktest.Layer(t, tc.layer...), nil)
-			err := run(context.Background(), w, its)
+			err := sinktest.WriteImage(context.Background(), w, img, its)
 			if !errors.Is(err, extract.ErrUnsafeEntry) {
 				t.Fatalf("run = %v, want ErrUnsafeEntry", err)
 			}
@@ -188,7 +180,7 @@ func TestRuntimeSpecArgsAndCwd(t *testing.T) {
 			t.Parallel()
 			out := filepath.Join(t.TempDir(), "b")
 			w, _ := New(out, Options{})
-			if err := run(context.Background(), w, items(t, tc.cfg, nil)); err != nil {
+			if err := sinktest.WriteImage(context.Background(), w, img, items(t, tc.cfg, nil)); err != nil {
 				t.Fatal(err)
 			}
 			var spec struct {
@@ -233,7 +225,7 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 		parent := t.TempDir()
 		w, _ := New(filepath.Join(parent, "a", "bundle"), Options{})
 		var rel sinktest.Released
-		err := run(context.Background(), w, broken(t, items(t, config, &rel), &rel))
+		err := sinktest.WriteImage(context.Background(), w, img, broken(t, items(t, config, &rel), &rel))
 		if !errors.Is(err, sinktest.ErrInjected) {
 			t.Fatalf("run = %v, want the injected failure", err)
 		}
@@ -248,11 +240,11 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 		t.Parallel()
 		out := filepath.Join(t.TempDir(), "bundle")
 		w, _ := New(out, Options{})
-		if err := run(context.Background(), w, items(t, config, nil)); err != nil {
+		if err := sinktest.WriteImage(context.Background(), w, img, items(t, config, nil)); err != nil {
 			t.Fatal(err)
 		}
 		before := sinktest.Listing(t, out)
-		err := run(context.Background(), w, broken(t, items(t, `{"config":{"Cmd":["other"]}}`, nil), nil))
+		err := sinktest.WriteImage(context.Background(), w, img, broken(t, items(t, `{"config":{"Cmd":["other"]}}`, nil), nil))
 		if !errors.Is(err, sinktest.ErrInjected) {
 			t.Fatalf("run = %v, want the injected failure", err)
 		}
@@ -271,7 +263,7 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 			cancel()
 			return io.NopCloser(strings.NewReader(string(data))), nil
 		}}
-		if err := run(ctx, w, its); !errors.Is(err, context.Canceled) {
+		if err := sinktest.WriteImage(ctx, w, img, its); !errors.Is(err, context.Canceled) {
 			t.Fatalf("run = %v, want context.Canceled", err)
 		}
 		if got := sinktest.Listing(t, parent); len(got) != 0 {
@@ -287,10 +279,10 @@ func TestRerunReplacesBundle(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(out, "rootfs", "stale"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := run(context.Background(), w, items(t, config, nil)); err != nil {
+	if err := sinktest.WriteImage(context.Background(), w, img, items(t, config, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if err := run(context.Background(), w, items(t, config, nil)); err != nil {
+	if err := sinktest.WriteImage(context.Background(), w, img, items(t, config, nil)); err != nil {
 		t.Fatal(err)
 	}
 	sinktest.Golden(t, "rootfs", sinktest.Listing(t, filepath.Join(out, "rootfs")))
@@ -320,7 +312,7 @@ func TestConsumeErrors(t *testing.T) {
 			t.Parallel()
 			parent := t.TempDir()
 			w, _ := New(filepath.Join(parent, "bundle"), Options{})
-			if err := run(context.Background(), w, tc.items(t)); !errors.Is(err, tc.want) {
+			if err := sinktest.WriteImage(context.Background(), w, img, tc.items(t)); !errors.Is(err, tc.want) {
 				t.Fatalf("run = %v, want %v", err, tc.want)
 			}
 			if got := sinktest.Listing(t, parent); len(got) != 0 {
@@ -334,7 +326,7 @@ func TestVerifyFindsProblems(t *testing.T) {
 	t.Parallel()
 	out := filepath.Join(t.TempDir(), "bundle")
 	w, _ := New(out, Options{})
-	if err := run(context.Background(), w, items(t, config, nil)); err != nil {
+	if err := sinktest.WriteImage(context.Background(), w, img, items(t, config, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Remove(filepath.Join(out, "container-config.json")); err != nil {

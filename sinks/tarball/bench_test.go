@@ -29,7 +29,7 @@ func BenchmarkTarSink(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := run(context.Background(), w, items); err != nil {
+				if err := sinktest.WriteImage(context.Background(), w, img, items); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sync"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/pyjson"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
+	"github.com/occystrap/occystrap/sinks/internal/gate"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -37,9 +37,7 @@ type Writer struct {
 	path string
 	opts Options
 
-	mu     sync.Mutex
-	used   bool
-	closed bool
+	gate gate.Gate
 }
 
 // New returns the writer of the archive at path. Its directory must exist.
@@ -57,23 +55,19 @@ func New(path string, opts Options) (*Writer, error) {
 
 // Sink returns the sink that writes img. Only one image per Writer.
 func (w *Writer) Sink(img stage.Image) (stage.Sink, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
+	closed, again := w.gate.Enter(true)
+	if closed {
 		return nil, ErrClosed
 	}
-	if w.used {
+	if again {
 		return nil, fmt.Errorf("%s for %s: %w", w.path, img, ErrOneImage)
 	}
-	w.used = true
 	return &imageSink{w: w, img: img}, nil
 }
 
 // Close ends the output. It is safe to call more than once.
 func (w *Writer) Close() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.closed = true
+	w.gate.Close()
 	return nil
 }
 

@@ -37,14 +37,6 @@ func fixture(t testing.TB) (config []byte, layers [][]byte) {
 	return []byte(`{"architecture":"amd64","os":"linux"}`), layers
 }
 
-func run(ctx context.Context, w *Writer, items []stage.Item) error {
-	sink, err := w.Sink(img)
-	if err != nil {
-		return err
-	}
-	return sinktest.Run(ctx, sink, items)
-}
-
 type member struct {
 	hdr  tar.Header
 	data []byte
@@ -116,7 +108,7 @@ func TestArchive(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := run(context.Background(), w, items); err != nil {
+				if err := sinktest.WriteImage(context.Background(), w, img, items); err != nil {
 					t.Fatalf("run: %v", err)
 				}
 
@@ -248,7 +240,7 @@ func TestArchiveErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = run(context.Background(), w, tc.items())
+			err = sinktest.WriteImage(context.Background(), w, img, tc.items())
 			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
 				t.Errorf("run = %v, want %v", err, tc.want)
 			}
@@ -367,7 +359,7 @@ func TestInterruptedRunKeepsOldArchive(t *testing.T) {
 		cancel()
 		return io.NopCloser(bytes.NewReader(layers[1])), nil
 	}}
-	if err := run(ctx, w, items); !errors.Is(err, context.Canceled) {
+	if err := sinktest.WriteImage(ctx, w, img, items); !errors.Is(err, context.Canceled) {
 		t.Errorf("run = %v, want context.Canceled", err)
 	}
 	if b, err := os.ReadFile(dest); err != nil || string(b) != "previous" {

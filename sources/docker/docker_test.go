@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -29,69 +28,22 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func image(name string, layers ...string) fixture.Image {
-	img := fixture.Image{Name: name, Tag: "v1"}
-	for _, l := range layers {
-		img.Layers = append(img.Layers, fixture.Layer{fixture.Dir("d", 0o755), fixture.File("d/"+l, l+"\n", 0o644)})
-	}
-	return img
-}
-
-// got is what a source emitted, in the order it came.
-type got struct {
-	Kind   stage.Kind
-	Seq    int
-	Name   string
-	DiffID digest.Digest
-	Sum    digest.Digest // of the body or Data
-}
-
-func collect(t *testing.T, src *docker.Source) []got {
+// collect is testdocker.Collect for a run that must succeed.
+func collect(t *testing.T, src *docker.Source) []testdocker.Got {
 	t.Helper()
-	ctx := context.Background()
-	out := make(chan stage.Item, 4)
-	p := pool.New().WithErrors()
-	p.Go(func() error { defer close(out); return src.Emit(ctx, out) })
-	var items []got
-	for it := range out {
-		g := got{Kind: it.Kind, Seq: it.Seq, Name: it.Name, DiffID: it.DiffID}
-		if it.Kind == stage.KindConfig {
-			g.Sum = digest.FromBytes(it.Data)
-		} else {
-			rc, err := it.Body.Open()
-			if err != nil {
-				t.Fatal(err)
-			}
-			g.Sum, err = digest.FromReader(rc)
-			rc.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			_ = it.Release()
-		}
-		items = append(items, g)
-	}
-	if err := p.Wait(); err != nil {
+	items, err := testdocker.Collect(t, src)
+	if err != nil {
 		t.Fatalf("Emit: %v", err)
 	}
-	// The config comes when its member does; layers come in order.
-	var seqs []int
-	for _, it := range items {
-		seqs = append(seqs, it.Seq)
-	}
-	if !slices.IsSorted(slices.DeleteFunc(slices.Clone(seqs), func(s int) bool { return s < 0 })) {
-		t.Errorf("layers emitted out of order: %v", seqs)
-	}
-	slices.SortStableFunc(items, func(a, b got) int { return a.Seq - b.Seq })
 	return items
 }
 
 // want is what a source must emit for a: the config, then each layer in
 // order with its DiffID, named as names gives.
-func want(a fixture.Built, config string, names []string) []got {
-	w := []got{{Kind: stage.KindConfig, Seq: -1, Name: config, Sum: a.ConfigDigest}}
+func want(a fixture.Built, config string, names []string) []testdocker.Got {
+	w := []testdocker.Got{{Kind: stage.KindConfig, Seq: -1, Name: config, Sum: a.ConfigDigest}}
 	for i, d := range a.DiffIDs {
-		w = append(w, got{Kind: stage.KindLayer, Seq: i, Name: names[i], DiffID: d, Sum: d})
+		w = append(w, testdocker.Got{Kind: stage.KindLayer, Seq: i, Name: names[i], DiffID: d, Sum: d})
 	}
 	return w
 }
@@ -128,26 +80,16 @@ func TestEmitFromEngine(t *testing.T) {
 		name string
 		img  fixture.Image
 	}{
-		{"five layers", image("occy-src/five", "a", "b", "c", "d", "e")},
+		{"five layers", testdocker.Image("occy-src/five", "a", "b", "c", "d", "e")},
 		// A repeated layer cannot be placed by its DiffID: it comes from
 		// the finished spool, named as manifest.json says.
-		{"repeated layer", image("occy-src/repeat", "a", "b", "a", "c")},
-		{"one layer", image("occy-src/one", "only")},
+		{"repeated layer", testdocker.Image("occy-src/repeat", "a", "b", "a", "c")},
+		{"one layer", testdocker.Image("occy-src/one", "only")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			archive := filepath.Join(t.TempDir(), "in.tar")
-			f, _ := os.Create(archive)
-			a, err := fixture.WriteLegacyArchive(f, tc.img)
-			f.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
+			a := eng.Seed(t, tc.img)
 			ref := tc.img.Name + ":v1"
-			if msg, err := eng.Load(ctx, archive); err != nil {
-				t.Fatalf("load: %v %s", err, msg)
-			}
-			t.Cleanup(func() { _ = eng.Remove(ctx, ref) })
 			config, names := savedNames(t, c, ref)
 
 			tmp := t.TempDir()
@@ -219,7 +161,7 @@ func TestEmitOCILayout(t *testing.T) {
 	for _, comp := range []fixture.Compression{fixture.Uncompressed, fixture.Gzip, fixture.Zstd} {
 		t.Run(comp.String(), func(t *testing.T) {
 			var buf bytes.Buffer
-			a, err := fixture.WriteOCIArchive(&buf, image("occy/oci", "a", "b", "a", "c"), comp)
+			a, err := fixture.WriteOCIArchive(&buf, testdocker.Image("occy/oci", "a", "b", "a", "c"), comp)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -45,28 +45,16 @@ type Source struct {
 	archive *tarball.Source
 }
 
-// ParseImage splits IMAGE[:TAG] at the tag's ':' (one after the last '/');
-// the tag defaults to "latest".
-func ParseImage(s string) stage.Image {
-	if i := strings.LastIndex(s, ":"); i > strings.LastIndex(s, "/") {
-		return stage.Image{Name: s[:i], Tag: s[i+1:]}
-	}
-	return stage.Image{Name: s, Tag: "latest"}
-}
-
 // Open inspects image (IMAGE[:TAG]) in the engine c talks to.
 func Open(ctx context.Context, c *engine.Client, image string, opts Options) (*Source, error) {
-	img := ParseImage(image)
+	img := engine.ParseImage(image)
 	ref := img.Name + ":" + img.Tag
-	info, err := c.Inspect(ctx, ref)
+	info, err := c.InspectImage(ctx, ref)
 	if errors.Is(err, engine.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s", ErrImageNotFound, ref)
 	}
 	if err != nil {
 		return nil, err
-	}
-	if err := info.ID.Validate(); err != nil {
-		return nil, fmt.Errorf("inspect image %s: Id %q: %w", ref, info.ID, err)
 	}
 	return &Source{c: c, img: img, ref: ref, id: info.ID, diffIDs: info.RootFS.Layers, opts: opts}, nil
 }

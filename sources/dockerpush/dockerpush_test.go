@@ -4,13 +4,9 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
-	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	digest "github.com/opencontainers/go-digest"
-	"github.com/sourcegraph/conc/pool"
 	"go.uber.org/goleak"
 
 	"github.com/occystrap/occystrap/internal/engine"
@@ -22,93 +18,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func image(name string, layers ...string) fixture.Image {
-	img := fixture.Image{Name: name, Tag: "v1"}
-	for _, l := range layers {
-		img.Layers = append(img.Layers, fixture.Layer{fixture.Dir("d", 0o755), fixture.File("d/"+l, l+"\n", 0o644)})
-	}
-	return img
-}
-
-// got is what a source emitted.
-type got struct {
-	Kind    stage.Kind
-	Seq     int
-	Name    string
-	DiffID  digest.Digest
-	Sum     digest.Digest // of the body or Data; "" when skipped
-	Skipped bool
-}
-
-type emitter interface {
-	Emit(ctx context.Context, out chan<- stage.Item) error
-}
-
-// collect runs src.Emit and returns what it sent, layers checked to come
-// in Seq order, sorted by Seq.
-func collect(t *testing.T, src emitter) ([]got, error) {
-	t.Helper()
-	ctx := context.Background()
-	out := make(chan stage.Item, 4)
-	p := pool.New().WithErrors()
-	p.Go(func() error { defer close(out); return src.Emit(ctx, out) })
-	var items []got
-	for it := range out {
-		g := got{Kind: it.Kind, Seq: it.Seq, Name: it.Name, DiffID: it.DiffID, Skipped: it.Skipped()}
-		switch {
-		case it.Kind == stage.KindConfig:
-			g.Sum = digest.FromBytes(it.Data)
-		case it.Body != nil:
-			rc, err := it.Body.Open()
-			if err != nil {
-				t.Fatal(err)
-			}
-			g.Sum, err = digest.FromReader(rc)
-			rc.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := it.Release(); err != nil {
-				t.Errorf("release layer %d: %v", it.Seq, err)
-			}
-		}
-		items = append(items, g)
-	}
-	err := p.Wait()
-	var seqs []int
-	for _, it := range items {
-		if it.Seq >= 0 {
-			seqs = append(seqs, it.Seq)
-		}
-	}
-	if !slices.IsSorted(seqs) {
-		t.Errorf("layers emitted out of order: %v", seqs)
-	}
-	slices.SortStableFunc(items, func(a, b got) int { return a.Seq - b.Seq })
-	return items, err
-}
-
-// load puts img into the engine and removes it when the test ends.
-func load(t *testing.T, eng *testdocker.Engine, img fixture.Image) *fixture.Archive {
-	t.Helper()
-	archive := filepath.Join(t.TempDir(), "in.tar")
-	f, err := os.Create(archive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := fixture.WriteLegacyArchive(f, img)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if msg, err := eng.Load(ctx, archive); err != nil {
-		t.Fatalf("load: %v %s", err, msg)
-	}
-	t.Cleanup(func() { _ = eng.Remove(ctx, img.Name+":"+img.Tag) })
-	return a
-}
 
 // repoTags lists every name the engine has for any image.
 func repoTags(t *testing.T, c *engine.Client, ref string) []string {
@@ -130,15 +39,15 @@ func TestEmitFromEngine(t *testing.T) {
 		img  fixture.Image
 		skip map[int]bool // layers the sink has
 	}{
-		{name: "five layers", img: image("occy-push/five", "a", "b", "c", "d", "e")},
-		{name: "one layer", img: image("occy-push/one", "only")},
+		{name: "five layers", img: testdocker.Image("occy-push/five", "a", "b", "c", "d", "e")},
+		{name: "one layer", img: testdocker.Image("occy-push/one", "only")},
 		// Pushed once, sent twice.
-		{name: "repeated layer", img: image("occy-push/repeat", "a", "b", "a", "c")},
-		{name: "sink has some", img: image("occy-push/skip", "a", "b", "c"), skip: map[int]bool{0: true, 2: true}},
+		{name: "repeated layer", img: testdocker.Image("occy-push/repeat", "a", "b", "a", "c")},
+		{name: "sink has some", img: testdocker.Image("occy-push/skip", "a", "b", "c"), skip: map[int]bool{0: true, 2: true}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a := load(t, eng, tc.img)
+			a := eng.Seed(t, tc.img)
 			ref := tc.img.Name + ":v1"
 			tmp := t.TempDir()
 			src, err := dockerpush.Open(ctx, c, ref, dockerpush.Options{TempDir: tmp})
@@ -153,13 +62,13 @@ func TestEmitFromEngine(t *testing.T) {
 				has[a.DiffIDs[i].Encoded()] = true
 			}
 			src.UseSkip(func(name string) bool { return has[name] })
-			items, err := collect(t, src)
+			items, err := testdocker.Collect(t, src)
 			if err != nil {
 				t.Fatalf("Emit: %v", err)
 			}
-			want := []got{{Kind: stage.KindConfig, Seq: -1, Name: a.ConfigDigest.Encoded() + ".json", Sum: a.ConfigDigest}}
+			want := []testdocker.Got{{Kind: stage.KindConfig, Seq: -1, Name: a.ConfigDigest.Encoded() + ".json", Sum: a.ConfigDigest}}
 			for i, d := range a.DiffIDs {
-				g := got{Kind: stage.KindLayer, Seq: i, Name: d.Encoded(), DiffID: d, Sum: d}
+				g := testdocker.Got{Kind: stage.KindLayer, Seq: i, Name: d.Encoded(), DiffID: d, Sum: d}
 				if tc.skip[i] {
 					g.Sum, g.Skipped = "", true
 				}
@@ -195,13 +104,13 @@ func TestSameAsDockerInput(t *testing.T) {
 	for i := range 3 {
 		img.Layers = append(img.Layers, fixture.Layer{fixture.Dir("d", 0o755), fixture.RandomFile("d/f"+string(rune('a'+i)), 3<<20, uint64(i))})
 	}
-	a := load(t, eng, img)
+	a := eng.Seed(t, img)
 
 	ds, err := docker.Open(ctx, c, "occy-push/same:v1", docker.Options{TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromDocker, err := collect(t, ds)
+	fromDocker, err := testdocker.Collect(t, ds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +121,7 @@ func TestSameAsDockerInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromPush, err := collect(t, ps)
+	fromPush, err := testdocker.Collect(t, ps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,8 +154,8 @@ func TestRemovedAfterOpen(t *testing.T) {
 	c := engine.New(eng.Socket)
 	t.Cleanup(c.CloseIdle)
 	ctx := context.Background()
-	img := image("occy-push/gone", "a")
-	load(t, eng, img)
+	img := testdocker.Image("occy-push/gone", "a")
+	eng.Seed(t, img)
 	src, err := dockerpush.Open(ctx, c, "occy-push/gone:v1", dockerpush.Options{TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -254,7 +163,7 @@ func TestRemovedAfterOpen(t *testing.T) {
 	if err := eng.Remove(ctx, "occy-push/gone:v1"); err != nil {
 		t.Fatal(err)
 	}
-	_, err = collect(t, src)
+	_, err = testdocker.Collect(t, src)
 	if !errors.Is(err, dockerpush.ErrImageNotFound) || err.Error() != "Image not found: occy-push/gone:v1" {
 		t.Errorf("err = %v, want Image not found: occy-push/gone:v1", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/engine"
+	"github.com/occystrap/occystrap/internal/testdocker"
 	"github.com/occystrap/occystrap/sources/dockerpush"
 )
 
@@ -106,7 +107,7 @@ func TestPushError(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = collect(t, src)
+			_, err = testdocker.Collect(t, src)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
