@@ -712,6 +712,46 @@ func (s *Sink) openAndStart(ctx context.Context, up *transport.Upload, open open
 	return rc, up, nil
 }
 
+// sourceErr keeps the first error a blob's stream returned (other than EOF),
+// across the reopenings of a resumed upload.
+type sourceErr struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (e *sourceErr) get() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
+}
+
+func (e *sourceErr) wrap(open opener) opener {
+	return func(ctx context.Context) (io.ReadCloser, error) {
+		rc, err := open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &errTrackingReader{ReadCloser: rc, e: e}, nil
+	}
+}
+
+type errTrackingReader struct {
+	io.ReadCloser
+	e *sourceErr
+}
+
+func (r *errTrackingReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		r.e.mu.Lock()
+		if r.e.err == nil {
+			r.e.err = err
+		}
+		r.e.mu.Unlock()
+	}
+	return n, err
+}
+
 // opener opens a blob's stream; it may be called again to resume an upload
 // (the stream then starts over and the caller skips what the registry has).
 type opener func(ctx context.Context) (io.ReadCloser, error)
@@ -777,12 +817,23 @@ func (p *pipeReader) Close() error { return p.CloseWithError(errStreamClosed) }
 // (after the transport's own retries) is resumed at the offset the registry
 // reports: the stream is opened again and what the registry has is skipped
 // (and hashed). up is a session already opened (by a mount attempt), or nil.
-func (s *Sink) send(ctx context.Context, up *transport.Upload, open opener, size int64, check bool) (digest.Digest, int64, error) {
+func (s *Sink) send(ctx context.Context, up *transport.Upload, open opener, size int64, check bool) (_ digest.Digest, _ int64, err error) {
+	// When the blob's own stream fails (a source blob whose digest does not
+	// match, a compressor error), that is the cause, whatever error the
+	// upload then ended with: the registry may answer the cut body first.
+	var srcErr sourceErr
+	open = srcErr.wrap(open)
+	defer func() {
+		if err != nil {
+			if cause := srcErr.get(); cause != nil {
+				err = cause
+			}
+		}
+	}()
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)
 	probe := *bp
 	var rc io.ReadCloser
-	var err error
 	if size > int64(len(probe)) {
 		// Known to need a session: open it while the stream opens.
 		rc, up, err = s.openAndStart(ctx, up, open)
