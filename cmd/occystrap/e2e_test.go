@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -405,5 +406,26 @@ func TestRegistryToRegistryOneConnectionEach(t *testing.T) {
 	mustRun(t, "--log-format", "json", "-j", "8", "process", "registry://"+src.Host+"/a/b:v1", "registry://"+dst.Host+"/c/d:v1")
 	if s, d := src.NewConns()-s0, dst.NewConns()-d0; s != 1 || d != 1 {
 		t.Errorf("connections: %d to the source, %d to the destination; want 1 each", s, d)
+	}
+}
+
+// TestSingleImageProgress: a single-image run that takes a while logs its
+// progress periodically (every 30 s by default; shortened here).
+func TestSingleImageProgress(t *testing.T) {
+	old := progressEvery
+	progressEvery = 20 * time.Millisecond
+	t.Cleanup(func() { progressEvery = old })
+	reg := testregistry.Start(t, testregistry.Options{Plain: true, Wrap: testregistry.Latency(60 * time.Millisecond)})
+	img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 41, Layers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Push(context.Background(), "fixture/app", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr := mustRun(t, "--log-format", "json", "--insecure", "-j", "1", "process",
+		"registry://"+reg.Host+"/fixture/app:v1", "dir://"+filepath.Join(t.TempDir(), "out"))
+	if !strings.Contains(stderr, `"message":"0/1 images complete"`) || !strings.Contains(stderr, `"layers_in_flight"`) {
+		t.Errorf("no progress event in stderr:\n%s", stderr)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/stage"
 )
@@ -53,7 +54,7 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 		return err
 	}
 	log.Info().Str("image", img.String()).Str("source", c.Source).Str("destination", c.Destination).Msg("Processing image")
-	rep, err := stage.Run(ctx, src, stages, sink, stage.Options{Window: 2 * max(a.g.Parallel, 1), Buffer: max(a.g.Parallel, 1)})
+	rep, err := runWithProgress(ctx, a, img, src, stages, sink)
 	if err != nil {
 		return err
 	}
@@ -147,4 +148,22 @@ func formatSize(n int64) string {
 		return fmt.Sprintf("%.1f MB", float64(n)/(1024*1024))
 	}
 	return fmt.Sprintf("%.1f GB", float64(n)/(1024*1024*1024))
+}
+
+// runWithProgress runs one image's pipeline while reporting its progress as
+// a multi-image run does for each of its images: a live line on a terminal,
+// a structured log event every 30 s otherwise, so a long pull is never
+// silent. The counting stage passes every item on unchanged.
+func runWithProgress(ctx context.Context, a *app, img stage.Image, src stage.Source, stages []stage.Stage, sink stage.Sink) (*stage.Report, error) {
+	prog := newProgress(a.stderr, 1)
+	layers := prog.started(img.String())
+	stages = append(stages, &layerCounter{n: layers})
+	pctx, stop := context.WithCancel(ctx)
+	bg := pool.New().WithContext(pctx)
+	bg.Go(func(ctx context.Context) error { prog.run(ctx); return nil })
+	rep, err := stage.Run(ctx, src, stages, sink, stage.Options{Window: 2 * max(a.g.Parallel, 1), Buffer: max(a.g.Parallel, 1)})
+	stop()
+	_ = bg.Wait()
+	prog.clear()
+	return rep, err
 }
