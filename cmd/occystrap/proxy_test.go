@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/occystrap/occystrap/internal/testenv"
 	"net"
 	"net/http"
 	"os/exec"
@@ -233,7 +234,7 @@ func (l *lockedBuffer) String() string {
 // TestProxyPushWithCrane pushes into the proxy with crane (another client's
 // upload pattern) and reads the image back from the downstream.
 func TestProxyPushWithCrane(t *testing.T) {
-	craneBin := crane(t)
+	craneBin := testenv.Crane(t)
 	ctx := context.Background()
 	origin := testregistry.Start(t, testregistry.Options{Plain: true})
 	img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 21, Layers: 3})

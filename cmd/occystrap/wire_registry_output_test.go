@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/occystrap/occystrap/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,29 +14,8 @@ import (
 	"github.com/occystrap/occystrap/internal/testregistry"
 )
 
-// crane finds the crane binary on PATH or in $(go env GOPATH)/bin. Under CI
-// (CI=true) its absence fails the test; elsewhere the test is skipped.
-func crane(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("crane"); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "crane")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	const msg = "crane not found on PATH or in $(go env GOPATH)/bin: go install github.com/google/go-containerregistry/cmd/crane@v0.22.1"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
 func TestRegistryOutputValidatesWithCrane(t *testing.T) {
-	craneBin := crane(t)
+	craneBin := testenv.Crane(t)
 	ctx := context.Background()
 	reg := testregistry.Start(t, testregistry.Options{Plain: true})
 	src, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 5, Layers: 3})

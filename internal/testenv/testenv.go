@@ -1,10 +1,14 @@
-// Package testenv holds checks that tests make of the machine they run on.
+// Package testenv holds checks that tests make of the machine they run on
+// and of the tools they need.
 // Outside CI a test whose needs are not met is skipped with the reason; in
 // CI (CI set) it fails, so that nothing silently stops running there.
 package testenv
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -19,4 +23,26 @@ func RequireRoot(t testing.TB) {
 		t.Fatal("this test needs root (overlay mounts, trusted.* xattrs, mknod); CI runs as root")
 	}
 	t.Skip("needs root (overlay mounts, trusted.* xattrs, mknod); run as root, as CI does")
+}
+
+// Crane returns the path of the crane binary (PATH, then $(go env
+// GOPATH)/bin). .ci/run installs it; without it a test is skipped outside CI
+// and fails in CI.
+func Crane(t testing.TB) string {
+	t.Helper()
+	if p, err := exec.LookPath("crane"); err == nil {
+		return p
+	}
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "crane")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	const msg = "crane not found on PATH or in $(go env GOPATH)/bin: go install github.com/google/go-containerregistry/cmd/crane@v0.22.1"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
 }

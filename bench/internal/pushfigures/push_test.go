@@ -3,6 +3,7 @@ package pushfigures
 import (
 	"context"
 	"fmt"
+	"github.com/occystrap/occystrap/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,27 +24,6 @@ import (
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
 )
-
-// crane finds crane on PATH or in $(go env GOPATH)/bin; absent, it fails
-// under CI=true and skips elsewhere.
-func crane(tb testing.TB) string {
-	tb.Helper()
-	if p, err := exec.LookPath("crane"); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "crane")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	const msg = "crane not found on PATH or in $(go env GOPATH)/bin: go install github.com/google/go-containerregistry/cmd/crane@v0.22.1"
-	if os.Getenv("CI") == "true" {
-		tb.Fatal(msg)
-	}
-	tb.Skip(msg)
-	return ""
-}
 
 // setup starts a source and a destination registry (plain HTTP, on disk, so crane
 // and occystrap talk to them alike) and seeds the source with an image of
@@ -84,7 +64,7 @@ func craneCopy(tb testing.TB, bin string, src, dst *testregistry.Registry, repo 
 // rerun, and the registry-to-registry time of occystrap and crane copy on
 // the same image, each into a fresh repository.
 func TestPushFigures(t *testing.T) {
-	bin := crane(t)
+	bin := testenv.Crane(t)
 	const layers, size = 4, 16 << 20
 	src, dst, img := setup(t, layers, size)
 	tr, err := transport.New(transport.Options{})
@@ -181,7 +161,7 @@ func BenchmarkRegistryToRegistry(b *testing.B) {
 		}
 	})
 	b.Run("crane", func(b *testing.B) {
-		bin := crane(b)
+		bin := testenv.Crane(b)
 		b.SetBytes(layers * size)
 		for b.Loop() {
 			craneCopy(b, bin, src, dst, fmt.Sprintf("c%d/app", repoSeq.Add(1)))
