@@ -3,6 +3,7 @@ package main
 import (
 	"sync"
 
+	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sinks/registry"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -59,4 +60,24 @@ func (a *app) transportStats() (transport.Stats, bool) {
 		return transport.Stats{}, false
 	}
 	return a.net.t.Stats(), true
+}
+
+// registryAccess is how a registry:// URI reaches its registry: the global
+// credentials, --insecure and -j, overridden by the URI's username,
+// password, insecure and max_workers options.
+func registryAccess(a *app, u uri.URI) (ro transport.RegistryOptions, workers int, err error) {
+	ro = transport.RegistryOptions{Insecure: a.g.Insecure, Username: a.g.Username, Password: a.g.Password}
+	if v, ok := u.String("username"); ok {
+		ro.Username = v
+	}
+	if v, ok := u.String("password"); ok {
+		ro.Password = v
+	}
+	if ro.Insecure, err = u.Bool("insecure", ro.Insecure); err != nil {
+		return ro, 0, err
+	}
+	if workers, err = u.Int("max_workers", a.g.Parallel); err != nil {
+		return ro, 0, err
+	}
+	return ro, workers, nil
 }

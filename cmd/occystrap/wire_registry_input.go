@@ -6,7 +6,6 @@ import (
 
 	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sources/registry"
-	"github.com/occystrap/occystrap/transport"
 )
 
 func init() { inputs["registry"] = openRegistryInput }
@@ -26,8 +25,7 @@ func openRegistryInput(_ context.Context, a *app, u uri.URI) (source, error) {
 	o := registry.Options{
 		Host: u.Host, Repo: repo, Tag: tag,
 		OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant,
-		Workers: a.g.Parallel, TempDir: a.g.TempDir,
-		Registry: transport.RegistryOptions{Insecure: a.g.Insecure, Username: a.g.Username, Password: a.g.Password},
+		TempDir: a.g.TempDir,
 	}
 	if v, ok := u.String("os"); ok {
 		o.OS = v
@@ -41,16 +39,7 @@ func openRegistryInput(_ context.Context, a *app, u uri.URI) (source, error) {
 	if v, ok := u.String("variant"); ok {
 		o.Variant = v
 	}
-	if v, ok := u.String("username"); ok {
-		o.Registry.Username = v
-	}
-	if v, ok := u.String("password"); ok {
-		o.Registry.Password = v
-	}
-	if o.Registry.Insecure, err = u.Bool("insecure", o.Registry.Insecure); err != nil {
-		return nil, err
-	}
-	if o.Workers, err = u.Int("max_workers", o.Workers); err != nil {
+	if o.Registry, o.Workers, err = registryAccess(a, u); err != nil {
 		return nil, err
 	}
 	return registry.New(t, o), nil

@@ -10,7 +10,6 @@ import (
 	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sinks/registry"
 	sourcereg "github.com/occystrap/occystrap/sources/registry"
-	"github.com/occystrap/occystrap/transport"
 )
 
 func init() { outputs["registry"] = openRegistryOutput }
@@ -33,8 +32,6 @@ func openRegistryOutput(ctx context.Context, a *app, u uri.URI) (output, error) 
 	o := registry.Options{
 		Host: u.Host, Repo: repo, Tag: tag,
 		Compression: a.g.Compression,
-		Workers:     a.g.Parallel,
-		Registry:    transport.RegistryOptions{Insecure: a.g.Insecure, Username: a.g.Username, Password: a.g.Password},
 		Pushed:      a.pushedSet(),
 	}
 	if v, ok := u.String("compression"); ok {
@@ -43,16 +40,7 @@ func openRegistryOutput(ctx context.Context, a *app, u uri.URI) (output, error) 
 	if o.Compression != registry.Gzip && o.Compression != registry.Zstd {
 		return nil, fmt.Errorf("registry URI %q: compression %q: expected gzip or zstd", u.Raw, o.Compression)
 	}
-	if v, ok := u.String("username"); ok {
-		o.Registry.Username = v
-	}
-	if v, ok := u.String("password"); ok {
-		o.Registry.Password = v
-	}
-	if o.Registry.Insecure, err = u.Bool("insecure", o.Registry.Insecure); err != nil {
-		return nil, err
-	}
-	if o.Workers, err = u.Int("max_workers", o.Workers); err != nil {
+	if o.Registry, o.Workers, err = registryAccess(a, u); err != nil {
 		return nil, err
 	}
 	if a.g.LayerCache != "" {
