@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/occystrap/occystrap/internal/uri"
@@ -34,5 +35,12 @@ func TestRegistryAccess(t *testing.T) {
 		if ro.Username != tc.user || ro.Password != tc.pass || ro.Insecure != tc.insecure || w != tc.workers {
 			t.Errorf("%s: %+v workers %d", tc.in, ro, w)
 		}
+	}
+}
+
+func TestRegistryInputRefusesUnknownOptions(t *testing.T) {
+	code, _, stderr := occystrap(t, "--log-format", "json", "process", "registry://127.0.0.1:1/i:t?achitecture=arm64", "dir://"+t.TempDir())
+	if code != 1 || !strings.Contains(stderr, `unknown option "achitecture"`) {
+		t.Errorf("exit %d, stderr %s", code, stderr)
 	}
 }

@@ -14,6 +14,9 @@ func init() { inputs["registry"] = openRegistryInput }
 // os, arch/architecture, variant, username, password, insecure and
 // max_workers override the globals.
 func openRegistryInput(_ context.Context, a *app, u uri.URI) (source, error) {
+	if err := knownOptions(u, "os", "arch", "architecture", "variant", "username", "password", "insecure", "max_workers"); err != nil {
+		return nil, err
+	}
 	if u.Host == "" || u.Path == "" {
 		return nil, fmt.Errorf("registry URI %q: expected registry://HOST/IMAGE[:TAG]", u.Raw)
 	}
