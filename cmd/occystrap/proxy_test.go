@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/occystrap/occystrap/internal/testenv"
 	"net"
 	"net/http"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/occystrap/occystrap/internal/testenv"
 	"github.com/occystrap/occystrap/internal/testregistry"
 )
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"github.com/occystrap/occystrap/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/occystrap/occystrap/internal/fixture"
+	"github.com/occystrap/occystrap/internal/testenv"
 	"github.com/occystrap/occystrap/internal/testregistry"
 )
 

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/occystrap/occystrap/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/occystrap/occystrap/internal/sinktest"
+	"github.com/occystrap/occystrap/internal/testenv"
 )
 
 // These tests need root (trusted.* attributes, mknod), as the mounts://

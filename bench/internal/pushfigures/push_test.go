@@ -3,7 +3,6 @@ package pushfigures
 import (
 	"context"
 	"fmt"
-	"github.com/occystrap/occystrap/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"github.com/occystrap/occystrap/internal/layercache"
 	"github.com/occystrap/occystrap/sources/tarball"
 
+	"github.com/occystrap/occystrap/internal/testenv"
 	"github.com/occystrap/occystrap/internal/testregistry"
 	"github.com/occystrap/occystrap/sinks/registry"
 	regsrc "github.com/occystrap/occystrap/sources/registry"
