@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/occystrap/occystrap/internal/keylock"
 	"github.com/occystrap/occystrap/sinks/registry"
 	sourcereg "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
@@ -98,8 +99,8 @@ type Server struct {
 	active sync.WaitGroup // requests in ServeHTTP
 
 	mu        sync.Mutex
-	manifests map[string]cached        // "name@ref" → manifest (push-only)
-	locks     map[string]chan struct{} // "name:ref" → pull in progress
+	manifests map[string]cached // "name@ref" → manifest (push-only)
+	locks     keylock.Locks     // "name:ref": one pull in progress
 
 	pushed, pushFailed, hits, misses, pullFailed atomic.Int64
 }
@@ -128,7 +129,6 @@ func New(opts Options) (*Server, error) {
 		host: host, prefix: strings.Trim(prefix, "/"),
 		sem:       make(chan struct{}, opts.Concurrency),
 		manifests: map[string]cached{},
-		locks:     map[string]chan struct{}{},
 	}, nil
 }
 
@@ -518,31 +518,6 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, name, ref s
 	writeManifest(w, r, m.Body, m.MediaType, m.Digest)
 }
 
-// lock takes the lock of key (one pull per repository:tag at a time).
-func (s *Server) lock(ctx context.Context, key string) (unlock func(), err error) {
-	for {
-		s.mu.Lock()
-		ch, busy := s.locks[key]
-		if !busy {
-			ch = make(chan struct{})
-			s.locks[key] = ch
-			s.mu.Unlock()
-			return func() {
-				s.mu.Lock()
-				delete(s.locks, key)
-				s.mu.Unlock()
-				close(ch)
-			}, nil
-		}
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
 // pullThrough returns the downstream's manifest of name:ref, pulling the
 // image from the upstream into the downstream first when it has none.
 func (s *Server) pullThrough(ctx context.Context, name, ref string) (transport.Manifest, error) {
@@ -555,7 +530,7 @@ func (s *Server) pullThrough(ctx context.Context, name, ref string) (transport.M
 	if !errors.Is(err, transport.ErrNotFound) {
 		return m, err
 	}
-	unlock, err := s.lock(ctx, name+":"+ref)
+	unlock, err := s.locks.Lock(ctx, name+":"+ref)
 	if err != nil {
 		return transport.Manifest{}, err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/occystrap/occystrap/internal/keylock"
 	"github.com/occystrap/occystrap/internal/layercache"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
@@ -91,16 +92,15 @@ type Pushed struct {
 	mu     sync.Mutex
 	m      map[string]string
 	layers map[string]v1.Descriptor // by compression and DiffID (or name)
-	// busy holds, per host and digest, a channel closed when the sink now
-	// pushing that blob is done.
-	busy map[string]chan struct{}
+	// busy is held, per host and digest, by the sink now pushing that blob.
+	busy keylock.Locks
 	// pinged holds the hosts a sink of the run has pinged.
 	pinged map[string]bool
 }
 
 // NewPushed makes an empty set.
 func NewPushed() *Pushed {
-	return &Pushed{m: map[string]string{}, layers: map[string]v1.Descriptor{}, busy: map[string]chan struct{}{}, pinged: map[string]bool{}}
+	return &Pushed{m: map[string]string{}, layers: map[string]v1.Descriptor{}, pinged: map[string]bool{}}
 }
 
 // firstPing reports whether host is yet to be pinged in this run (and
@@ -136,28 +136,7 @@ func (p *Pushed) claim(ctx context.Context, host string, d digest.Digest) (relea
 	if p == nil {
 		return func() {}, nil
 	}
-	key := host + " " + d.String()
-	for {
-		p.mu.Lock()
-		ch, taken := p.busy[key]
-		if !taken {
-			mine := make(chan struct{})
-			p.busy[key] = mine
-			p.mu.Unlock()
-			return func() {
-				p.mu.Lock()
-				delete(p.busy, key)
-				p.mu.Unlock()
-				close(mine)
-			}, nil
-		}
-		p.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
+	return p.busy.Lock(ctx, host+" "+d.String())
 }
 
 // addLayer remembers the blob a layer compressed to.
