@@ -15,6 +15,8 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/rs/zerolog"
 	"golang.org/x/term"
+
+	"github.com/occystrap/occystrap/internal/redact"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -66,6 +68,13 @@ func main() {
 
 // run is main without the process exit, for tests: it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	// Everything printed goes through a redactor: stderr (logs, errors,
+	// the summary) loses anything that looks like a secret, stdout (data:
+	// search results, info) only the secrets the command line holds.
+	terminal := isTerminal(stderr)
+	errw := redact.NewWriter(stderr)
+	outw := redact.NewLiteralWriter(stdout)
+	stdout, stderr = outw, errw
 	var cli CLI
 	parser, err := kong.New(&cli,
 		kong.Name("occystrap"),
@@ -97,9 +106,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			code = 2
 			return
 		}
+		secrets := cli.secrets(args)
+		errw.Add(secrets...)
+		outw.Add(secrets...)
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		log := newLogger(&cli.Globals, stderr)
+		log := newLogger(&cli.Globals, stderr, terminal)
 		ctx = log.WithContext(ctx)
 		app := &app{g: &cli.Globals, stdout: stdout, stderr: stderr}
 		// Bind ctx as the interface: kong binds Run arguments by their
@@ -113,7 +125,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 				err = errors.New("interrupted")
 			}
-			fmt.Fprintf(stderr, "Error: %v\n", err)
+			fmt.Fprintf(stderr, "Error: %v\n", redact.Error(err))
 			code = 1
 		}
 	}()
@@ -137,12 +149,35 @@ type app struct {
 	filterSpecs []string
 }
 
-func newLogger(g *Globals, stderr io.Writer) zerolog.Logger {
+// secrets are the secret values the command line holds (passwords from
+// flags or the environment, and those in URIs), for the redactors.
+func (cli *CLI) secrets(args []string) []string {
+	out := []string{cli.Password, cli.Proxy.UpstreamPassword}
+	if _, _, pass := parseUpstream(cli.Proxy.Upstream); pass != "" {
+		out = append(out, pass)
+	}
+	for _, a := range args {
+		out = append(out, redact.URISecrets(a)...)
+	}
+	return out
+}
+
+// isTerminal reports whether w, or the writer a redactor writes to, is a
+// terminal.
+func isTerminal(w io.Writer) bool {
+	if u, ok := w.(interface{ Unwrap() io.Writer }); ok {
+		w = u.Unwrap()
+	}
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func newLogger(g *Globals, stderr io.Writer, terminal bool) zerolog.Logger {
 	var w io.Writer = stderr
 	format := g.LogFormat
 	if format == "auto" {
 		format = "json"
-		if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		if terminal {
 			format = "console"
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sources/registry"
 )
@@ -18,7 +19,7 @@ func openRegistryInput(_ context.Context, a *app, u uri.URI) (source, error) {
 		return nil, err
 	}
 	if u.Host == "" || u.Path == "" {
-		return nil, fmt.Errorf("registry URI %q: expected registry://HOST/IMAGE[:TAG]", u.Raw)
+		return nil, fmt.Errorf("registry URI %q: expected registry://HOST/IMAGE[:TAG]", redact.URI(u.Raw))
 	}
 	t, err := a.transport()
 	if err != nil {
