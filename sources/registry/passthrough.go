@@ -8,6 +8,7 @@ import (
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/occystrap/occystrap/internal/accounting"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -48,9 +49,16 @@ type blobBody struct {
 	desc v1.Descriptor
 }
 
-// OpenBlob streams the compressed blob, verified, under ctx.
+// OpenBlob streams the compressed blob, verified, under ctx; its bytes are
+// counted in the image ctx carries.
 func (b *blobBody) OpenBlob(ctx context.Context) (io.ReadCloser, error) {
-	return b.s.reg.Blob(ctx, b.s.opts.Repo, b.desc.Digest, b.desc.Size)
+	rc, err := b.s.reg.Blob(ctx, b.s.opts.Repo, b.desc.Digest, b.desc.Size)
+	if err != nil {
+		return nil, err
+	}
+	acc := accounting.FromContext(ctx)
+	acc.Expect(b.desc.Size)
+	return acc.Reader(rc), nil
 }
 
 // OpenCompressed gives the blob as stored (stage.Compressed).

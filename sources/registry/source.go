@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/occystrap/occystrap/internal/accounting"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -171,6 +172,8 @@ func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) error {
 	log := zerolog.Ctx(ctx).With().Str("image", s.where()).Logger()
 	ctx = log.WithContext(ctx)
 
+	// This source counts the bytes it downloads (fetchLayer, blobBody).
+	accounting.FromContext(ctx).SetSourceFed()
 	man, err := s.resolve(ctx)
 	if err != nil {
 		return err
@@ -320,6 +323,9 @@ func (s *Source) fetchLayer(ctx context.Context, seq int, d v1.Descriptor) (it s
 	if err != nil {
 		return it, err
 	}
+	acc := accounting.FromContext(ctx)
+	acc.Expect(d.Size)
+	rc = acc.Reader(rc)
 	defer rc.Close()
 
 	br := bufio.NewReaderSize(rc, 256<<10)

@@ -12,6 +12,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/occystrap/occystrap/internal/accounting"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -58,8 +59,8 @@ func (s *Source) sniff(m member) (compression, error) {
 }
 
 // body makes the re-openable body of layer l.
-func (s *Source) body(l layer) stage.Body {
-	b := &layerBody{s: s, l: l}
+func (s *Source) body(l layer, acc *accounting.Image) stage.Body {
+	b := &layerBody{s: s, l: l, acc: acc}
 	if l.comp == none {
 		return &stage.OpenerBody{OpenFunc: b.openRaw}
 	}
@@ -69,8 +70,9 @@ func (s *Source) body(l layer) stage.Body {
 // layerBody is a compressed layer's body: Open decompresses, and
 // OpenCompressed gives the blob as stored (stage.Compressed).
 type layerBody struct {
-	s *Source
-	l layer
+	s   *Source
+	l   layer
+	acc *accounting.Image // counts the bytes read of the archive
 }
 
 func (b *layerBody) Release() error { return nil }
@@ -154,7 +156,7 @@ type (
 func (b *layerBody) openRaw() (io.ReadCloser, error) {
 	m := b.l.m
 	if !b.s.reopen {
-		return io.NopCloser(io.NewSectionReader(b.s.ra, m.off, m.size)), nil
+		return b.acc.Reader(io.NopCloser(io.NewSectionReader(b.s.ra, m.off, m.size))), nil
 	}
 	f, err := os.Open(b.s.path)
 	if err != nil {
@@ -164,7 +166,7 @@ func (b *layerBody) openRaw() (io.ReadCloser, error) {
 		f.Close()
 		return nil, fmt.Errorf("archive %s: open member %s: %w", b.s.path, m.name, err)
 	}
-	return &section{f: f, lr: io.LimitedReader{R: f, N: m.size}, what: fmt.Sprintf("archive %s: member %s", b.s.path, m.name)}, nil
+	return &section{f: f, lr: io.LimitedReader{R: f, N: m.size}, what: fmt.Sprintf("archive %s: member %s", b.s.path, m.name), acc: b.acc}, nil
 }
 
 // section reads one member from its own descriptor on the archive.
@@ -172,10 +174,12 @@ type section struct {
 	f    *os.File
 	lr   io.LimitedReader
 	what string
+	acc  *accounting.Image // counts what is read (Read and WriteTo alike)
 }
 
 func (s *section) Read(p []byte) (int, error) {
 	n, err := s.lr.Read(p)
+	s.acc.Add(int64(n))
 	return n, s.wrap(s.short(err))
 }
 
@@ -196,9 +200,11 @@ func (s *section) short(err error) error {
 func (s *section) WriteTo(w io.Writer) (int64, error) {
 	if f, ok := w.(*os.File); ok {
 		n, err := f.ReadFrom(&s.lr)
+		s.acc.Add(n)
 		return n, s.wrap(s.atEnd(err))
 	}
 	n, err := io.CopyBuffer(onlyWriter{w}, onlyReader{&s.lr}, make([]byte, copyBuffer))
+	s.acc.Add(n)
 	return n, s.wrap(s.atEnd(err))
 }
 

@@ -14,6 +14,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/rs/zerolog"
 
+	"github.com/occystrap/occystrap/internal/accounting"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -303,12 +304,18 @@ func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) error {
 	if err := stage.Send(ctx, out, cfg); err != nil {
 		return err
 	}
+	// This source counts what is read of the archive: the layers as stored.
+	acc := accounting.FromContext(ctx)
+	acc.SetSourceFed()
+	for _, l := range s.layers {
+		acc.Expect(l.m.size)
+	}
 	for i, l := range s.layers {
 		size := l.m.size
 		if l.comp != none {
 			size = -1
 		}
-		it := stage.Item{Seq: i, Kind: stage.KindLayer, Name: l.name, DiffID: l.diffID, Size: size, Body: s.body(l)}
+		it := stage.Item{Seq: i, Kind: stage.KindLayer, Name: l.name, DiffID: l.diffID, Size: size, Body: s.body(l, acc)}
 		log.Debug().Str("layer", l.mpath).Str("compression", l.comp.String()).Msg("Emitting layer")
 		if err := stage.Send(ctx, out, it); err != nil {
 			return err
