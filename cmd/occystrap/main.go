@@ -55,6 +55,7 @@ type CLI struct {
 	Info    InfoCmd    `cmd:"" help:"Show an image's metadata without reading its layers."`
 	Check   CheckCmd   `cmd:"" help:"Check an image's validity; exit 1 when errors are found."`
 	Proxy   ProxyCmd   `cmd:"" help:"Serve a registry that filters the images pushed or pulled through it into a downstream registry."`
+	Plan    PlanCmd    `cmd:"" help:"Split a multi-image source into shards by shared layers, for process --shard."`
 }
 
 func main() {
