@@ -3,14 +3,14 @@ package transport
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sourcegraph/conc/pool"
 	"golang.org/x/time/rate"
+
+	"github.com/occystrap/occystrap/internal/testregistry"
 )
 
 // TestAdaptiveSteps walks the policy on a fake clock: unlimited at first,
@@ -54,8 +54,8 @@ func TestAdaptiveSteps(t *testing.T) {
 	}
 }
 
-// TestAdaptiveRateAgainstLimitedRegistry: a server that answers 429 above
-// a fixed request rate. With --rate-limit auto, a burst of parallel
+// TestAdaptiveRateAgainstLimitedRegistry: the reference registry behind a
+// limiter that answers 429 above a fixed request rate. With --rate-limit auto, a burst of parallel
 // requests completes without exhausting retries, and by its second half
 // the client sends at about the server's limit with few rejections; the
 // same run unlimited is rejected far more often.
@@ -65,29 +65,31 @@ func TestAdaptiveRateAgainstLimitedRegistry(t *testing.T) {
 		srvLim := rate.NewLimiter(limit, 5)
 		var served, rejected, lateServed, lateRejected atomic.Int64
 		var late atomic.Bool
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !srvLim.Allow() {
-				rejected.Add(1)
-				if late.Load() {
-					lateRejected.Add(1)
+		reg0 := testregistry.Start(t, testregistry.Options{Plain: true, Wrap: func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if !srvLim.Allow() {
+					rejected.Add(1)
+					if late.Load() {
+						lateRejected.Add(1)
+					}
+					w.Header().Set("Retry-After", "0")
+					w.WriteHeader(http.StatusTooManyRequests)
+					return
 				}
-				w.Header().Set("Retry-After", "0")
-				w.WriteHeader(http.StatusTooManyRequests)
-				return
-			}
-			served.Add(1)
-			if late.Load() {
-				lateServed.Add(1)
-			}
-		}))
-		defer srv.Close()
+				served.Add(1)
+				if late.Load() {
+					lateServed.Add(1)
+				}
+				next.ServeHTTP(w, r)
+			})
+		}})
 		tr, err := New(Options{RateLimitAuto: auto, AdaptQuiet: 500 * time.Millisecond,
 			Retries: 4, RetryWaitMin: 20 * time.Millisecond, RetryWaitMax: 200 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer tr.Close()
-		reg := tr.Registry(strings.TrimPrefix(srv.URL, "http://"), RegistryOptions{Insecure: true})
+		reg := tr.Registry(reg0.Host, RegistryOptions{Insecure: true})
 		const n = 200
 		var done, fails atomic.Int64
 		p := pool.New().WithMaxGoroutines(16)
