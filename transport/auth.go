@@ -245,12 +245,9 @@ func (r *Registry) fetchToken(ctx context.Context, realm, service, scope string)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		err := ErrStatus
-		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-			err = ErrUnauthorized
-		}
-		return "", 0, fmt.Errorf("fetch token for %s from %s: %s: %w", r.host, u.Host, resp.Status, err)
+		e := newError(fmt.Sprintf("fetch token for %s from %s", r.host, u.Host), resp)
+		e.Host = r.host // the registry the token is for
+		return "", 0, e
 	}
 	var body struct {
 		Token       string `json:"token"`

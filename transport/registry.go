@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -61,6 +62,16 @@ func (r *Registry) credentials(ctx context.Context) (string, string, bool) {
 		return "", "", false
 	}
 	return u, p, ok
+}
+
+// HasCredentials reports whether the transport's own options (flags,
+// environment) or Docker's config give credentials for host.
+func (t *Transport) HasCredentials(ctx context.Context, host string) bool {
+	if t.opts.Username != "" || t.opts.Password != "" {
+		return true
+	}
+	_, _, ok, err := t.creds.lookup(ctx, host)
+	return ok && err == nil
 }
 
 // URL builds the URL of an API path ("/v2/...").
@@ -175,20 +186,33 @@ func redact(u string) string {
 	return u
 }
 
-// statusError turns an unexpected response into an error and closes it.
+// statusError turns an unexpected response into an *Error and closes it.
 func statusError(what string, resp *http.Response) error {
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	var sentinel error
-	switch resp.StatusCode {
-	case http.StatusNotFound:
-		sentinel = ErrNotFound
-	case http.StatusUnauthorized, http.StatusForbidden:
-		sentinel = ErrUnauthorized
-	default:
-		sentinel = ErrStatus
+	return newError(what, resp)
+}
+
+// Tags lists the tags of repo (the first page the registry gives).
+func (r *Registry) Tags(ctx context.Context, repo string) ([]string, error) {
+	what := fmt.Sprintf("list the tags of %s/%s", r.host, repo)
+	resp, err := r.Do(ctx, Request{
+		Method: http.MethodGet,
+		URL:    r.URL("/v2/" + repo + "/tags/list"),
+		Scope:  "repository:" + repo + ":pull",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	return fmt.Errorf("%s: %s: %w", what, resp.Status, sentinel)
+	if resp.StatusCode != http.StatusOK {
+		return nil, statusError(what, resp)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Tags []string `json:"tags"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&body); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return body.Tags, nil
 }
 
 // Manifest is a fetched manifest.
