@@ -69,12 +69,14 @@ type Image struct {
 	run  *Run
 
 	done, known atomic.Int64 // bytes moved; bytes expected (known so far)
+	size        atomic.Int64 // the image's layers as the source stores them
 	layers      atomic.Int64 // layers passed to the output
 	sourceFed   atomic.Bool
 	state       atomic.Int32
 	started     atomic.Int64 // unix nanoseconds when Start was called
 	ended       atomic.Int64
-	digest      atomic.Pointer[string]
+	digest      atomic.Pointer[string] // of the manifest written
+	config      atomic.Pointer[string] // of the config written
 }
 
 // Name is the image's name.
@@ -96,6 +98,15 @@ func (im *Image) Expect(n int64) {
 func (im *Image) Add(n int64) {
 	if im != nil && n > 0 {
 		im.done.Add(n)
+	}
+}
+
+// AddSize adds n bytes to the image's size: its layers as the source
+// stores them (compressed in a registry, as archived in a tarball), whether
+// or not they need moving.
+func (im *Image) AddSize(n int64) {
+	if im != nil && n > 0 {
+		im.size.Add(n)
 	}
 }
 
@@ -138,19 +149,31 @@ func (im *Image) Finish(err error) {
 	im.state.Store(int32(Done))
 }
 
-// SetDigest records the digest of what was written for the image.
+// SetDigest records the digest of the manifest written for the image (a
+// registry output).
 func (im *Image) SetDigest(d string) {
 	if im != nil && d != "" {
 		im.digest.Store(&d)
 	}
 }
 
-// Digest is the digest recorded with SetDigest, or "".
+// SetConfigDigest records the digest of the config written for the image.
+func (im *Image) SetConfigDigest(d string) {
+	if im != nil && d != "" {
+		im.config.Store(&d)
+	}
+}
+
+// Digest is the digest of what was written: the manifest's when one was
+// recorded, else the config's, else "".
 func (im *Image) Digest() string {
 	if im == nil {
 		return ""
 	}
 	if p := im.digest.Load(); p != nil {
+		return *p
+	}
+	if p := im.config.Load(); p != nil {
 		return *p
 	}
 	return ""
@@ -181,6 +204,7 @@ func (c *reader) Close() error { return c.r.Close() }
 type Figures struct {
 	Name       string
 	State      State
+	Size       int64 // the image's layers as stored by the source
 	Bytes      int64 // moved
 	BytesKnown int64 // expected so far; at least Bytes
 	Layers     int64
@@ -192,7 +216,7 @@ type Figures struct {
 func (im *Image) Figures() Figures {
 	f := Figures{
 		Name: im.name, State: State(im.state.Load()),
-		Bytes: im.done.Load(), BytesKnown: im.known.Load(), Layers: im.layers.Load(),
+		Size: im.size.Load(), Bytes: im.done.Load(), BytesKnown: im.known.Load(), Layers: im.layers.Load(),
 		Digest: im.Digest(),
 	}
 	f.BytesKnown = max(f.BytesKnown, f.Bytes)
@@ -212,6 +236,7 @@ type Snapshot struct {
 	ImagesTotal  int // 0 when not known
 	ImagesDone   int
 	ImagesFailed int
+	Size         int64
 	Bytes        int64
 	BytesKnown   int64
 	Layers       int64
@@ -235,6 +260,7 @@ func (r *Run) Snapshot() Snapshot {
 	for _, im := range images {
 		f := im.Figures()
 		s.Images = append(s.Images, f)
+		s.Size += f.Size
 		s.Bytes += f.Bytes
 		s.BytesKnown += f.BytesKnown
 		s.Layers += f.Layers

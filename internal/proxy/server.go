@@ -173,8 +173,11 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	p.Wait()
 	s.active.Wait()
 	st := s.Stats()
-	lg.Info().Msgf("Proxy stopped. Pushed %d images (%d failed). Pulled %d images (%d cache hits, %d misses).",
-		st.Pushed, st.PushFailed, st.Pulled, st.Hits, st.Misses)
+	// The original's line, as text; the counts as fields.
+	lg.Info().Int64("pushed", st.Pushed).Int64("push_failed", st.PushFailed).Int64("pulled", st.Pulled).
+		Int64("cache_hits", st.Hits).Int64("cache_misses", st.Misses).
+		Str("text", fmt.Sprintf("Proxy stopped. Pushed %d images (%d failed). Pulled %d images (%d cache hits, %d misses).",
+			st.Pushed, st.PushFailed, st.Pulled, st.Hits, st.Misses)).Msg("Proxy stopped")
 	cerr := s.store.Close()
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("proxy: serve on %s: %w", l.Addr(), serveErr)
@@ -189,7 +192,7 @@ func (s *Server) Close() error { return s.store.Close() }
 type debugWriter struct{ l *zerolog.Logger }
 
 func (w debugWriter) Write(p []byte) (int, error) {
-	w.l.Debug().Str("component", "proxy").Msg(strings.TrimSpace(string(p)))
+	w.l.Debug().Str("component", "proxy").Str("text", strings.TrimSpace(string(p))).Msg("HTTP server")
 	return len(p), nil
 }
 
@@ -463,7 +466,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, name, tag s
 			return err
 		}
 		lg.Info().Str("downstream", s.host+"/"+s.downRepo(name)+":"+tag).Str("digest", got.String()).
-			Dur("elapsed", time.Since(start)).Msg("Pushed image downstream")
+			Dur("elapsed_ms", time.Since(start)).Msg("Pushed image downstream")
 		return nil
 	}()
 	if err != nil {
@@ -554,6 +557,6 @@ func (s *Server) pullThrough(ctx context.Context, name, ref string) (transport.M
 		return transport.Manifest{}, fmt.Errorf("pull %s/%s:%s through the proxy: %w", s.opts.Upstream, name, ref, err)
 	}
 	s.misses.Add(1)
-	lg.Info().Dur("elapsed", time.Since(start)).Msg("Pulled image from upstream")
+	lg.Info().Dur("elapsed_ms", time.Since(start)).Msg("Pulled image from upstream")
 	return s.down.GetManifest(ctx, repo, ref, accept)
 }

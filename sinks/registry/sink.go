@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/occystrap/occystrap/internal/accounting"
 	"github.com/occystrap/occystrap/internal/keylock"
 	"github.com/occystrap/occystrap/internal/layercache"
 	"github.com/occystrap/occystrap/stage"
@@ -395,10 +396,11 @@ intake:
 	if c.BytesIn > 0 {
 		ratio = 100 * float64(c.BytesOut) / float64(c.BytesIn)
 	}
-	log.Info().Int("layers", len(results)).Dur("elapsed", time.Since(start)).
+	accounting.FromContext(ctx).SetDigest(d.String())
+	log.Info().Int("layers", len(results)).Dur("elapsed_ms", time.Since(start)).
 		Int64("uploaded", c.Uploaded).Int64("upload_skipped", c.Existing).Int64("mounted", c.Mounted).
 		Int64("cache_hits", c.CacheHits).Int64("passthrough", c.Passthrough).
-		Float64("mb_in", float64(c.BytesIn)/1e6).Float64("mb_out", float64(c.BytesOut)/1e6).Float64("ratio_pct", ratio).
+		Int64("bytes_in", c.BytesIn).Int64("bytes_out", c.BytesOut).Float64("ratio_pct", ratio).
 		Str("digest", d.String()).Str("media_type", mediaType).Msg("Push complete")
 	return nil
 }

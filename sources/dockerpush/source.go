@@ -168,7 +168,7 @@ func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) (err error) {
 		if err != nil {
 			return err
 		}
-		lg.Debug().Dur("elapsed", time.Since(start)).Msg("Push complete")
+		lg.Debug().Dur("elapsed_ms", time.Since(start)).Msg("Push complete")
 		close(pushed)
 		return nil
 	})
@@ -181,7 +181,7 @@ func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) (err error) {
 type debugWriter struct{ l zerolog.Logger }
 
 func (w debugWriter) Write(p []byte) (int, error) {
-	w.l.Debug().Str("component", "registry").Msg(strings.TrimSpace(string(p)))
+	w.l.Debug().Str("component", "registry").Str("text", strings.TrimSpace(string(p))).Msg("HTTP server")
 	return len(p), nil
 }
 

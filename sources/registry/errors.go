@@ -13,4 +13,10 @@ var (
 	ErrManifestType = errors.New("unknown manifest content type")
 	// ErrDiffID: a layer's uncompressed content does not match the config.
 	ErrDiffID = errors.New("layer DiffID does not match the image config")
+	// ErrTagUnknown: the repository exists but has no such tag (the
+	// registry's MANIFEST_UNKNOWN, told apart by listing its tags).
+	ErrTagUnknown = errors.New("the repository has no such tag")
+	// ErrRepositoryUnknown: the registry has no such repository
+	// (NAME_UNKNOWN, or a manifest and a tags list both not found).
+	ErrRepositoryUnknown = errors.New("the registry has no such repository")
 )

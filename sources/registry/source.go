@@ -128,7 +128,7 @@ func (s *Source) resolve(ctx context.Context) (v1.Manifest, error) {
 	}
 	m, err := s.reg.GetManifest(ctx, s.opts.Repo, s.opts.Tag, accepted)
 	if err != nil {
-		return v1.Manifest{}, err
+		return v1.Manifest{}, s.notFound(ctx, err)
 	}
 	switch m.MediaType {
 	case MediaTypeDockerList, v1.MediaTypeImageIndex:
@@ -177,6 +177,9 @@ func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) error {
 	man, err := s.resolve(ctx)
 	if err != nil {
 		return err
+	}
+	for _, l := range man.Layers {
+		accounting.FromContext(ctx).AddSize(l.Size)
 	}
 	if s.compressed {
 		s.runCtx = ctx
@@ -399,4 +402,29 @@ func decompressor(mediaType string, br *bufio.Reader) (io.ReadCloser, error) {
 		return zr.IOReadCloser(), nil
 	}
 	return io.NopCloser(br), nil
+}
+
+// notFound tells, when the registry has no manifest for the tag, an unknown
+// tag from an unknown repository (registries answer both with 404 and often
+// the same MANIFEST_UNKNOWN): it lists the repository's tags.
+func (s *Source) notFound(ctx context.Context, err error) error {
+	if !errors.Is(err, transport.ErrNotFound) {
+		return err
+	}
+	var te *transport.Error
+	if errors.As(err, &te) && te.Has(transport.CodeNameUnknown) {
+		return fmt.Errorf("%w: %w", err, ErrRepositoryUnknown)
+	}
+	tags, terr := s.reg.Tags(ctx, s.opts.Repo)
+	switch {
+	case terr == nil && len(tags) > 0:
+		shown := tags
+		if len(shown) > 5 {
+			shown = append(shown[:5:5], "…")
+		}
+		return fmt.Errorf("%w: %w (tag %q; it has %s)", err, ErrTagUnknown, s.opts.Tag, strings.Join(shown, ", "))
+	case terr == nil, errors.Is(terr, transport.ErrNotFound):
+		return fmt.Errorf("%w: %w", err, ErrRepositoryUnknown)
+	}
+	return err
 }

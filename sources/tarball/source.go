@@ -309,6 +309,7 @@ func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) error {
 	acc.SetSourceFed()
 	for _, l := range s.layers {
 		acc.Expect(l.m.size)
+		acc.AddSize(l.m.size)
 	}
 	for i, l := range s.layers {
 		size := l.m.size
