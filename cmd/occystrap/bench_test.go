@@ -42,7 +42,7 @@ func BenchmarkTarToDir(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				out := filepath.Join(dir, fmt.Sprintf("out-%d-%d", j, i))
 				var stderr bytes.Buffer
-				if code := run([]string{"--log-format", "json", "--no-verify", "-j", fmt.Sprint(j), "process", "tar://" + src, "dir://" + out}, &bytes.Buffer{}, &stderr); code != 0 {
+				if code := run([]string{"--log-format", "console", "--no-verify", "-j", fmt.Sprint(j), "process", "tar://" + src, "dir://" + out}, &bytes.Buffer{}, &stderr); code != 0 {
 					b.Fatalf("exit %d: %s", code, stderr.String())
 				}
 				b.StopTimer()
@@ -82,7 +82,7 @@ func BenchmarkRegistryToDir(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				out := filepath.Join(dir, fmt.Sprintf("out-%d-%d", j, i))
 				var stderr bytes.Buffer
-				if code := run([]string{"--log-format", "json", "--no-verify", "-j", fmt.Sprint(j), "process", "registry://" + reg.Host + "/bench/app:v1", "dir://" + out}, &bytes.Buffer{}, &stderr); code != 0 {
+				if code := run([]string{"--log-format", "console", "--no-verify", "-j", fmt.Sprint(j), "process", "registry://" + reg.Host + "/bench/app:v1", "dir://" + out}, &bytes.Buffer{}, &stderr); code != 0 {
 					b.Fatalf("exit %d: %s", code, stderr.String())
 				}
 				b.StopTimer()

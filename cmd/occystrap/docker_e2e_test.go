@@ -96,7 +96,7 @@ func TestDockerRoundTrips(t *testing.T) {
 			t.Cleanup(func() { _ = eng.Remove(ctx, ref); _ = eng.Remove(ctx, back) })
 
 			// tar:// -> docker:// tags the destination's full name.
-			_, stderr := mustRun(t, "--log-format", "json", "process", "tar://"+src, dockerURI(eng, ref))
+			_, stderr := mustRun(t, "--log-format", "console", "process", "tar://"+src, dockerURI(eng, ref))
 			if !summaryRE.MatchString(stderr) {
 				t.Errorf("no verified summary line:\n%s", stderr)
 			}
@@ -110,7 +110,7 @@ func TestDockerRoundTrips(t *testing.T) {
 
 			// docker:// -> dir://
 			out := filepath.Join(t.TempDir(), "out")
-			mustRun(t, "--log-format", "json", "process", dockerURI(eng, ref), "dir://"+out)
+			mustRun(t, "--log-format", "console", "process", dockerURI(eng, ref), "dir://"+out)
 			cfg, layers := dirLayers(t, out, "manifest.json")
 			if want := a.ConfigDigest.Encoded() + ".json"; cfg != want {
 				t.Errorf("dir config %s, want %s", cfg, want)
@@ -126,15 +126,15 @@ func TestDockerRoundTrips(t *testing.T) {
 
 			// docker:// -> tar://
 			archive := filepath.Join(t.TempDir(), "out.tar")
-			mustRun(t, "--log-format", "json", "process", dockerURI(eng, ref), "tar://"+archive)
+			mustRun(t, "--log-format", "console", "process", dockerURI(eng, ref), "tar://"+archive)
 			if d := cmp.Diff(a.DiffIDs, tarLayers(t, archive)); d != "" {
 				t.Errorf("tar layers (-want +got):\n%s", d)
 			}
 
 			// docker:// -> registry:// -> docker://
 			reg := testregistry.Start(t, testregistry.Options{Plain: true})
-			mustRun(t, "--log-format", "json", "--insecure", "process", dockerURI(eng, ref), "registry://"+reg.Host+"/mirror/app:v1")
-			mustRun(t, "--log-format", "json", "--insecure", "process", "registry://"+reg.Host+"/mirror/app:v1", dockerURI(eng, back))
+			mustRun(t, "--log-format", "console", "--insecure", "process", dockerURI(eng, ref), "registry://"+reg.Host+"/mirror/app:v1")
+			mustRun(t, "--log-format", "console", "--insecure", "process", "registry://"+reg.Host+"/mirror/app:v1", dockerURI(eng, back))
 			info, err = c.Inspect(ctx, back)
 			if err != nil {
 				t.Fatal(err)
@@ -163,7 +163,7 @@ func TestDockerErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			code, _, stderr := occystrap(t, append([]string{"--log-format", "json"}, tc.args...)...)
+			code, _, stderr := occystrap(t, append([]string{"--log-format", "console"}, tc.args...)...)
 			if code == 0 || !strings.Contains(stderr, tc.want) {
 				t.Errorf("exit %d, want failure with %q in stderr:\n%s", code, tc.want, stderr)
 			}
@@ -174,7 +174,7 @@ func TestDockerErrors(t *testing.T) {
 func TestDockerHostEnv(t *testing.T) {
 	eng := testdocker.Require(t)
 	t.Setenv("DOCKER_HOST", "unix://"+eng.Socket)
-	code, _, stderr := occystrap(t, "--log-format", "json", "process", "docker://occy-e2e/absent:x", "dir://"+t.TempDir())
+	code, _, stderr := occystrap(t, "--log-format", "console", "process", "docker://occy-e2e/absent:x", "dir://"+t.TempDir())
 	if code == 0 || !strings.Contains(stderr, "Image not found: occy-e2e/absent:x") {
 		t.Errorf("exit %d; the engine named by DOCKER_HOST should answer Image not found:\n%s", code, stderr)
 	}
@@ -190,7 +190,7 @@ func TestQuayToDocker(t *testing.T) {
 	q, reg := testquay.Start(t, testquay.Options{PageSize: 7}, testregistry.Options{Plain: true})
 	want := kollaCorpus(t, q, reg, 6)
 	t.Setenv(quayHostEnv, reg.Host)
-	code, _, stderr := runCLI("--insecure", "--log-format", "json", "-J", "3", "process",
+	code, _, stderr := runCLI("--insecure", "--log-format", "console", "-J", "3", "process",
 		"quay://openstack.kolla/*:2025.1-debian-bookworm?since=2026-03-01",
 		"docker://occy-quay/kolla?socket="+eng.Socket)
 	if code != 0 {

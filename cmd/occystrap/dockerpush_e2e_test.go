@@ -26,12 +26,12 @@ func TestDockerpushToDir(t *testing.T) {
 	src, a := writeArchive(t, false)
 	ref := "occy-e2e/pushed:v1"
 	t.Cleanup(func() { _ = eng.Remove(ctx, ref) })
-	mustRun(t, "--log-format", "json", "process", "tar://"+src, dockerURI(eng, ref))
+	mustRun(t, "--log-format", "console", "process", "tar://"+src, dockerURI(eng, ref))
 
 	viaSave := filepath.Join(t.TempDir(), "save")
-	mustRun(t, "--log-format", "json", "process", dockerURI(eng, ref), "dir://"+viaSave)
+	mustRun(t, "--log-format", "console", "process", dockerURI(eng, ref), "dir://"+viaSave)
 	viaPush := filepath.Join(t.TempDir(), "push")
-	_, stderr := mustRun(t, "--log-format", "json", "process", "dockerpush://"+ref+"?socket="+eng.Socket, "dir://"+viaPush)
+	_, stderr := mustRun(t, "--log-format", "console", "process", "dockerpush://"+ref+"?socket="+eng.Socket, "dir://"+viaPush)
 	if !summaryRE.MatchString(stderr) {
 		t.Errorf("no verified summary line:\n%s", stderr)
 	}
@@ -83,7 +83,7 @@ func TestDockerpushErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			code, _, stderr := occystrap(t, append([]string{"--log-format", "json"}, tc.args...)...)
+			code, _, stderr := occystrap(t, append([]string{"--log-format", "console"}, tc.args...)...)
 			if code == 0 || !strings.Contains(stderr, tc.want) {
 				t.Errorf("exit %d, want failure with %q in stderr:\n%s", code, tc.want, stderr)
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"net/http"
 	"os"
@@ -64,7 +65,7 @@ func writeArchive(t *testing.T, oci bool) (string, *fixture.Archive) {
 func occystrap(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(args, &out, &errb)
+	code := run(consoleUnlessAsked(args), &out, &errb)
 	return code, out.String(), errb.String()
 }
 
@@ -77,14 +78,16 @@ func mustRun(t *testing.T, args ...string) (string, string) {
 	return out, errs
 }
 
-var summaryRE = regexp.MustCompile(`(?m)^Summary: 3 layers, [0-9.]+ (B|KB|MB), [0-9]+\.[0-9]s, verified OK$`)
+// summaryRE finds the summary: the console line, or the text of the JSON
+// summary event.
+var summaryRE = regexp.MustCompile(`(?m)(^|"text":")Summary: 3 layers, [0-9.]+ (B|KB|MB), [0-9]+\.[0-9]s, verified OK("|$)`)
 
 func TestProcessTarToDir(t *testing.T) {
 	for _, oci := range []bool{false, true} {
 		t.Run(map[bool]string{false: "legacy", true: "oci-gzip"}[oci], func(t *testing.T) {
 			src, a := writeArchive(t, oci)
 			out := filepath.Join(t.TempDir(), "out")
-			_, stderr := mustRun(t, "--log-format", "json", "process", "tar://"+src, "dir://"+out)
+			_, stderr := mustRun(t, "--log-format", "console", "process", "tar://"+src, "dir://"+out)
 			if !summaryRE.MatchString(stderr) {
 				t.Errorf("no summary line in stderr:\n%s", stderr)
 			}
@@ -117,7 +120,7 @@ func TestProcessTarToDir(t *testing.T) {
 
 			// A second run writes no layer again.
 			before := inodes(t, out, a.LayerNames)
-			mustRun(t, "--log-format", "json", "process", "tar://"+src, "dir://"+out)
+			mustRun(t, "--log-format", "console", "process", "tar://"+src, "dir://"+out)
 			if d := cmp.Diff(before, inodes(t, out, a.LayerNames)); d != "" {
 				t.Errorf("rerun rewrote layers (-before +after):\n%s", d)
 			}
@@ -147,7 +150,7 @@ func inodes(t *testing.T, dir string, names []string) map[string]fileID {
 func TestProcessTarToDirUniqueNamesExpand(t *testing.T) {
 	src, _ := writeArchive(t, false)
 	out := filepath.Join(t.TempDir(), "out")
-	mustRun(t, "--log-format", "json", "process", "tar:"+src, "dir://"+out+"?unique_names=true&expand=true")
+	mustRun(t, "--log-format", "console", "process", "tar:"+src, "dir://"+out+"?unique_names=true&expand=true")
 
 	var manifest []map[string]any
 	sinktest.ReadJSON(t, filepath.Join(out, "manifest-fixture_app-v1.json"), &manifest)
@@ -191,7 +194,7 @@ func TestProcessTarToDirUniqueNamesExpand(t *testing.T) {
 func TestProcessTarToTar(t *testing.T) {
 	src, a := writeArchive(t, true)
 	dst := filepath.Join(t.TempDir(), "copy.tar")
-	_, stderr := mustRun(t, "--log-format", "json", "process", "tar://"+src, "tar://"+dst)
+	_, stderr := mustRun(t, "--log-format", "console", "process", "tar://"+src, "tar://"+dst)
 	if !summaryRE.MatchString(stderr) {
 		t.Errorf("no summary line:\n%s", stderr)
 	}
@@ -206,7 +209,7 @@ func TestProcessTarToTar(t *testing.T) {
 		t.Errorf("image read back = %q, want app:v1", got)
 	}
 	out := filepath.Join(t.TempDir(), "out")
-	mustRun(t, "--log-format", "json", "process", "tar://"+dst, "dir://"+out)
+	mustRun(t, "--log-format", "console", "process", "tar://"+dst, "dir://"+out)
 	for i, n := range a.LayerNames {
 		got, err := os.ReadFile(filepath.Join(out, n, "layer.tar"))
 		if err != nil || !bytes.Equal(got, a.Layers[i]) {
@@ -224,13 +227,13 @@ func TestProcessErrors(t *testing.T) {
 		want string
 	}{
 		{"missing archive", []string{"process", "tar:///nonexistent.tar", "dir:///tmp/x"}, 1, "Error: "},
-		{"bad scheme", []string{"process", "ftp://x", "dir://o"}, 1, `Error: Unknown input scheme "ftp"`},
-		{"bad output option", []string{"process", "tar://" + src, "dir://o?uniq=1"}, 1, `unknown option "uniq"`},
-		{"unknown filter", []string{"process", "-f", "nope", "tar://" + src, "dir://o"}, 1, `unknown filter "nope"`},
+		{"bad scheme", []string{"process", "ftp://x", "dir://o"}, 2, `Error: Unknown input scheme "ftp"`},
+		{"bad output option", []string{"process", "tar://" + src, "dir://o?uniq=1"}, 2, `unknown option "uniq"`},
+		{"unknown filter", []string{"process", "-f", "nope", "tar://" + src, "dir://o"}, 2, `unknown filter "nope"`},
 		{"usage", []string{"process", "tar://" + src}, 2, "Error: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, _, stderr := occystrap(t, append([]string{"--log-format", "json"}, tc.args...)...)
+			code, _, stderr := occystrap(t, append([]string{"--log-format", "console"}, tc.args...)...)
 			if code != tc.code || !strings.Contains(stderr, tc.want) {
 				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr, tc.code, tc.want)
 			}
@@ -240,7 +243,7 @@ func TestProcessErrors(t *testing.T) {
 
 func TestSearchCommandOnArchive(t *testing.T) {
 	src, a := writeArchive(t, false)
-	out, _ := mustRun(t, "--log-format", "json", "search", "--script-friendly", "tar://"+src, "*.conf")
+	out, _ := mustRun(t, "--log-format", "console", "search", "--script-friendly", "tar://"+src, "*.conf")
 	want := strings.Join([]string{
 		"fixture/app:v1:" + a.LayerNames[0] + ":etc/app.conf",
 		"fixture/app:v1:" + a.LayerNames[0] + ":opt/app/old.conf",
@@ -276,7 +279,7 @@ func TestProcessRegistryToDir(t *testing.T) {
 			if err := reg.Push(context.Background(), "fixture/app", "v1", img); err != nil {
 				t.Fatal(err)
 			}
-			args := []string{"--log-format", "json"}
+			args := []string{"--log-format", "console"}
 			if plain {
 				args = append(args, "--insecure")
 			} else {
@@ -321,7 +324,7 @@ func TestTarOutputLoadsIntoDocker(t *testing.T) {
 	for _, oci := range []bool{false, true} {
 		src, a := writeArchive(t, oci)
 		dst := filepath.Join(t.TempDir(), "copy.tar")
-		mustRun(t, "--log-format", "json", "process", "tar://"+src, "tar://"+dst)
+		mustRun(t, "--log-format", "console", "process", "tar://"+src, "tar://"+dst)
 		_ = eng.Remove(ctx, "app:v1")
 		if msg, err := eng.Load(ctx, dst); err != nil {
 			t.Fatalf("docker load: %v (%s)", err, msg)
@@ -354,7 +357,7 @@ func TestProcessRegistryFailureLeavesNothing(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	out := filepath.Join(t.TempDir(), "out")
-	code, _, stderr := occystrap(t, "--log-format", "json", "--insecure", "--temp-dir", tmp, "-j", "2",
+	code, _, stderr := occystrap(t, "--log-format", "console", "--insecure", "--temp-dir", tmp, "-j", "2",
 		"process", "registry://"+reg.Host+"/fixture/app:v1", "dir://"+out+"?expand=true")
 	if code != 1 || !strings.Contains(stderr, "Error: ") || !strings.Contains(stderr, bad.Encoded()) {
 		t.Fatalf("exit %d, stderr:\n%s\nwant exit 1 and an error naming %s", code, stderr, bad)
@@ -403,18 +406,16 @@ func TestRegistryToRegistryOneConnectionEach(t *testing.T) {
 	}
 	t.Setenv("SSL_CERT_FILE", ca)
 	s0, d0 := src.NewConns(), dst.NewConns()
-	mustRun(t, "--log-format", "json", "-j", "8", "process", "registry://"+src.Host+"/a/b:v1", "registry://"+dst.Host+"/c/d:v1")
+	mustRun(t, "--log-format", "console", "-j", "8", "process", "registry://"+src.Host+"/a/b:v1", "registry://"+dst.Host+"/c/d:v1")
 	if s, d := src.NewConns()-s0, dst.NewConns()-d0; s != 1 || d != 1 {
 		t.Errorf("connections: %d to the source, %d to the destination; want 1 each", s, d)
 	}
 }
 
 // TestSingleImageProgress: a single-image run that takes a while logs its
-// progress periodically (every 30 s by default; shortened here).
+// progress (bytes done of bytes known) every --progress-interval, and never
+// faster than asked.
 func TestSingleImageProgress(t *testing.T) {
-	old := progressEvery
-	progressEvery = 20 * time.Millisecond
-	t.Cleanup(func() { progressEvery = old })
 	reg := testregistry.Start(t, testregistry.Options{Plain: true, Wrap: testregistry.Latency(60 * time.Millisecond)})
 	img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 41, Layers: 3})
 	if err != nil {
@@ -423,9 +424,42 @@ func TestSingleImageProgress(t *testing.T) {
 	if err := reg.Push(context.Background(), "fixture/app", "v1", img); err != nil {
 		t.Fatal(err)
 	}
-	_, stderr := mustRun(t, "--log-format", "json", "--insecure", "-j", "1", "process",
+	const interval = 40 * time.Millisecond
+	_, stderr := mustRun(t, "--log-format", "json", "--insecure", "-j", "1", "--progress-interval", interval.String(), "process",
 		"registry://"+reg.Host+"/fixture/app:v1", "dir://"+filepath.Join(t.TempDir(), "out"))
-	if !strings.Contains(stderr, `"message":"0/1 images complete"`) || !strings.Contains(stderr, `"layers_in_flight"`) {
-		t.Errorf("no progress event in stderr:\n%s", stderr)
+	var times []time.Time
+	var last map[string]any
+	var begun time.Time
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("not JSON: %q", line)
+		}
+		ts, err := time.Parse(time.RFC3339Nano, ev["time"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev["event"] == "processing_image" {
+			begun = ts
+		}
+		if ev["event"] != "progress" {
+			continue
+		}
+		times = append(times, ts)
+		last = ev
+	}
+	if len(times) < 2 {
+		t.Fatalf("%d progress events, want at least 2:\n%s", len(times), stderr)
+	}
+	// The k-th event comes at least k intervals after the run began (the
+	// timestamps have millisecond precision): never more often than asked.
+	if span := times[len(times)-1].Sub(begun); span < time.Duration(len(times))*interval-time.Millisecond {
+		t.Errorf("%d progress events within %v, want at most one per %v", len(times), span, interval)
+	}
+	if known, ok := last["bytes_known"].(float64); !ok || known <= 0 {
+		t.Errorf("last progress event has no bytes known: %v", last)
+	}
+	if _, ok := last["bytes"].(float64); !ok {
+		t.Errorf("progress event without bytes: %v", last)
 	}
 }

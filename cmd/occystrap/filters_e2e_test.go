@@ -33,7 +33,7 @@ func TestFilterChainsEverywhere(t *testing.T) {
 
 	archive, _ := writeArchive(t, true)
 	// The same image in the registry: push it from the archive, unfiltered.
-	mustRun(t, "--log-format", "json", "process", "tar://"+archive, "registry://"+reg.Host+"/fixture/app:v1")
+	mustRun(t, "--log-format", "console", "process", "tar://"+archive, "registry://"+reg.Host+"/fixture/app:v1")
 
 	sources := map[string]string{
 		"tar":      "tar://" + archive,
@@ -56,12 +56,12 @@ func TestFilterChainsEverywhere(t *testing.T) {
 					case "registry":
 						dst = "registry://" + reg.Host + "/filtered/app:" + strings.ReplaceAll(sname+"-"+cname, "_", "-")
 					}
-					args := append([]string{"--log-format", "json", "process"}, chain...)
+					args := append([]string{"--log-format", "console", "process"}, chain...)
 					mustRun(t, append(args, src, dst)...)
 					out := strings.TrimPrefix(dst, "dir://")
 					if dname != "dir" {
 						out = filepath.Join(t.TempDir(), "readback")
-						mustRun(t, "--log-format", "json", "process", dst, "dir://"+out)
+						mustRun(t, "--log-format", "console", "process", dst, "dir://"+out)
 					}
 					checkFiltered(t, out)
 				})
@@ -123,8 +123,8 @@ func checkFiltered(t *testing.T, dir string) {
 func TestSearchOnRegistry(t *testing.T) {
 	reg := testregistry.Start(t, testregistry.Options{Plain: true})
 	archive, _ := writeArchive(t, false)
-	mustRun(t, "--log-format", "json", "--insecure", "process", "tar://"+archive, "registry://"+reg.Host+"/fixture/app:v1")
-	out, _ := mustRun(t, "--log-format", "json", "--insecure", "search", "registry://"+reg.Host+"/fixture/app:v1", "new.conf")
+	mustRun(t, "--log-format", "console", "--insecure", "process", "tar://"+archive, "registry://"+reg.Host+"/fixture/app:v1")
+	out, _ := mustRun(t, "--log-format", "console", "--insecure", "search", "registry://"+reg.Host+"/fixture/app:v1", "new.conf")
 	if !strings.Contains(out, "  opt/app/new.conf (file, 4 bytes)") || !strings.Contains(out, "Found 1 match in 1 layer.") {
 		t.Errorf("search output:\n%s", out)
 	}

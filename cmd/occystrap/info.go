@@ -51,11 +51,11 @@ func writeInfo(a *app, v *pyjson.Object) error {
 func (c *InfoCmd) runMulti(ctx context.Context, a *app) error {
 	u, err := uri.ParseInput(c.Source)
 	if err != nil {
-		return err
+		return usage(err)
 	}
 	spec, err := quay.ParseURI(u, os.Getenv(quayHostEnv), a.g.Password, a.g.Insecure)
 	if err != nil {
-		return err
+		return usage(err)
 	}
 	t, err := a.transport()
 	if err != nil {
@@ -140,7 +140,7 @@ type imageMeta struct {
 func openImageMeta(ctx context.Context, a *app, s string) (*imageMeta, error) {
 	u, err := uri.ParseInput(s)
 	if err != nil {
-		return nil, err
+		return nil, usage(err)
 	}
 	switch u.Scheme {
 	case "registry", "tar", "docker":

@@ -9,13 +9,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/alecthomas/kong"
-	"github.com/rs/zerolog"
 	"golang.org/x/term"
 
+	"github.com/occystrap/occystrap/internal/logging"
 	"github.com/occystrap/occystrap/internal/redact"
 )
 
@@ -27,7 +28,7 @@ var version = "0.1.0-dev"
 type Globals struct {
 	Verbose    bool             `help:"Log occystrap's own debug messages."`
 	Debug      bool             `help:"Log debug messages from everything, libraries included."`
-	LogFormat  string           `name:"log-format" enum:"auto,json,console" default:"auto" help:"Log format on stderr: json lines, a readable console form, or auto (console on a terminal, json otherwise)."`
+	LogFormat  string           `name:"log-format" env:"OCCYSTRAP_LOG_FORMAT" enum:"auto,json,console" default:"auto" help:"Log format on stderr: json lines, a readable console form, or auto (console on a terminal, json otherwise)."`
 	Parallel   int              `short:"j" env:"OCCYSTRAP_PARALLEL" default:"4" help:"Layers processed at once per image."`
 	TempDir    string           `name:"temp-dir" env:"OCCYSTRAP_TEMP_DIR" help:"Directory for temporary files (default: the system's)."`
 	Verify     bool             `negatable:"" env:"OCCYSTRAP_VERIFY" default:"true" help:"Check the output after process writes it."`
@@ -39,6 +40,7 @@ type Globals struct {
 	Variant       string    `help:"CPU variant to choose from a manifest list (must match exactly)."`
 	Username      string    `env:"OCCYSTRAP_USERNAME" help:"Registry user name."`
 	Password      string    `env:"OCCYSTRAP_PASSWORD" help:"Registry password."`
+	PasswordStdin bool      `name:"password-stdin" help:"Read the registry password from the first line of stdin."`
 	Insecure      bool      `help:"Talk to registries over plain HTTP."`
 	Retries       int       `env:"OCCYSTRAP_RETRIES" default:"3" help:"Retries of a failed HTTP request."`
 	RateLimit     rateLimit `name:"rate-limit" env:"OCCYSTRAP_RATE_LIMIT" help:"Most HTTP requests per second, shared by everything, or auto: halve on 429/503, grow back when quiet (default: unlimited)."`
@@ -46,6 +48,8 @@ type Globals struct {
 	Compression   string    `env:"OCCYSTRAP_COMPRESSION" enum:"gzip,zstd" default:"gzip" help:"Layer compression for registry output: gzip or zstd."`
 	LayerCache    string    `name:"layer-cache" env:"OCCYSTRAP_LAYER_CACHE" help:"JSON file remembering pushed layers, to skip them next time."`
 	OutputFormat  string    `name:"output-format" short:"O" enum:"text,json" default:"text" help:"Output of info and check: text or json."`
+
+	ProgressInterval time.Duration `name:"progress-interval" env:"OCCYSTRAP_PROGRESS_INTERVAL" default:"30s" help:"Period of the progress event when stderr is not a live terminal line; 0 turns it off."`
 }
 
 // CLI is the whole command line.
@@ -58,17 +62,24 @@ type CLI struct {
 	Check   CheckCmd   `cmd:"" help:"Check an image's validity; exit 1 when errors are found."`
 	Proxy   ProxyCmd   `cmd:"" help:"Serve a registry that filters the images pushed or pulled through it into a downstream registry."`
 	Plan    PlanCmd    `cmd:"" help:"Split a multi-image source into shards by shared layers, for process --shard."`
+
+	VersionCmd VersionCmd `cmd:"" name:"version" help:"Print the version, commit and Go version."`
 }
 
 func main() {
 	stop := startProfiles(os.Stderr)
-	code := run(os.Args[1:], os.Stdout, os.Stderr)
+	code := runIO(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
 // run is main without the process exit, for tests: it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	return runIO(args, os.Stdin, stdout, stderr)
+}
+
+// runIO is run with stdin given (--password-stdin).
+func runIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// Everything printed goes through a redactor: stderr (logs, errors,
 	// the summary) loses anything that looks like a secret, stdout (data:
 	// search results, info) only the secrets the command line holds.
@@ -80,8 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	parser, err := kong.New(&cli,
 		kong.Name("occystrap"),
 		kong.Description("Fast container image pipelines: registries, Docker, tarballs and directories."),
-		kong.UsageOnError(),
-		kong.Vars{"version": version},
+		kong.Vars{"version": versionText()},
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { panic(exitCode(code)) }),
 	)
@@ -101,36 +111,53 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}()
 		kctx, err := parser.Parse(args)
+		if err == nil && cli.PasswordStdin {
+			if cli.Password != "" {
+				err = errors.New("--password-stdin and --password (or OCCYSTRAP_PASSWORD) both give the password")
+			} else {
+				cli.Password, err = readPasswordStdin(stdin)
+				errw.Add(cli.Password)
+				outw.Add(cli.Password)
+			}
+		}
 		if err != nil {
-			fmt.Fprintf(stderr, "Error: %v\n", err)
-			fmt.Fprintf(stderr, "Run 'occystrap --help' for usage.\n")
-			code = 2
+			f := preParseFormat(args, terminal)
+			s := newStream(&Globals{LogFormat: map[logging.Format]string{logging.JSON: "json", logging.Console: "console"}[f]}, stderr, terminal)
+			code = s.fatal(usage(err), nil, nil)
 			return
 		}
 		secrets := cli.secrets(args)
 		errw.Add(secrets...)
 		outw.Add(secrets...)
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		log := newLogger(&cli.Globals, stderr, terminal)
-		ctx = log.WithContext(ctx)
-		app := &app{g: &cli.Globals, stdout: stdout, stderr: stderr}
+		ctx := sigCtx
+		s := newStream(&cli.Globals, stderr, terminal)
+		ctx = s.log.WithContext(ctx)
+		app := &app{g: &cli.Globals, stdout: stdout, stderr: stderr, out: s}
 		// Bind ctx as the interface: kong binds Run arguments by their
 		// dynamic type, which would not match a context.Context parameter.
 		kctx.BindTo(ctx, (*context.Context)(nil))
 		if err := kctx.Run(app); err != nil {
-			if errors.Is(err, errQuiet) { // the command printed why
-				code = 1
-				return
-			}
-			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-				err = errors.New("interrupted")
-			}
-			fmt.Fprintf(stderr, "Error: %v\n", redact.Error(err))
-			code = 1
+			code = s.fatal(err, app, signalOf(sigCtx))
 		}
 	}()
 	return code
+}
+
+// signalOf is the signal that ended ctx (made by signal.NotifyContext),
+// or nil.
+func signalOf(ctx context.Context) os.Signal {
+	c := context.Cause(ctx)
+	if c == nil {
+		return nil
+	}
+	for _, s := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		if c.Error() == s.String()+" signal received" {
+			return s
+		}
+	}
+	return nil
 }
 
 type exitCode int
@@ -148,6 +175,12 @@ type app struct {
 	// filterSpecs are the -f specs of the command (the layer cache's
 	// filters hash depends on them).
 	filterSpecs []string
+	// out is the event stream on stderr (stream.go).
+	out *stream
+	// uriCreds are the hosts a URI of the command line gave credentials
+	// for (for the hint of a 401).
+	credMu   sync.Mutex
+	uriCreds map[string]bool
 }
 
 // secrets are the secret values the command line holds (passwords from
@@ -171,26 +204,4 @@ func isTerminal(w io.Writer) bool {
 	}
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-func newLogger(g *Globals, stderr io.Writer, terminal bool) zerolog.Logger {
-	var w io.Writer = stderr
-	format := g.LogFormat
-	if format == "auto" {
-		format = "json"
-		if terminal {
-			format = "console"
-		}
-	}
-	if format == "console" {
-		w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly}
-	}
-	level := zerolog.InfoLevel
-	switch {
-	case g.Debug:
-		level = zerolog.TraceLevel
-	case g.Verbose:
-		level = zerolog.DebugLevel
-	}
-	return zerolog.New(w).Level(level).With().Timestamp().Logger()
 }

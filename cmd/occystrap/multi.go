@@ -7,12 +7,12 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/occystrap/occystrap/internal/accounting"
 	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/internal/shard"
 	"github.com/occystrap/occystrap/internal/uri"
@@ -28,13 +28,6 @@ import (
 // quayHostEnv names the default Quay host for self-hosted Quay.
 const quayHostEnv = "OCCYSTRAP_QUAY_HOST"
 
-// progressEvery is how often progress is logged when stderr is not a
-// terminal (the original logs every 30 s); the live bar redraws faster.
-var (
-	progressEvery = 30 * time.Second
-	barEvery      = 250 * time.Millisecond
-)
-
 // isMulti reports whether src names many images.
 func isMulti(src string) bool {
 	u, err := uri.ParseInput(src)
@@ -49,6 +42,8 @@ type imageResult struct {
 	ref          quay.Ref
 	layers       int
 	bytes        int64
+	moved        int64
+	digest       string
 	err          error
 	verified     bool
 	verifyErrors []string
@@ -60,11 +55,11 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	start := time.Now()
 	u, err := uri.ParseInput(c.Source)
 	if err != nil {
-		return err
+		return usage(err)
 	}
 	spec, err := quay.ParseURI(u, os.Getenv(quayHostEnv), a.g.Password, a.g.Insecure)
 	if err != nil {
-		return err
+		return usage(err)
 	}
 	if sh := shardArg(c.Shard); sh != "" {
 		if _, _, err := shard.ParseSpec(sh); err != nil {
@@ -75,7 +70,7 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	}
 	du, err := uri.ParseOutput(c.Destination)
 	if err != nil {
-		return err
+		return usage(err)
 	}
 	perImage := false
 	switch du.Scheme {
@@ -83,7 +78,7 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 		return fmt.Errorf("%s:// output is not supported for multi-image sources, as every image would overwrite the last. Use dir://?unique_names=true instead.", du.Scheme)
 	case "dir":
 		if unique, _ := du.Bool("unique_names", false); !unique {
-			log.Warn().Str("destination", redact.URI(c.Destination)).Msg("dir:// without unique_names=true: every image writes manifest.json, so only the last image's manifest survives; use unique_names=true")
+			log.Warn().Str("destination", redact.URI(c.Destination)).Str("hint", "every image writes manifest.json, so only the last image's manifest survives; use unique_names=true").Msg("dir:// without unique_names=true")
 		}
 	case "registry", "docker":
 		perImage = true
@@ -111,6 +106,7 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 		found   []quay.Ref // guarded by foundMu
 		foundMu sync.Mutex
 	)
+	run := accounting.NewRun()
 	blobs := registry.NewBlobs()
 	slots := make(chan struct{}, aheadSlots(a.g.Parallel, jobs))
 	budget := registry.NewBudget(aheadBytes)
@@ -118,6 +114,8 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 		foundMu.Lock()
 		ref := found[i]
 		foundMu.Unlock()
+		// What is fetched ahead counts as the image's.
+		ctx = accounting.WithImage(ctx, run.Image(ref.String()))
 		return blobs.Prefetch(ctx, t, sourceOptions(a, spec, ref, blobs), registry.PrefetchOptions{
 			Layers: shared != nil, Has: has, Resolved: resolved, Slots: slots, Budget: budget,
 		})
@@ -178,51 +176,66 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	log.Debug().Dur("elapsed", time.Since(resolveStart)).Int("images", len(refs)).Msg("Resolution complete")
+	log.Debug().Dur("elapsed_ms", time.Since(resolveStart)).Int("images", len(refs)).Msg("Resolution complete")
 	if len(refs) == 0 {
-		fmt.Fprintf(a.stderr, "No images found matching %s\n", redact.URI(c.Source))
+		a.out.printer.Status("No images found", "No images found matching "+redact.URI(c.Source), func(e *zerolog.Event) {
+			e.Str("source", redact.URI(c.Source))
+		})
 		return nil
 	}
 	if openErr != nil {
 		return openErr
 	}
-	fmt.Fprintf(a.stderr, "Processing %d images (%d parallel)...\n", len(refs), jobs)
+	a.out.printer.Status("Processing images", fmt.Sprintf("Processing %d images (%d parallel)...", len(refs), jobs), func(e *zerolog.Event) {
+		e.Int("images", len(refs)).Int("parallel", jobs)
+	})
 
-	prog := newProgress(a.stderr, len(refs))
+	run.SetTotal(len(refs))
 	results := make([]imageResult, len(refs))
-	runCtx, stopProgress := context.WithCancel(ctx)
-	bg := pool.New().WithContext(runCtx)
-	bg.Go(func(ctx context.Context) error { prog.run(ctx); return nil })
+	stopProgress := startProgress(ctx, a, run)
+	var doneMu sync.Mutex
+	done := 0
 	p := pool.New().WithContext(ctx).WithMaxGoroutines(jobs)
 	for i, ref := range refs { // sorted, as found: started in this order
 		p.Go(func(ctx context.Context) error {
 			defer fa.Finished(i)
 			if err := fa.Take(ctx, i); err != nil {
 				results[i] = imageResult{ref: ref, err: err}
+				run.Image(ref.String()).Finish(err)
 				return nil
 			}
-			results[i] = c.processImage(ctx, a, t, spec, ref, shared, c.Destination, filterFacs, blobs, prog)
+			results[i] = c.processImage(ctx, a, t, spec, ref, shared, c.Destination, filterFacs, blobs, run.Image(ref.String()))
 			if results[i].err == nil {
-				prog.finished(ref.String())
+				doneMu.Lock()
+				done++
+				k := done
+				doneMu.Unlock()
+				a.out.printer.Status("Image complete", fmt.Sprintf("[%d/%d] %s", k, len(refs), ref), func(e *zerolog.Event) {
+					e.Str("image", ref.String()).Int("images_done", k).Int("images_total", len(refs))
+				})
 			}
 			return nil
 		})
 	}
 	_ = p.Wait() // tasks report through results
 	stopProgress()
-	_ = bg.Wait()
-	prog.clear()
 
-	sum := summary{totalImages: len(refs), elapsed: time.Since(start)}
+	sum := summary{multi: true, totalImages: len(refs), elapsed: time.Since(start)}
 	var failed, verifyFailed []imageResult
 	for _, r := range results {
+		o := imageOutcome{Image: r.ref.String(), Layers: int64(r.layers), Bytes: r.bytes, Moved: r.moved, Digest: r.digest, Err: r.err, VerifyErrors: r.verifyErrors}
+		if r.err != nil {
+			o.Err = redact.Error(r.err)
+		}
+		sum.outcomes = append(sum.outcomes, o)
 		if r.err != nil {
 			failed = append(failed, r)
 			continue
 		}
 		sum.images++
-		sum.layers += r.layers
+		sum.layers += int64(r.layers)
 		sum.bytes += r.bytes
+		sum.moved += r.moved
 		if r.verified {
 			sum.verified = true
 			sum.verifyErrors += len(r.verifyErrors)
@@ -239,22 +252,26 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	}
 	bs := blobs.Stats()
 	log.Info().Int64("layers_fetched", bs.Fetched).Int64("layers_shared", bs.Shared).Int64("layers_skipped", bs.Skipped).Msg("Layer transfers")
-	fmt.Fprintln(a.stderr, sum.String())
+	sum.emit(a)
+	if err := writeDigests(a, c.DigestFile, "", sum.outcomes); err != nil {
+		return err
+	}
+	pr := a.out.printer
 	if len(failed) == 0 && len(verifyFailed) == 0 {
-		fmt.Fprintln(a.stderr, "No failed images.")
+		pr.ConsoleOnly("No failed images.")
 		return ctx.Err()
 	}
 	if len(failed) > 0 {
-		fmt.Fprintln(a.stderr, "Failed images:")
+		pr.ConsoleOnly("Failed images:")
 		for _, r := range failed {
-			fmt.Fprintf(a.stderr, "  %s: %v\n", r.ref, r.err)
+			pr.ConsoleOnly(fmt.Sprintf("  %s: %v", r.ref, redact.Error(r.err)))
 		}
 	}
 	if len(verifyFailed) > 0 {
-		fmt.Fprintln(a.stderr, "Verification errors:")
+		pr.ConsoleOnly("Verification errors:")
 		for _, r := range verifyFailed {
 			for _, p := range r.verifyErrors {
-				fmt.Fprintf(a.stderr, "  %s: %s\n", r.ref, p)
+				pr.ConsoleOnly(fmt.Sprintf("  %s: %s", r.ref, p))
 			}
 		}
 	}
@@ -270,7 +287,7 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 // processImage runs one image into out (or, when out is nil, into the
 // output dest names for this image).
 func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Transport, spec quay.Spec, ref quay.Ref,
-	out output, dest string, facs []filterFactory, blobs *registry.Blobs, prog *progress) (r imageResult) {
+	out output, dest string, facs []filterFactory, blobs *registry.Blobs, im *accounting.Image) (r imageResult) {
 	r.ref = ref
 	log := zerolog.Ctx(ctx).With().Str("image", ref.String()).Logger()
 	ctx = log.WithContext(ctx)
@@ -301,18 +318,16 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 		r.err = err
 		return r
 	}
-	layers := prog.started(ref.String())
-	defer prog.done(ref.String())
-	stages = append(stages, &layerCounter{n: layers})
-	rep, err := stage.Run(ctx, src, stages, sink, stage.Options{Window: 2 * max(a.g.Parallel, 1), Buffer: max(a.g.Parallel, 1)})
+	rep, err := runImage(ctx, a, im, src, stages, sink)
 	if err != nil {
-		log.Error().Err(err).Msg("Image failed")
+		log.Error().Err(redact.Error(err)).Msg("Image failed")
 		r.err = err
 		return r
 	}
-	r.layers = int(rep.Stages[len(rep.Stages)-1].Layers)
-	r.bytes = rep.Stages[0].Bytes
-	log.Info().Int("layers", r.layers).Int64("bytes", r.bytes).Dur("elapsed", rep.Stages[len(rep.Stages)-1].Elapsed).Msg("Processing complete")
+	f := im.Figures()
+	r.layers, r.bytes, r.moved, r.digest = int(f.Layers), f.Size, f.Bytes, f.Digest
+	stagesEvent(log.Info().Int64("layers", f.Layers).Int64("bytes", f.Size).Int64("bytes_moved", f.Bytes).Int64("elapsed_ms", f.Elapsed.Milliseconds()), rep).
+		Msg("Processing complete")
 	if a.g.Verify || a.g.VerifyFull {
 		if v, ok := out.(verifier); ok {
 			problems, err := v.Verify(ctx, img, a.g.VerifyFull)
@@ -358,7 +373,7 @@ func sourceOptions(a *app, spec quay.Spec, ref quay.Ref, blobs *registry.Blobs) 
 func multiDestination(dest string, ref quay.Ref) (string, error) {
 	u, err := uri.ParseOutput(dest)
 	if err != nil {
-		return "", err
+		return "", usage(err)
 	}
 	base, query, hasQuery := strings.Cut(dest, "?")
 	_, rest, _ := strings.Cut(base, ":")
@@ -387,133 +402,4 @@ func multiDestination(dest string, ref quay.Ref) (string, error) {
 		out += "?" + query
 	}
 	return out, nil
-}
-
-// layerCounter is a pass-through stage counting the layers of one image
-// for the progress display.
-type layerCounter struct{ n *atomic.Int64 }
-
-func (l *layerCounter) Name() string { return "progress" }
-
-func (l *layerCounter) Run(ctx context.Context, in <-chan stage.Item, out chan<- stage.Item) error {
-	for it := range in {
-		if it.Kind == stage.KindLayer {
-			l.n.Add(1)
-		}
-		if err := stage.Send(ctx, out, it); err != nil {
-			for it := range in {
-				_ = it.Release()
-			}
-			return err
-		}
-	}
-	return nil
-}
-
-// progress shows a multi-image run in two levels: images complete out of
-// the total, and the layers of each image in flight. On a terminal it is a
-// live line redrawn in place; otherwise a structured log event every
-// progressEvery. It never blocks the data path: images update atomics and a
-// map under a short lock, and only run writes.
-type progress struct {
-	w     interface{ Write([]byte) (int, error) }
-	tty   bool
-	total int
-
-	mu       sync.Mutex
-	complete int
-	active   map[string]*atomic.Int64
-	order    []string
-	drawn    bool
-}
-
-func newProgress(w interface{ Write([]byte) (int, error) }, total int) *progress {
-	p := &progress{w: w, total: total, active: map[string]*atomic.Int64{}}
-	p.tty = isTerminal(w)
-	return p
-}
-
-// started registers an image in flight; its counter counts its layers.
-func (p *progress) started(name string) *atomic.Int64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := &atomic.Int64{}
-	p.active[name] = n
-	p.order = append(p.order, name)
-	return n
-}
-
-// done forgets an image in flight.
-func (p *progress) done(name string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.active, name)
-	for i, n := range p.order {
-		if n == name {
-			p.order = append(p.order[:i], p.order[i+1:]...)
-			break
-		}
-	}
-}
-
-// finished prints the coarse line for an image that completed.
-func (p *progress) finished(name string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.complete++
-	p.eraseLocked()
-	fmt.Fprintf(p.w, "[%d/%d] %s\n", p.complete, p.total, name)
-}
-
-func (p *progress) eraseLocked() {
-	if p.tty && p.drawn {
-		fmt.Fprint(p.w, "\r\033[K")
-		p.drawn = false
-	}
-}
-
-func (p *progress) clear() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.eraseLocked()
-}
-
-// run draws (terminal) or logs (otherwise) until ctx ends.
-func (p *progress) run(ctx context.Context) {
-	every := progressEvery
-	if p.tty {
-		every = barEvery
-	}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		p.report(ctx)
-	}
-}
-
-// report draws the live line (terminal) or logs one progress event.
-func (p *progress) report(ctx context.Context) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.tty {
-		var b strings.Builder
-		fmt.Fprintf(&b, "\r\033[K[%d/%d] images complete", p.complete, p.total)
-		for _, n := range p.order {
-			fmt.Fprintf(&b, " | %s %d layers", n[strings.LastIndex(n, "/")+1:], p.active[n].Load())
-		}
-		fmt.Fprint(p.w, b.String())
-		p.drawn = true
-		return
-	}
-	d := zerolog.Dict()
-	for _, n := range p.order {
-		d = d.Int64(n, p.active[n].Load())
-	}
-	zerolog.Ctx(ctx).Info().Int("images_complete", p.complete).Int("images_total", p.total).
-		Dict("layers_in_flight", d).Msgf("%d/%d images complete", p.complete, p.total)
 }

@@ -50,7 +50,7 @@ func BenchmarkQuayMirror(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				out := filepath.Join(b.TempDir(), "out")
 				r0, g0 := q.Requests(), sumGets(q)
-				code, _, stderr := runCLI("--log-format", "json", "-J", fmt.Sprint(s.J), "-j", fmt.Sprint(s.j), "process",
+				code, _, stderr := runCLI("--log-format", "console", "-J", fmt.Sprint(s.J), "-j", fmt.Sprint(s.j), "process",
 					"quay://openstack.kolla/*:2025.1-debian-bookworm?since=2026-03-01", "dir://"+out+"?unique_names=true")
 				if code != 0 {
 					b.Fatalf("exit %d\n%s", code, stderr)

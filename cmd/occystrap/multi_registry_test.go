@@ -38,7 +38,7 @@ func TestQuayToRegistry(t *testing.T) {
 		})
 	}})
 
-	code, _, stderr := runCLI("--insecure", "--log-format", "json", "-J", "4", "process",
+	code, _, stderr := runCLI("--insecure", "--log-format", "console", "-J", "4", "process",
 		"quay://openstack.kolla/*:2025.1-debian-bookworm?since=2026-03-01",
 		"registry://"+dst.Host+"/mirror")
 	if code != 0 {

@@ -19,7 +19,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	digest "github.com/opencontainers/go-digest"
-	"github.com/rs/zerolog"
 
 	"github.com/occystrap/occystrap/internal/testquay"
 	"github.com/occystrap/occystrap/internal/testregistry"
@@ -97,7 +96,7 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 
 func runCLI(args ...string) (code int, stdout, stderr string) {
 	var o, e lockedBuffer
-	code = run(args, &o, &e)
+	code = run(consoleUnlessAsked(args), &o, &e)
 	return code, o.b.String(), e.b.String()
 }
 
@@ -112,7 +111,7 @@ func TestQuayMotivatingCommand(t *testing.T) {
 	// The reference: one single-image run per image, into one directory.
 	single := t.TempDir()
 	for _, im := range want {
-		code, _, stderr := runCLI("--insecure", "--log-format", "json", "process",
+		code, _, stderr := runCLI("--insecure", "--log-format", "console", "process",
 			"registry://"+reg.Host+"/"+im.Repo+":"+im.Tag, "dir://"+single+"?unique_names=true")
 		if code != 0 {
 			t.Fatalf("single run of %s: %d\n%s", im.Repo, code, stderr)
@@ -124,7 +123,7 @@ func TestQuayMotivatingCommand(t *testing.T) {
 		t.Run("J"+jobs, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "openstack-kolla-2025.1-debian-bookworm")
 			before := q.AllBlobGets()
-			code, _, stderr := runCLI("--insecure", "--log-format", "json", "-J", jobs, "process",
+			code, _, stderr := runCLI("--insecure", "--log-format", "console", "-J", jobs, "process",
 				"quay://openstack.kolla/*:2025.1-debian-bookworm?since=2026-03-01",
 				"dir://"+out+"?unique_names=true")
 			if code != 0 {
@@ -198,7 +197,7 @@ func TestQuayFailingImage(t *testing.T) {
 	broken := want[3]
 	bad.Store(broken.Image.Layers[len(broken.Image.Layers)-1].Digest.String()) // its own layer
 	out := t.TempDir()
-	code, _, stderr := runCLI("--insecure", "--log-format", "json", "--retries", "0", "-J", "3", "process",
+	code, _, stderr := runCLI("--insecure", "--log-format", "console", "--retries", "0", "-J", "3", "process",
 		"quay://openstack.kolla/*:2025.1-debian-bookworm?since=2026-03-01&host="+reg.Host, "dir://"+out+"?unique_names=true")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\n%s", code, stderr)
@@ -234,13 +233,13 @@ func TestQuayMultiErrors(t *testing.T) {
 		{"oci", src, "oci://x", 1, "Error: oci:// output is not supported for multi-image sources"},
 		{"mounts", src, "mounts://x", 1, "Error: mounts:// output is not supported for multi-image sources"},
 		{"none", "quay://openstack.kolla/nothing-*:2025.1-debian-bookworm?host=" + reg.Host, "dir://" + t.TempDir(), 0, "No images found matching quay://openstack.kolla/nothing-*:2025.1-debian-bookworm?host=" + reg.Host + "\n"},
-		{"no-org", "quay:///x", "dir://" + t.TempDir(), 1, "Error: quay:// URI requires a namespace/organization\n"},
-		{"since", src + "&since=yesterday", "dir://" + t.TempDir(), 1, "Error: Invalid since date 'yesterday', expected YYYY-MM-DD format\n"},
+		{"no-org", "quay:///x", "dir://" + t.TempDir(), 2, "Error: quay:// URI requires a namespace/organization\n"},
+		{"since", src + "&since=yesterday", "dir://" + t.TempDir(), 2, "Error: Invalid since date 'yesterday', expected YYYY-MM-DD format\n"},
 		{"no-unique", src, "dir://" + t.TempDir(), 0, "without unique_names=true"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			code, _, stderr := runCLI("--insecure", "--log-format", "json", "process", c.src, c.dest)
+			code, _, stderr := runCLI("--insecure", "--log-format", "console", "process", c.src, c.dest)
 			if code != c.code || !strings.Contains(stderr, c.stderr) {
 				t.Errorf("exit %d, stderr:\n%s\nwant exit %d and %q", code, stderr, c.code, c.stderr)
 			}
@@ -252,13 +251,13 @@ func TestQuayAuthText(t *testing.T) {
 	q, reg := testquay.Start(t, testquay.Options{Token: "sekrit"}, testregistry.Options{Plain: true})
 	kollaCorpus(t, q, reg, 2)
 	src := "quay://openstack.kolla/*:2025.1-debian-bookworm?host=" + reg.Host
-	code, _, stderr := runCLI("--insecure", "--log-format", "json", "process", src, "dir://"+t.TempDir()+"?unique_names=true")
+	code, _, stderr := runCLI("--insecure", "--log-format", "console", "process", src, "dir://"+t.TempDir()+"?unique_names=true")
 	if code != 1 || !strings.HasSuffix(stderr, "Error: Authentication failed for quay.io API. Provide a valid quay.io API token for accessing private organizations.\n") {
 		t.Errorf("exit %d:\n%s", code, stderr)
 	}
 	// --password is the fallback token; ?token= wins over it.
 	for _, args := range [][]string{{"--password", "sekrit", src}, {"--password", "wrong", src + "&token=sekrit"}} {
-		code, _, stderr = runCLI("--insecure", "--log-format", "json", args[0], args[1], "process", args[2], "dir://"+t.TempDir()+"?unique_names=true")
+		code, _, stderr = runCLI("--insecure", "--log-format", "console", args[0], args[1], "process", args[2], "dir://"+t.TempDir()+"?unique_names=true")
 		if code != 0 || !strings.Contains(stderr, "Summary: 2/2 images") {
 			t.Errorf("%v: exit %d:\n%s", args, code, stderr)
 		}
@@ -292,32 +291,13 @@ func TestMultiDestination(t *testing.T) {
 	}
 }
 
-func TestProgress(t *testing.T) {
-	t.Parallel()
-	for _, tty := range []bool{false, true} {
-		var out, logs bytes.Buffer
-		p := newProgress(&out, 3)
-		p.tty = tty
-		ctx := zerolog.New(&logs).WithContext(context.Background())
-		p.started("h/ns/a:t").Add(2)
-		p.started("h/ns/b:t").Add(1)
-		p.report(ctx)
-		p.done("h/ns/a:t")
-		p.finished("h/ns/a:t")
-		p.report(ctx)
-		p.clear()
-		if tty {
-			want := "\r\033[K[0/3] images complete | a:t 2 layers | b:t 1 layers" + "\r\033[K[1/3] h/ns/a:t\n" +
-				"\r\033[K[1/3] images complete | b:t 1 layers" + "\r\033[K"
-			if d := cmp.Diff(want, out.String()); d != "" || logs.Len() != 0 {
-				t.Errorf("terminal (-want +got):\n%s\nlogs %s", d, logs.String())
-			}
-			continue
-		}
-		want := `{"level":"info","images_complete":0,"images_total":3,"layers_in_flight":{"h/ns/a:t":2,"h/ns/b:t":1},"message":"0/3 images complete"}` + "\n" +
-			`{"level":"info","images_complete":1,"images_total":3,"layers_in_flight":{"h/ns/b:t":1},"message":"1/3 images complete"}` + "\n"
-		if d := cmp.Diff(want, logs.String()); d != "" || out.String() != "[1/3] h/ns/a:t\n" {
-			t.Errorf("log (-want +got):\n%s\nout %q", d, out.String())
+// consoleUnlessAsked gives the tests that read the plain lines (Error:,
+// Summary:, [k/N]) the console form, unless they ask for a format.
+func consoleUnlessAsked(args []string) []string {
+	for _, a := range args {
+		if a == "--log-format" || strings.HasPrefix(a, "--log-format=") {
+			return args
 		}
 	}
+	return append([]string{"--log-format", "console"}, args...)
 }

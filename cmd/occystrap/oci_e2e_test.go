@@ -22,7 +22,7 @@ func TestProcessTarToOCI(t *testing.T) {
 		t.Run(map[bool]string{false: "legacy", true: "oci-gzip"}[oci], func(t *testing.T) {
 			src, a := writeArchive(t, oci)
 			out := filepath.Join(t.TempDir(), "bundle")
-			_, stderr := mustRun(t, "--log-format", "json", "process", "tar://"+src, "oci://"+out)
+			_, stderr := mustRun(t, "--log-format", "console", "process", "tar://"+src, "oci://"+out)
 			if !summaryRE.MatchString(stderr) {
 				t.Errorf("no summary line with verified OK in stderr:\n%s", stderr)
 			}
@@ -78,7 +78,7 @@ func TestProcessTarToOCIRefusesEscapes(t *testing.T) {
 	}
 	f.Close()
 	out := filepath.Join(parent, "out", "bundle")
-	code, _, stderr := occystrap(t, "--log-format", "json", "process", "tar://"+src, "oci://"+out)
+	code, _, stderr := occystrap(t, "--log-format", "console", "process", "tar://"+src, "oci://"+out)
 	if code != 1 || !strings.Contains(stderr, "outside the target directory") {
 		t.Errorf("exit %d, stderr:\n%s\nwant exit 1 naming the unsafe entry", code, stderr)
 	}
@@ -96,7 +96,7 @@ func TestProcessTarToMounts(t *testing.T) {
 	testenv.RequireRoot(t)
 	src, a := writeArchive(t, false)
 	bundle := filepath.Join(t.TempDir(), "bundle")
-	mustRun(t, "--log-format", "json", "process", "tar://"+src, "oci://"+bundle)
+	mustRun(t, "--log-format", "console", "process", "tar://"+src, "oci://"+bundle)
 
 	out := filepath.Join(t.TempDir(), "mounts")
 	rootfs := filepath.Join(out, "rootfs")
@@ -104,7 +104,7 @@ func TestProcessTarToMounts(t *testing.T) {
 		for unix.Unmount(rootfs, 0) == nil {
 		}
 	})
-	_, stderr := mustRun(t, "--log-format", "json", "process", "tar://"+src, "mounts://"+out)
+	_, stderr := mustRun(t, "--log-format", "console", "process", "tar://"+src, "mounts://"+out)
 	if !summaryRE.MatchString(stderr) {
 		t.Errorf("no summary line with verified OK in stderr:\n%s", stderr)
 	}
@@ -125,7 +125,7 @@ func TestProcessTarToMounts(t *testing.T) {
 	if d := cmp.Diff(sinktest.Listing(t, filepath.Join(bundle, "rootfs")), sinktest.Listing(t, rootfs)); d != "" {
 		t.Errorf("overlay view differs from the oci:// rootfs (-oci +mounts):\n%s", d)
 	}
-	code, _, stderr := occystrap(t, "--log-format", "json", "process", "tar://"+src, "mounts://"+out)
+	code, _, stderr := occystrap(t, "--log-format", "console", "process", "tar://"+src, "mounts://"+out)
 	if code != 1 || !strings.Contains(stderr, "rootfs is already mounted") {
 		t.Errorf("rerun while mounted: exit %d, stderr:\n%s", code, stderr)
 	}
@@ -136,7 +136,7 @@ func TestOCIAndMountsRefuseOptions(t *testing.T) {
 	for _, scheme := range []string{"oci", "mounts"} {
 		out := filepath.Join(t.TempDir(), "x")
 		code, _, stderr := occystrap(t, "process", "tar://"+src, scheme+"://"+out+"?expand=true")
-		if code != 1 || !strings.Contains(stderr, `unknown option "expand" for `+scheme+"://") {
+		if code != 2 || !strings.Contains(stderr, `unknown option "expand" for `+scheme+"://") {
 			t.Errorf("%s: exit %d, stderr:\n%s", scheme, code, stderr)
 		}
 	}

@@ -77,14 +77,14 @@ func printPlan(w io.Writer, pf planFile) {
 func makePlan(ctx context.Context, a *app, src string, n int) (shard.Plan, []quay.Ref, error) {
 	u, err := uri.ParseInput(src)
 	if err != nil {
-		return shard.Plan{}, nil, err
+		return shard.Plan{}, nil, usage(err)
 	}
 	if u.Scheme != "quay" {
 		return shard.Plan{}, nil, usageErrorf("%s: sharding needs a multi-image source (quay://NAMESPACE/GLOB:TAG), not %s://", redactURI(src), u.Scheme)
 	}
 	spec, err := quay.ParseURI(u, os.Getenv(quayHostEnv), a.g.Password, a.g.Insecure)
 	if err != nil {
-		return shard.Plan{}, nil, err
+		return shard.Plan{}, nil, usage(err)
 	}
 	t, err := a.transport()
 	if err != nil {
@@ -222,4 +222,4 @@ func redactURI(src string) string {
 }
 
 // usageErrorf is an error in how the command was called.
-func usageErrorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+func usageErrorf(format string, args ...any) error { return usage(fmt.Errorf(format, args...)) }

@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/sourcegraph/conc/pool"
 
+	"github.com/occystrap/occystrap/internal/accounting"
 	"github.com/occystrap/occystrap/internal/redact"
-	"github.com/occystrap/occystrap/stage"
 )
 
 // ProcessCmd is `occystrap process SOURCE DESTINATION [-f FILTER]...`.
@@ -21,6 +18,7 @@ type ProcessCmd struct {
 	Filter      []string `short:"f" sep:"none" placeholder:"SPEC" help:"Filter, name[:key=value,...]; repeatable, the first given is applied first."`
 	Shard       string   `placeholder:"K/N" help:"Process only shard K of N of a multi-image source (default: $JOB_COMPLETION_INDEX/$OCCYSTRAP_SHARDS when both are set)."`
 	Plan        string   `type:"existingfile" placeholder:"FILE" help:"With --shard: the plan written by occystrap plan --out (default: plan now)."`
+	DigestFile  string   `name:"digest-file" type:"path" placeholder:"FILE" help:"Also write the digest of what was written (the manifest's for registry output, else the config's) to FILE."`
 }
 
 // Run processes one image.
@@ -39,16 +37,18 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	src, _, err := openInput(ctx, a, c.Source)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
+	// The output first: a destination that cannot be written fails before
+	// anything is read.
 	out, _, err := openOutput(ctx, a, c.Destination)
 	if err != nil {
 		return err
 	}
 	defer out.Close()
+	src, _, err := openInput(ctx, a, c.Source)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
 
 	img := src.Image()
 	stages, err := buildFilters(filterFacs, img)
@@ -60,17 +60,20 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 		return err
 	}
 	log.Info().Str("image", img.String()).Str("source", redact.URI(c.Source)).Str("destination", redact.URI(c.Destination)).Msg("Processing image")
-	rep, err := runWithProgress(ctx, a, img, src, stages, sink)
+	run := accounting.NewRun()
+	run.SetTotal(1)
+	im := run.Image(img.String())
+	stop := startProgress(ctx, a, run)
+	rep, err := runImage(ctx, a, im, src, stages, sink)
+	stop()
 	if err != nil {
 		return err
 	}
-	ev := log.Info().Str("image", img.String())
-	for _, s := range rep.Stages {
-		ev = ev.Dict(s.Name, zerolog.Dict().Int64("items", s.Items).Int64("layers", s.Layers).Int64("bytes", s.Bytes).Dur("elapsed", s.Elapsed))
-	}
-	ev.Msg("Processing complete")
+	f := im.Figures()
+	stagesEvent(log.Info().Str("image", img.String()).Int64("layers", f.Layers).Int64("bytes", f.Size).Int64("bytes_moved", f.Bytes).
+		Int64("elapsed_ms", f.Elapsed.Milliseconds()), rep).Msg("Processing complete")
 
-	sum := summary{layers: int(rep.Stages[len(rep.Stages)-1].Layers), bytes: rep.Stages[0].Bytes}
+	sum := summary{layers: f.Layers, bytes: f.Size, moved: f.Bytes, digest: f.Digest}
 	if st, ok := a.transportStats(); ok {
 		sum.retries, sum.rateLimits = st.Retries, st.RateLimited
 		log.Debug().Int64("requests", st.Requests).Int64("retries", st.Retries).Int64("rate_limited", st.RateLimited).
@@ -88,88 +91,18 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 				sum.verified = true
 				sum.verifyErrors = len(problems)
 				for _, p := range problems {
-					log.Error().Str("image", img.String()).Msg(p)
+					log.Error().Str("image", img.String()).Str("problem", p).Msg("Verify error")
 				}
 			}
 		}
 	}
 	sum.elapsed = time.Since(start)
-	fmt.Fprintln(a.stderr, sum.String())
+	sum.emit(a)
+	if err := writeDigests(a, c.DigestFile, sum.digest, nil); err != nil {
+		return err
+	}
 	if sum.verifyErrors > 0 {
 		return errors.New("verification found problems with the output")
 	}
 	return nil
-}
-
-// summary is the last line of a run, on stderr:
-// `Summary: [S/N images, ]L layers, <size>, X.Xs[, R retries][, K rate limits][, F failed][, verified OK|, E verify errors]`.
-type summary struct {
-	images, totalImages int
-	layers              int
-	bytes               int64
-	elapsed             time.Duration
-	retries, rateLimits int64
-	failed              int
-	verified            bool
-	verifyErrors        int
-}
-
-func (s summary) String() string {
-	var b strings.Builder
-	b.WriteString("Summary: ")
-	if s.totalImages > 0 {
-		fmt.Fprintf(&b, "%d/%d images, ", s.images, s.totalImages)
-	}
-	fmt.Fprintf(&b, "%d layers, %s, %.1fs", s.layers, formatSize(s.bytes), s.elapsed.Seconds())
-	if s.retries > 0 {
-		fmt.Fprintf(&b, ", %d retries", s.retries)
-	}
-	if s.rateLimits > 0 {
-		fmt.Fprintf(&b, ", %d rate limits", s.rateLimits)
-	}
-	if s.failed > 0 {
-		fmt.Fprintf(&b, ", %d failed", s.failed)
-	}
-	if s.verified {
-		if s.verifyErrors == 0 {
-			b.WriteString(", verified OK")
-		} else {
-			fmt.Fprintf(&b, ", %d verify errors", s.verifyErrors)
-		}
-	}
-	return b.String()
-}
-
-// formatSize is the original's format_size: bytes, or KB/MB/GB base 1024
-// with one decimal; N/A for a negative size.
-func formatSize(n int64) string {
-	switch {
-	case n < 0:
-		return "N/A"
-	case n < 1024:
-		return fmt.Sprintf("%d B", n)
-	case n < 1024*1024:
-		return fmt.Sprintf("%.1f KB", float64(n)/1024)
-	case n < 1024*1024*1024:
-		return fmt.Sprintf("%.1f MB", float64(n)/(1024*1024))
-	}
-	return fmt.Sprintf("%.1f GB", float64(n)/(1024*1024*1024))
-}
-
-// runWithProgress runs one image's pipeline while reporting its progress as
-// a multi-image run does for each of its images: a live line on a terminal,
-// a structured log event every 30 s otherwise, so a long pull is never
-// silent. The counting stage passes every item on unchanged.
-func runWithProgress(ctx context.Context, a *app, img stage.Image, src stage.Source, stages []stage.Stage, sink stage.Sink) (*stage.Report, error) {
-	prog := newProgress(a.stderr, 1)
-	layers := prog.started(img.String())
-	stages = append(stages, &layerCounter{n: layers})
-	pctx, stop := context.WithCancel(ctx)
-	bg := pool.New().WithContext(pctx)
-	bg.Go(func(ctx context.Context) error { prog.run(ctx); return nil })
-	rep, err := stage.Run(ctx, src, stages, sink, stage.Options{Window: 2 * max(a.g.Parallel, 1), Buffer: max(a.g.Parallel, 1)})
-	stop()
-	_ = bg.Wait()
-	prog.clear()
-	return rep, err
 }

@@ -64,7 +64,7 @@ func TestProxyFlagParsing(t *testing.T) {
 		{[]string{"proxy", "-d", "127.0.0.1:1", "--listen", "127.0.0.1:99999"}, 1, "Error: invalid port: 99999\n"},
 		{[]string{"proxy", "-l", "127.0.0.1:0"}, 2, "Error: missing flags: --downstream=HOST[/PREFIX]\n"},
 	} {
-		code, _, stderr := occystrap(t, tc.args...)
+		code, _, stderr := occystrap(t, append([]string{"--log-format", "console"}, tc.args...)...)
 		if code != tc.code || !strings.HasPrefix(stderr, tc.err) {
 			t.Errorf("%v: exit %d, stderr %q; want %d, %q", tc.args, code, stderr, tc.code, tc.err)
 		}
@@ -129,7 +129,7 @@ func TestProxyPush(t *testing.T) {
 	archive, _ := writeArchive(t, true)
 	want := tarLayers(t, func() string {
 		out := filepath.Join(t.TempDir(), "plain.tar")
-		mustRun(t, "--log-format", "json", "process", "tar://"+archive, "tar://"+out)
+		mustRun(t, "--log-format", "console", "process", "tar://"+archive, "tar://"+out)
 		return out
 	}())
 	down := testregistry.Start(t, testregistry.Options{Plain: true})
@@ -143,12 +143,12 @@ func TestProxyPush(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"--insecure", "proxy", "-d", down.Host + "/" + tc.name, "-c", "2"}, tc.filters...)
 			pr := startProxyCmd(t, args...)
-			_, stderr := mustRun(t, "--insecure", "--log-format", "json", "process", "tar://"+archive, "registry://"+pr.Host+"/fixture/app:v1")
+			_, stderr := mustRun(t, "--insecure", "--log-format", "console", "process", "tar://"+archive, "registry://"+pr.Host+"/fixture/app:v1")
 			if !strings.Contains(stderr, "verified OK") {
 				t.Errorf("push into the proxy not verified:\n%s", stderr)
 			}
 			out := filepath.Join(t.TempDir(), "out")
-			mustRun(t, "--insecure", "--log-format", "json", "process", "registry://"+down.Host+"/"+tc.name+"/fixture/app:v1", "dir://"+out)
+			mustRun(t, "--insecure", "--log-format", "console", "process", "registry://"+down.Host+"/"+tc.name+"/fixture/app:v1", "dir://"+out)
 			if tc.filters != nil {
 				checkFiltered(t, out)
 			} else {
@@ -187,7 +187,7 @@ func TestProxyPullThrough(t *testing.T) {
 			})
 		}})
 	down := testregistry.Start(t, testregistry.Options{Plain: true})
-	mustRun(t, "--insecure", "--username", "u", "--password", "p", "--log-format", "json", "process", "tar://"+archive, "registry://"+up.Host+"/fixture/app:v1")
+	mustRun(t, "--insecure", "--username", "u", "--password", "p", "--log-format", "console", "process", "tar://"+archive, "registry://"+up.Host+"/fixture/app:v1")
 	mu.Lock()
 	clear(upstreamGets)
 	mu.Unlock()
@@ -197,7 +197,7 @@ func TestProxyPullThrough(t *testing.T) {
 	var first map[string]int
 	for i := range 2 {
 		out := filepath.Join(t.TempDir(), fmt.Sprint("out", i))
-		mustRun(t, "--insecure", "--log-format", "json", "process", "registry://"+pr.Host+"/fixture/app:v1", "dir://"+out)
+		mustRun(t, "--insecure", "--log-format", "console", "process", "registry://"+pr.Host+"/fixture/app:v1", "dir://"+out)
 		_, got := dirLayers(t, out, "manifest.json")
 		if len(got) != 3 {
 			t.Fatalf("pull %d: %d layers", i, len(got))
@@ -251,7 +251,7 @@ func TestProxyPushWithCrane(t *testing.T) {
 		t.Fatalf("crane copy into the proxy: %v\n%s\n%s", err, out, pr.logs.String())
 	}
 	dir := filepath.Join(t.TempDir(), "out")
-	mustRun(t, "--insecure", "--log-format", "json", "process", "registry://"+down.Host+"/base/app:v1", "dir://"+dir)
+	mustRun(t, "--insecure", "--log-format", "console", "process", "registry://"+down.Host+"/base/app:v1", "dir://"+dir)
 	_, got := dirLayers(t, dir, "manifest.json")
 	var want []digest.Digest
 	for _, l := range img.Layers {

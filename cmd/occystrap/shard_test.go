@@ -108,7 +108,7 @@ func TestShardedRun(t *testing.T) {
 	for k := range n {
 		envs = append(envs, []string{fmt.Sprintf("JOB_COMPLETION_INDEX=%d", k), fmt.Sprintf("OCCYSTRAP_SHARDS=%d", n)})
 	}
-	runProcesses(t, envs, "--insecure", "--log-format", "json", "process", src, "dir://"+shared+"?unique_names=true")
+	runProcesses(t, envs, "--insecure", "--log-format", "console", "process", src, "dir://"+shared+"?unique_names=true")
 	if diff := cmp.Diff(wantTree, tree(t, shared)); diff != "" {
 		t.Errorf("%d shard processes into one dir:// differ from a single run (-single +shards):\n%s", n, diff)
 	}
@@ -124,7 +124,7 @@ func TestShardedRun(t *testing.T) {
 	}
 
 	dst := testregistry.Start(t, testregistry.Options{Plain: true})
-	runProcesses(t, envs, "--insecure", "--log-format", "json", "process", src, "registry://"+dst.Host+"/mirror")
+	runProcesses(t, envs, "--insecure", "--log-format", "console", "process", src, "registry://"+dst.Host+"/mirror")
 	tr, err := transport.New(transport.Options{})
 	if err != nil {
 		t.Fatal(err)

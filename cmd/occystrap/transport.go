@@ -79,6 +79,9 @@ func registryAccess(a *app, u uri.URI) (ro transport.RegistryOptions, workers in
 	if v, ok := u.String("password"); ok {
 		ro.Password = v
 	}
+	if _, uok := u.String("username"); uok || ro.Password != a.g.Password {
+		a.noteCredentials(u.Host)
+	}
 	if ro.Insecure, err = u.Bool("insecure", ro.Insecure); err != nil {
 		return ro, 0, err
 	}

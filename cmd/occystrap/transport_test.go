@@ -39,8 +39,8 @@ func TestRegistryAccess(t *testing.T) {
 }
 
 func TestRegistryInputRefusesUnknownOptions(t *testing.T) {
-	code, _, stderr := occystrap(t, "--log-format", "json", "process", "registry://127.0.0.1:1/i:t?achitecture=arm64", "dir://"+t.TempDir())
-	if code != 1 || !strings.Contains(stderr, `unknown option "achitecture"`) {
+	code, _, stderr := occystrap(t, "--log-format", "console", "process", "registry://127.0.0.1:1/i:t?achitecture=arm64", "dir://"+t.TempDir())
+	if code != 2 || !strings.Contains(stderr, `unknown option "achitecture"`) {
 		t.Errorf("exit %d, stderr %s", code, stderr)
 	}
 }

@@ -55,5 +55,5 @@ func knownOptions(u uri.URI, known ...string) error {
 	if len(known) > 0 {
 		k = strings.Join(known, ", ")
 	}
-	return fmt.Errorf("unknown %s %s for %s:// (known: %s)", what, strings.Join(unknown, ", "), u.Scheme, k)
+	return usage(fmt.Errorf("unknown %s %s for %s:// (known: %s)", what, strings.Join(unknown, ", "), u.Scheme, k))
 }

@@ -61,7 +61,7 @@ func TestRegistryOutputValidatesWithCrane(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			args := append([]string{"--insecure", "--temp-dir", t.TempDir(), "--log-format", "json"}, tc.args...)
+			args := append([]string{"--insecure", "--temp-dir", t.TempDir(), "--log-format", "console"}, tc.args...)
 			if code := run(args, &stdout, &stderr); code != 0 {
 				t.Fatalf("exit %d:\n%s", code, stderr.String())
 			}

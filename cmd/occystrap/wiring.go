@@ -56,11 +56,11 @@ var (
 func openInput(ctx context.Context, a *app, s string) (source, uri.URI, error) {
 	u, err := uri.ParseInput(s)
 	if err != nil {
-		return nil, u, err
+		return nil, u, usage(err)
 	}
 	open, ok := inputs[u.Scheme]
 	if !ok {
-		return nil, u, fmt.Errorf("input scheme %s:// (in %q) is not supported by this build; supported: %s", u.Scheme, redact.URI(s), keys(inputs))
+		return nil, u, usageErrorf("input scheme %s:// (in %q) is not supported by this build; supported: %s", u.Scheme, redact.URI(s), keys(inputs))
 	}
 	src, err := open(ctx, a, u)
 	return src, u, err
@@ -69,11 +69,11 @@ func openInput(ctx context.Context, a *app, s string) (source, uri.URI, error) {
 func openOutput(ctx context.Context, a *app, s string) (output, uri.URI, error) {
 	u, err := uri.ParseOutput(s)
 	if err != nil {
-		return nil, u, err
+		return nil, u, usage(err)
 	}
 	open, ok := outputs[u.Scheme]
 	if !ok {
-		return nil, u, fmt.Errorf("output scheme %s:// (in %q) is not supported by this build; supported: %s", u.Scheme, redact.URI(s), keys(outputs))
+		return nil, u, usageErrorf("output scheme %s:// (in %q) is not supported by this build; supported: %s", u.Scheme, redact.URI(s), keys(outputs))
 	}
 	out, err := open(ctx, a, u)
 	return out, u, err
@@ -84,15 +84,15 @@ func makeFilters(ctx context.Context, a *app, specs []string) ([]filterFactory, 
 	for _, s := range specs {
 		f, err := uri.ParseFilter(s)
 		if err != nil {
-			return nil, err
+			return nil, usage(err)
 		}
 		mk, ok := filters[f.Name]
 		if !ok {
-			return nil, fmt.Errorf("unknown filter %q in -f %q; known filters: %s", f.Name, s, keys(filters))
+			return nil, usageErrorf("unknown filter %q in -f %q; known filters: %s", f.Name, s, keys(filters))
 		}
 		fac, err := mk(ctx, a, f)
 		if err != nil {
-			return nil, fmt.Errorf("filter %q: %w", s, err)
+			return nil, usage(fmt.Errorf("filter %q: %w", s, err))
 		}
 		out = append(out, func(img stage.Image) (stage.Stage, error) {
 			st, err := fac(img)

@@ -59,16 +59,23 @@ func Setup() {
 	})
 }
 
+// Options say how New logs.
+type Options struct {
+	Format  Format
+	Level   zerolog.Level
+	NoColor bool // console: no colour codes
+}
+
 // New is the process's logger writing to w.
-func New(w io.Writer, f Format, level zerolog.Level) zerolog.Logger {
+func New(w io.Writer, o Options) zerolog.Logger {
 	Setup()
 	var out io.Writer
-	if f == Console {
-		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, FieldsExclude: []string{"event"}}
+	if o.Format == Console {
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, FieldsExclude: []string{"event"}, NoColor: o.NoColor}
 	} else {
 		out = &Normalizer{W: w}
 	}
-	return zerolog.New(out).Level(level).With().Timestamp().Logger()
+	return zerolog.New(out).Level(o.Level).With().Timestamp().Logger()
 }
 
 // events maps a message to its event name where the name is not the
@@ -136,7 +143,7 @@ func (n *Normalizer) Write(p []byte) (int, error) {
 		fs, err := parseObject(line)
 		if err != nil {
 			raw, _ := json.Marshal(string(line))
-			fs = []field{{"level", json.RawMessage(`"info"`)}, {"message", raw}}
+			fs = []field{{"level", json.RawMessage(`"info"`)}, {"event", json.RawMessage(`"raw"`)}, {"message", raw}}
 		}
 		normalize(&out, fs)
 	}

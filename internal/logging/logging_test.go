@@ -29,7 +29,7 @@ func TestEventName(t *testing.T) {
 
 func TestNormalizerOneObjectPerLineNoDuplicates(t *testing.T) {
 	var buf bytes.Buffer
-	log := New(&buf, JSON, zerolog.DebugLevel)
+	log := New(&buf, Options{Format: JSON, Level: zerolog.DebugLevel})
 	sub := log.With().Str("image", "a:1").Logger()
 	sub.Info().Str("image", "b:2").Int("layers", 3).Msg("Processing complete")
 	sub.Warn().Str("event", "custom").Msg("Whatever")
@@ -66,7 +66,7 @@ func TestNormalizerOneObjectPerLineNoDuplicates(t *testing.T) {
 
 func TestPrinter(t *testing.T) {
 	var buf bytes.Buffer
-	p := &Printer{Log: New(&buf, JSON, zerolog.InfoLevel), W: &buf, Format: JSON}
+	p := &Printer{Log: New(&buf, Options{Format: JSON, Level: zerolog.InfoLevel}), W: &buf, Format: JSON}
 	err := fmt.Errorf("fetch manifest: %w", errors.New("404 Not Found"))
 	p.Fatal("Error", err.Error(), Chain(err, nil), "check the tag", 1)
 	var ev map[string]any

@@ -29,6 +29,14 @@ func (p *Printer) Status(msg, text string, fields func(e *zerolog.Event)) {
 	e.Msg(msg)
 }
 
+// ConsoleOnly writes text in console mode only: detail that in JSON mode an
+// event already carries.
+func (p *Printer) ConsoleOnly(text string) {
+	if p.Format == Console {
+		fmt.Fprintln(p.W, text)
+	}
+}
+
 // Fatal reports the error that ends the process: `Error: ...` and, when
 // there is one, `Hint: ...` (console), or an error event with the message,
 // the chain of wrapped errors, the hint and the exit code (JSON). msg is
@@ -52,26 +60,38 @@ func (p *Printer) Fatal(msg, text string, chain []string, hint string, code int)
 }
 
 // Chain is the messages of err and of each error it wraps, outermost first,
-// each shown once (a wrapper that only adds nothing is skipped); f, if not
-// nil, is applied to each (redaction).
+// each shown once (a wrapper that adds nothing, such as a join of one
+// error, is skipped); f, if not nil, is applied to each (redaction).
 func Chain(err error, f func(string) string) []string {
 	var out []string
-	last := ""
-	for e := err; e != nil; e = errors.Unwrap(e) {
+	add := func(e error) {
 		m := e.Error()
 		if f != nil {
 			m = f(m)
 		}
-		if m != last {
+		if len(out) == 0 || out[len(out)-1] != m {
 			out = append(out, m)
 		}
-		last = m
-		if j, ok := e.(interface{ Unwrap() []error }); ok {
-			for _, x := range j.Unwrap() {
-				out = append(out, Chain(x, f)...)
+	}
+	var walk func(e error)
+	walk = func(e error) {
+		for e != nil {
+			if j, ok := e.(interface{ Unwrap() []error }); ok {
+				errs := j.Unwrap()
+				if len(errs) == 1 {
+					e = errs[0]
+					continue
+				}
+				add(e)
+				for _, x := range errs {
+					walk(x)
+				}
+				return
 			}
-			break
+			add(e)
+			e = errors.Unwrap(e)
 		}
 	}
+	walk(err)
 	return out
 }
