@@ -66,7 +66,9 @@ func (c *InfoCmd) runMulti(ctx context.Context, a *app) error {
 		return err
 	}
 	if len(refs) == 0 {
-		fmt.Fprintf(a.stderr, "No images found matching %s\n", redact.URI(c.Source))
+		a.out.printer.Status("No images found", "No images found matching "+redact.URI(c.Source), func(e *zerolog.Event) {
+			e.Str("source", redact.URI(c.Source))
+		})
 		return nil
 	}
 	infos := make([]*pyjson.Object, len(refs))

@@ -241,6 +241,7 @@ func TestJSONEventStream(t *testing.T) {
 		{"many, tar refused", []string{"--insecure", "process", quaySrc, "tar://x.tar"}, want{code: 1, events: []string{"error"}}},
 		{"info", []string{"--insecure", "info", reg + "/fixture/app:v1"}, want{}},
 		{"info many", []string{"--insecure", "info", quaySrc}, want{}},
+		{"info many, none found", []string{"--insecure", "info", "quay://openstack.kolla/zzz*:x?host=" + qreg.Host}, want{events: []string{"no_images"}}},
 		{"check", []string{"check", "tar://" + archive}, want{}},
 		{"search", []string{"--insecure", "search", reg + "/fixture/app:v1", "*"}, want{}},
 		{"version", []string{"version"}, want{}},
