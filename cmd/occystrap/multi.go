@@ -206,13 +206,13 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 			}
 			results[i] = c.processImage(ctx, a, t, spec, ref, shared, c.Destination, filterFacs, blobs, run.Image(ref.String()))
 			if results[i].err == nil {
+				// Counted and printed under one lock: the [k/N] lines in order.
 				doneMu.Lock()
 				done++
-				k := done
-				doneMu.Unlock()
-				a.out.printer.Status("Image complete", fmt.Sprintf("[%d/%d] %s", k, len(refs), ref), func(e *zerolog.Event) {
-					e.Str("image", ref.String()).Int("images_done", k).Int("images_total", len(refs))
+				a.out.printer.Status("Image complete", fmt.Sprintf("[%d/%d] %s", done, len(refs), ref), func(e *zerolog.Event) {
+					e.Str("image", ref.String()).Int("images_done", done).Int("images_total", len(refs))
 				})
+				doneMu.Unlock()
 			}
 			return nil
 		})
