@@ -59,7 +59,7 @@ func (t *Tree) SkippedDevices() int { return t.skippedDevices }
 
 // New opens dir (creating it if needed) as the target of a merged tree.
 func New(dir string, opts Options) (*Tree, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return nil, fmt.Errorf("create extraction target %s: %w", dir, err)
 	}
 	root, err := os.OpenRoot(dir)
@@ -155,7 +155,9 @@ func (t *Tree) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header, creat
 		return nil // the root itself
 	}
 	if parent != "." {
-		if err := t.root.MkdirAll(parent, 0o755); err != nil {
+		// A parent no entry declares gets 0777 less the umask, as
+		// Python's tarfile makes it.
+		if err := t.root.MkdirAll(parent, 0o777); err != nil {
 			return fmt.Errorf("entry %q: create parent directory: %w", hdr.Name, err)
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/occystrap/occystrap/internal/umask"
 )
 
 // Version is the file format version.
@@ -108,7 +110,7 @@ func (c *Cache) Save() error {
 		return err
 	}
 	dir := filepath.Dir(c.path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o777); err != nil { // less the umask
 		return fmt.Errorf("layer cache %s: %w", c.path, err)
 	}
 	tmp, err := os.CreateTemp(dir, filepath.Base(c.path)+".*.tmp")
@@ -116,6 +118,9 @@ func (c *Cache) Save() error {
 		return fmt.Errorf("layer cache %s: %w", c.path, err)
 	}
 	_, err = tmp.Write(b)
+	if err == nil { // CreateTemp makes it 0600
+		err = tmp.Chmod(umask.File())
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
