@@ -181,3 +181,47 @@ func TestDevicesAsRootAndAsNobody(t *testing.T) {
 		}
 	})
 }
+
+// A layer the output already has is skipped by the source (the original's
+// fetch_callback), and inspect then gives it size 0, as the original does:
+// a second run of the same image into the same dir:// lists every layer
+// with size 0; the first run gave their sizes.
+func TestInspectGivesSkippedLayersSizeZero(t *testing.T) {
+	src, a := writeArchive(t, false)
+	base := t.TempDir()
+	jsonl := filepath.Join(base, "inspect.jsonl")
+	for range 2 {
+		mustRun(t, "--log-format", "json", "process", "tar://"+src, "dir://"+filepath.Join(base, "d"), "-f", "inspect:file="+jsonl)
+	}
+	b, err := os.ReadFile(jsonl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines in %s, want 2:\n%s", len(lines), jsonl, b)
+	}
+	for run, line := range lines {
+		var doc struct {
+			Layers []struct {
+				ID   string `json:"Id"`
+				Size int64
+			} `json:"layers"`
+		}
+		if err := json.Unmarshal([]byte(line), &doc); err != nil {
+			t.Fatal(err)
+		}
+		if len(doc.Layers) != len(a.LayerNames) {
+			t.Fatalf("run %d: %d layers, want %d", run+1, len(doc.Layers), len(a.LayerNames))
+		}
+		for i, l := range doc.Layers {
+			want := int64(len(a.Layers[len(a.Layers)-1-i])) // newest first
+			if run == 1 {
+				want = 0
+			}
+			if l.Size != want {
+				t.Errorf("run %d: layer %s: Size %d, want %d", run+1, l.ID, l.Size, want)
+			}
+		}
+	}
+}
