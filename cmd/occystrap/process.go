@@ -18,11 +18,15 @@ type ProcessCmd struct {
 	Source      string   `arg:"" name:"source" help:"Input URI: tar://PATH, registry://HOST/IMAGE[:TAG], ..."`
 	Destination string   `arg:"" name:"destination" help:"Output URI: dir://PATH, tar://PATH, ..."`
 	Filter      []string `short:"f" sep:"none" placeholder:"SPEC" help:"Filter, name[:key=value,...]; repeatable, the first given is applied first."`
+
+	// input, when set, is the opened source to use instead of Source (a
+	// legacy command reading what no URI names: recreate-image).
+	input source
 }
 
 // Run processes one image.
 func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
-	if isMulti(c.Source) {
+	if c.input == nil && isMulti(c.Source) {
 		return c.runMulti(ctx, a)
 	}
 	log := zerolog.Ctx(ctx)
@@ -33,9 +37,12 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	src, _, err := openInput(ctx, a, c.Source)
-	if err != nil {
-		return err
+	src := c.input
+	if src == nil {
+		src, _, err = openInput(ctx, a, c.Source)
+		if err != nil {
+			return err
+		}
 	}
 	defer src.Close()
 	out, _, err := openOutput(ctx, a, c.Destination)
