@@ -116,7 +116,10 @@ func TestDockerpushLayerDigests(t *testing.T) {
 		return n
 	}
 	args := []string{"--log-format", "json", "--verbose", "--layer-cache", cache, "process", "dockerpush://" + ref + "?socket=" + eng.Socket, "dir://" + out}
-	_, stderr := mustRun(t, args...)
+	// In a process of its own: the debug lines of concurrent requests go
+	// to a real stderr, which takes concurrent writes (a test's buffer
+	// does not).
+	_, stderr := mustChild(t, child{}, args...)
 	// The engine dedups the image's repeated layers; every distinct one and
 	// the config are uploaded.
 	distinct := map[string]bool{}
@@ -142,7 +145,7 @@ func TestDockerpushLayerDigests(t *testing.T) {
 		t.Errorf(".digests version %d maps to DiffIDs %v, want %v", f.Version, got, distinct)
 	}
 
-	_, stderr = mustRun(t, args...)
+	_, stderr = mustChild(t, child{}, args...)
 	if got := uploads(stderr); got != 1 {
 		t.Errorf("second run: %d blob uploads, want only the config's:\n%s", got, stderr)
 	}
