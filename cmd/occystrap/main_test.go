@@ -25,6 +25,9 @@ type childSpec struct {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) != "" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	if v := os.Getenv(childEnv); v != "" {
 		var spec childSpec
 		if err := json.Unmarshal([]byte(v), &spec); err != nil {
