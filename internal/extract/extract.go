@@ -186,13 +186,15 @@ func (t *Tree) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header, creat
 		} else {
 			_, err = io.Copy(f, tr)
 		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
 		if err != nil {
+			_ = f.Close()
 			return fmt.Errorf("entry %q: write: %w", hdr.Name, err)
 		}
-		if err := t.meta(name, hdr); err != nil {
+		err = t.metaFile(f, hdr)
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("entry %q: write: %w", hdr.Name, cerr)
+		}
+		if err != nil {
 			return err
 		}
 	case tar.TypeSymlink:

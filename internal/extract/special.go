@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -81,6 +84,35 @@ func (t *Tree) chtimes(name string, mt time.Time) error {
 	defer d.Close()
 	ts := timespec(mt)
 	return unix.UtimesNanoAt(int(d.Fd()), path.Base(name), []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// metaFile sets the owner, mode and time of the regular file f, written for
+// hdr, through its descriptor (no path lookups).
+func (t *Tree) metaFile(f *os.File, hdr *tar.Header) error {
+	if t.opts.SameOwner {
+		if err := f.Chown(hdr.Uid, hdr.Gid); err != nil {
+			return fmt.Errorf("entry %q: chown: %w", hdr.Name, err)
+		}
+	}
+	if err := f.Chmod(hdr.FileInfo().Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)); err != nil {
+		return fmt.Errorf("entry %q: chmod: %w", hdr.Name, err)
+	}
+	if err := futimens(f, hdr.ModTime); err != nil {
+		return fmt.Errorf("entry %q: set times: %w", hdr.Name, err)
+	}
+	return nil
+}
+
+// futimens sets f's access and modification times to mt: utimensat with a
+// NULL path, as the C library's futimens (x/sys has no wrapper for it).
+func futimens(f *os.File, mt time.Time) error {
+	ts := [2]unix.Timespec{timespec(mt), timespec(mt)}
+	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, f.Fd(), 0, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+	runtime.KeepAlive(f)
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }
 
 // timespec is t as seconds and nanoseconds since 1970, with no 64-bit
