@@ -64,6 +64,9 @@ type CLI struct {
 	Plan    PlanCmd    `cmd:"" help:"Split a multi-image source into shards by shared layers, for process --shard."`
 
 	VersionCmd VersionCmd `cmd:"" name:"version" help:"Print the version, commit and Go version."`
+
+	// The original's deprecated commands, listed apart under "Deprecated".
+	Legacy `embed:""`
 }
 
 func main() {
@@ -94,6 +97,11 @@ func runIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		kong.Vars{"version": versionText()},
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { panic(exitCode(code)) }),
+		kong.ExplicitGroups([]kong.Group{{
+			Key:         legacyGroup,
+			Title:       "Deprecated",
+			Description: "The original occystrap's old commands, for existing scripts: each warns and runs as the process or search command named.",
+		}}),
 	)
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)

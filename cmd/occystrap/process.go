@@ -19,14 +19,18 @@ type ProcessCmd struct {
 	Shard       string   `placeholder:"K/N" help:"Process only shard K of N of a multi-image source (default: $JOB_COMPLETION_INDEX/$OCCYSTRAP_SHARDS when both are set)."`
 	Plan        string   `type:"existingfile" placeholder:"FILE" help:"With --shard: the plan written by occystrap plan --out (default: plan now)."`
 	DigestFile  string   `name:"digest-file" type:"path" placeholder:"FILE" help:"Also write the digest of what was written (the manifest's for registry output, else the config's) to FILE."`
+
+	// input, when set, is the opened source to use instead of Source (a
+	// legacy command reading what no URI names: recreate-image).
+	input source
 }
 
 // Run processes one image.
 func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
-	if isMulti(c.Source) {
+	if c.input == nil && isMulti(c.Source) {
 		return c.runMulti(ctx, a)
 	}
-	if shardArg(c.Shard) != "" || c.Plan != "" {
+	if c.Shard != "" || c.Plan != "" { // not the Job environment: a single image in a sharded Job runs whole
 		return usageErrorf("--shard and --plan need a multi-image source (quay://NAMESPACE/GLOB:TAG), not %s", redactURI(c.Source))
 	}
 	log := zerolog.Ctx(ctx)
@@ -44,9 +48,12 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 		return err
 	}
 	defer out.Close()
-	src, _, err := openInput(ctx, a, c.Source)
-	if err != nil {
-		return err
+	src := c.input
+	if src == nil {
+		src, _, err = openInput(ctx, a, c.Source)
+		if err != nil {
+			return err
+		}
 	}
 	defer src.Close()
 
