@@ -17,6 +17,7 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/occystrap/occystrap/internal/testquay"
 	"github.com/occystrap/occystrap/internal/testregistry"
 )
 
@@ -94,18 +95,25 @@ func TestProgressOnTerminal(t *testing.T) {
 	if strings.Contains(term, "\x1b") || strings.Contains(strings.ReplaceAll(term, "\r\n", "\n"), "\r") {
 		t.Errorf("JSON form on a terminal has terminal control:\n%q", term)
 	}
-	progress := 0
-	for _, line := range strings.Split(strings.TrimSpace(strings.ReplaceAll(term, "\r\n", "\n")), "\n") {
-		var ev map[string]any
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
-			t.Errorf("not JSON on the terminal: %q", line)
-		}
-		if ev["event"] == "progress" {
-			progress++
-		}
+	// The terminal turns \n into \r\n; otherwise the lines are what a
+	// pipe gets, and are checked as TestJSONEventStream checks them.
+	schema, jq := loadSchema(t), jqPath(t)
+	evs := checkStream(t, schema, jq, strings.ReplaceAll(term, "\r\n", "\n"))
+	if len(eventsNamed(evs, "progress")) == 0 || len(eventsNamed(evs, "summary")) != 1 {
+		t.Errorf("JSON form on a terminal: want progress events and one summary:\n%s", term)
 	}
-	if progress == 0 {
-		t.Errorf("no progress event in JSON form on a terminal:\n%s", term)
+
+	// Many images, JSON form, on a terminal.
+	q, qreg := testquay.Start(t, testquay.Options{}, testregistry.Options{Plain: true, Wrap: testregistry.Latency(20 * time.Millisecond)})
+	kollaCorpus(t, q, qreg, 4)
+	code, term = onPTY(t, "--log-format", "json", "--progress-interval", "20ms", "--insecure", "process",
+		"quay://openstack.kolla/*:2025.1-debian-bookworm?host="+qreg.Host, "dir://"+t.TempDir()+"?unique_names=true")
+	if code != 0 {
+		t.Fatalf("many images, json: exit %d:\n%q", code, term)
+	}
+	evs = checkStream(t, schema, jq, strings.ReplaceAll(term, "\r\n", "\n"))
+	if len(eventsNamed(evs, "image_complete")) != 4 || len(eventsNamed(evs, "summary")) != 1 {
+		t.Errorf("many images, JSON form on a terminal: want 4 image_complete and one summary:\n%s", term)
 	}
 }
 
