@@ -115,6 +115,20 @@ func TestProgressOnTerminal(t *testing.T) {
 	if len(eventsNamed(evs, "image_complete")) != 4 || len(eventsNamed(evs, "summary")) != 1 {
 		t.Errorf("many images, JSON form on a terminal: want 4 image_complete and one summary:\n%s", term)
 	}
+
+	// Many images, console form: the live line totals the run (a slower
+	// registry, one image and one layer at a time, so that it is drawn).
+	slowQ, slowReg := testquay.Start(t, testquay.Options{}, testregistry.Options{Plain: true, Wrap: testregistry.Latency(80 * time.Millisecond)})
+	kollaCorpus(t, slowQ, slowReg, 4)
+	code, term = onPTY(t, "--insecure", "-J", "1", "-j", "1", "process",
+		"quay://openstack.kolla/*:2025.1-debian-bookworm?host="+slowReg.Host, "dir://"+t.TempDir()+"?unique_names=true")
+	if code != 0 {
+		t.Fatalf("many images, console: exit %d:\n%q", code, term)
+	}
+	if !regexp.MustCompile(`\r\x1b\[K\[[0-4]/4\] [0-9.]+ (B|KB|MB) / [0-9.]+ (B|KB|MB), `).MatchString(term) ||
+		!strings.Contains(term, "[4/4] ") || !strings.Contains(term, "No failed images.") {
+		t.Errorf("many images on a terminal: no live total line, or no [k/N] lines:\n%q", term)
+	}
 }
 
 // TestInterruptExits130: SIGINT during a run cancels it, reports it and
