@@ -22,6 +22,15 @@ type ProcessCmd struct {
 
 // Run processes one image.
 func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
+	all, err := allPlatforms(a, c.Source)
+	if err != nil {
+		return err
+	}
+	if all {
+		if err := checkAllPlatforms(c.Source, c.Destination, c.Filter); err != nil {
+			return err
+		}
+	}
 	if isMulti(c.Source) {
 		return c.runMulti(ctx, a)
 	}
@@ -43,6 +52,11 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 		return err
 	}
 	defer out.Close()
+	if all {
+		if done, err := c.runAllPlatforms(ctx, a, src, out, start); done {
+			return err
+		}
+	}
 
 	img := src.Image()
 	stages, err := buildFilters(filterFacs, img)
