@@ -181,7 +181,8 @@ func openImageMeta(ctx context.Context, a *app, s string) (*imageMeta, error) {
 		im.full = func(ctx context.Context) stage.Source { return registryItems(ctx, x, md) }
 	case *tarball.Source:
 		im.meta, err = imageinfo.ParseMeta(img.Name, img.Tag, nil, x.Config())
-		im.full = func(context.Context) stage.Source { return x }
+		// check reports a bad config or DiffID itself.
+		im.full = func(context.Context) stage.Source { return x.Unchecked() }
 	case *docker.Source:
 		var c interface {
 			InspectRaw(context.Context, string) ([]byte, error)
