@@ -23,10 +23,10 @@ import (
 func twoPlatforms(t *testing.T, reg *testregistry.Registry, oci bool) (amd, arm testregistry.Image, idx digest.Digest) {
 	t.Helper()
 	var err error
-	if amd, err = testregistry.NewImage(testregistry.ImageOptions{Seed: 40, Layers: 2, OCI: oci}); err != nil {
+	if amd, err = testregistry.NewImage(testregistry.ImageOptions{Seed: 40, Layers: 2, LayerSize: 1536, OCI: oci}); err != nil {
 		t.Fatal(err)
 	}
-	if arm, err = testregistry.NewImage(testregistry.ImageOptions{Seed: 41, Layers: 2, OCI: oci, Arch: "arm64", Variant: "v8"}); err != nil {
+	if arm, err = testregistry.NewImage(testregistry.ImageOptions{Seed: 41, Layers: 2, LayerSize: 1536, OCI: oci, Arch: "arm64", Variant: "v8"}); err != nil {
 		t.Fatal(err)
 	}
 	amd2 := amd
