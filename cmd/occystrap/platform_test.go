@@ -10,11 +10,15 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/occystrap/occystrap/internal/testenv"
+	"github.com/occystrap/occystrap/internal/testquay"
 	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/sources/registry"
+	"github.com/occystrap/occystrap/transport"
 )
 
 // twoPlatforms pushes a two-platform index (linux/amd64 and linux/arm64/v8)
@@ -259,5 +263,47 @@ func TestInfoOnIndex(t *testing.T) {
 	if got.Index.Digest != idx.String() || got.Index.MediaType != "application/vnd.oci.image.index.v1+json" || len(got.Index.Manifests) != 3 ||
 		got.Index.Manifests[1].Platform == nil || *got.Index.Manifests[1].Platform != "linux/arm64/v8" || got.ConfigDigest != arm.ConfigDigest.String() || got.Architecture != "arm64" {
 		t.Errorf("json output:\n%s", stdout)
+	}
+}
+
+// TestQuayAllPlatforms: a quay:// bulk run with --all-platforms copies each
+// repository's whole list, digests kept.
+func TestQuayAllPlatforms(t *testing.T) {
+	q, reg := testquay.Start(t, testquay.Options{}, testregistry.Options{Plain: true})
+	t.Setenv(quayHostEnv, reg.Host)
+	want := map[string]digest.Digest{}
+	for i, name := range []string{"svc-a", "svc-b"} {
+		var imgs []testregistry.Image
+		for j, p := range [][2]string{{"amd64", ""}, {"arm64", "v8"}} {
+			img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: uint64(60 + 2*i + j), Layers: 2, LayerSize: 1024, OCI: true, Arch: p[0], Variant: p[1]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			imgs = append(imgs, img)
+		}
+		d, err := reg.PushIndex(context.Background(), "org/"+name, "latest", true, imgs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.AddTag("org", name, testquay.Tag{Name: "latest", ManifestDigest: d, StartTS: time.Now(), IsManifestList: true})
+		want[name] = d
+	}
+	dst := testregistry.Start(t, testregistry.Options{Plain: true})
+	code, _, stderr := runCLI("--insecure", "--log-format", "json", "--all-platforms", "process", "quay://org", "registry://"+dst.Host+"/mirror")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "No failed images.") || !strings.Contains(stderr, "verified OK") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+	tr, err := transport.New(transport.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, d := range want {
+		m, err := tr.Registry(dst.Host, transport.RegistryOptions{Insecure: true}).GetManifest(context.Background(), "mirror/"+name, "latest", registry.Accepted())
+		if err != nil || m.Digest != d {
+			t.Errorf("%s: %v, digest %s at the destination, want %s", name, err, m.Digest, d)
+		}
 	}
 }
