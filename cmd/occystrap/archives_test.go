@@ -238,6 +238,12 @@ func checkArchive(t *testing.T, img testregistry.Image, k archiveKind, archive s
 		t.Errorf("info names the image %s, want ...%s", got, k.name)
 	}
 
+	// check (full) finds nothing wrong; search names layers as dir:// does.
+	if out, _ := mustRun(t, "check", "tar://"+archive); !strings.HasSuffix(out, "Check complete (full): 0 error(s), 0 warning(s)\n") {
+		t.Errorf("check:\n%s", out)
+	}
+	searched, _ := mustRun(t, "search", "--script-friendly", "tar://"+archive, "*data.bin")
+
 	// dir://
 	dir := filepath.Join(base, "dir")
 	run("process", "tar://"+archive, "dir://"+dir)
@@ -258,6 +264,9 @@ func checkArchive(t *testing.T, img testregistry.Image, k archiveKind, archive s
 		}
 		if k.flat && name != want[i].Encoded() {
 			t.Errorf("flat layout: layer %d named %q, want its DiffID's hex %s", i, name, want[i].Encoded())
+		}
+		if line := ":" + name + ":layer" + string(rune('0'+i)) + "/data.bin\n"; !strings.Contains(searched, line) {
+			t.Errorf("search output lacks %q:\n%s", line, searched)
 		}
 	}
 
