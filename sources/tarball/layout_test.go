@@ -21,7 +21,7 @@ import (
 
 // rewriteTar copies an archive, dropping the members drop names and
 // replacing the content of those in repl.
-func rewriteTar(t *testing.T, in []byte, drop []string, repl map[string][]byte) []byte {
+func rewriteTar(t testing.TB, in []byte, drop []string, repl map[string][]byte) []byte {
 	t.Helper()
 	var out bytes.Buffer
 	tr, tw := tar.NewReader(bytes.NewReader(in)), tar.NewWriter(&out)
@@ -61,7 +61,7 @@ func rewriteTar(t *testing.T, in []byte, drop []string, repl map[string][]byte) 
 	return out.Bytes()
 }
 
-func ociBytes(t *testing.T, c fixture.Compression) ([]byte, *fixture.Archive) {
+func ociBytes(t testing.TB, c fixture.Compression) ([]byte, *fixture.Archive) {
 	t.Helper()
 	var buf bytes.Buffer
 	a, err := fixture.WriteOCIArchive(&buf, testImage(), c)
