@@ -21,12 +21,8 @@ import (
 // of the tests, so that a test can start several real processes of it.
 const runMainEnv = "OCCYSTRAP_TEST_RUN_MAIN"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(runMainEnv) != "" {
-		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-	}
-	os.Exit(m.Run())
-}
+// TestMain (main_test.go) runs the CLI with os.Args[1:] when runMainEnv
+// is set.
 
 // runProcesses runs occystrap once per environment in envs, all at once, as
 // separate processes (as the pods of an Indexed Job are).
