@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -307,3 +308,54 @@ func TestQuayAllPlatforms(t *testing.T) {
 		}
 	}
 }
+
+// TestAllPlatformsWithAttestation: a list as buildx pushes it, with an
+// attestation manifest (platform unknown/unknown, an in-toto layer) beside
+// the image, is copied whole, digest kept.
+func TestAllPlatformsWithAttestation(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := testregistry.Start(t, testregistry.Options{Plain: true})
+	img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 70, Layers: 1, LayerSize: 1024, OCI: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Push(ctx, "att/app", "", img); err != nil {
+		t.Fatal(err)
+	}
+	statement := []byte(`{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://spdx.dev/Document"}`)
+	cfg := []byte(`{"architecture":"unknown","os":"unknown","config":{},"rootfs":{"type":"layers","diff_ids":["` + digest.FromBytes(statement).String() + `"]}}`)
+	man := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` +
+		digest.FromBytes(cfg).String() + `","size":` + itoa(len(cfg)) + `},"layers":[{"mediaType":"application/vnd.in-toto+json","digest":"` +
+		digest.FromBytes(statement).String() + `","size":` + itoa(len(statement)) + `,"annotations":{"in-toto.io/predicate-type":"https://spdx.dev/Document"}}]}`)
+	for _, b := range [][]byte{statement, cfg} {
+		if err := src.PushBlob(ctx, "att/app", b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := src.PushManifest(ctx, "att/app", digest.FromBytes(man).String(), "application/vnd.oci.image.manifest.v1+json", man); err != nil {
+		t.Fatal(err)
+	}
+	idx := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` +
+		`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + img.Digest.String() + `","size":` + itoa(len(img.Manifest)) + `,"platform":{"architecture":"amd64","os":"linux"}},` +
+		`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + digest.FromBytes(man).String() + `","size":` + itoa(len(man)) +
+		`,"annotations":{"vnd.docker.reference.digest":"` + img.Digest.String() + `","vnd.docker.reference.type":"attestation-manifest"},"platform":{"architecture":"unknown","os":"unknown"}}]}`)
+	if err := src.PushManifest(ctx, "att/app", "v1", "application/vnd.oci.image.index.v1+json", idx); err != nil {
+		t.Fatal(err)
+	}
+	dst := testregistry.Start(t, testregistry.Options{Plain: true})
+	code, _, stderr := runCLI("--insecure", "--log-format", "json", "--all-platforms", "process", "registry://"+src.Host+"/att/app:v1", "registry://"+dst.Host+"/copy/app:v1")
+	if code != 0 || !strings.Contains(stderr, "verified OK") {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	tr, err := transport.New(transport.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := tr.Registry(dst.Host, transport.RegistryOptions{Insecure: true}).GetManifest(ctx, "copy/app", "v1", registry.Accepted())
+	if err != nil || m.Digest != digest.FromBytes(idx) {
+		t.Errorf("%v: digest %s at the destination, want %s", err, m.Digest, digest.FromBytes(idx))
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
