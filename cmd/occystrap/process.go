@@ -43,7 +43,7 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 	if c.input == nil && isMulti(c.Source) {
 		return c.runMulti(ctx, a)
 	}
-	if shardArg(c.Shard) != "" || c.Plan != "" {
+	if c.Shard != "" || c.Plan != "" { // not the Job environment: a single image in a sharded Job runs whole
 		return usageErrorf("--shard and --plan need a multi-image source (quay://NAMESPACE/GLOB:TAG), not %s", redactURI(c.Source))
 	}
 	log := zerolog.Ctx(ctx)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -134,6 +135,17 @@ func TestShardedRun(t *testing.T) {
 		if m.Digest != im.Image.Digest {
 			t.Errorf("%s: digest %s at the destination, %s at the source", im.Repo, m.Digest, im.Image.Digest)
 		}
+	}
+}
+
+// A single-image source run inside a sharded Job (the environment set, no
+// --shard given) runs whole rather than refusing.
+func TestShardEnvIgnoredForSingleImage(t *testing.T) {
+	t.Setenv("JOB_COMPLETION_INDEX", "1")
+	t.Setenv("OCCYSTRAP_SHARDS", "4")
+	code, _, stderr := runCLI("process", "tar://does-not-exist.tar", "dir://"+t.TempDir())
+	if strings.Contains(stderr, "shard") {
+		t.Errorf("exit %d, a single-image run refused for the Job environment:\n%s", code, stderr)
 	}
 }
 
