@@ -1,0 +1,142 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	digest "github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/occystrap/occystrap/internal/engine"
+	"github.com/occystrap/occystrap/internal/testdocker"
+	"github.com/occystrap/occystrap/internal/testenv"
+	"github.com/occystrap/occystrap/internal/testregistry"
+)
+
+// TestDockerPushThroughProxy pushes an image from the Docker engine into
+// the proxy (as `docker push` does: the engine's push API; 127.0.0.1 is an
+// insecure registry to the engine by default) and reads it back digest for
+// digest: the manifest digest the engine reported, served by the proxy and
+// held by the downstream; the config digest equal to the engine's image
+// ID; every layer's DiffID.
+func TestDockerPushThroughProxy(t *testing.T) {
+	eng := testdocker.Require(t)
+	ctx := context.Background()
+	down := testregistry.Start(t, testregistry.Options{Plain: true})
+	host, _ := startProxy(t, Options{Downstream: down.Host + "/mirror"})
+
+	img := testdocker.Image("occy-proxy-push/app", "a", "b", "c")
+	a := eng.Seed(t, img)
+	c := engine.New(eng.Socket)
+	t.Cleanup(c.CloseIdle)
+	id, err := c.Inspect(ctx, "occy-proxy-push/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := host + "/occy/app:v1"
+	if err := c.Tag(ctx, "occy-proxy-push/app:v1", host+"/occy/app", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Remove(context.Background(), ref) })
+	var pushed digest.Digest
+	digestLine := regexp.MustCompile(`digest: (sha256:[0-9a-f]{64})`)
+	if err := c.Push(ctx, ref, func(s string) {
+		if m := digestLine.FindStringSubmatch(s); m != nil {
+			pushed = digest.Digest(m[1])
+		}
+	}); err != nil {
+		t.Fatalf("docker push through the proxy: %v", err)
+	}
+	if pushed == "" {
+		t.Fatal("the engine reported no digest for the push")
+	}
+
+	tr := newTransport(t)
+	for _, tc := range []struct{ where, host, repo string }{
+		{"proxy", host, "occy/app"}, {"downstream", down.Host, "mirror/occy/app"},
+	} {
+		m, err := tr.Registry(tc.host, plain).GetManifest(ctx, tc.repo, "v1", accept)
+		if err != nil {
+			t.Fatalf("manifest from the %s: %v", tc.where, err)
+		}
+		if m.Digest != pushed {
+			t.Errorf("manifest from the %s: %s, the engine pushed %s", tc.where, m.Digest, pushed)
+		}
+		var man v1.Manifest
+		if err := json.Unmarshal(m.Body, &man); err != nil {
+			t.Fatal(err)
+		}
+		if man.Config.Digest != id.ID {
+			t.Errorf("config from the %s: %s, the engine's image ID is %s", tc.where, man.Config.Digest, id.ID)
+		}
+		got, err := pulledDiffIDs(ctx, tr, tc.host, tc.repo, "v1")
+		if err != nil {
+			t.Fatalf("pull from the %s: %v", tc.where, err)
+		}
+		if diff := cmp.Diff(a.DiffIDs, got); diff != "" {
+			t.Errorf("DiffIDs from the %s (-loaded +pulled):\n%s", tc.where, diff)
+		}
+	}
+}
+
+// TestCranePushWithRetriedChunk copies an image into the proxy with crane
+// while the first chunk's answer is lost: the proxy received the PATCH,
+// crane saw a 503 and sent the blob again (in a new session, as
+// go-containerregistry retries a whole upload). The image reads back
+// digest for digest through the proxy and from the downstream.
+func TestCranePushWithRetriedChunk(t *testing.T) {
+	craneBin := testenv.Crane(t)
+	ctx := context.Background()
+	origin := testregistry.Start(t, testregistry.Options{Plain: true})
+	img := newImage(t, 23, testregistry.ImageOptions{Layers: 3})
+	if err := origin.Push(ctx, "base/app", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	down := testregistry.Start(t, testregistry.Options{Plain: true})
+	srv := newHandler(t, down, Options{})
+	var lost atomic.Int64
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch && lost.CompareAndSwap(0, 1) {
+			rec := httptest.NewRecorder()
+			srv.ServeHTTP(rec, r) // the proxy takes the chunk...
+			if rec.Code != http.StatusAccepted {
+				t.Errorf("the chunk whose answer is lost: %d %s", rec.Code, rec.Body)
+			}
+			regError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "answer lost on purpose") // ...the client never hears
+			return
+		}
+		srv.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	host := strings.TrimPrefix(front.URL, "http://")
+	if out, err := exec.Command(craneBin, "copy", "--insecure", origin.Host+"/base/app:v1", host+"/base/app:v1").CombinedOutput(); err != nil {
+		t.Fatalf("crane copy into the proxy: %v\n%s", err, out)
+	}
+	if lost.Load() != 1 {
+		t.Fatal("no PATCH went through the proxy")
+	}
+	for _, h := range []string{host, down.Host} {
+		out, err := exec.Command(craneBin, "digest", "--insecure", h+"/base/app:v1").Output()
+		if err != nil || strings.TrimSpace(string(out)) != img.Digest.String() {
+			t.Errorf("crane digest of %s: %v %s, want %s", h, err, out, img.Digest)
+		}
+		if out, err := exec.Command(craneBin, "validate", "--insecure", "--remote", h+"/base/app:v1").CombinedOutput(); err != nil {
+			t.Errorf("crane validate of %s: %v\n%s", h, err, out)
+		}
+	}
+	got, err := pulledDiffIDs(ctx, newTransport(t), host, "base/app", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(diffIDs(img), got); diff != "" {
+		t.Errorf("DiffIDs through the proxy (-pushed +pulled):\n%s", diff)
+	}
+}
