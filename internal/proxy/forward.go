@@ -134,8 +134,9 @@ func (s *Server) tagsList(w http.ResponseWriter, r *http.Request, name string) {
 }
 
 // catalog forwards GET /v2/_catalog. With a downstream prefix it lists
-// the repositories under it, without the prefix; the downstream lists
-// them in order, so they are one contiguous run.
+// the repositories under it, without the prefix: pages of the downstream
+// are read (from the client's last, prefixed) until one holds some, or the
+// repositories under the prefix are over.
 func (s *Server) catalog(w http.ResponseWriter, r *http.Request) {
 	if s.prefix == "" {
 		s.forward(w, r, "/v2/_catalog", "")
@@ -143,45 +144,61 @@ func (s *Server) catalog(w http.ResponseWriter, r *http.Request) {
 	}
 	pre := s.prefix + "/"
 	q := r.URL.Query()
-	q.Set("last", pre+q.Get("last"))
-	if q.Get("n") == "" {
-		q.Set("n", "100")
-	}
-	r2 := r.Clone(r.Context())
-	r2.URL.RawQuery = q.Encode()
-	resp, err := s.downstream(r2, http.MethodGet, "/v2/_catalog", nil)
-	if err != nil {
-		regError(w, http.StatusBadGateway, "UNKNOWN", err.Error())
-		return
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		relay(w, r, resp, "", "")
-		return
-	}
-	var c struct {
-		Repositories []string `json:"repositories"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&c); err != nil {
-		regError(w, http.StatusBadGateway, "UNKNOWN", "downstream catalog: "+err.Error())
-		return
+	if last := q.Get("last"); last != "" {
+		q.Set("last", pre+last)
 	}
 	out := []string{}
-	past := false
-	for _, repo := range c.Repositories {
-		if rest, ok := strings.CutPrefix(repo, pre); ok {
-			out = append(out, rest)
-		} else {
-			past = true
+	more := false
+	for page := 0; page < maxCatalogPages; page++ {
+		r2 := r.Clone(r.Context())
+		r2.URL.RawQuery = q.Encode()
+		resp, err := s.downstream(r2, http.MethodGet, "/v2/_catalog", nil)
+		if err != nil {
+			regError(w, http.StatusBadGateway, "UNKNOWN", err.Error())
+			return
 		}
+		if resp.StatusCode != http.StatusOK {
+			defer resp.Body.Close()
+			relay(w, r, resp, "", "")
+			return
+		}
+		var c struct {
+			Repositories []string `json:"repositories"`
+		}
+		err = json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&c)
+		resp.Body.Close()
+		if err != nil {
+			regError(w, http.StatusBadGateway, "UNKNOWN", "downstream catalog: "+err.Error())
+			return
+		}
+		past := false
+		for _, repo := range c.Repositories {
+			if rest, ok := strings.CutPrefix(repo, pre); ok {
+				out = append(out, rest)
+			} else if len(out) > 0 {
+				past = true
+			}
+		}
+		more = !past && resp.Header.Get("Link") != "" && len(c.Repositories) > 0
+		if len(out) > 0 || !more {
+			break
+		}
+		q.Set("last", c.Repositories[len(c.Repositories)-1])
 	}
 	b, _ := json.Marshal(map[string][]string{"repositories": out})
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	if !past && len(out) > 0 && resp.Header.Get("Link") != "" {
-		next := url.Values{"n": {q.Get("n")}, "last": {out[len(out)-1]}}
+	if more && len(out) > 0 {
+		next := url.Values{"last": {out[len(out)-1]}}
+		if n := q.Get("n"); n != "" {
+			next.Set("n", n)
+		}
 		w.Header().Set("Link", `</v2/_catalog?`+next.Encode()+`>; rel="next"`)
 	}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
 }
+
+// maxCatalogPages bounds the downstream pages one catalog request reads
+// to find the repositories under the prefix.
+const maxCatalogPages = 100

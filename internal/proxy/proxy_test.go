@@ -650,3 +650,67 @@ func TestShutdownWaits(t *testing.T) {
 		t.Errorf("downstream after shutdown: %v", err)
 	}
 }
+
+// TestDownstreamView: blobs a client skips because the proxy's HEAD
+// found them downstream still make a valid push; tags lists and the
+// catalog name the client's repositories, not the downstream's.
+func TestDownstreamView(t *testing.T) {
+	ctx := context.Background()
+	origin := testregistry.Start(t, testregistry.Options{Plain: true})
+	down := testregistry.Start(t, testregistry.Options{Plain: true})
+	img := newImage(t, 31, testregistry.ImageOptions{Layers: 2})
+	if err := origin.Push(ctx, "lib/app", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	tr := newTransport(t)
+	first, _ := startProxy(t, Options{Downstream: down.Host + "/mirror"})
+	if err := copyImage(ctx, tr, origin.Host, "lib/app", "v1", first, "lib/app", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	// A second proxy holds no blob: every HEAD is answered from the
+	// downstream, so the client uploads none and only pushes the manifest.
+	var pc counter
+	second, _ := startProxy(t, Options{Downstream: down.Host + "/mirror"})
+	front := httptest.NewServer(pc.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, "http://"+second+r.URL.RequestURI(), r.Body)
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	})))
+	t.Cleanup(front.Close)
+	fh := strings.TrimPrefix(front.URL, "http://")
+	if err := copyImage(ctx, tr, origin.Host, "lib/app", "v1", fh, "lib/app", "v2"); err != nil {
+		t.Fatalf("push of blobs the downstream has: %v", err)
+	}
+	if n := pc.get("POST uploads") + pc.get("PATCH uploads") + pc.get("PUT uploads"); n != 0 {
+		t.Errorf("%d upload requests, want none", n)
+	}
+	m, err := tr.Registry(down.Host, plain).GetManifest(ctx, "mirror/lib/app", "v2", accept)
+	if err != nil || m.Digest != img.Digest {
+		t.Fatalf("downstream v2: %v %s, want %s", err, m.Digest, img.Digest)
+	}
+	pr := tr.Registry(second, plain)
+	for _, tc := range []struct{ path, want string }{
+		{"/v2/lib/app/tags/list", `{"name":"lib/app","tags":["v1","v2"]}`},
+		{"/v2/_catalog", `{"repositories":["lib/app"]}`},
+	} {
+		resp, err := pr.Do(ctx, transport.Request{Method: http.MethodGet, URL: pr.URL(tc.path)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(b)) != tc.want {
+			t.Errorf("GET %s: %d %s, want %s", tc.path, resp.StatusCode, b, tc.want)
+		}
+	}
+}

@@ -114,6 +114,7 @@ func Start(t testing.TB, opts Options) *Registry {
 	if opts.Delete {
 		cfg.Storage["delete"] = configuration.Parameters{"enabled": true}
 	}
+	cfg.Catalog.MaxEntries = 1000 // the configuration file's default (0 lists nothing)
 	cfg.HTTP.Secret = "testregistry"
 	cfg.Log.Level = "error"
 	cfg.Log.AccessLog.Disabled = true
