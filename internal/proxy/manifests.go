@@ -122,6 +122,12 @@ func (s *Server) pushManifest(ctx context.Context, lg zerolog.Logger, r *http.Re
 	if err != nil {
 		return nil, err
 	}
+	if _, err := digest.Parse(ref); err == nil {
+		// The filtered image would have another digest than it is pushed under.
+		if err := readable(stages, errors.New("a manifest pushed by digest keeps that digest; push it by tag")); err != nil {
+			return nil, err
+		}
+	}
 	if isIndex {
 		if err := readable(stages, fmt.Errorf("an index or manifest list: %w", ErrUninterpretable)); err != nil {
 			return nil, err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	digest "github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 	"go.uber.org/goleak"
@@ -25,6 +26,7 @@ import (
 	"github.com/occystrap/occystrap/sinks/registry"
 	sourcereg "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/filter"
 	"github.com/occystrap/occystrap/transport"
 )
 
@@ -51,6 +53,9 @@ func newTransport(t testing.TB) *transport.Transport {
 }
 
 var plain = transport.RegistryOptions{Insecure: true}
+
+// accept asks for single-platform manifests.
+var accept = []string{mediaTypeDockerManifest, v1.MediaTypeImageManifest}
 
 // counter counts a registry's requests by "METHOD kind" (kind = manifests,
 // blobs or uploads).
@@ -711,6 +716,71 @@ func TestDownstreamView(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(b)) != tc.want {
 			t.Errorf("GET %s: %d %s, want %s", tc.path, resp.StatusCode, b, tc.want)
+		}
+	}
+}
+
+// TestFilteredPush: with a filter that rewrites layers the downstream gets
+// another manifest; the proxy serves the one pushed, deletes the
+// downstream's when asked to delete the pushed digest, and refuses a push
+// by digest (the filtered image could not keep it).
+func TestFilteredPush(t *testing.T) {
+	ctx := context.Background()
+	origin := testregistry.Start(t, testregistry.Options{Plain: true})
+	down := testregistry.Start(t, testregistry.Options{Plain: true, Delete: true})
+	img := newImage(t, 41, testregistry.ImageOptions{Layers: 2})
+	if err := origin.Push(ctx, "app", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	host, _ := startProxy(t, Options{Downstream: down.Host, Filters: func(stage.Image) ([]stage.Stage, error) {
+		return []stage.Stage{filter.NewNormalizeTimestamps(0, filter.Options{TempDir: tmp})}, nil
+	}})
+	tr := newTransport(t)
+	if err := copyImage(ctx, tr, origin.Host, "app", "v1", host, "app", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	dm, err := tr.Registry(down.Host, plain).GetManifest(ctx, "app", "v1", accept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dm.Digest == img.Digest {
+		t.Fatalf("the filter left the manifest as pushed (%s)", dm.Digest)
+	}
+	pr := tr.Registry(host, plain)
+	for _, ref := range []string{"v1", img.Digest.String()} {
+		m, err := pr.GetManifest(ctx, "app", ref, accept)
+		if err != nil || m.Digest != img.Digest {
+			t.Errorf("proxy %s: %v %s, want the pushed %s", ref, err, m.Digest, img.Digest)
+		}
+	}
+	// By digest: refused, naming the filter.
+	resp, err := pr.Do(ctx, transport.Request{Method: http.MethodPut, URL: pr.URL("/v2/app/manifests/" + img.Digest.String()),
+		Header: http.Header{"Content-Type": {img.MediaType}},
+		Body:   func() (io.Reader, error) { return bytes.NewReader(img.Manifest), nil }, ContentLength: int64(len(img.Manifest))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "normalize-timestamps") {
+		t.Errorf("push by digest with a rewriting filter: %d %s", resp.StatusCode, b)
+	}
+	// DELETE of the pushed digest deletes the downstream's manifest.
+	resp, err = pr.Do(ctx, transport.Request{Method: http.MethodDelete, URL: pr.URL("/v2/app/manifests/" + img.Digest.String())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("DELETE: %d", resp.StatusCode)
+	}
+	if _, err := tr.Registry(down.Host, plain).GetManifest(ctx, "app", dm.Digest.String(), accept); !errors.Is(err, transport.ErrNotFound) {
+		t.Errorf("downstream manifest after DELETE: %v, want not found", err)
+	}
+	for _, ref := range []string{"v1", img.Digest.String()} {
+		if _, err := pr.GetManifest(ctx, "app", ref, accept); !errors.Is(err, transport.ErrNotFound) {
+			t.Errorf("proxy %s after DELETE: %v, want not found", ref, err)
 		}
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
@@ -38,10 +37,6 @@ const (
 
 	mediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
 )
-
-// accept is what the proxy asks the downstream for: single-platform
-// manifests only.
-var accept = []string{mediaTypeDockerManifest, v1.MediaTypeImageManifest}
 
 // Options configure a Server.
 type Options struct {
