@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -19,6 +20,9 @@ import (
 	"github.com/occystrap/occystrap/internal/testdocker"
 	"github.com/occystrap/occystrap/internal/testenv"
 	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/sinks/registry"
+	sourcereg "github.com/occystrap/occystrap/sources/registry"
+	"github.com/occystrap/occystrap/stage"
 )
 
 // TestDockerPushThroughProxy pushes an image from the Docker engine into
@@ -133,6 +137,86 @@ func TestCranePushWithRetriedChunk(t *testing.T) {
 		}
 	}
 	got, err := pulledDiffIDs(ctx, newTransport(t), host, "base/app", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(diffIDs(img), got); diff != "" {
+		t.Errorf("DiffIDs through the proxy (-pushed +pulled):\n%s", diff)
+	}
+}
+
+// brokenReader gives r, then err instead of EOF: a body whose connection
+// broke.
+type brokenReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *brokenReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		return n, b.err
+	}
+	return n, err
+}
+
+// TestChunkResumedInSession pushes into the proxy with occystrap's own
+// registry:// output in small PATCH chunks (Content-Range) while the first
+// chunk's connection breaks halfway (the proxy keeps what arrived) and the
+// second chunk's answer is lost (the proxy has it all). Each time the
+// client asks the upload's status, goes on from the Range the proxy
+// reports in the same session, and nothing is appended twice: the image
+// reads back digest for digest.
+func TestChunkResumedInSession(t *testing.T) {
+	ctx := context.Background()
+	origin := testregistry.Start(t, testregistry.Options{Plain: true})
+	img := newImage(t, 29, testregistry.ImageOptions{Layers: 1, LayerSize: 1 << 20})
+	if err := origin.Push(ctx, "base/app", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	down := testregistry.Start(t, testregistry.Options{Plain: true})
+	srv := newHandler(t, down, Options{})
+	var patches, statuses, posts atomic.Int64
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/blobs/uploads/"):
+			posts.Add(1)
+		case r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/uploads/"):
+			statuses.Add(1)
+		case r.Method == http.MethodPatch:
+			switch patches.Add(1) {
+			case 1: // half the chunk arrives, then the connection breaks
+				r2 := r.Clone(r.Context())
+				r2.Body = io.NopCloser(&brokenReader{io.LimitReader(r.Body, r.ContentLength/2), io.ErrUnexpectedEOF})
+				srv.ServeHTTP(httptest.NewRecorder(), r2)
+				panic(http.ErrAbortHandler)
+			case 2: // the chunk arrives whole; its answer is lost
+				srv.ServeHTTP(httptest.NewRecorder(), r)
+				panic(http.ErrAbortHandler)
+			}
+		}
+		srv.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	host := strings.TrimPrefix(front.URL, "http://")
+	tr := newTransport(t)
+	src := sourcereg.New(tr, sourcereg.Options{Host: origin.Host, Repo: "base/app", Tag: "v1", Registry: plain})
+	sink := registry.New(tr, registry.Options{Host: host, Repo: "base/app", Tag: "v1", Registry: plain,
+		Workers: 1, ChunkSize: 256 << 10, Retries: 4})
+	if _, err := stage.Run(ctx, src, nil, sink, stage.Options{}); err != nil {
+		t.Fatalf("push into the proxy: %v", err)
+	}
+	if patches.Load() < 3 || statuses.Load() < 2 {
+		t.Errorf("%d PATCHes and %d status GETs: the faults did not fire as planned", patches.Load(), statuses.Load())
+	}
+	if posts.Load() != 2 { // the config and the layer: one session each
+		t.Errorf("%d upload sessions, want 2 (the layer resumed in its session)", posts.Load())
+	}
+	m, err := tr.Registry(down.Host, plain).GetManifest(ctx, "base/app", "v1", accept)
+	if err != nil || m.Digest != img.Digest {
+		t.Fatalf("downstream manifest: %v %s, want %s", err, m.Digest, img.Digest)
+	}
+	got, err := pulledDiffIDs(ctx, tr, host, "base/app", "v1")
 	if err != nil {
 		t.Fatal(err)
 	}
