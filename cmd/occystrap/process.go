@@ -18,12 +18,17 @@ type ProcessCmd struct {
 	Source      string   `arg:"" name:"source" help:"Input URI: tar://PATH, registry://HOST/IMAGE[:TAG], ..."`
 	Destination string   `arg:"" name:"destination" help:"Output URI: dir://PATH, tar://PATH, ..."`
 	Filter      []string `short:"f" sep:"none" placeholder:"SPEC" help:"Filter, name[:key=value,...]; repeatable, the first given is applied first."`
+	Shard       string   `placeholder:"K/N" help:"Process only shard K of N of a multi-image source (default: $JOB_COMPLETION_INDEX/$OCCYSTRAP_SHARDS when both are set)."`
+	Plan        string   `type:"existingfile" placeholder:"FILE" help:"With --shard: the plan written by occystrap plan --out (default: plan now)."`
 }
 
 // Run processes one image.
 func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 	if isMulti(c.Source) {
 		return c.runMulti(ctx, a)
+	}
+	if shardArg(c.Shard) != "" || c.Plan != "" {
+		return usageErrorf("--shard and --plan need a multi-image source (quay://NAMESPACE/GLOB:TAG), not %s", redactURI(c.Source))
 	}
 	log := zerolog.Ctx(ctx)
 	start := time.Now()
