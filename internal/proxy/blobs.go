@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 )
@@ -33,6 +35,11 @@ type upload struct {
 	f    *os.File
 	h    hash.Hash
 	n    int64
+	// last is when a request of the upload last ended (unix ns); busy
+	// while one runs. An upload idle longer than the store's idle bound
+	// is dropped.
+	last atomic.Int64
+	busy atomic.Int32
 }
 
 // store holds uploads in progress and received blobs. A blob is seen only
@@ -40,6 +47,8 @@ type upload struct {
 // shared. Safe for concurrent use.
 type store struct {
 	tempDir string
+	idle    time.Duration    // uploads idle longer are dropped
+	now     func() time.Time // the clock (tests set it)
 
 	mu      sync.Mutex
 	closed  bool
@@ -48,9 +57,9 @@ type store struct {
 	repos   map[string]map[digest.Digest]bool
 }
 
-func newStore(tempDir string) *store {
-	return &store{tempDir: tempDir, uploads: map[string]*upload{}, blobs: map[digest.Digest]*blob{},
-		repos: map[string]map[digest.Digest]bool{}}
+func newStore(tempDir string, idle time.Duration) *store {
+	return &store{tempDir: tempDir, idle: idle, now: time.Now, uploads: map[string]*upload{},
+		blobs: map[digest.Digest]*blob{}, repos: map[string]map[digest.Digest]bool{}}
 }
 
 func newUUID() string {
@@ -72,15 +81,32 @@ var (
 	errStore = errors.New("proxy storage")
 )
 
-// start opens a new upload in repo.
+// start opens a new upload in repo, and drops the uploads left idle
+// longer than the idle bound (clients that gave up: their files go).
 func (s *store) start(repo string) (string, error) {
 	id := newUUID()
+	now := s.now()
+	u := &upload{repo: repo, h: sha256.New()}
+	u.last.Store(now.UnixNano())
+	var stale []*upload
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return "", ErrClosed
 	}
-	s.uploads[id] = &upload{repo: repo, h: sha256.New()}
+	for k, o := range s.uploads {
+		if s.idle > 0 && o.busy.Load() == 0 && now.Sub(time.Unix(0, o.last.Load())) > s.idle {
+			delete(s.uploads, k)
+			stale = append(stale, o)
+		}
+	}
+	s.uploads[id] = u
+	s.mu.Unlock()
+	for _, o := range stale {
+		o.mu.Lock()
+		o.discard()
+		o.mu.Unlock()
+	}
 	return id, nil
 }
 
@@ -92,6 +118,16 @@ func (s *store) upload(repo, id string) *upload {
 		return u
 	}
 	return nil
+}
+
+// use marks u busy until the returned func is called, which records the
+// time: an upload in use is never dropped as idle.
+func (s *store) use(u *upload) (done func()) {
+	u.busy.Add(1)
+	return func() {
+		u.last.Store(s.now().UnixNano())
+		u.busy.Add(-1)
+	}
 }
 
 // drop forgets upload id and removes its file.
@@ -107,8 +143,10 @@ func (s *store) drop(id string) {
 	}
 }
 
-// discard closes and removes the upload's file; u.mu is held.
+// discard closes and removes the upload's file and makes it unusable;
+// u.mu is held.
 func (u *upload) discard() {
+	u.h = nil
 	if u.f != nil {
 		u.f.Close()
 		_ = os.Remove(u.f.Name())
@@ -137,8 +175,12 @@ func (s *store) write(repo, id string, at int64, body io.Reader) (int64, error) 
 	if u == nil {
 		return 0, errUploadUnknown
 	}
+	defer s.use(u)()
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if u.h == nil {
+		return 0, errUploadUnknown // dropped meanwhile
+	}
 	if at >= 0 && at != u.n {
 		return u.n, errRange
 	}
@@ -181,6 +223,10 @@ func (s *store) finish(repo, id string, want digest.Digest) (int64, error) {
 		return 0, errUploadUnknown
 	}
 	u.mu.Lock()
+	if u.h == nil {
+		u.mu.Unlock()
+		return 0, errUploadUnknown // dropped meanwhile
+	}
 	got := digest.NewDigest(digest.SHA256, u.h)
 	n := u.n
 	var cerr error

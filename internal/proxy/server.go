@@ -33,7 +33,10 @@ const (
 	// DefaultShutdownTimeout bounds the wait for work in progress on
 	// shutdown, as the original's 300 s.
 	DefaultShutdownTimeout = 300 * time.Second
-	maxManifest            = 4 << 20
+	// DefaultUploadIdle is how long a blob upload may sit unused before
+	// the next new upload drops it (a client that gave up).
+	DefaultUploadIdle = time.Hour
+	maxManifest       = 4 << 20
 
 	mediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
 )
@@ -67,6 +70,9 @@ type Options struct {
 	Engine stage.Options
 	// ShutdownTimeout bounds the wait for work in progress (default 300 s).
 	ShutdownTimeout time.Duration
+	// UploadIdle is how long an unfinished upload may sit unused before it
+	// is dropped (default DefaultUploadIdle).
+	UploadIdle time.Duration
 }
 
 // Stats counts the images the proxy handled.
@@ -114,6 +120,9 @@ func New(opts Options) (*Server, error) {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if opts.UploadIdle <= 0 {
+		opts.UploadIdle = DefaultUploadIdle
+	}
 	if opts.Filters == nil {
 		opts.Filters = func(stage.Image) ([]stage.Stage, error) { return nil, nil }
 	}
@@ -122,7 +131,7 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("proxy: downstream %q: expected HOST[/PREFIX]", opts.Downstream)
 	}
 	return &Server{
-		opts: opts, store: newStore(opts.TempDir),
+		opts: opts, store: newStore(opts.TempDir, opts.UploadIdle),
 		down: opts.Transport.Registry(host, opts.DownstreamRegistry),
 		host: host, prefix: strings.Trim(prefix, "/"),
 		sem:       make(chan struct{}, opts.Concurrency),
