@@ -754,6 +754,18 @@ func TestFilteredPush(t *testing.T) {
 			t.Errorf("proxy %s: %v %s, want the pushed %s", ref, err, m.Digest, img.Digest)
 		}
 	}
+	// Layers the downstream holds already (pushed there directly): the
+	// client skips them after the proxy's HEAD, and the filter reads them
+	// from the downstream.
+	if err := down.Push(ctx, "other", "v0", img); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyImage(ctx, tr, origin.Host, "app", "v1", host, "other", "v1"); err != nil {
+		t.Fatalf("filtered push of blobs the downstream holds: %v", err)
+	}
+	if om, err := tr.Registry(down.Host, plain).GetManifest(ctx, "other", "v1", accept); err != nil || om.Digest != dm.Digest {
+		t.Errorf("downstream other:v1: %v %s, want the filtered %s", err, om.Digest, dm.Digest)
+	}
 	// By digest: refused, naming the filter.
 	resp, err := pr.Do(ctx, transport.Request{Method: http.MethodPut, URL: pr.URL("/v2/app/manifests/" + img.Digest.String()),
 		Header: http.Header{"Content-Type": {img.MediaType}},
