@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -158,6 +159,9 @@ func (s *Server) pushManifest(ctx context.Context, lg zerolog.Logger, r *http.Re
 	defer release()
 	img := stage.Image{Name: name, Tag: ref}
 	src, err := newPushed(ctx, img, body, mediaType, m, cfg, layers)
+	if err == nil && slices.Contains(layers, nil) {
+		err = fmt.Errorf("foreign layers (with urls): %w", ErrUninterpretable)
+	}
 	if errors.Is(err, ErrUninterpretable) {
 		if err := readable(stages, err); err != nil {
 			return nil, err
@@ -167,11 +171,6 @@ func (s *Server) pushManifest(ctx context.Context, lg zerolog.Logger, r *http.Re
 	}
 	if err != nil {
 		return nil, err
-	}
-	for _, l := range layers {
-		if l == nil {
-			return nil, refuse(http.StatusBadRequest, "MANIFEST_INVALID", "foreign layers (with urls) are not supported")
-		}
 	}
 	start := time.Now()
 	got, err := s.run(lg.WithContext(ctx), src, stages, name, ref)
