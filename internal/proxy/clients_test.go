@@ -3,9 +3,13 @@ package proxy
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -28,9 +32,10 @@ import (
 // TestDockerPushThroughProxy pushes an image from the Docker engine into
 // the proxy (as `docker push` does: the engine's push API; 127.0.0.1 is an
 // insecure registry to the engine by default) and reads it back digest for
-// digest: the manifest digest the engine reported, served by the proxy and
-// held by the downstream; the config digest equal to the engine's image
-// ID; every layer's DiffID.
+// digest: docker pull through the proxy gives the same image ID; the
+// manifest digest the engine reported is served by the proxy and held by
+// the downstream; the config digest equals the image ID; every layer's
+// DiffID matches.
 func TestDockerPushThroughProxy(t *testing.T) {
 	eng := testdocker.Require(t)
 	ctx := context.Background()
@@ -63,6 +68,17 @@ func TestDockerPushThroughProxy(t *testing.T) {
 		t.Fatal("the engine reported no digest for the push")
 	}
 
+	// docker pull through the proxy, the image gone from the engine first:
+	// the same image ID.
+	_ = c.Remove(ctx, ref)
+	_ = c.Remove(ctx, "occy-proxy-push/app:v1")
+	if err := dockerPull(ctx, eng.Socket, host+"/occy/app", "v1"); err != nil {
+		t.Fatalf("docker pull through the proxy: %v", err)
+	}
+	if got, err := c.Inspect(ctx, ref); err != nil || got.ID != id.ID {
+		t.Errorf("image pulled back: %v %s, pushed %s", err, got.ID, id.ID)
+	}
+
 	tr := newTransport(t)
 	for _, tc := range []struct{ where, host, repo string }{
 		{"proxy", host, "occy/app"}, {"downstream", down.Host, "mirror/occy/app"},
@@ -87,6 +103,43 @@ func TestDockerPushThroughProxy(t *testing.T) {
 		}
 		if diff := cmp.Diff(a.DiffIDs, got); diff != "" {
 			t.Errorf("DiffIDs from the %s (-loaded +pulled):\n%s", tc.where, diff)
+		}
+	}
+}
+
+// dockerPull asks the engine at socket to pull repo:tag (what docker pull
+// does) and reads its answer to the end; a line with an error fails.
+func dockerPull(ctx context.Context, socket, repo, tag string) error {
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	}}}
+	defer hc.CloseIdleConnections()
+	q := url.Values{"fromImage": {repo}, "tag": {tag}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://docker/images/create?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Registry-Auth", "e30=")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var line struct{ Error string }
+		if err := dec.Decode(&line); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if line.Error != "" {
+			return errors.New(line.Error)
 		}
 	}
 }
