@@ -88,8 +88,14 @@ func (r conformanceRun) count(category string) (passed, failed int) {
 	return passed, failed
 }
 
-// runConformance runs the suite's four categories against rootURL.
-func runConformance(t *testing.T, bin, rootURL string) conformanceRun {
+// allCategories runs the suite's four categories.
+var allCategories = []string{
+	"OCI_TEST_PULL=1", "OCI_TEST_PUSH=1", "OCI_TEST_CONTENT_DISCOVERY=1", "OCI_TEST_CONTENT_MANAGEMENT=1",
+}
+
+// runConformance runs the suite against rootURL with env (the categories
+// and any other OCI_ settings).
+func runConformance(t *testing.T, bin, rootURL string, env ...string) conformanceRun {
 	t.Helper()
 	dir := t.TempDir()
 	cmd := exec.CommandContext(context.Background(), bin, "-ginkgo.no-color")
@@ -98,14 +104,11 @@ func runConformance(t *testing.T, bin, rootURL string) conformanceRun {
 		"OCI_ROOT_URL="+rootURL,
 		"OCI_NAMESPACE=conformance/app",
 		"OCI_CROSSMOUNT_NAMESPACE=conformance/other",
-		"OCI_TEST_PULL=1",
-		"OCI_TEST_PUSH=1",
-		"OCI_TEST_CONTENT_DISCOVERY=1",
-		"OCI_TEST_CONTENT_MANAGEMENT=1",
 		"OCI_HIDE_SKIPPED_WORKFLOWS=0",
 		"OCI_DEBUG=0",
 		"OCI_REPORT_DIR="+dir,
 	)
+	cmd.Env = append(cmd.Env, env...)
 	out, runErr := cmd.CombinedOutput() // non-zero when a spec fails: the report says which
 	b, err := os.ReadFile(filepath.Join(dir, "junit.xml"))
 	if err != nil {
@@ -150,11 +153,12 @@ func runConformance(t *testing.T, bin, rootURL string) conformanceRun {
 var categories = []string{"Pull", "Push", "Content Discovery", "Content Management"}
 
 // checkRun asserts what the issue asks: no failure in Pull and Push, and
-// in the other two only failures the reference registry also has.
-func checkRun(t *testing.T, target string, run conformanceRun, allowed map[string]bool) {
+// in the other two only failures the reference registry also has. Each
+// of cats must have run.
+func checkRun(t *testing.T, target string, run conformanceRun, allowed map[string]bool, cats ...string) {
 	t.Helper()
 	var summary []string
-	for _, c := range categories {
+	for _, c := range cats {
 		p, f := run.count(c)
 		summary = append(summary, fmt.Sprintf("%s %d passed, %d failed", c, p, f))
 		if p == 0 {
@@ -177,7 +181,7 @@ func checkRun(t *testing.T, target string, run conformanceRun, allowed map[strin
 func TestConformance(t *testing.T) {
 	bin := conformanceBinary(t)
 	ref := testregistry.Start(t, testregistry.Options{Plain: true, Delete: true})
-	refRun := runConformance(t, bin, ref.URL)
+	refRun := runConformance(t, bin, ref.URL, allCategories...)
 	allowed := map[string]bool{}
 	for _, c := range categories {
 		for _, s := range refRun.failed(c) {
@@ -187,7 +191,7 @@ func TestConformance(t *testing.T) {
 			allowed[s.Name] = true
 		}
 	}
-	checkRun(t, "reference registry", refRun, allowed)
+	checkRun(t, "reference registry", refRun, allowed, categories...)
 
 	for _, mode := range []struct {
 		name     string
@@ -200,7 +204,32 @@ func TestConformance(t *testing.T) {
 				opts.Upstream = testregistry.Start(t, testregistry.Options{Plain: true}).Host
 			}
 			host, _ := startProxy(t, opts)
-			checkRun(t, "proxy "+mode.name, runConformance(t, bin, "http://"+host), allowed)
+			checkRun(t, "proxy "+mode.name, runConformance(t, bin, "http://"+host, allCategories...), allowed, categories...)
 		})
 	}
+
+	// Pull-through of content only the upstream has: the suite pushes
+	// nothing (its Pull setup is skipped when told what to pull), and a
+	// client's pull of the tag has brought the image in first, since a
+	// pull-through proxy knows a blob only once it pulled an image naming
+	// it.
+	t.Run("pull-through-upstream-content", func(t *testing.T) {
+		ctx := context.Background()
+		up := testregistry.Start(t, testregistry.Options{Plain: true})
+		img := newImage(t, 51, testregistry.ImageOptions{Layers: 2, OCI: true})
+		if err := up.Push(ctx, "conformance/app", "v1", img); err != nil {
+			t.Fatal(err)
+		}
+		down := testregistry.Start(t, testregistry.Options{Plain: true, Delete: true})
+		host, stop := startProxy(t, Options{Downstream: down.Host + "/mirror", Upstream: up.Host})
+		if _, err := newTransport(t).Registry(host, plain).GetManifest(ctx, "conformance/app", "v1", accept); err != nil {
+			t.Fatalf("first pull through the proxy: %v", err)
+		}
+		run := runConformance(t, bin, "http://"+host, "OCI_TEST_PULL=1",
+			"OCI_TAG_NAME=v1", "OCI_MANIFEST_DIGEST="+img.Digest.String(), "OCI_BLOB_DIGEST="+img.ConfigDigest.String())
+		checkRun(t, "proxy pull-through, upstream content", run, nil, "Pull")
+		if st := stop(); st.UpstreamPulls != 1 {
+			t.Errorf("upstream pulls %d, want 1", st.UpstreamPulls)
+		}
+	})
 }
