@@ -68,25 +68,25 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request, name string
 
 // contentRange reads a chunk's Content-Range ("START-END", inclusive) and
 // checks it against Content-Length. No header gives -1: append.
-func contentRange(r *http.Request) (start int64, status int, err error) {
+func contentRange(r *http.Request) (start int64, status int, code string, err error) {
 	cr := strings.TrimSpace(r.Header.Get("Content-Range"))
 	if cr == "" {
-		return -1, 0, nil
+		return -1, 0, "", nil
 	}
 	a, b, ok := strings.Cut(strings.TrimPrefix(cr, "bytes "), "-")
 	b, _, _ = strings.Cut(b, "/")
 	s, err1 := strconv.ParseInt(a, 10, 64)
 	e, err2 := strconv.ParseInt(b, 10, 64)
 	if !ok || err1 != nil || err2 != nil || s < 0 {
-		return 0, http.StatusBadRequest, fmt.Errorf("invalid Content-Range %q", cr)
+		return 0, http.StatusBadRequest, "BLOB_UPLOAD_INVALID", fmt.Errorf("invalid Content-Range %q", cr)
 	}
 	if e < s {
-		return 0, http.StatusRequestedRangeNotSatisfiable, fmt.Errorf("Content-Range %q ends before it starts", cr)
+		return 0, http.StatusRequestedRangeNotSatisfiable, "BLOB_UPLOAD_INVALID", fmt.Errorf("Content-Range %q ends before it starts", cr)
 	}
 	if r.ContentLength >= 0 && r.ContentLength != e-s+1 {
-		return 0, http.StatusBadRequest, fmt.Errorf("Content-Range %q for %d bytes", cr, r.ContentLength)
+		return 0, http.StatusBadRequest, "SIZE_INVALID", fmt.Errorf("Content-Range %q for %d bytes", cr, r.ContentLength)
 	}
-	return s, 0, nil
+	return s, 0, "", nil
 }
 
 // writeChunk appends r's body to upload id at the offset its
@@ -123,12 +123,8 @@ func (s *Server) writeChunk(w http.ResponseWriter, r *http.Request, name, id str
 // upload ends (416 otherwise, nothing appended); without, it is appended
 // (a streamed upload).
 func (s *Server) patchUpload(w http.ResponseWriter, r *http.Request, name, id string) {
-	at, status, err := contentRange(r)
+	at, status, code, err := contentRange(r)
 	if err != nil {
-		code := "BLOB_UPLOAD_INVALID"
-		if status == http.StatusBadRequest {
-			code = "SIZE_INVALID"
-		}
 		regError(w, status, code, err.Error())
 		return
 	}
@@ -168,9 +164,9 @@ func (s *Server) putUpload(w http.ResponseWriter, r *http.Request, name, id stri
 		regError(w, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown")
 		return
 	}
-	at, status, err := contentRange(r)
+	at, status, code, err := contentRange(r)
 	if err != nil {
-		regError(w, status, "BLOB_UPLOAD_INVALID", err.Error())
+		regError(w, status, code, err.Error())
 		return
 	}
 	s.finishUpload(w, r, name, id, at)
