@@ -56,6 +56,9 @@ type CLI struct {
 	Check   CheckCmd   `cmd:"" help:"Check an image's validity; exit 1 when errors are found."`
 	Proxy   ProxyCmd   `cmd:"" help:"Serve a registry that filters the images pushed or pulled through it into a downstream registry."`
 	Plan    PlanCmd    `cmd:"" help:"Split a multi-image source into shards by shared layers, for process --shard."`
+
+	// The original's deprecated commands, listed apart under "Deprecated".
+	Legacy `embed:""`
 }
 
 func main() {
@@ -75,6 +78,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		kong.Vars{"version": version},
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { panic(exitCode(code)) }),
+		kong.ExplicitGroups([]kong.Group{{
+			Key:         legacyGroup,
+			Title:       "Deprecated",
+			Description: "The original occystrap's old commands, for existing scripts: each warns and runs as the process or search command named.",
+		}}),
 	)
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)

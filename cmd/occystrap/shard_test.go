@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -21,12 +22,8 @@ import (
 // of the tests, so that a test can start several real processes of it.
 const runMainEnv = "OCCYSTRAP_TEST_RUN_MAIN"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(runMainEnv) != "" {
-		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-	}
-	os.Exit(m.Run())
-}
+// TestMain (main_test.go) runs the CLI with os.Args[1:] when runMainEnv
+// is set.
 
 // runProcesses runs occystrap once per environment in envs, all at once, as
 // separate processes (as the pods of an Indexed Job are).
@@ -138,6 +135,17 @@ func TestShardedRun(t *testing.T) {
 		if m.Digest != im.Image.Digest {
 			t.Errorf("%s: digest %s at the destination, %s at the source", im.Repo, m.Digest, im.Image.Digest)
 		}
+	}
+}
+
+// A single-image source run inside a sharded Job (the environment set, no
+// --shard given) runs whole rather than refusing.
+func TestShardEnvIgnoredForSingleImage(t *testing.T) {
+	t.Setenv("JOB_COMPLETION_INDEX", "1")
+	t.Setenv("OCCYSTRAP_SHARDS", "4")
+	code, _, stderr := runCLI("process", "tar://does-not-exist.tar", "dir://"+t.TempDir())
+	if strings.Contains(stderr, "shard") {
+		t.Errorf("exit %d, a single-image run refused for the Job environment:\n%s", code, stderr)
 	}
 }
 

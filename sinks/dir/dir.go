@@ -60,7 +60,7 @@ func New(path string, opts Options) (*Writer, error) {
 	if opts.Parallel <= 0 {
 		opts.Parallel = 4
 	}
-	if err := os.MkdirAll(path, 0o755); err != nil {
+	if err := os.MkdirAll(path, 0o777); err != nil { // less the umask
 		return nil, fmt.Errorf("create output directory %s: %w", path, err)
 	}
 	abs, err := filepath.Abs(filepath.Join(path, "catalog.json"))
