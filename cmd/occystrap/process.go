@@ -27,6 +27,18 @@ type ProcessCmd struct {
 
 // Run processes one image.
 func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
+	all := false
+	if c.input == nil { // a legacy command's own input is never a list
+		var err error
+		if all, err = allPlatforms(a, c.Source); err != nil {
+			return err
+		}
+	}
+	if all {
+		if err := checkAllPlatforms(c.Source, c.Destination, c.Filter); err != nil {
+			return usage(err)
+		}
+	}
 	if c.input == nil && isMulti(c.Source) {
 		return c.runMulti(ctx, a)
 	}
@@ -41,13 +53,9 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	// The output first: a destination that cannot be written fails before
-	// anything is read.
-	out, _, err := openOutput(ctx, a, c.Destination)
-	if err != nil {
-		return err
-	}
-	defer out.Close()
+	// Opening checks both ends (URI options, a tar:// destination that
+	// cannot be written) and downloads nothing: a run refused for either
+	// reason leaves nothing behind and has fetched no layer.
 	src := c.input
 	if src == nil {
 		src, _, err = openInput(ctx, a, c.Source)
@@ -56,6 +64,16 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 		}
 	}
 	defer src.Close()
+	out, _, err := openOutput(ctx, a, c.Destination)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	if all {
+		if done, err := c.runAllPlatforms(ctx, a, src, out, start); done {
+			return err
+		}
+	}
 
 	img := src.Image()
 	stages, err := buildFilters(filterFacs, img)
