@@ -26,5 +26,7 @@
 // use by any number of goroutines, and are meant to be shared by every image
 // of a run. Readers returned by Registry.Blob are for one goroutine.
 // Authorization headers are never logged and never follow a redirect to
-// another host.
+// another host. Credentials for a registry go only to that registry and to
+// the token realm named in its own challenges: a 401 from a host a request
+// was redirected to is not answered (ErrOtherHost).
 package transport

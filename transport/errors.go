@@ -14,4 +14,7 @@ var (
 	ErrSizeMismatch = errors.New("size mismatch")
 	// ErrStatus is any other unexpected HTTP status.
 	ErrStatus = errors.New("unexpected HTTP status")
+	// ErrOtherHost is a 401 from a host a request was redirected to: the
+	// registry's credentials are not offered to it.
+	ErrOtherHost = errors.New("credentials are not sent to another host")
 )

@@ -117,6 +117,16 @@ func (r *Registry) Do(ctx context.Context, req Request) (*http.Response, error) 
 		if resp.StatusCode != http.StatusUnauthorized || attempt > 0 {
 			return resp, nil
 		}
+		if final := resp.Request.URL.Host; final != hreq.URL.Host {
+			// A redirect target (blob storage) asks for credentials. Its
+			// challenge is not this registry's: answering it would send
+			// the user's credentials for this registry to a token realm
+			// that host chose. Credentials for a registry go only to it and
+			// to the realm named in its own challenges.
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			return nil, fmt.Errorf("%s %s: redirected to %s, which answered 401: %w: %w", req.Method, redact(req.URL), final, ErrOtherHost, ErrUnauthorized)
+		}
 		cs := ParseChallenges(strings.Join(resp.Header.Values("WWW-Authenticate"), ", "))
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
