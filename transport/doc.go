@@ -17,6 +17,10 @@
 // config.json with credential helpers), caches tokens per registry and scope,
 // and speaks the distribution API (manifests; blobs streamed, verified against
 // their digest and resumed with a Range request when a connection drops).
+// Every document read into memory goes through a size limit (MaxManifest
+// for manifests, indexes and Quay API pages, MaxConfig for configs, 1 MiB
+// for token responses), and a config is read no further than the size its
+// descriptor declares.
 //
 // A Quay is a client of one Quay host's API (/api/v1) on the same
 // Transport: repository listings followed through next_page, and tag checks;

@@ -225,7 +225,7 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string, accept []s
 		return Manifest{}, statusError(what, resp)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	body, err := ReadLimited(resp.Body, MaxManifest)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("%s: %w", what, err)
 	}
