@@ -7,7 +7,10 @@
 // HTTP/2 all uploads to a host would share one connection's flow-control
 // window, which the server sets), each wrapped by a retryablehttp.Client (connection errors, 429 and 5xx but
 // 501 are retried with exponential backoff and jitter, Retry-After is
-// honoured), one rate.Limiter shared by every request, and counters
+// honoured up to Options.MaxRetryAfter), a stall timeout on every response
+// body (a read that gets nothing for Options.StallTimeout fails with
+// ErrStalled; a blob download then resumes), one rate.Limiter shared by
+// every request, and counters
 // (requests, retries, 429s, rate-limit waits, new connections, TLS handshakes,
 // bytes) for the summary and the logs.
 //

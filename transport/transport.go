@@ -40,10 +40,16 @@ type Options struct {
 	// plus SSL_CERT_FILE and SSL_CERT_DIR.
 	RootCAs *x509.CertPool
 	// RetryWaitMin and RetryWaitMax bound the backoff (defaults 200 ms, 30 s).
-	// A Retry-After is honoured up to MaxRetryAfter (default 5 min).
+	// A Retry-After is honoured up to MaxRetryAfter (default 60 s); a longer
+	// one is cut to it, with a warning.
 	RetryWaitMin  time.Duration
 	RetryWaitMax  time.Duration
 	MaxRetryAfter time.Duration
+	// StallTimeout is how long a response body may send nothing before the
+	// read fails with ErrStalled (default 60 s), so that a blob download is
+	// resumed as after a cut connection and anything else fails rather
+	// than hang.
+	StallTimeout time.Duration
 	// Username and Password are the global credentials (--username,
 	// --password), used for every registry unless a Registry gets its own.
 	Username string
@@ -52,6 +58,12 @@ type Options struct {
 	// $DOCKER_CONFIG, else ~/.docker.
 	DockerConfig string
 }
+
+// Defaults of Options.
+const (
+	DefaultStallTimeout  = 60 * time.Second
+	DefaultMaxRetryAfter = 60 * time.Second
+)
 
 // Stats is a snapshot of a Transport's counters.
 type Stats struct {
@@ -120,7 +132,10 @@ func New(opts Options) (*Transport, error) {
 		opts.RetryWaitMax = 30 * time.Second
 	}
 	if opts.MaxRetryAfter <= 0 {
-		opts.MaxRetryAfter = 5 * time.Minute
+		opts.MaxRetryAfter = DefaultMaxRetryAfter
+	}
+	if opts.StallTimeout <= 0 {
+		opts.StallTimeout = DefaultStallTimeout
 	}
 	roots := opts.RootCAs
 	if roots == nil {
@@ -319,7 +334,15 @@ func (t *Transport) checkRetry(ctx context.Context, resp *http.Response, err err
 func (t *Transport) backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
 	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
 		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-			return min(d, t.opts.MaxRetryAfter)
+			if d > t.opts.MaxRetryAfter {
+				if resp.Request != nil {
+					zerolog.Ctx(resp.Request.Context()).Warn().Str("host", resp.Request.URL.Host).
+						Str("retry_after", resp.Header.Get("Retry-After")).Dur("waiting", t.opts.MaxRetryAfter).
+						Msg("Retry-After is longer than --max-retry-after: waiting that long instead")
+				}
+				return t.opts.MaxRetryAfter
+			}
+			return d
 		}
 	}
 	d := minWait << min(attempt, 20)
@@ -395,15 +418,56 @@ func (c *countingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 	if req.Body != nil && req.Body != http.NoBody {
 		req.Body = &countingBody{ReadCloser: req.Body, n: &t.c.bytesOut}
 	}
-	resp, err := c.rt.RoundTrip(req)
+	// The request gets its own context, cancelled when the body stalls
+	// (which is how a blocked body read is interrupted) or is closed.
+	ctx, cancel := context.WithCancelCause(req.Context())
+	resp, err := c.rt.RoundTrip(req.WithContext(ctx))
 	if first != nil {
 		close(first)
 	}
 	if err != nil {
+		cancel(nil)
 		return nil, err
 	}
-	resp.Body = &countingBody{ReadCloser: resp.Body, n: &t.c.bytesIn}
+	resp.Body = &stallBody{
+		ReadCloser: &countingBody{ReadCloser: resp.Body, n: &t.c.bytesIn},
+		ctx:        ctx, cancel: cancel, timeout: t.opts.StallTimeout,
+	}
 	return resp, nil
+}
+
+// stallBody fails a Read that gets no data for timeout with ErrStalled, by
+// cancelling the request's context. Only time spent inside Read counts: a
+// consumer that is slow to read (backpressure) is not a stall.
+type stallBody struct {
+	io.ReadCloser
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	timeout time.Duration
+	timer   *time.Timer // armed only during a Read
+}
+
+func (b *stallBody) Read(p []byte) (int, error) {
+	if b.timer == nil {
+		b.timer = time.AfterFunc(b.timeout, func() { b.cancel(ErrStalled) })
+	} else {
+		b.timer.Reset(b.timeout)
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.timer.Stop()
+	if err != nil && err != io.EOF && errors.Is(context.Cause(b.ctx), ErrStalled) {
+		err = fmt.Errorf("no data for %s: %w", b.timeout, ErrStalled)
+	}
+	return n, err
+}
+
+func (b *stallBody) Close() error {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	err := b.ReadCloser.Close()
+	b.cancel(nil)
+	return err
 }
 
 // waitFirst holds requests to an https host until the first request to it

@@ -34,18 +34,20 @@ type Globals struct {
 	VerifyFull bool             `name:"verify-full" env:"OCCYSTRAP_VERIFY_FULL" help:"Like --verify, and re-read the data written."`
 	Version    kong.VersionFlag `help:"Print the version and exit."`
 
-	OS            string  `name:"os" default:"linux" help:"Operating system to choose from a manifest list."`
-	Architecture  string  `default:"amd64" help:"CPU architecture to choose from a manifest list."`
-	Variant       string  `help:"CPU variant to choose from a manifest list (must match exactly)."`
-	Username      string  `env:"OCCYSTRAP_USERNAME" help:"Registry user name."`
-	Password      string  `env:"OCCYSTRAP_PASSWORD" help:"Registry password."`
-	Insecure      bool    `help:"Talk to registries over plain HTTP."`
-	Retries       int     `env:"OCCYSTRAP_RETRIES" default:"3" help:"Retries of a failed HTTP request."`
-	RateLimit     float64 `name:"rate-limit" env:"OCCYSTRAP_RATE_LIMIT" help:"Most HTTP requests per second, shared by everything (default: unlimited)."`
-	ImageParallel int     `name:"image-parallel" short:"J" env:"OCCYSTRAP_IMAGE_PARALLEL" default:"3" help:"Images processed at once for multi-image sources."`
-	Compression   string  `env:"OCCYSTRAP_COMPRESSION" enum:"gzip,zstd" default:"gzip" help:"Layer compression for registry output: gzip or zstd."`
-	LayerCache    string  `name:"layer-cache" env:"OCCYSTRAP_LAYER_CACHE" help:"JSON file remembering pushed layers, to skip them next time."`
-	OutputFormat  string  `name:"output-format" short:"O" enum:"text,json" default:"text" help:"Output of info and check: text or json."`
+	OS            string        `name:"os" default:"linux" help:"Operating system to choose from a manifest list."`
+	Architecture  string        `default:"amd64" help:"CPU architecture to choose from a manifest list."`
+	Variant       string        `help:"CPU variant to choose from a manifest list (must match exactly)."`
+	Username      string        `env:"OCCYSTRAP_USERNAME" help:"Registry user name."`
+	Password      string        `env:"OCCYSTRAP_PASSWORD" help:"Registry password."`
+	Insecure      bool          `help:"Talk to registries over plain HTTP."`
+	Retries       int           `env:"OCCYSTRAP_RETRIES" default:"3" help:"Retries of a failed HTTP request."`
+	RateLimit     float64       `name:"rate-limit" env:"OCCYSTRAP_RATE_LIMIT" help:"Most HTTP requests per second, shared by everything (default: unlimited)."`
+	StallTimeout  time.Duration `name:"stall-timeout" env:"OCCYSTRAP_STALL_TIMEOUT" default:"60s" help:"Fail a download that receives nothing for this long (a blob download is then resumed like a cut connection)."`
+	MaxRetryAfter time.Duration `name:"max-retry-after" env:"OCCYSTRAP_MAX_RETRY_AFTER" default:"60s" help:"Longest wait a registry's Retry-After can ask for; a longer one is cut to this, with a warning."`
+	ImageParallel int           `name:"image-parallel" short:"J" env:"OCCYSTRAP_IMAGE_PARALLEL" default:"3" help:"Images processed at once for multi-image sources."`
+	Compression   string        `env:"OCCYSTRAP_COMPRESSION" enum:"gzip,zstd" default:"gzip" help:"Layer compression for registry output: gzip or zstd."`
+	LayerCache    string        `name:"layer-cache" env:"OCCYSTRAP_LAYER_CACHE" help:"JSON file remembering pushed layers, to skip them next time."`
+	OutputFormat  string        `name:"output-format" short:"O" enum:"text,json" default:"text" help:"Output of info and check: text or json."`
 }
 
 // CLI is the whole command line.

@@ -42,6 +42,8 @@ func (a *app) transport() (*transport.Transport, error) {
 		Retries:       a.g.Retries,
 		NoRetries:     a.g.Retries <= 0,
 		RateLimit:     a.g.RateLimit,
+		StallTimeout:  a.g.StallTimeout,
+		MaxRetryAfter: a.g.MaxRetryAfter,
 		Username:      a.g.Username,
 		Password:      a.g.Password,
 	})
