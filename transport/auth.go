@@ -210,6 +210,7 @@ func (r *Registry) token(ctx context.Context, h *hostAuth, scope, stale string) 
 	if err != nil {
 		return "", err
 	}
+	r.t.secret(tok)
 	e.token = tok
 	e.expires = time.Now().Add(ttl - ttl/10)
 	return tok, nil

@@ -60,6 +60,10 @@ func (r *Registry) credentials(ctx context.Context) (string, string, bool) {
 		zerolog.Ctx(ctx).Warn().Err(err).Str("registry", r.host).Msg("Ignoring Docker credentials")
 		return "", "", false
 	}
+	if ok {
+		r.t.secret(p)
+		r.t.secret(basicHeader(u, p)[len("Basic "):])
+	}
 	return u, p, ok
 }
 

@@ -57,6 +57,11 @@ type Options struct {
 	// DockerConfig is the folder of Docker's config.json; empty means
 	// $DOCKER_CONFIG, else ~/.docker.
 	DockerConfig string
+	// Secret, if set, is told every secret the Transport comes to hold
+	// besides the ones above (passwords from Docker's config.json or its
+	// credential helpers, registry tokens), so that the caller can keep
+	// them out of anything it prints. It may be called concurrently.
+	Secret func(string)
 }
 
 // Defaults of Options.
@@ -264,6 +269,13 @@ func (t *Transport) Stats() Stats {
 func (t *Transport) Close() {
 	t.rt.CloseIdleConnections()
 	t.bulkRT.CloseIdleConnections()
+}
+
+// secret passes s to Options.Secret.
+func (t *Transport) secret(s string) {
+	if t.opts.Secret != nil && s != "" {
+		t.opts.Secret(s)
+	}
 }
 
 // Retries is the configured retry count.

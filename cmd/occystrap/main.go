@@ -108,14 +108,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			code = 2
 			return
 		}
-		secrets := cli.secrets(args)
-		errw.Add(secrets...)
-		outw.Add(secrets...)
+		secrets := &secretSet{ws: []*redact.Writer{errw, outw}}
+		secrets.Add(cli.secrets(args)...)
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		log := newLogger(&cli.Globals, stderr, terminal)
 		ctx = log.WithContext(ctx)
-		app := &app{g: &cli.Globals, stdout: stdout, stderr: stderr}
+		app := &app{g: &cli.Globals, stdout: stdout, stderr: stderr, secrets: secrets}
 		// Bind ctx as the interface: kong binds Run arguments by their
 		// dynamic type, which would not match a context.Context parameter.
 		kctx.BindTo(ctx, (*context.Context)(nil))
@@ -146,6 +145,9 @@ type app struct {
 	stdout io.Writer
 	stderr io.Writer
 	net    netState // the process's one HTTP transport, made on first use
+	// secrets learns the secrets the transport comes to hold (Docker
+	// credentials, tokens): they are masked in stdout and stderr too.
+	secrets *secretSet
 	// filterSpecs are the -f specs of the command (the layer cache's
 	// filters hash depends on them).
 	filterSpecs []string
@@ -162,6 +164,20 @@ func (cli *CLI) secrets(args []string) []string {
 		out = append(out, redact.URISecrets(a)...)
 	}
 	return out
+}
+
+// secretSet makes a secret known to every redacting writer.
+type secretSet struct{ ws []*redact.Writer }
+
+// Add makes secrets known; a nil set (tests that make an app by hand)
+// ignores them.
+func (s *secretSet) Add(secrets ...string) {
+	if s == nil {
+		return
+	}
+	for _, w := range s.ws {
+		w.Add(secrets...)
+	}
 }
 
 // isTerminal reports whether w, or the writer a redactor writes to, is a

@@ -43,6 +43,7 @@ func (a *app) transport() (*transport.Transport, error) {
 		NoRetries:     a.g.Retries <= 0,
 		RateLimit:     a.g.RateLimit,
 		StallTimeout:  a.g.StallTimeout,
+		Secret:        func(s string) { a.secrets.Add(s) },
 		MaxRetryAfter: a.g.MaxRetryAfter,
 		Username:      a.g.Username,
 		Password:      a.g.Password,
