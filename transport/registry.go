@@ -121,7 +121,8 @@ func (r *Registry) Do(ctx context.Context, req Request) (*http.Response, error) 
 		if resp.StatusCode != http.StatusUnauthorized || attempt > 0 {
 			return resp, nil
 		}
-		if final := resp.Request.URL.Host; final != hreq.URL.Host {
+		if resp.Request != nil && resp.Request.URL.Host != hreq.URL.Host {
+			final := resp.Request.URL.Host
 			// A redirect target (blob storage) asks for credentials. Its
 			// challenge is not this registry's: answering it would send
 			// the user's credentials for this registry to a token realm

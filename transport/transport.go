@@ -441,9 +441,11 @@ func (c *countingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 		cancel(nil)
 		return nil, err
 	}
+	timer := time.AfterFunc(t.opts.StallTimeout, func() { cancel(ErrStalled) })
+	timer.Stop()
 	resp.Body = &stallBody{
 		ReadCloser: &countingBody{ReadCloser: resp.Body, n: &t.c.bytesIn},
-		ctx:        ctx, cancel: cancel, timeout: t.opts.StallTimeout,
+		ctx:        ctx, cancel: cancel, timeout: t.opts.StallTimeout, timer: timer,
 	}
 	return resp, nil
 }
@@ -456,15 +458,11 @@ type stallBody struct {
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
 	timeout time.Duration
-	timer   *time.Timer // armed only during a Read
+	timer   *time.Timer // cancels with ErrStalled; armed only during a Read
 }
 
 func (b *stallBody) Read(p []byte) (int, error) {
-	if b.timer == nil {
-		b.timer = time.AfterFunc(b.timeout, func() { b.cancel(ErrStalled) })
-	} else {
-		b.timer.Reset(b.timeout)
-	}
+	b.timer.Reset(b.timeout)
 	n, err := b.ReadCloser.Read(p)
 	b.timer.Stop()
 	if err != nil && err != io.EOF && errors.Is(context.Cause(b.ctx), ErrStalled) {
@@ -474,9 +472,7 @@ func (b *stallBody) Read(p []byte) (int, error) {
 }
 
 func (b *stallBody) Close() error {
-	if b.timer != nil {
-		b.timer.Stop()
-	}
+	b.timer.Stop()
 	err := b.ReadCloser.Close()
 	b.cancel(nil)
 	return err
