@@ -31,10 +31,10 @@ func TestStallAndRetryAfterFlags(t *testing.T) {
 			}
 			args := []string{"--insecure", "--log-format", "json", "--retries", "1"}
 			if viaEnv {
-				t.Setenv("OCCYSTRAP_STALL_TIMEOUT", "100ms")
+				t.Setenv("OCCYSTRAP_STALL_TIMEOUT", "1s")
 				t.Setenv("OCCYSTRAP_MAX_RETRY_AFTER", "10ms")
 			} else {
-				args = append(args, "--stall-timeout", "100ms", "--max-retry-after", "10ms")
+				args = append(args, "--stall-timeout", "1s", "--max-retry-after", "10ms")
 			}
 			args = append(args, "process", "registry://"+reg.Host+"/fixture/app:v1", "dir://"+t.TempDir())
 			code, _, stderr := runCLI(args...)

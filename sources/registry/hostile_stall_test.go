@@ -41,7 +41,7 @@ func TestStalledBody(t *testing.T) {
 					t.Fatal(err)
 				}
 				tr := newTransport(t, reg, func(o *transport.Options) {
-					o.StallTimeout = 100 * time.Millisecond
+					o.StallTimeout = time.Second // short, yet long enough that a loaded -race run never stalls by itself
 					o.NoRetries = true
 				})
 				res, _, err := pull(t, tr, reg, pullOpts{repo: "fixture/app", tag: "v1", reg: transport.RegistryOptions{Insecure: plain}})
