@@ -9,7 +9,8 @@
 // 501 are retried with exponential backoff and jitter, Retry-After is
 // honoured up to Options.MaxRetryAfter), a stall timeout on every response
 // body (a read that gets nothing for Options.StallTimeout fails with
-// ErrStalled; a blob download then resumes), one rate.Limiter shared by
+// ErrStalled; a blob download then resumes) and on every request body (a
+// server that takes none of it for that long), one rate.Limiter shared by
 // every request, and counters
 // (requests, retries, 429s, rate-limit waits, new connections, TLS handshakes,
 // bytes) for the summary and the logs.

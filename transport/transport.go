@@ -465,17 +465,28 @@ func (c *countingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 		return nil, err
 	}
 	t.c.requests.Add(1)
-	if req.Body != nil && req.Body != http.NoBody {
-		req.Body = &countingBody{ReadCloser: req.Body, n: &t.c.bytesOut}
-	}
-	// The request gets its own context, cancelled when the body stalls
-	// (which is how a blocked body read is interrupted) or is closed.
+	// The request gets its own context, cancelled when its body or the
+	// response's stalls (which is how a blocked read or write is
+	// interrupted) or when the response body is closed.
 	ctx, cancel := context.WithCancelCause(req.Context())
+	var send *sendBody
+	if req.Body != nil && req.Body != http.NoBody {
+		send = &sendBody{ReadCloser: &countingBody{ReadCloser: req.Body, n: &t.c.bytesOut}, timeout: t.opts.StallTimeout}
+		send.timer = time.AfterFunc(t.opts.StallTimeout, func() { cancel(ErrStalled) })
+		send.timer.Stop()
+		req.Body = send
+	}
 	resp, err := c.rt.RoundTrip(req.WithContext(ctx))
+	if send != nil {
+		send.finish()
+	}
 	if first != nil {
 		close(first)
 	}
 	if err != nil {
+		if errors.Is(context.Cause(ctx), ErrStalled) {
+			err = fmt.Errorf("%w: the server took none of the request body for %s (%v)", ErrStalled, t.opts.StallTimeout, err)
+		}
 		cancel(nil)
 		return nil, err
 	}
@@ -507,6 +518,43 @@ func (b *stallBody) Read(p []byte) (int, error) {
 		err = fmt.Errorf("no data for %s: %w", b.timeout, ErrStalled)
 	}
 	return n, err
+}
+
+// sendBody is a request body that fails its request with ErrStalled when
+// the server takes nothing for timeout: the clock runs from the return of
+// one Read to the start of the next (time the transport spends writing
+// what it read), never while Read itself waits for data to send (a slow
+// source), and stops once the body is read to its end or the round trip
+// is over (the wait for the answer has ResponseHeaderTimeout).
+type sendBody struct {
+	io.ReadCloser
+	timeout time.Duration
+	timer   *time.Timer // cancels with ErrStalled
+
+	mu   sync.Mutex
+	done bool
+}
+
+func (b *sendBody) Read(p []byte) (int, error) {
+	b.timer.Stop()
+	n, err := b.ReadCloser.Read(p)
+	if err == nil {
+		b.mu.Lock()
+		if !b.done {
+			b.timer.Reset(b.timeout)
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+// finish stops the clock for good (net/http may read the body after the
+// round trip returned).
+func (b *sendBody) finish() {
+	b.mu.Lock()
+	b.done = true
+	b.timer.Stop()
+	b.mu.Unlock()
 }
 
 func (b *stallBody) Close() error {

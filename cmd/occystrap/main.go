@@ -42,7 +42,7 @@ type Globals struct {
 	Insecure      bool          `help:"Talk to registries over plain HTTP."`
 	Retries       int           `env:"OCCYSTRAP_RETRIES" default:"3" help:"Retries of a failed HTTP request."`
 	RateLimit     rateLimit     `name:"rate-limit" env:"OCCYSTRAP_RATE_LIMIT" help:"Most HTTP requests per second, shared by everything, or auto: halve on 429/503, grow back when quiet (default: unlimited)."`
-	StallTimeout  time.Duration `name:"stall-timeout" env:"OCCYSTRAP_STALL_TIMEOUT" default:"60s" help:"Fail a download that receives nothing for this long (a blob download is then resumed like a cut connection)."`
+	StallTimeout  time.Duration `name:"stall-timeout" env:"OCCYSTRAP_STALL_TIMEOUT" default:"60s" help:"Fail a download that receives nothing, or an upload the server takes nothing of, for this long (a blob download is then resumed like a cut connection)."`
 	MaxRetryAfter time.Duration `name:"max-retry-after" env:"OCCYSTRAP_MAX_RETRY_AFTER" default:"60s" help:"Longest wait a registry's Retry-After can ask for; a longer one is cut to this, with a warning."`
 	ImageParallel int           `name:"image-parallel" short:"J" env:"OCCYSTRAP_IMAGE_PARALLEL" default:"3" help:"Images processed at once for multi-image sources."`
 	Compression   string        `env:"OCCYSTRAP_COMPRESSION" enum:"gzip,zstd" default:"gzip" help:"Layer compression for registry output: gzip or zstd."`
