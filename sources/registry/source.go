@@ -328,15 +328,19 @@ func (s *Source) fetchLayer(ctx context.Context, seq int, d v1.Descriptor) (it s
 		return it, fmt.Errorf("layer %s of %s: %w", d.Digest, s.where(), err)
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), dec)
+	fw := &writeErr{w: f}
+	n, err := io.Copy(io.MultiWriter(fw, h), dec)
 	if cerr := dec.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		// A corrupt blob usually trips the decompressor first; the digest
-		// check at the blob's end names the real cause.
-		if _, derr := io.Copy(io.Discard, br); errors.Is(derr, transport.ErrDigestMismatch) {
-			err = derr
+		// check at the blob's end names the real cause. A failed write
+		// (a full disk) stops here: nothing more is read.
+		if fw.err == nil {
+			if _, derr := io.Copy(io.Discard, br); errors.Is(derr, transport.ErrDigestMismatch) {
+				err = derr
+			}
 		}
 		return it, fmt.Errorf("layer %s of %s: %w", d.Digest, s.where(), err)
 	}
@@ -393,4 +397,19 @@ func decompressor(mediaType string, br *bufio.Reader) (io.ReadCloser, error) {
 		return zr.IOReadCloser(), nil
 	}
 	return io.NopCloser(br), nil
+}
+
+// writeErr remembers the error of a failed write, so that a copy's error
+// can be told apart as the writer's rather than the reader's.
+type writeErr struct {
+	w   io.Writer
+	err error
+}
+
+func (w *writeErr) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	return n, err
 }
