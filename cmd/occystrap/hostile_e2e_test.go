@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/json"
 	"io/fs"
@@ -15,6 +16,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/occystrap/occystrap/internal/fixture"
 	"github.com/occystrap/occystrap/internal/testenv"
 	"github.com/occystrap/occystrap/internal/testregistry"
 )
@@ -132,3 +134,155 @@ func TestWriteFailureStopsReading(t *testing.T) {
 	}
 }
 
+// member is one file of a hand-made archive.
+type member struct{ name, data string }
+
+// writeSave writes a docker-save archive whose manifest.json lists config
+// and layers as given (hostile paths included) and holds members.
+func writeSave(t *testing.T, config string, layers []string, members ...member) string {
+	t.Helper()
+	man, err := json.Marshal([]fixture.ManifestEntry{{Config: config, RepoTags: []string{"y/app:v1"}, Layers: layers}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "hostile.tar")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	for _, m := range append(members, member{"manifest.json", string(man)}) {
+		if err := tw.WriteHeader(&tar.Header{Name: m.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(m.data))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(m.data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// layerTar is a small valid layer.
+func layerTar(t *testing.T) string {
+	t.Helper()
+	return string(fixture.LayerTar(fixture.Layer{fixture.File("hello", "world\n", 0o644)}))
+}
+
+// emptyDir fails the test when dir holds anything.
+func emptyDir(t *testing.T, dir string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		t.Errorf("written outside the output: %s", filepath.Join(dir, e.Name()))
+	}
+}
+
+// plantSymlink expands image A, whose layer holds evil -> outside, into
+// dir://out?expand=true&unique_names=true: out/manifest-x_app-v1/evil is
+// then a symlink to outside.
+func plantSymlink(t *testing.T, out, outside string) {
+	t.Helper()
+	a := fixture.Image{Name: "x/app", Tag: "v1", Layers: []fixture.Layer{{fixture.Symlink("evil", outside)}}}
+	p := filepath.Join(t.TempDir(), "a.tar")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fixture.WriteLegacyArchive(f, a); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	mustRun(t, "--log-format", "json", "process", "tar://"+p, "dir://"+out+"?expand=true&unique_names=true")
+	if target, err := os.Readlink(filepath.Join(out, "manifest-x_app-v1", "evil")); err != nil || target != outside {
+		t.Fatalf("image A did not plant its symlink: %q, %v", target, err)
+	}
+}
+
+// TestSymlinkPlantedByAnotherImage is issue 10's first attack: image A,
+// expanded into an output, leaves a symlink to a directory outside; image B
+// names a layer (or its config) through that symlink. Every output that
+// shares the directory refuses B, and nothing is written outside.
+func TestSymlinkPlantedByAnotherImage(t *testing.T) {
+	cfg := `{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]}}`
+	tests := []struct {
+		name   string
+		output func(out string) string
+		root   bool
+		config string
+		layers []string
+	}{
+		{name: "dir layer", output: func(out string) string { return "dir://" + out }, config: "c.json", layers: []string{"manifest-x_app-v1/evil/layer.tar"}},
+		{name: "dir config", output: func(out string) string { return "dir://" + out }, config: "manifest-x_app-v1/evil/c.json", layers: []string{"l/layer.tar"}},
+		{name: "dir expand layer", output: func(out string) string { return "dir://" + out + "?expand=true" }, config: "c.json", layers: []string{"manifest-x_app-v1/evil/layer.tar"}},
+		{name: "mounts layer", root: true, output: func(out string) string { return "mounts://" + out }, config: "c.json", layers: []string{"manifest-x_app-v1/evil/layer.tar"}},
+		{name: "mounts config", root: true, output: func(out string) string { return "mounts://" + out }, config: "manifest-x_app-v1/evil/c.json", layers: []string{"l/layer.tar"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.root {
+				testenv.RequireRoot(t)
+			}
+			base := t.TempDir()
+			out, outside := filepath.Join(base, "out"), filepath.Join(base, "outside")
+			if err := os.Mkdir(outside, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			plantSymlink(t, out, outside)
+			members := []member{{tc.config, cfg}}
+			for _, l := range tc.layers {
+				members = append(members, member{l, layerTar(t)})
+			}
+			b := writeSave(t, tc.config, tc.layers, members...)
+			code, _, stderr := occystrap(t, "--log-format", "json", "process", "tar://"+b, tc.output(out))
+			if code != 1 || !strings.Contains(stderr, "not a plain relative path") {
+				t.Errorf("exit %d, want 1 refusing the name; stderr:\n%s", code, stderr)
+			}
+			emptyDir(t, outside)
+		})
+	}
+}
+
+// TestUnsafeNamesRefusedByEveryOutput (issue 10, class 8): a manifest.json
+// whose config or layer path is absolute or climbs out is refused by tar://
+// as by dir://, and leaves no archive.
+func TestUnsafeNamesRefusedByEveryOutput(t *testing.T) {
+	cfg := `{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]}}`
+	tests := []struct {
+		name    string
+		config  string
+		layers  []string
+		members []member
+	}{
+		{name: "absolute config", config: "/etc/passwd", layers: []string{"l/layer.tar"}, members: []member{{"etc/passwd", cfg}, {"l/layer.tar", ""}}},
+		{name: "climbing layer", config: "c.json", layers: []string{"../../x/layer.tar"}, members: []member{{"c.json", cfg}, {"x/layer.tar", ""}}},
+		{name: "absolute layer", config: "c.json", layers: []string{"/x/layer.tar"}, members: []member{{"c.json", cfg}, {"x/layer.tar", ""}}},
+		{name: "layer named manifest.json", config: "c.json", layers: []string{"manifest.json/layer.tar"}, members: []member{{"c.json", cfg}, {"manifest.json/layer.tar", ""}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := range tc.members {
+				if tc.members[i].data == "" {
+					tc.members[i].data = layerTar(t)
+				}
+			}
+			src := writeSave(t, tc.config, tc.layers, tc.members...)
+			base := t.TempDir()
+			for _, dst := range []string{"tar://" + filepath.Join(base, "out.tar"), "dir://" + filepath.Join(base, "dir")} {
+				code, _, stderr := occystrap(t, "--log-format", "json", "process", "tar://"+src, dst)
+				if code != 1 || !strings.Contains(stderr, "not a plain relative path") {
+					t.Errorf("%s: exit %d, want 1 refusing the name; stderr:\n%s", dst, code, stderr)
+				}
+			}
+			if found := finalNames(t, base); len(found) > 0 {
+				t.Errorf("refused runs left outputs: %v", found)
+			}
+		})
+	}
+}

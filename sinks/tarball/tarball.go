@@ -17,6 +17,7 @@ import (
 	"github.com/occystrap/occystrap/internal/pyjson"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/sinks/internal/gate"
+	"github.com/occystrap/occystrap/sinks/internal/names"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -161,7 +162,11 @@ func Stream(ctx context.Context, w io.Writer, in <-chan stage.Item, o StreamOpti
 			return fmt.Errorf("image %s: layer %d (%s) arrived when layer %d was expected", img, it.Seq, it.Name, next)
 		}
 		next++
-		member := it.Name + "/layer.tar"
+		if err := names.Layer(it.Name, names.Archive); err != nil {
+			_ = it.Release()
+			return fmt.Errorf("image %s: %w", img, err)
+		}
+		member := it.Name + "/" + names.LayerFile
 		if err := a.addLayer(ctx, member, it); err != nil {
 			return fmt.Errorf("image %s: %w", img, err)
 		}
@@ -180,6 +185,9 @@ func Stream(ctx context.Context, w io.Writer, in <-chan stage.Item, o StreamOpti
 		case stage.KindConfig:
 			if haveConfig {
 				return res, fmt.Errorf("image %s: second config %q after %q", img, it.Name, res.Config)
+			}
+			if err := names.Config(it.Name, names.Archive); err != nil {
+				return res, fmt.Errorf("image %s: %w", img, err)
 			}
 			if err := a.addBytes(it.Name, it.Data); err != nil {
 				return res, fmt.Errorf("image %s: config: %w", img, err)
