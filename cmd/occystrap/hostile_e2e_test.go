@@ -286,3 +286,53 @@ func TestUnsafeNamesRefusedByEveryOutput(t *testing.T) {
 		})
 	}
 }
+
+// TestSearchCorruptLayerFails (issue 10, class 9): search prints what it
+// could read, then exits 1 naming the corrupt layer.
+func TestSearchCorruptLayerFails(t *testing.T) {
+	good := string(fixture.LayerTar(fixture.Layer{fixture.File("etc/good.conf", "x", 0o644)}))
+	broken := string(fixture.LayerTar(fixture.Layer{fixture.File("etc/first.conf", "x", 0o644), fixture.RandomFile("etc/big", 64<<10, 1)}))[:3000]
+	src := writeSave(t, "c.json", []string{"a/layer.tar", "b/layer.tar"},
+		member{"c.json", `{"rootfs":{"type":"layers","diff_ids":[]}}`}, member{"a/layer.tar", broken}, member{"b/layer.tar", good})
+	for _, script := range []bool{true, false} {
+		args := []string{"--log-format", "json", "search", "tar://" + src, "*.conf"}
+		if script {
+			args = append(args[:2], "search", "--script-friendly", "tar://"+src, "*.conf")
+		}
+		code, stdout, stderr := occystrap(t, args...)
+		if code != 1 || !strings.Contains(stderr, "layer 0 (a)") || !strings.Contains(stderr, "not a readable tar") {
+			t.Errorf("script %v: exit %d, want 1 naming layer 0; stderr:\n%s", script, code, stderr)
+		}
+		for _, want := range []string{"etc/first.conf", "etc/good.conf"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("script %v: %s not printed before the error; stdout:\n%s", script, want, stdout)
+			}
+		}
+	}
+}
+
+// TestNamesPrintedQuoted (issue 10, class 10): names and config strings
+// with escape sequences and newlines reach search's and info's output
+// escaped: no control character, no forged line.
+func TestNamesPrintedQuoted(t *testing.T) {
+	layer := string(fixture.LayerTar(fixture.Layer{
+		fixture.File("etc/\x1b[2J\x1b[31mred.conf", "x", 0o644),
+		fixture.File("etc/x.conf\ny/app:v1:a:etc/forged.conf", "x", 0o644),
+	}))
+	cfg := `{"architecture":"amd64","os":"linux","config":{"Labels":{"evil\u001b]0;pwned\u0007":"\u001b[2Jcleared"},"Env":["A=1\nForged: line"],"WorkingDir":"/\u001b[31m"},"rootfs":{"type":"layers","diff_ids":[]}}`
+	src := writeSave(t, "c.json", []string{"a/layer.tar"}, member{"c.json", cfg}, member{"a/layer.tar", layer})
+	runs := [][]string{
+		{"search", "--script-friendly", "tar://" + src, "*.conf"},
+		{"search", "tar://" + src, "*.conf"},
+		{"info", "tar://" + src},
+	}
+	for _, args := range runs {
+		stdout, _ := mustRun(t, append([]string{"--log-format", "json"}, args...)...)
+		if i := strings.IndexFunc(stdout, func(r rune) bool { return r < 0x20 && r != '\n' && r != '\t' || r == 0x7f }); i >= 0 {
+			t.Errorf("%s: control character %q in the output:\n%s", args[0], stdout[i], stdout)
+		}
+		if strings.Contains(stdout, "\netc/forged") || strings.Contains(stdout, "\ny/app:v1:a:etc/forged") || strings.Contains(stdout, "\nForged: line") {
+			t.Errorf("%s: a name forged an output line:\n%s", args[0], stdout)
+		}
+	}
+}
