@@ -2,16 +2,22 @@ package main
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -334,5 +340,169 @@ func TestNamesPrintedQuoted(t *testing.T) {
 		if strings.Contains(stdout, "\netc/forged") || strings.Contains(stdout, "\ny/app:v1:a:etc/forged") || strings.Contains(stdout, "\nForged: line") {
 			t.Errorf("%s: a name forged an output line:\n%s", args[0], stdout)
 		}
+	}
+}
+
+// TestMain lets a test run this binary as the CLI (OCCYSTRAP_TEST_AS_CLI),
+// so that a run can be killed the way a user's is.
+func TestMain(m *testing.M) {
+	if os.Getenv("OCCYSTRAP_TEST_AS_CLI") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// cli starts the CLI in a process of its own.
+func cli(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "OCCYSTRAP_TEST_AS_CLI=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
+// checkTrusted fails the test when a final name in base holds something a
+// consumer would trust but should not: an archive that is not the complete
+// one, a layer.tar whose sha256 is not its name, a manifest or catalog
+// naming what is not there.
+func checkTrusted(t *testing.T, base string, wantTar []byte) {
+	t.Helper()
+	if b, err := os.ReadFile(filepath.Join(base, "out.tar")); err == nil && !bytes.Equal(b, wantTar) {
+		t.Errorf("out.tar exists but is not the complete archive (%d bytes, want %d)", len(b), len(wantTar))
+	}
+	for _, d := range []string{"dir", "expand"} {
+		out := filepath.Join(base, d)
+		layers, _ := filepath.Glob(filepath.Join(out, "*", "layer.tar"))
+		for _, l := range layers {
+			b, err := os.ReadFile(l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := digest.FromBytes(b).Encoded(), filepath.Base(filepath.Dir(l)); got != want {
+				t.Errorf("%s holds content of sha256 %s", l, got)
+			}
+		}
+		var cat map[string]map[string]string
+		if b, err := os.ReadFile(filepath.Join(out, "catalog.json")); err == nil {
+			if err := json.Unmarshal(b, &cat); err != nil {
+				t.Errorf("catalog.json is not JSON: %v", err)
+			}
+		}
+		for _, tags := range cat {
+			for _, m := range tags {
+				if _, err := os.Stat(filepath.Join(out, m)); err != nil {
+					t.Errorf("catalog names %s: %v", m, err)
+				}
+			}
+		}
+		manifests, _ := filepath.Glob(filepath.Join(out, "manifest*.json"))
+		for _, m := range manifests {
+			var entries []fixture.ManifestEntry
+			b, _ := os.ReadFile(m)
+			if err := json.Unmarshal(b, &entries); err != nil || len(entries) != 1 || len(entries[0].Layers) != 4 {
+				t.Errorf("%s is not a complete manifest: %s", m, b)
+				continue
+			}
+			for _, p := range append(entries[0].Layers, entries[0].Config) {
+				if _, err := os.Stat(filepath.Join(out, p)); err != nil {
+					t.Errorf("%s names %s: %v", m, p, err)
+				}
+			}
+		}
+	}
+}
+
+// leftovers lists our temporaries under base and in tmp.
+func leftovers(t *testing.T, base, tmp string) []string {
+	t.Helper()
+	var found []string
+	for _, d := range []string{base, tmp} {
+		_ = filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
+			if err == nil && (strings.HasPrefix(e.Name(), ".occystrap-tmp-") || strings.HasPrefix(e.Name(), "occystrap-")) {
+				found = append(found, p)
+			}
+			return nil
+		})
+	}
+	return found
+}
+
+// TestKilledRunsLeaveNothingTrusted kills runs (SIGKILL mostly, SIGTERM and
+// SIGINT too) at random points while they write dir://, dir://?expand and
+// tar:// outputs with a layer-rewriting filter (spool files in the
+// temporary directory). After every kill no final name holds anything
+// incomplete; a rerun then succeeds and leaves no temporary of ours, the
+// killed runs' included.
+func TestKilledRunsLeaveNothingTrusted(t *testing.T) {
+	img := fixture.Image{Name: "fixture/app", Tag: "v1"}
+	for i := range 4 {
+		img.Layers = append(img.Layers, fixture.Layer{fixture.RandomFile(fmt.Sprintf("data/%d", i), 2<<20, uint64(i+1))})
+	}
+	src := filepath.Join(t.TempDir(), "image.tar")
+	f, err := os.Create(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fixture.WriteLegacyArchive(f, img); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	tmp := t.TempDir()
+	args := func(base string) [][]string {
+		common := []string{"--log-format", "json", "--temp-dir", tmp, "-j", "4", "process", "-f", "normalize-timestamps:ts=0", "tar://" + src}
+		return [][]string{
+			append(append([]string{}, common...), "dir://"+filepath.Join(base, "dir")),
+			append(append([]string{}, common...), "dir://"+filepath.Join(base, "expand")+"?expand=true&unique_names=true"),
+			append(append([]string{}, common...), "tar://"+filepath.Join(base, "out.tar")),
+		}
+	}
+	// A complete run first: the archive to compare with, and how long a run
+	// takes, to spread the kills over it.
+	ref := t.TempDir()
+	start := time.Now()
+	for _, a := range args(ref) {
+		cmd := cli(t, a...)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("reference run %v: %v", a, err)
+		}
+	}
+	span := time.Since(start) / 3
+	wantTar, err := os.ReadFile(filepath.Join(ref, "out.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(10, 10))
+	signals := []os.Signal{syscall.SIGKILL, syscall.SIGKILL, syscall.SIGKILL, syscall.SIGTERM, syscall.SIGINT}
+	base := t.TempDir()
+	killed := 0
+	for round := range 6 {
+		for _, a := range args(base) {
+			cmd := cli(t, a...)
+			time.Sleep(time.Duration(rng.Int64N(int64(span) + 1)))
+			if err := cmd.Process.Signal(signals[rng.IntN(len(signals))]); err == nil {
+				killed++
+			}
+			_ = cmd.Wait()
+			checkTrusted(t, base, wantTar)
+			if t.Failed() {
+				t.Fatalf("round %d, after %v", round, a)
+			}
+		}
+	}
+	t.Logf("%d runs signalled at up to %v", killed, span)
+	// A rerun finishes every output and removes what the killed runs left.
+	for _, a := range args(base) {
+		if out, errs := mustRun(t, a...); out != "" && errs == "" {
+			t.Log(out)
+		}
+	}
+	checkTrusted(t, base, wantTar)
+	if got, err := os.ReadFile(filepath.Join(base, "out.tar")); err != nil || !bytes.Equal(got, wantTar) {
+		t.Errorf("the rerun did not write the complete archive (%v)", err)
+	}
+	if left := leftovers(t, base, tmp); len(left) > 0 {
+		t.Errorf("temporaries left after a rerun: %v", left)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/occystrap/occystrap/internal/tempname"
 )
 
 const copyBuffer = 1 << 20
@@ -57,7 +59,7 @@ func newUUID() string {
 
 // start opens a new upload.
 func (s *store) start() (string, error) {
-	f, err := os.CreateTemp(s.tempDir, "occystrap-proxy-*.blob")
+	f, err := tempname.Create(s.tempDir, "proxy", ".blob")
 	if err != nil {
 		return "", fmt.Errorf("proxy upload: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/beneath"
 	"github.com/occystrap/occystrap/internal/pyjson"
+	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/sinks/internal/names"
 	"github.com/occystrap/occystrap/stage"
@@ -73,6 +74,13 @@ func New(path string, opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output directory %s: %w", path, err)
 	}
+	// What a killed run left here goes now, before anything is written: the
+	// top level (manifests, catalog, expanded trees), each layer's folder and
+	// config folders, never an expanded tree's or a layer tree's content.
+	// Best effort: a temporary that cannot be removed is in no one's way.
+	_, _ = tempname.RemoveStale(path, ".", 2, func(_, name string) bool {
+		return !names.Dir(name) && !names.Bundle(name) && name != "layer"
+	})
 	mu, _ := catalogLocks.LoadOrStore(abs, &sync.Mutex{})
 	return &Writer{path: path, opts: opts, catalog: mu.(*sync.Mutex), sizes: map[stage.Image]map[string]int64{}, writing: map[string]chan struct{}{}}, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/beneath"
 	"github.com/occystrap/occystrap/internal/extract"
+	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/sinks/internal/bundle"
 	"github.com/occystrap/occystrap/sinks/internal/gate"
@@ -79,6 +80,8 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) (err erro
 	if err != nil {
 		return fmt.Errorf("create bundle directory %s: %w", s.w.path, err)
 	}
+	// What a killed run left goes now (best effort).
+	_, _ = tempname.RemoveStale(s.w.path, ".", 0, nil)
 	tmpRel, err := beneath.MkdirTemp(s.w.path, ".", atomicfile.TempName("oci")+"-*")
 	if err != nil {
 		if created {

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/occystrap/occystrap/internal/pyjson"
+	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/sinks/internal/gate"
 	"github.com/occystrap/occystrap/sinks/internal/names"
@@ -51,6 +52,9 @@ func New(path string, opts Options) (*Writer, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("tar output %s: %s is not a directory", path, dir)
 	}
+	// What a killed run left beside the archive goes now (best effort: a
+	// temporary that cannot be removed is only in the way of no one).
+	_, _ = tempname.RemoveStale(dir, ".", 0, nil)
 	return &Writer{path: path, opts: opts}, nil
 }
 
@@ -86,7 +90,7 @@ func (s *imageSink) NeedsOrder() bool { return true }
 // Consume writes the archive and renames it into place when in is closed.
 func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) (err error) {
 	log := zerolog.Ctx(ctx).With().Str("image", s.img.String()).Str("sink", "tar").Logger()
-	f, err := os.CreateTemp(filepath.Dir(s.w.path), atomicfile.TempPrefix+filepath.Base(s.w.path)+"-*")
+	f, err := os.CreateTemp(filepath.Dir(s.w.path), atomicfile.TempName(filepath.Base(s.w.path))+"-*")
 	if err != nil {
 		return fmt.Errorf("create temporary archive for %s: %w", s.w.path, err)
 	}
@@ -375,7 +379,7 @@ func (a *archive) spool(ctx context.Context, it stage.Item) (string, int64, erro
 		return "", 0, fmt.Errorf("open layer %s: %w", it.Name, err)
 	}
 	defer rc.Close()
-	f, err := os.CreateTemp(a.tempDir, "occystrap-layer-*.tar")
+	f, err := tempname.Create(a.tempDir, "layer", ".tar")
 	if err != nil {
 		return "", 0, fmt.Errorf("spool layer %s: %w", it.Name, err)
 	}

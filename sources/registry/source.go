@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -306,7 +307,7 @@ func (s *Source) fetchLayer(ctx context.Context, seq int, d v1.Descriptor) (it s
 	if s.compressed {
 		return s.fetchCompressed(ctx, seq, d)
 	}
-	f, err := os.CreateTemp(s.opts.TempDir, "occystrap-layer-*.tar")
+	f, err := tempname.Create(s.opts.TempDir, "layer", ".tar")
 	if err != nil {
 		return it, fmt.Errorf("layer %s of %s: temporary file: %w", d.Digest, s.where(), err)
 	}

@@ -9,16 +9,16 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/occystrap/occystrap/internal/beneath"
+	"github.com/occystrap/occystrap/internal/tempname"
 )
 
 // TempPrefix starts the name of every temporary file this package makes.
-const TempPrefix = ".occystrap-tmp-"
+const TempPrefix = tempname.OutputPrefix
 
 // chunk is how much is copied between two checks of the context when the
 // source is a file (the kernel copies it without passing through user space).
@@ -123,10 +123,11 @@ func WriteAt(ctx context.Context, root, rel string, r io.Reader, want int64) (n 
 }
 
 // TempName is the start of the name of a temporary file or directory made
-// for the final name base: TempPrefix, this process's id, "-" and base. The
-// id lets a later run tell a temporary that a killed run left (its process
-// is gone) from one a live run is writing (see RemoveStale).
-func TempName(base string) string { return TempPrefix + strconv.Itoa(os.Getpid()) + "-" + base }
+// for the final name base: TempPrefix, this process's owner tag, "-" and
+// base. The tag lets a later run tell a temporary that a killed run left
+// (its process is gone) from one a live run is writing (package
+// internal/tempname).
+func TempName(base string) string { return tempname.Output(base) }
 
 // Copy copies r to f, checking ctx between chunks. When r is a file, the
 // kernel copies it (copy_file_range); otherwise a 1 MiB buffer is used.
