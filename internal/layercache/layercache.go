@@ -13,6 +13,8 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/occystrap/occystrap/internal/tempname"
 )
 
 // Version is the file format version.
@@ -49,6 +51,8 @@ type Cache struct {
 // of another version gives an empty cache and a non-nil warning.
 func Open(path string) (c *Cache, warning error) {
 	c = &Cache{path: path, layers: map[string]Entry{}}
+	// What a killed run's Save left beside the file goes now (best effort).
+	_, _ = tempname.RemoveStale(filepath.Dir(path), ".", 0, nil)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return c, nil
@@ -111,7 +115,9 @@ func (c *Cache) Save() error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("layer cache %s: %w", c.path, err)
 	}
-	tmp, err := os.CreateTemp(dir, filepath.Base(c.path)+".*.tmp")
+	// The file is the user's path; its temporary is made beside it with
+	// O_EXCL and renamed over it (a symlink there is replaced, not followed).
+	tmp, err := os.CreateTemp(dir, tempname.Output(filepath.Base(c.path))+"-*")
 	if err != nil {
 		return fmt.Errorf("layer cache %s: %w", c.path, err)
 	}
