@@ -343,20 +343,16 @@ func TestNamesPrintedQuoted(t *testing.T) {
 	}
 }
 
-// TestMain lets a test run this binary as the CLI (OCCYSTRAP_TEST_AS_CLI),
-// so that a run can be killed the way a user's is.
-func TestMain(m *testing.M) {
-	if os.Getenv("OCCYSTRAP_TEST_AS_CLI") == "1" {
-		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-	}
-	os.Exit(m.Run())
-}
-
-// cli starts the CLI in a process of its own.
+// cli starts the CLI in a process of its own (runMainEnv: this test
+// binary runs the command line), so that it can be killed as a user's is.
 func cli(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "OCCYSTRAP_TEST_AS_CLI=1")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/beneath"
 	"github.com/occystrap/occystrap/internal/extract"
+	"github.com/occystrap/occystrap/internal/umask"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/stage"
 )
@@ -88,7 +89,7 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 		if err != nil {
 			return fmt.Errorf("create expansion directory for %s in %s: %w", s.img, s.w.path, err)
 		}
-		if err := beneath.Chmod(s.w.path, tmpTree, 0o755); err != nil { // MkdirTemp makes it 0700
+		if err := beneath.Chmod(s.w.path, tmpTree, umask.Dir()); err != nil { // MkdirTemp makes it 0700
 			_ = beneath.RemoveAll(s.w.path, tmpTree)
 			return fmt.Errorf("create expansion directory for %s in %s: %w", s.img, s.w.path, err)
 		}
@@ -239,7 +240,7 @@ func (s *imageSink) writeConfig(it stage.Item) error {
 	if err := s.w.checkConfig(it.Name); err != nil {
 		return fmt.Errorf("image %s: %w", s.img, err)
 	}
-	if err := beneath.MkdirAll(s.w.path, path.Dir(it.Name), 0o755); err != nil {
+	if err := beneath.MkdirAll(s.w.path, path.Dir(it.Name), 0o777); err != nil { // less the umask
 		return fmt.Errorf("image %s: create directory for config: %w", s.img, err)
 	}
 	if err := atomicfile.WriteFileAt(s.w.path, it.Name, it.Data); err != nil {
@@ -268,7 +269,7 @@ func (s *imageSink) writeLayer(ctx context.Context, it stage.Item) (n int64, err
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return 0, fmt.Errorf("layer %s: %w", final, err)
 	}
-	if err := beneath.MkdirAll(s.w.path, it.Name, 0o755); err != nil {
+	if err := beneath.MkdirAll(s.w.path, it.Name, 0o777); err != nil { // less the umask
 		return 0, fmt.Errorf("layer %s: %w", final, err)
 	}
 	if f, ok := it.Body.(stage.Filer); ok {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/beneath"
 	"github.com/occystrap/occystrap/internal/extract"
+	"github.com/occystrap/occystrap/internal/umask"
 	"github.com/occystrap/occystrap/sinks/dir"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/sinks/internal/bundle"
@@ -195,7 +196,7 @@ func (s *imageSink) extractLayer(ctx context.Context, name string) (err error) {
 			_ = beneath.RemoveAll(s.w.path, tmp)
 		}
 	}()
-	if err := beneath.Chmod(s.w.path, tmp, 0o755); err != nil {
+	if err := beneath.Chmod(s.w.path, tmp, umask.Dir()); err != nil { // MkdirTemp makes it 0700
 		return fmt.Errorf("image %s: layer %s: %w", s.img, name, err)
 	}
 	// The tree was just made under a fresh name: its path holds no symlink,
@@ -315,7 +316,7 @@ func checkNotMounted(dir string) error {
 // mkdirOwn creates root/name and reports whether this call created it. An
 // existing symlink there is an error, not followed.
 func mkdirOwn(root, name string) (bool, error) {
-	err := beneath.Mkdir(root, name, 0o755)
+	err := beneath.Mkdir(root, name, 0o777) // less the umask
 	if err == nil {
 		return true, nil
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/occystrap/occystrap/internal/beneath"
 	"github.com/occystrap/occystrap/internal/extract"
 	"github.com/occystrap/occystrap/internal/tempname"
+	"github.com/occystrap/occystrap/internal/umask"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/sinks/internal/bundle"
 	"github.com/occystrap/occystrap/sinks/internal/gate"
@@ -98,7 +99,7 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) (err erro
 			_ = os.Remove(s.w.path) // only if still empty
 		}
 	}()
-	if err := beneath.Chmod(s.w.path, tmpRel, 0o755); err != nil { // MkdirTemp makes it 0700
+	if err := beneath.Chmod(s.w.path, tmpRel, umask.Dir()); err != nil { // MkdirTemp makes it 0700
 		return fmt.Errorf("create temporary bundle in %s: %w", s.w.path, err)
 	}
 	// The bundle is built under a fresh name, whose path holds no symlink.
@@ -233,10 +234,10 @@ func mkdirOwn(dir string) (bool, error) {
 		}
 		return false, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o777); err != nil {
 		return false, err
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := os.Mkdir(dir, 0o777); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return false, nil
 		}

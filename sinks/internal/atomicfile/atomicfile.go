@@ -15,6 +15,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/beneath"
 	"github.com/occystrap/occystrap/internal/tempname"
+	"github.com/occystrap/occystrap/internal/umask"
 )
 
 // TempPrefix starts the name of every temporary file this package makes.
@@ -54,7 +55,7 @@ func LinkAt(root, rel, src string, want int64) (n int64, linked bool, err error)
 		}
 		return 0, false, fmt.Errorf("link %s: %w", name, err)
 	}
-	if err := beneath.Chmod(root, tmp, 0o644); err != nil {
+	if err := beneath.Chmod(root, tmp, umask.File()); err != nil {
 		_ = beneath.Remove(root, tmp)
 		return 0, false, fmt.Errorf("link %s: %w", name, err)
 	}
@@ -67,7 +68,8 @@ func LinkAt(root, rel, src string, want int64) (n int64, linked bool, err error)
 
 var linkSeq atomic.Int64
 
-// WriteFile writes data to name atomically with mode 0644.
+// WriteFile writes data to name atomically with the mode a new file gets
+// (0666 less the umask).
 func WriteFile(name string, data []byte) error {
 	_, err := Write(context.Background(), name, bytes.NewReader(data), int64(len(data)))
 	return err
@@ -79,7 +81,8 @@ func WriteFileAt(root, rel string, data []byte) error {
 	return err
 }
 
-// Write copies r to name atomically, with mode 0644, and returns the bytes
+// Write copies r to name atomically, with the mode a new file gets (0666
+// less the umask), and returns the bytes
 // written. When want is not negative, a copy of another length is an error
 // and nothing is renamed into place. On any error the temporary file is
 // removed. name's directory is taken as it is; see WriteAt.
@@ -110,7 +113,7 @@ func WriteAt(ctx context.Context, root, rel string, r io.Reader, want int64) (n 
 	if want >= 0 && n != want {
 		return n, fmt.Errorf("write %s: got %d bytes, expected %d", name, n, want)
 	}
-	if err = f.Chmod(0o644); err != nil {
+	if err = f.Chmod(umask.File()); err != nil {
 		return n, fmt.Errorf("write %s: %w", name, err)
 	}
 	if err = f.Close(); err != nil {
