@@ -81,6 +81,21 @@ func TestFullDiskLeavesNoFinishedOutput(t *testing.T) {
 			t.Fatalf("run %d: temporary files left: %v", i, left)
 		}
 	}
+	// The output's own disk full: the layer writes fail in the sink.
+	full := testenv.Tmpfs(t, 1<<20)
+	for _, dst := range []string{"dir://" + filepath.Join(full, "dir"), "dir://" + filepath.Join(full, "expand") + "?expand=true", "tar://" + filepath.Join(full, "out.tar")} {
+		code, _, stderr := occystrap(t, "--log-format", "json", "--insecure", "-j", "3",
+			"process", "registry://"+reg.Host+"/fixture/app:v1", dst)
+		if code != 1 || !strings.Contains(stderr, "no space left on device") {
+			t.Fatalf("into %s: exit %d, want 1 with ENOSPC; stderr:\n%s", dst, code, stderr)
+		}
+	}
+	if found := finalNames(t, full); len(found) > 0 {
+		t.Fatalf("failed runs into a full output left finished-looking outputs: %v", found)
+	}
+	if left := leftovers(t, full, t.TempDir()); len(left) > 0 {
+		t.Errorf("failed runs into a full output left temporaries: %v", left)
+	}
 }
 
 // TestWriteFailureStopsReading serves a layer whose body is as long as its
