@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -159,9 +160,35 @@ func TestWriteFailureStopsReading(t *testing.T) {
 type member struct{ name, data string }
 
 // writeSave writes a docker-save archive whose manifest.json lists config
-// and layers as given (hostile paths included) and holds members.
+// and layers as given (hostile paths included) and holds members. The
+// config member's rootfs.diff_ids are set to the sha256 of the layers'
+// members, so that the archive is sound but for what a test makes hostile.
 func writeSave(t *testing.T, config string, layers []string, members ...member) string {
 	t.Helper()
+	clean := func(p string) string { return strings.TrimLeft(path.Clean("/"+p), "/") }
+	byName := map[string]string{}
+	for _, m := range members {
+		byName[clean(m.name)] = m.data
+	}
+	var diffIDs []digest.Digest
+	for _, l := range layers {
+		diffIDs = append(diffIDs, digest.FromString(byName[clean(l)]))
+	}
+	for i, m := range members {
+		if clean(m.name) != clean(config) {
+			continue
+		}
+		var cfg map[string]any
+		if err := json.Unmarshal([]byte(m.data), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		cfg["rootfs"] = map[string]any{"type": "layers", "diff_ids": diffIDs}
+		b, err := json.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		members[i].data = string(b)
+	}
 	man, err := json.Marshal([]fixture.ManifestEntry{{Config: config, RepoTags: []string{"y/app:v1"}, Layers: layers}})
 	if err != nil {
 		t.Fatal(err)

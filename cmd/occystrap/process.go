@@ -28,6 +28,18 @@ type ProcessCmd struct {
 
 // Run processes one image.
 func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
+	all := false
+	if c.input == nil { // a legacy command's own input is never a list
+		var err error
+		if all, err = allPlatforms(a, c.Source); err != nil {
+			return err
+		}
+	}
+	if all {
+		if err := checkAllPlatforms(c.Source, c.Destination, c.Filter); err != nil {
+			return err
+		}
+	}
 	if c.input == nil && isMulti(c.Source) {
 		return c.runMulti(ctx, a)
 	}
@@ -55,6 +67,11 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 		return err
 	}
 	defer out.Close()
+	if all {
+		if done, err := c.runAllPlatforms(ctx, a, src, out, start); done {
+			return err
+		}
+	}
 
 	img := src.Image()
 	stages, err := buildFilters(filterFacs, img)
