@@ -9,16 +9,19 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/rs/zerolog"
 	"golang.org/x/term"
 
 	"github.com/occystrap/occystrap/internal/logging"
 	"github.com/occystrap/occystrap/internal/platform"
 	"github.com/occystrap/occystrap/internal/redact"
+	"github.com/occystrap/occystrap/internal/tempname"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -36,21 +39,23 @@ type Globals struct {
 	VerifyFull bool             `name:"verify-full" env:"OCCYSTRAP_VERIFY_FULL" help:"Like --verify, and re-read the data written."`
 	Version    kong.VersionFlag `help:"Print the version and exit."`
 
-	OS            string    `name:"os" default:"linux" help:"Operating system to choose from a manifest list."`
-	Architecture  string    `default:"amd64" help:"CPU architecture to choose from a manifest list (arm64 means arm64/v8, arm means arm/v7, as containerd matches)."`
-	Variant       string    `help:"CPU variant to choose from a manifest list."`
-	Platform      string    `env:"OCCYSTRAP_PLATFORM" placeholder:"OS/ARCH[/VARIANT]" help:"Platform to choose from a manifest list; wins over --os, --architecture and --variant."`
-	AllPlatforms  bool      `name:"all-platforms" help:"registry:// to registry:// only: copy a whole manifest list (every platform), keeping its digest."`
-	Username      string    `env:"OCCYSTRAP_USERNAME" help:"Registry user name."`
-	Password      string    `env:"OCCYSTRAP_PASSWORD" help:"Registry password."`
-	PasswordStdin bool      `name:"password-stdin" help:"Read the registry password from the first line of stdin."`
-	Insecure      bool      `help:"Talk to registries over plain HTTP."`
-	Retries       int       `env:"OCCYSTRAP_RETRIES" default:"3" help:"Retries of a failed HTTP request."`
-	RateLimit     rateLimit `name:"rate-limit" env:"OCCYSTRAP_RATE_LIMIT" help:"Most HTTP requests per second, shared by everything, or auto: halve on 429/503, grow back when quiet (default: unlimited)."`
-	ImageParallel int       `name:"image-parallel" short:"J" env:"OCCYSTRAP_IMAGE_PARALLEL" default:"3" help:"Images processed at once for multi-image sources."`
-	Compression   string    `env:"OCCYSTRAP_COMPRESSION" enum:"gzip,zstd" default:"gzip" help:"Layer compression for registry output: gzip or zstd."`
-	LayerCache    string    `name:"layer-cache" env:"OCCYSTRAP_LAYER_CACHE" help:"JSON file remembering pushed layers, to skip them next time."`
-	OutputFormat  string    `name:"output-format" short:"O" enum:"text,json" default:"text" help:"Output of info and check: text or json."`
+	OS            string        `name:"os" default:"linux" help:"Operating system to choose from a manifest list."`
+	Architecture  string        `default:"amd64" help:"CPU architecture to choose from a manifest list (arm64 means arm64/v8, arm means arm/v7, as containerd matches)."`
+	Variant       string        `help:"CPU variant to choose from a manifest list."`
+	Platform      string        `env:"OCCYSTRAP_PLATFORM" placeholder:"OS/ARCH[/VARIANT]" help:"Platform to choose from a manifest list; wins over --os, --architecture and --variant."`
+	AllPlatforms  bool          `name:"all-platforms" help:"registry:// to registry:// only: copy a whole manifest list (every platform), keeping its digest."`
+	Username      string        `env:"OCCYSTRAP_USERNAME" help:"Registry user name."`
+	Password      string        `env:"OCCYSTRAP_PASSWORD" help:"Registry password."`
+	PasswordStdin bool          `name:"password-stdin" help:"Read the registry password from the first line of stdin."`
+	Insecure      bool          `help:"Talk to registries over plain HTTP."`
+	Retries       int           `env:"OCCYSTRAP_RETRIES" default:"3" help:"Retries of a failed HTTP request."`
+	RateLimit     rateLimit     `name:"rate-limit" env:"OCCYSTRAP_RATE_LIMIT" help:"Most HTTP requests per second, shared by everything, or auto: halve on 429/503, grow back when quiet (default: unlimited)."`
+	StallTimeout  time.Duration `name:"stall-timeout" env:"OCCYSTRAP_STALL_TIMEOUT" default:"60s" help:"Fail a download that receives nothing, or an upload the server takes nothing of, for this long (a blob download is then resumed like a cut connection)."`
+	MaxRetryAfter time.Duration `name:"max-retry-after" env:"OCCYSTRAP_MAX_RETRY_AFTER" default:"60s" help:"Longest wait a registry's Retry-After can ask for; a longer one is cut to this, with a warning."`
+	ImageParallel int           `name:"image-parallel" short:"J" env:"OCCYSTRAP_IMAGE_PARALLEL" default:"3" help:"Images processed at once for multi-image sources."`
+	Compression   string        `env:"OCCYSTRAP_COMPRESSION" enum:"gzip,zstd" default:"gzip" help:"Layer compression for registry output: gzip or zstd."`
+	LayerCache    string        `name:"layer-cache" env:"OCCYSTRAP_LAYER_CACHE" help:"JSON file remembering pushed layers, to skip them next time."`
+	OutputFormat  string        `name:"output-format" short:"O" enum:"text,json" default:"text" help:"Output of info and check: text or json."`
 
 	ProgressInterval time.Duration `name:"progress-interval" env:"OCCYSTRAP_PROGRESS_INTERVAL" default:"30s" help:"Period of the progress event when stderr is not a live terminal line; 0 turns it off."`
 }
@@ -140,15 +145,15 @@ func runIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			code = s.fatal(usage(err), nil, nil)
 			return
 		}
-		secrets := cli.secrets(args)
-		errw.Add(secrets...)
-		outw.Add(secrets...)
+		secrets := &secretSet{ws: []*redact.Writer{errw, outw}}
+		secrets.Add(cli.secrets(args)...)
 		sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		ctx := sigCtx
 		s := newStream(&cli.Globals, stderr, terminal)
 		ctx = s.log.WithContext(ctx)
-		app := &app{g: &cli.Globals, stdout: stdout, stderr: stderr, out: s}
+		app := &app{g: &cli.Globals, stdout: stdout, stderr: stderr, out: s, secrets: secrets}
+		removeStaleTemps(ctx, cli.Globals.TempDir)
 		// Bind ctx as the interface: kong binds Run arguments by their
 		// dynamic type, which would not match a context.Context parameter.
 		kctx.BindTo(ctx, (*context.Context)(nil))
@@ -172,6 +177,23 @@ func signalOf(ctx context.Context) os.Signal {
 		}
 	}
 	return nil
+}
+
+// removeStaleTemps removes the spool files that runs killed before they
+// could clean up (SIGKILL, a power cut) left in the temporary directory;
+// those of live runs stay (package internal/tempname).
+func removeStaleTemps(ctx context.Context, dir string) {
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	removed, err := tempname.RemoveStale(dir, ".", 0, nil)
+	log := zerolog.Ctx(ctx)
+	for _, r := range removed {
+		log.Debug().Str("path", filepath.Join(dir, r)).Msg("Removed a stale temporary file")
+	}
+	if err != nil {
+		log.Debug().Err(err).Msg("Could not remove every stale temporary file")
+	}
 }
 
 type exitCode int
@@ -200,6 +222,9 @@ type app struct {
 	stdout io.Writer
 	stderr io.Writer
 	net    netState // the process's one HTTP transport, made on first use
+	// secrets learns the secrets the transport comes to hold (Docker
+	// credentials, tokens): they are masked in stdout and stderr too.
+	secrets *secretSet
 	// filterSpecs are the -f specs of the command (the layer cache's
 	// filters hash depends on them).
 	filterSpecs []string
@@ -222,6 +247,20 @@ func (cli *CLI) secrets(args []string) []string {
 		out = append(out, redact.URISecrets(a)...)
 	}
 	return out
+}
+
+// secretSet makes a secret known to every redacting writer.
+type secretSet struct{ ws []*redact.Writer }
+
+// Add makes secrets known; a nil set (tests that make an app by hand)
+// ignores them.
+func (s *secretSet) Add(secrets ...string) {
+	if s == nil {
+		return
+	}
+	for _, w := range s.ws {
+		w.Add(secrets...)
+	}
 }
 
 // isTerminal reports whether w, or the writer a redactor writes to, is a

@@ -21,12 +21,12 @@ import (
 	"github.com/occystrap/occystrap/internal/testregistry"
 )
 
-// slowRegistry serves a 3-layer image with every request delayed, so that a
+// slowRegistry serves a 6-layer image with every request delayed, so that a
 // run lasts long enough to see progress.
 func slowRegistry(t *testing.T, delay time.Duration) *testregistry.Registry {
 	t.Helper()
 	reg := testregistry.Start(t, testregistry.Options{Plain: true, Wrap: testregistry.Latency(delay)})
-	img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 44, Layers: 3, LayerSize: 256 << 10})
+	img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 44, Layers: 6, LayerSize: 256 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,9 @@ func onPTY(t *testing.T, args ...string) (int, string) {
 // line with bytes done of bytes known and a rate, and erases it at the end;
 // in JSON form on a terminal no live line is drawn and every line is JSON.
 func TestProgressOnTerminal(t *testing.T) {
-	reg := slowRegistry(t, 80*time.Millisecond)
+	// At -j 1 the layers download one after another over at least 0.9 s:
+	// several redraws fall while bytes are moving.
+	reg := slowRegistry(t, 150*time.Millisecond)
 	src := "registry://" + reg.Host + "/fixture/app:v1"
 
 	code, term := onPTY(t, "--insecure", "-j", "1", "process", src, "dir://"+t.TempDir())
@@ -84,7 +86,7 @@ func TestProgressOnTerminal(t *testing.T) {
 	if !regexp.MustCompile(`\r\x1b\[Kfixture/app:v1 [0-9.]+ (KB|MB) / `).MatchString(term) {
 		t.Errorf("the live line never showed bytes done:\n%q", term)
 	}
-	if i := strings.LastIndex(term, "Summary: 3 layers"); i < 0 || !strings.Contains(term[:i], "\r\x1b[K") {
+	if i := strings.LastIndex(term, "Summary: 6 layers"); i < 0 || !strings.Contains(term[:i], "\r\x1b[K") {
 		t.Errorf("no summary after the live line was cleared:\n%q", term)
 	}
 
