@@ -41,6 +41,7 @@ type Globals struct {
 	Retries       int     `env:"OCCYSTRAP_RETRIES" default:"3" help:"Retries of a failed HTTP request."`
 	RateLimit     float64 `name:"rate-limit" env:"OCCYSTRAP_RATE_LIMIT" help:"Most HTTP requests per second, shared by everything (default: unlimited)."`
 	ImageParallel int     `name:"image-parallel" short:"J" env:"OCCYSTRAP_IMAGE_PARALLEL" default:"3" help:"Images processed at once for multi-image sources."`
+	Inflate       string  `env:"OCCYSTRAP_INFLATE" enum:"auto,go,isal" default:"auto" help:"Gzip decompression: isal (ISA-L's igzip, about twice as fast), go, or auto (isal when igzip is on PATH)."`
 	Compression   string  `env:"OCCYSTRAP_COMPRESSION" enum:"gzip,zstd" default:"gzip" help:"Layer compression for registry output: gzip or zstd."`
 	LayerCache    string  `name:"layer-cache" env:"OCCYSTRAP_LAYER_CACHE" help:"JSON file remembering pushed layers, to skip them next time."`
 	OutputFormat  string  `name:"output-format" short:"O" enum:"text,json" default:"text" help:"Output of info and check: text or json."`
@@ -105,6 +106,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// Bind ctx as the interface: kong binds Run arguments by their
 		// dynamic type, which would not match a context.Context parameter.
 		kctx.BindTo(ctx, (*context.Context)(nil))
+		defer app.closeInflater()
 		if err := kctx.Run(app); err != nil {
 			if errors.Is(err, errQuiet) { // the command printed why
 				code = 1
@@ -132,6 +134,8 @@ type app struct {
 	stdout io.Writer
 	stderr io.Writer
 	net    netState // the process's one HTTP transport, made on first use
+	// inflate is the run's one gzip inflater, chosen on first use.
+	inflate inflateState
 	// filterSpecs are the -f specs of the command (the layer cache's
 	// filters hash depends on them).
 	filterSpecs []string

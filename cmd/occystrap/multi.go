@@ -88,6 +88,9 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
+	if _, err := a.inflater(ctx); err != nil {
+		return err
+	}
 	jobs := max(a.g.ImageParallel, 1)
 
 	// While the tags are checked, the images found so far are fetched ahead
@@ -317,7 +320,7 @@ func sourceOptions(a *app, spec quay.Spec, ref quay.Ref, blobs *registry.Blobs) 
 	return registry.Options{
 		Host: ref.Host, Repo: ref.Repo, Tag: ref.Tag,
 		OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant,
-		Workers: a.g.Parallel, TempDir: a.g.TempDir, Blobs: blobs,
+		Workers: a.g.Parallel, TempDir: a.g.TempDir, Blobs: blobs, Inflate: a.chosenInflater(),
 		Registry: transport.RegistryOptions{Insecure: spec.Insecure},
 	}
 }

@@ -18,6 +18,6 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		return dockerpush.Open(ctx, c, dockerImage(u), dockerpush.Options{TempDir: a.g.TempDir})
+		return dockerpush.Open(ctx, c, dockerImage(u), dockerpush.Options{TempDir: a.g.TempDir, Inflate: a.chosenInflater()})
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 // tar://PATH (alias file://): a docker-save archive.
 func init() {
-	inputs["tar"] = func(_ context.Context, _ *app, u uri.URI) (source, error) {
-		return tarball.Open(u.Path)
+	inputs["tar"] = func(_ context.Context, a *app, u uri.URI) (source, error) {
+		return tarball.OpenWith(u.Path, tarball.Options{Inflate: a.chosenInflater()})
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/internal/keylock"
 	"github.com/occystrap/occystrap/sinks/registry"
 	sourcereg "github.com/occystrap/occystrap/sources/registry"
@@ -68,6 +69,8 @@ type Options struct {
 	// Source is the template of the upstream source's options (platform,
 	// workers); Host, Repo, Tag, Registry and TempDir are set per image.
 	Source sourcereg.Options
+	// Inflate gunzips pushed layers (pulled ones: Source.Inflate); nil: Go's.
+	Inflate *inflate.Inflater
 	// Engine tunes each run.
 	Engine stage.Options
 	// ShutdownTimeout bounds the wait for work in progress (default 300 s).
@@ -452,6 +455,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, name, tag s
 		if err != nil {
 			return err
 		}
+		src.inflate = s.opts.Inflate
 		release, err := s.acquire(ctx)
 		if err != nil {
 			return err

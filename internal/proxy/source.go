@@ -10,11 +10,11 @@ import (
 	"os"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -30,6 +30,7 @@ type pushed struct {
 	blobs      []*blob
 	diffIDs    []digest.Digest
 	compressed bool
+	inflate    *inflate.Inflater
 }
 
 // newPushed checks manifest body against the received blobs and reads the
@@ -90,7 +91,7 @@ func (p *pushed) Emit(ctx context.Context, out chan<- stage.Item) error {
 	}
 	for i, l := range p.layers {
 		it := stage.Item{Seq: i, Kind: stage.KindLayer, Name: p.diffIDs[i].Encoded(), DiffID: p.diffIDs[i], Size: -1,
-			Body: &blobBody{b: p.blobs[i], desc: l}}
+			Body: &blobBody{b: p.blobs[i], desc: l, inflate: p.inflate}}
 		if err := stage.Send(ctx, out, it); err != nil {
 			return err
 		}
@@ -101,8 +102,9 @@ func (p *pushed) Emit(ctx context.Context, out chan<- stage.Item) error {
 // blobBody is a layer whose compressed blob is a file of the store. Open
 // decompresses it (by media type, then by magic bytes); Release keeps it.
 type blobBody struct {
-	b    *blob
-	desc v1.Descriptor
+	b       *blob
+	desc    v1.Descriptor
+	inflate *inflate.Inflater
 }
 
 func (b *blobBody) Release() error { return nil }
@@ -125,7 +127,9 @@ func (b *blobBody) Open() (io.ReadCloser, error) {
 		}
 		return &closers{Reader: zr, close: func() error { zr.Close(); return f.Close() }}, nil
 	case strings.Contains(mt, "gzip") || bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
+		// Open has no context: an igzip process ends with Close, or
+		// with the proxy (Inflater.Close).
+		zr, err := b.inflate.Gunzip(context.Background(), br)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("gzip blob %s: %w", b.b.Digest, err)

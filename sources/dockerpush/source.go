@@ -21,6 +21,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/engine"
+	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -41,6 +42,8 @@ type Options struct {
 	// ManifestTimeout is how long to wait for the manifest once the push
 	// is over. Default DefaultManifestTimeout.
 	ManifestTimeout time.Duration
+	// Inflate gunzips the received layers (nil: Go's).
+	Inflate *inflate.Inflater
 }
 
 // Source is an image in a Docker engine, read by making the engine push it
@@ -115,6 +118,7 @@ func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) (err error) {
 		return fmt.Errorf("embedded registry for %s: %w", s.ref, err)
 	}
 	reg := newRegistry(s.opts.TempDir, lg.With().Str("component", "registry").Logger())
+	reg.inflate = s.opts.Inflate
 	srv := &http.Server{
 		Handler:           reg,
 		TLSConfig:         tlsCfg,

@@ -11,13 +11,13 @@ import (
 	"os"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -44,6 +44,8 @@ type Options struct {
 	Workers int
 	// TempDir holds the layer files ("" = the system's).
 	TempDir string
+	// Inflate gunzips layers: the run's one inflater (nil: Go's).
+	Inflate *inflate.Inflater
 	// Blobs, if set, is the run-wide scheduler shared with other images'
 	// sources: a layer they share is fetched once (see Blobs).
 	Blobs *Blobs
@@ -323,7 +325,7 @@ func (s *Source) fetchLayer(ctx context.Context, seq int, d v1.Descriptor) (it s
 	defer rc.Close()
 
 	br := bufio.NewReaderSize(rc, 256<<10)
-	dec, err := decompressor(d.MediaType, br)
+	dec, err := decompressor(ctx, s.opts.Inflate, d.MediaType, br)
 	if err != nil {
 		return it, fmt.Errorf("layer %s of %s: %w", d.Digest, s.where(), err)
 	}
@@ -357,8 +359,9 @@ func (s *Source) fetchLayer(ctx context.Context, seq int, d v1.Descriptor) (it s
 }
 
 // decompressor picks the decompression from the media type; an unknown type
-// is sniffed (gzip, zstd, else plain tar).
-func decompressor(mediaType string, br *bufio.Reader) (io.ReadCloser, error) {
+// is sniffed (gzip, zstd, else plain tar). gzip goes through z; an igzip
+// process ends with ctx.
+func decompressor(ctx context.Context, z *inflate.Inflater, mediaType string, br *bufio.Reader) (io.ReadCloser, error) {
 	kind := ""
 	switch {
 	case strings.HasSuffix(mediaType, "gzip"):
@@ -380,7 +383,7 @@ func decompressor(mediaType string, br *bufio.Reader) (io.ReadCloser, error) {
 	}
 	switch kind {
 	case "gzip":
-		zr, err := gzip.NewReader(br)
+		zr, err := z.Gunzip(ctx, br)
 		if err != nil {
 			return nil, fmt.Errorf("gunzip: %w", err)
 		}

@@ -3,12 +3,12 @@ package tarball
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -98,7 +98,9 @@ func (b *layerBody) Open() (io.ReadCloser, error) {
 	what := fmt.Sprintf("archive %s: member %s", b.s.path, b.l.m.name)
 	switch b.l.comp {
 	case gzipped:
-		zr, err := gzip.NewReader(br)
+		// Bodies are opened without a context: an igzip process ends
+		// with Close, or with the run (Inflater.Close).
+		zr, err := b.s.inflate.Gunzip(context.Background(), br)
 		if err != nil {
 			raw.Close()
 			return nil, fmt.Errorf("%s: gzip: %w", what, err)

@@ -14,6 +14,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/rs/zerolog"
 
+	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -51,15 +52,26 @@ type Source struct {
 	ra     io.ReaderAt // where members are read from
 	size   int64
 
+	inflate *inflate.Inflater
+
 	img        stage.Image
 	configName string
 	config     []byte
 	layers     []layer
 }
 
+// Options tune an opened archive.
+type Options struct {
+	// Inflate gunzips compressed layers: the run's one inflater (nil: Go's).
+	Inflate *inflate.Inflater
+}
+
 // Open indexes the docker-save archive at path and reads its manifest and
 // config. Errors name the archive and the member at fault.
-func Open(path string) (*Source, error) {
+func Open(path string) (*Source, error) { return OpenWith(path, Options{}) }
+
+// OpenWith is Open with options.
+func OpenWith(path string, o Options) (*Source, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open archive: %w", err)
@@ -75,6 +87,7 @@ func Open(path string) (*Source, error) {
 		return nil, err
 	}
 	s.f, s.reopen = f, true
+	s.inflate = o.Inflate
 	return s, nil
 }
 
