@@ -23,7 +23,7 @@ func (a *app) inflater(ctx context.Context) (*inflate.Inflater, error) {
 		a.inflate.z, a.inflate.err = inflate.New(ctx, a.g.Inflate)
 		if a.inflate.err == nil {
 			zerolog.Ctx(ctx).Debug().Str("mode", a.g.Inflate).Str("inflater", a.inflate.z.Name()).
-				Str("igzip", a.inflate.z.Path()).Msg("Gzip inflater chosen")
+				Str("igzip", a.inflate.z.Path()).Str("use", a.inflate.z.Describe()).Msg("Gzip inflater chosen")
 		}
 	})
 	return a.inflate.z, a.inflate.err

@@ -17,7 +17,7 @@ func BenchmarkGunzip(b *testing.B) {
 			b.SetBytes(int64(len(raw)))
 			b.ReportAllocs()
 			for b.Loop() {
-				rc, err := z.Gunzip(context.Background(), bytes.NewReader(gz))
+				rc, err := z.Gunzip(context.Background(), bytes.NewReader(gz), int64(len(gz)))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -19,10 +19,19 @@ const (
 	ModeISAL = "isal" // always igzip; New fails without it
 )
 
+// AutoMinSize is the smallest compressed size that ModeAuto sends through
+// igzip. Each igzip process costs a fixed few milliseconds of CPU (exec,
+// dynamic linking, its buffers, the pipes); measured on the bench corpus,
+// igzip's lower cost per byte pays for it from about 2 MiB of gzip (see
+// docs/performance.md). Smaller layers, and streams of unknown size, are
+// inflated in Go.
+const AutoMinSize = 2 << 20
+
 // Inflater is the run's gzip decompressor. The zero value and nil inflate
 // with Go.
 type Inflater struct {
-	igzip string // igzip's path; "" inflates with Go
+	igzip   string // igzip's path; "" inflates with Go
+	minSize int64  // smallest known compressed size sent to igzip (-1: unknown sizes too)
 
 	mu     sync.Mutex
 	live   map[*igzipReader]struct{}
@@ -50,7 +59,11 @@ func New(ctx context.Context, mode string) (*Inflater, error) {
 		}
 		return &Inflater{}, nil
 	}
-	return &Inflater{igzip: path}, nil
+	z := &Inflater{igzip: path, minSize: -1}
+	if mode != ModeISAL {
+		z.minSize = AutoMinSize
+	}
+	return z, nil
 }
 
 // probe checks that igzip at path decompresses a small gzip stream.
@@ -64,8 +77,8 @@ func probe(ctx context.Context, path string) error {
 	if err := zw.Close(); err != nil {
 		return err
 	}
-	z := &Inflater{igzip: path}
-	rc, err := z.Gunzip(ctx, &buf)
+	z := &Inflater{igzip: path, minSize: -1}
+	rc, err := z.Gunzip(ctx, &buf, int64(buf.Len()))
 	if err != nil {
 		return err
 	}
@@ -80,6 +93,17 @@ func probe(ctx context.Context, path string) error {
 		return fmt.Errorf("probe %s: decompressed %q", path, got)
 	}
 	return nil
+}
+
+// Describe says which inflater runs for which layers, for the log.
+func (z *Inflater) Describe() string {
+	switch {
+	case !z.ISAL():
+		return "go"
+	case z.minSize < 0:
+		return "isal for every gzip layer"
+	}
+	return fmt.Sprintf("isal for gzip layers of %d MiB and more, go for smaller ones and those of unknown size", z.minSize>>20)
 }
 
 // Name says which inflater runs: "isal" or "go".
@@ -102,12 +126,13 @@ func (z *Inflater) Path() string {
 }
 
 // Gunzip returns the decompressed content of the gzip stream r (one member
-// or several). With Go, a bad header fails here; with ISA-L it fails at the
-// first Read. The caller must Close the reader; reading to io.EOF means the
-// whole stream was valid. An igzip process is killed when ctx ends, and
-// Read then returns ctx's error.
-func (z *Inflater) Gunzip(ctx context.Context, r io.Reader) (io.ReadCloser, error) {
-	if !z.ISAL() {
+// or several) of size compressed bytes (-1 if unknown; under ModeAuto, small
+// or unknown sizes go to Go). With Go, a bad header fails here; with ISA-L
+// it fails at the first Read. The caller must Close the reader; reading to
+// io.EOF means the whole stream was valid. An igzip process is killed when
+// ctx ends, and Read then returns ctx's error.
+func (z *Inflater) Gunzip(ctx context.Context, r io.Reader, size int64) (io.ReadCloser, error) {
+	if !z.ISAL() || (z.minSize >= 0 && size < z.minSize) {
 		zr, err := gzip.NewReader(r)
 		if err != nil {
 			return nil, err

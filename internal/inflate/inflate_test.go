@@ -91,7 +91,7 @@ func gzipOf(t testing.TB, parts ...[]byte) []byte {
 
 // gunzip reads all of gz through z: the bytes it gave and its error.
 func gunzip(ctx context.Context, z *Inflater, gz []byte) ([]byte, error) {
-	rc, err := z.Gunzip(ctx, bytes.NewReader(gz))
+	rc, err := z.Gunzip(ctx, bytes.NewReader(gz), int64(len(gz)))
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +208,7 @@ func TestSourceErrorWins(t *testing.T) {
 	for _, mode := range []string{ModeGo, ModeISAL} {
 		t.Run(mode, func(t *testing.T) {
 			z := force(t, mode)
-			rc, err := z.Gunzip(context.Background(), &errReader{r: bytes.NewReader(gz), err: boom})
+			rc, err := z.Gunzip(context.Background(), &errReader{r: bytes.NewReader(gz), err: boom}, -1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -243,7 +243,7 @@ func TestCancelKillsIgzip(t *testing.T) {
 	z := force(t, ModeISAL)
 	gz := gzipOf(t, layerLike(t, 1<<20))
 	ctx, cancel := context.WithCancel(context.Background())
-	rc, err := z.Gunzip(ctx, &blockingReader{ctx: ctx, r: bytes.NewReader(gz[:len(gz)/2])})
+	rc, err := z.Gunzip(ctx, &blockingReader{ctx: ctx, r: bytes.NewReader(gz[:len(gz)/2])}, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestCancelKillsIgzip(t *testing.T) {
 	if alive(pid) {
 		t.Fatalf("igzip %d still exists after cancel and Close", pid)
 	}
-	if _, err := z.Gunzip(ctx, bytes.NewReader(gz)); !errors.Is(err, context.Canceled) {
+	if _, err := z.Gunzip(ctx, bytes.NewReader(gz), int64(len(gz))); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Gunzip on a done context: %v", err)
 	}
 }
@@ -268,7 +268,7 @@ func TestCloseEarlyAndInflaterClose(t *testing.T) {
 	z := force(t, ModeISAL)
 	gz := gzipOf(t, layerLike(t, 4<<20))
 	// Closed after one read: killed, reaped, no error.
-	rc, err := z.Gunzip(context.Background(), bytes.NewReader(gz))
+	rc, err := z.Gunzip(context.Background(), bytes.NewReader(gz), int64(len(gz)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +283,7 @@ func TestCloseEarlyAndInflaterClose(t *testing.T) {
 	// Left open: the run's end (Inflater.Close) kills and reaps it.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rc, err = z.Gunzip(ctx, &blockingReader{ctx: ctx, r: bytes.NewReader(gz[:1000])})
+	rc, err = z.Gunzip(ctx, &blockingReader{ctx: ctx, r: bytes.NewReader(gz[:1000])}, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,8 +302,37 @@ func TestCloseEarlyAndInflaterClose(t *testing.T) {
 	if z.Live() != 0 {
 		t.Fatalf("%d live after Close", z.Live())
 	}
-	if _, err := z.Gunzip(context.Background(), bytes.NewReader(gz)); !errors.Is(err, ErrClosed) {
+	if _, err := z.Gunzip(context.Background(), bytes.NewReader(gz), int64(len(gz))); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Gunzip after Close: %v", err)
+	}
+}
+
+// Under auto, only layers of known size from AutoMinSize up go to igzip.
+func TestAutoBySize(t *testing.T) {
+	testenv.Igzip(t)
+	z := force(t, ModeISAL)
+	auto, err := New(context.Background(), ModeAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer auto.Close()
+	gz := gzipOf(t, []byte("small"))
+	for _, c := range []struct {
+		z     *Inflater
+		size  int64
+		igzip bool
+	}{{auto, 1000, false}, {auto, -1, false}, {auto, AutoMinSize - 1, false}, {auto, AutoMinSize, true}, {z, 10, true}, {z, -1, true}} {
+		rc, err := c.z.Gunzip(context.Background(), bytes.NewReader(gz), c.size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, is := rc.(*igzipReader); is != c.igzip {
+			t.Errorf("size %d (%s): igzip %v, want %v", c.size, c.z.Describe(), is, c.igzip)
+		}
+		if b, err := io.ReadAll(rc); err != nil || string(b) != "small" {
+			t.Errorf("size %d: %q, %v", c.size, b, err)
+		}
+		rc.Close()
 	}
 }
 

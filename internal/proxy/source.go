@@ -129,7 +129,7 @@ func (b *blobBody) Open() (io.ReadCloser, error) {
 	case strings.Contains(mt, "gzip") || bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
 		// Open has no context: an igzip process ends with Close, or
 		// with the proxy (Inflater.Close).
-		zr, err := b.inflate.Gunzip(context.Background(), br)
+		zr, err := b.inflate.Gunzip(context.Background(), br, b.b.Size)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("gzip blob %s: %w", b.b.Digest, err)

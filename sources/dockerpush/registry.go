@@ -437,7 +437,7 @@ func spoolBlob(src io.Reader, tempDir string, z *inflate.Inflater) (blob, error)
 	switch {
 	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
 		comp = compGzip
-		zr, err := z.Gunzip(context.Background(), br)
+		zr, err := z.Gunzip(context.Background(), br, -1) // size unknown: the engine streams it
 		if err != nil {
 			return blob{}, fmt.Errorf("gzip blob: %w", err)
 		}

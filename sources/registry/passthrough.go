@@ -72,7 +72,7 @@ func (b *blobBody) Open() (io.ReadCloser, error) {
 		return nil, err
 	}
 	br := bufio.NewReaderSize(rc, 256<<10)
-	dec, err := decompressor(b.s.runCtx, b.s.opts.Inflate, b.desc.MediaType, br)
+	dec, err := decompressor(b.s.runCtx, b.s.opts.Inflate, b.desc, br)
 	if err != nil {
 		rc.Close()
 		return nil, fmt.Errorf("layer %s of %s: %w", b.desc.Digest, b.s.where(), err)

@@ -325,7 +325,7 @@ func (s *Source) fetchLayer(ctx context.Context, seq int, d v1.Descriptor) (it s
 	defer rc.Close()
 
 	br := bufio.NewReaderSize(rc, 256<<10)
-	dec, err := decompressor(ctx, s.opts.Inflate, d.MediaType, br)
+	dec, err := decompressor(ctx, s.opts.Inflate, d, br)
 	if err != nil {
 		return it, fmt.Errorf("layer %s of %s: %w", d.Digest, s.where(), err)
 	}
@@ -361,7 +361,8 @@ func (s *Source) fetchLayer(ctx context.Context, seq int, d v1.Descriptor) (it s
 // decompressor picks the decompression from the media type; an unknown type
 // is sniffed (gzip, zstd, else plain tar). gzip goes through z; an igzip
 // process ends with ctx.
-func decompressor(ctx context.Context, z *inflate.Inflater, mediaType string, br *bufio.Reader) (io.ReadCloser, error) {
+func decompressor(ctx context.Context, z *inflate.Inflater, d v1.Descriptor, br *bufio.Reader) (io.ReadCloser, error) {
+	mediaType := d.MediaType
 	kind := ""
 	switch {
 	case strings.HasSuffix(mediaType, "gzip"):
@@ -383,7 +384,7 @@ func decompressor(ctx context.Context, z *inflate.Inflater, mediaType string, br
 	}
 	switch kind {
 	case "gzip":
-		zr, err := z.Gunzip(ctx, br)
+		zr, err := z.Gunzip(ctx, br, d.Size)
 		if err != nil {
 			return nil, fmt.Errorf("gunzip: %w", err)
 		}

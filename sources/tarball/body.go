@@ -100,7 +100,7 @@ func (b *layerBody) Open() (io.ReadCloser, error) {
 	case gzipped:
 		// Bodies are opened without a context: an igzip process ends
 		// with Close, or with the run (Inflater.Close).
-		zr, err := b.s.inflate.Gunzip(context.Background(), br)
+		zr, err := b.s.inflate.Gunzip(context.Background(), br, b.l.m.size)
 		if err != nil {
 			raw.Close()
 			return nil, fmt.Errorf("%s: gzip: %w", what, err)
