@@ -41,6 +41,7 @@ type RunCmd struct {
 	Reps       int      `default:"3" help:"Repetitions per tool and scenario (median, min and max reported)."`
 	Scenarios  []string `help:"Scenarios to run (default: all). Known: ${scenarios}."`
 	Variants   []string `name:"jJ" default:"4x3,1x1" help:"occystrap -j x -J settings to run, JxJJ; the first is 'ours' in the ratios (a sweep: 1x1,2x1,4x3,8x6)."`
+	Inflate    []string `default:"auto" help:"OCCYSTRAP_INFLATE values to run each -j/-J setting with (a sweep: isal,go); the inflater that ran is probed and named."`
 	Peers      []string `default:"crane,regctl,skopeo" help:"Peers to run when found on PATH (none: --peers='')."`
 	JSON       string   `name:"json" help:"Write the results as JSON to this file."`
 	CPUProfile string   `name:"cpuprofile" help:"Write a CPU profile of ours per scenario to FILE.<scenario>."`
@@ -56,10 +57,11 @@ type DemoCmd struct {
 
 // FloorCmd is the floor (run by the harness as a child process).
 type FloorCmd struct {
-	CA    string   `help:"CA PEM file."`
-	Host  string   `help:"Registry host."`
-	File  string   `help:"Read this file instead."`
-	Blobs []string `arg:"" optional:"" help:"REPO@DIGEST blobs."`
+	CA     string   `help:"CA PEM file."`
+	Host   string   `help:"Registry host."`
+	File   string   `help:"Read this file instead."`
+	Gunzip bool     `help:"Also gunzip each gzip blob with Go (klauspost/compress)."`
+	Blobs  []string `arg:"" optional:"" help:"REPO@DIGEST blobs."`
 }
 
 // CLI is the command line.
@@ -88,7 +90,7 @@ func main() {
 
 // Run is the floor.
 func (f *FloorCmd) Run(ctx context.Context) error {
-	return harness.Floor(ctx, f.CA, f.Host, f.File, f.Blobs)
+	return harness.Floor(ctx, f.CA, f.Host, f.File, f.Gunzip, f.Blobs)
 }
 
 // setup builds occystrap, loads the corpus and starts the servers.
@@ -194,9 +196,14 @@ func (r *RunCmd) runScenarios(ctx context.Context, s *setup, stdout, log io.Writ
 		if !ok || err1 != nil || err2 != nil || j < 1 || jj < 1 {
 			return nil, fmt.Errorf("--jJ %q: want JxJJ, e.g. 4x3", v)
 		}
-		h.Variants = append(h.Variants, harness.Variant{J: j, BigJ: jj})
+		for _, inf := range r.Inflate {
+			if inf != "auto" && inf != "go" && inf != "isal" {
+				return nil, fmt.Errorf("--inflate %q: want auto, go or isal", inf)
+			}
+			h.Variants = append(h.Variants, harness.Variant{J: j, BigJ: jj, Inflate: inf})
+		}
 	}
-	if err := h.Prepare(); err != nil {
+	if err := h.Prepare(ctx); err != nil {
 		return nil, err
 	}
 	var results []harness.Result
