@@ -319,11 +319,20 @@ intake:
 		case stage.KindConfig:
 			c := it
 			config = &c
+			// A config that says where its blob is (a registry source in
+			// passthrough) is mounted from there when that is this registry.
+			from := ""
+			if o, ok := c.Body.(BlobOrigin); ok {
+				if host, repo := o.Origin(); host == s.opts.Host && repo != s.opts.Repo {
+					from = repo
+				}
+			}
+			_ = c.Release()
 			p.Go(func(ctx context.Context) error {
 				// The config is small and in memory: it takes no upload
 				// slot, so that the layers get all of them.
 				d, err := s.ensureBlob(ctx, v1.Descriptor{MediaType: MediaTypeDockerConfig, Digest: digest.FromBytes(c.Data), Size: int64(len(c.Data))},
-					bytesOpener(c.Data), "", nil)
+					bytesOpener(c.Data), from, nil)
 				if err != nil {
 					return fail(fmt.Errorf("config %s: %w", c.Name, err))
 				}

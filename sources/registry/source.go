@@ -202,9 +202,13 @@ func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) error {
 			return fmt.Errorf("image %s: manifest has %d layers, config %d DiffIDs", s.where(), len(man.Layers), len(cfg.RootFS.DiffIDs))
 		}
 		diffIDs = cfg.RootFS.DiffIDs
-		if err := stage.Send(ctx, out, stage.Item{
-			Seq: -1, Kind: stage.KindConfig, Name: man.Config.Digest.Encoded() + ".json", Size: -1, Data: cfgBytes,
-		}); err != nil {
+		cfgItem := stage.Item{Seq: -1, Kind: stage.KindConfig, Name: man.Config.Digest.Encoded() + ".json", Size: -1, Data: cfgBytes}
+		if s.compressed {
+			// The config's blob as it is in this registry (BlobOrigin),
+			// so that a sink on the same registry mounts it.
+			cfgItem.Body = &blobBody{s: s, desc: man.Config}
+		}
+		if err := stage.Send(ctx, out, cfgItem); err != nil {
 			return err
 		}
 		close(cfgSent)
