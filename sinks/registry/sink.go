@@ -437,6 +437,22 @@ func (s *Sink) headAhead(ctx context.Context, p *pool.ContextPool, body []byte) 
 	}
 }
 
+// headAnswered says whether the HEAD sent ahead for d has its answer.
+func (s *Sink) headAnswered(d digest.Digest) bool {
+	s.aheadMu.Lock()
+	h := s.ahead[d]
+	s.aheadMu.Unlock()
+	if h == nil {
+		return false
+	}
+	select {
+	case <-h.done:
+		return h.err == nil
+	default:
+		return false
+	}
+}
+
 // exists says whether the destination's repository has blob d: the HEAD
 // sent ahead for it, else one now.
 func (s *Sink) exists(ctx context.Context, d digest.Digest) (bool, error) {
@@ -600,7 +616,12 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open func(con
 	// A HEAD sent ahead may predate another sink of the run pushing the
 	// blob to this repository while this one waited for its claim.
 	there := s.opts.Pushed.in(s.opts.Host, desc.Digest, s.opts.Repo)
-	if !there {
+	if from == "" {
+		from, _ = s.opts.Pushed.elsewhere(s.opts.Host, desc.Digest, s.opts.Repo)
+	}
+	// A blob that can be mounted is not HEADed first: the mount answers
+	// for a blob the repository has too. A HEAD already answered is used.
+	if !there && (from == "" || s.headAnswered(desc.Digest)) {
 		if there, err = s.exists(ctx, desc.Digest); err != nil {
 			return desc, err
 		}
