@@ -43,6 +43,7 @@ type RunCmd struct {
 	Variants   []string `name:"jJ" default:"4x3,1x1" help:"occystrap -j x -J settings to run, JxJJ; the first is 'ours' in the ratios (a sweep: 1x1,2x1,4x3,8x6)."`
 	Inflate    []string `default:"auto" help:"OCCYSTRAP_INFLATE values to run each -j/-J setting with (a sweep: isal,go); the inflater that ran is probed and named."`
 	Peers      []string `default:"crane,regctl,skopeo" help:"Peers to run when found on PATH (none: --peers='')."`
+	Baseline   string   `help:"Also run this other occystrap binary with the first -j/-J setting, interleaved with ours (an A/B comparison)."`
 	JSON       string   `name:"json" help:"Write the results as JSON to this file."`
 	CPUProfile string   `name:"cpuprofile" help:"Write a CPU profile of ours per scenario to FILE.<scenario>."`
 	MemProfile string   `name:"memprofile" help:"Write a heap profile of ours per scenario to FILE.<scenario>."`
@@ -202,6 +203,11 @@ func (r *RunCmd) runScenarios(ctx context.Context, s *setup, stdout, log io.Writ
 			}
 			h.Variants = append(h.Variants, harness.Variant{J: j, BigJ: jj, Inflate: inf})
 		}
+	}
+	if r.Baseline != "" && len(h.Variants) > 0 {
+		b := h.Variants[0]
+		b.Inflate, b.Bin = "", abs(r.Baseline)
+		h.Variants = append(h.Variants, b)
 	}
 	if err := h.Prepare(ctx); err != nil {
 		return nil, err

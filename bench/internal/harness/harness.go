@@ -27,10 +27,15 @@ type Variant struct {
 	J, BigJ  int
 	Inflate  string
 	Inflater string
+	// Bin, when set, is another occystrap binary (an A/B baseline).
+	Bin string
 }
 
 func (v Variant) String() string {
 	s := fmt.Sprintf("occystrap -j%d -J%d", v.J, v.BigJ)
+	if v.Bin != "" {
+		s = fmt.Sprintf("baseline -j%d -J%d", v.J, v.BigJ)
+	}
 	if v.Inflater != "" {
 		s += " " + v.Inflater
 	}
@@ -109,7 +114,11 @@ func (h *Harness) Prepare(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		cmd := exec.CommandContext(ctx, h.Bin, "--verbose", "--log-format", "json", "process", "tar://"+h.Archive, "dir://"+out+"/out")
+		bin := h.Bin
+		if v.Bin != "" {
+			bin = v.Bin
+		}
+		cmd := exec.CommandContext(ctx, bin, "--verbose", "--log-format", "json", "process", "tar://"+h.Archive, "dir://"+out+"/out")
 		cmd.Env = os.Environ()
 		if v.Inflate != "" {
 			cmd.Env = append(cmd.Env, "OCCYSTRAP_INFLATE="+v.Inflate)
@@ -120,6 +129,9 @@ func (h *Harness) Prepare(ctx context.Context) error {
 			return fmt.Errorf("probe the inflater of %s (OCCYSTRAP_INFLATE=%s): %w\n%s", v, v.Inflate, err, tail(string(b), 2000))
 		}
 		m := inflaterRE.FindSubmatch(b)
+		if m == nil && v.Bin != "" {
+			continue // a baseline from before the inflater was logged
+		}
 		if m == nil {
 			return fmt.Errorf("probe the inflater of %s: no inflater in its debug log", v)
 		}
@@ -172,7 +184,11 @@ func (h *Harness) Run(ctx context.Context, sc Scenario) (Result, error) {
 		tools = append(tools, &tool{name: v.String(), kind: "ours", inflater: v.Inflater, check: sc.check,
 			argv: func(r *runCtx) []string {
 				src, dst := sc.ours(r)
-				return []string{h.Bin, "-j", strconv.Itoa(v.J), "-J", strconv.Itoa(v.BigJ), "--log-format", "json", "process", src, dst}
+				bin := h.Bin
+				if v.Bin != "" {
+					bin = v.Bin
+				}
+				return []string{bin, "-j", strconv.Itoa(v.J), "-J", strconv.Itoa(v.BigJ), "--log-format", "json", "process", src, dst}
 			},
 			env: func(last bool) []string {
 				var e []string
