@@ -36,7 +36,10 @@ func (v Variant) String() string {
 	if v.Bin != "" {
 		s = fmt.Sprintf("baseline -j%d -J%d", v.J, v.BigJ)
 	}
-	if v.Inflater != "" {
+	switch {
+	case v.Inflater != "" && v.Inflate != "" && v.Inflate != v.Inflater:
+		s += " " + v.Inflate + "=" + v.Inflater // auto=isal
+	case v.Inflater != "":
 		s += " " + v.Inflater
 	}
 	return s
