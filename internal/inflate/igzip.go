@@ -47,6 +47,7 @@ type igzipReader struct {
 	ringN  int64 // bytes ever written to ring
 	err    error // sticky: the end of the stream (io.EOF) or its failure
 	waited sync.Once
+	werr   error // the process's exit, set under waited
 	closed sync.Once
 }
 
@@ -179,15 +180,15 @@ func (r *igzipReader) account(p []byte) {
 	}
 }
 
-// wait reaps the process and the feeder, once.
+// wait reaps the process and the feeder, once; safe for concurrent use
+// (Inflater.Close and the reader's owner).
 func (r *igzipReader) wait() error {
-	var werr error
 	r.waited.Do(func() {
-		werr = r.cmd.Wait()
+		r.werr = r.cmd.Wait()
 		r.feed.Wait()
 		r.z.untrack(r)
 	})
-	return werr
+	return r.werr
 }
 
 // finish ends the stream after the pipe's readErr (io.EOF when igzip

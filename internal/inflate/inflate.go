@@ -142,8 +142,9 @@ func (z *Inflater) Gunzip(ctx context.Context, r io.Reader, size int64) (io.Read
 	return z.startIgzip(ctx, r)
 }
 
-// Close kills every igzip process still running and waits for it. Gunzip
-// fails with ErrClosed afterwards.
+// Close kills every igzip process still running and waits for it (and its
+// feeder). A reader still in use then fails with ErrClosed; its owner
+// still closes it. Gunzip fails with ErrClosed afterwards.
 func (z *Inflater) Close() error {
 	if z == nil {
 		return nil
@@ -156,7 +157,8 @@ func (z *Inflater) Close() error {
 	}
 	z.mu.Unlock()
 	for _, r := range left {
-		r.Close()
+		r.abort(ErrClosed)
+		r.wait()
 	}
 	return nil
 }
