@@ -15,6 +15,8 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/rs/zerolog"
 	"golang.org/x/term"
+
+	"github.com/occystrap/occystrap/internal/platform"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -32,19 +34,21 @@ type Globals struct {
 	VerifyFull bool             `name:"verify-full" env:"OCCYSTRAP_VERIFY_FULL" help:"Like --verify, and re-read the data written."`
 	Version    kong.VersionFlag `help:"Print the version and exit."`
 
-	OS            string  `name:"os" default:"linux" help:"Operating system to choose from a manifest list."`
-	Architecture  string  `default:"amd64" help:"CPU architecture to choose from a manifest list."`
-	Variant       string  `help:"CPU variant to choose from a manifest list (must match exactly)."`
-	Username      string  `env:"OCCYSTRAP_USERNAME" help:"Registry user name."`
-	Password      string  `env:"OCCYSTRAP_PASSWORD" help:"Registry password."`
-	Insecure      bool    `help:"Talk to registries over plain HTTP."`
-	Retries       int     `env:"OCCYSTRAP_RETRIES" default:"3" help:"Retries of a failed HTTP request."`
-	RateLimit     float64 `name:"rate-limit" env:"OCCYSTRAP_RATE_LIMIT" help:"Most HTTP requests per second, shared by everything (default: unlimited)."`
-	ImageParallel int     `name:"image-parallel" short:"J" env:"OCCYSTRAP_IMAGE_PARALLEL" default:"3" help:"Images processed at once for multi-image sources."`
-	Inflate       string  `env:"OCCYSTRAP_INFLATE" enum:"auto,go,isal" default:"auto" help:"Gzip decompression: isal (ISA-L's igzip, about twice as fast), go, or auto (isal when igzip is on PATH)."`
-	Compression   string  `env:"OCCYSTRAP_COMPRESSION" enum:"gzip,zstd" default:"gzip" help:"Layer compression for registry output: gzip or zstd."`
-	LayerCache    string  `name:"layer-cache" env:"OCCYSTRAP_LAYER_CACHE" help:"JSON file remembering pushed layers, to skip them next time."`
-	OutputFormat  string  `name:"output-format" short:"O" enum:"text,json" default:"text" help:"Output of info and check: text or json."`
+	OS            string    `name:"os" default:"linux" help:"Operating system to choose from a manifest list."`
+	Architecture  string    `default:"amd64" help:"CPU architecture to choose from a manifest list (arm64 means arm64/v8, arm means arm/v7, as containerd matches)."`
+	Variant       string    `help:"CPU variant to choose from a manifest list."`
+	Platform      string    `env:"OCCYSTRAP_PLATFORM" placeholder:"OS/ARCH[/VARIANT]" help:"Platform to choose from a manifest list; wins over --os, --architecture and --variant."`
+	AllPlatforms  bool      `name:"all-platforms" help:"registry:// to registry:// only: copy a whole manifest list (every platform), keeping its digest."`
+	Username      string    `env:"OCCYSTRAP_USERNAME" help:"Registry user name."`
+	Password      string    `env:"OCCYSTRAP_PASSWORD" help:"Registry password."`
+	Insecure      bool      `help:"Talk to registries over plain HTTP."`
+	Retries       int       `env:"OCCYSTRAP_RETRIES" default:"3" help:"Retries of a failed HTTP request."`
+	RateLimit     rateLimit `name:"rate-limit" env:"OCCYSTRAP_RATE_LIMIT" help:"Most HTTP requests per second, shared by everything, or auto: halve on 429/503, grow back when quiet (default: unlimited)."`
+	ImageParallel int       `name:"image-parallel" short:"J" env:"OCCYSTRAP_IMAGE_PARALLEL" default:"3" help:"Images processed at once for multi-image sources."`
+	Inflate       string    `env:"OCCYSTRAP_INFLATE" enum:"auto,go,isal" default:"auto" help:"Gzip decompression: isal (ISA-L's igzip, about twice as fast), go, or auto (isal when igzip is on PATH)."`
+	Compression   string    `env:"OCCYSTRAP_COMPRESSION" enum:"gzip,zstd" default:"gzip" help:"Layer compression for registry output: gzip or zstd."`
+	LayerCache    string    `name:"layer-cache" env:"OCCYSTRAP_LAYER_CACHE" help:"JSON file remembering pushed layers, to skip them next time."`
+	OutputFormat  string    `name:"output-format" short:"O" enum:"text,json" default:"text" help:"Output of info and check: text or json."`
 }
 
 // CLI is the whole command line.
@@ -56,6 +60,10 @@ type CLI struct {
 	Info    InfoCmd    `cmd:"" help:"Show an image's metadata without reading its layers."`
 	Check   CheckCmd   `cmd:"" help:"Check an image's validity; exit 1 when errors are found."`
 	Proxy   ProxyCmd   `cmd:"" help:"Serve a registry that filters the images pushed or pulled through it into a downstream registry."`
+	Plan    PlanCmd    `cmd:"" help:"Split a multi-image source into shards by shared layers, for process --shard."`
+
+	// The original's deprecated commands, listed apart under "Deprecated".
+	Legacy `embed:""`
 }
 
 func main() {
@@ -75,6 +83,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		kong.Vars{"version": version},
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { panic(exitCode(code)) }),
+		kong.ExplicitGroups([]kong.Group{{
+			Key:         legacyGroup,
+			Title:       "Deprecated",
+			Description: "The original occystrap's old commands, for existing scripts: each warns and runs as the process or search command named.",
+		}}),
 	)
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
@@ -95,6 +108,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			fmt.Fprintf(stderr, "Error: %v\n", err)
 			fmt.Fprintf(stderr, "Run 'occystrap --help' for usage.\n")
+			code = 2
+			return
+		}
+		if err := cli.Globals.applyPlatform(); err != nil {
+			fmt.Fprintf(stderr, "Error: %v\n", err)
 			code = 2
 			return
 		}
@@ -123,6 +141,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 type exitCode int
+
+// applyPlatform makes --platform (or OCCYSTRAP_PLATFORM), when given, the
+// --os, --architecture and --variant every command reads.
+func (g *Globals) applyPlatform() error {
+	if g.Platform == "" {
+		return nil
+	}
+	p, err := platform.Parse(g.Platform)
+	if err != nil {
+		return fmt.Errorf("--platform: %w", err)
+	}
+	g.OS, g.Architecture, g.Variant = p.OS, p.Architecture, p.Variant
+	return nil
+}
 
 // errQuiet ends a command with exit code 1 and no error line: the command
 // has already printed its outcome (check finding errors).

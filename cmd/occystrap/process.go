@@ -18,12 +18,33 @@ type ProcessCmd struct {
 	Source      string   `arg:"" name:"source" help:"Input URI: tar://PATH, registry://HOST/IMAGE[:TAG], ..."`
 	Destination string   `arg:"" name:"destination" help:"Output URI: dir://PATH, tar://PATH, ..."`
 	Filter      []string `short:"f" sep:"none" placeholder:"SPEC" help:"Filter, name[:key=value,...]; repeatable, the first given is applied first."`
+	Shard       string   `placeholder:"K/N" help:"Process only shard K of N of a multi-image source (default: $JOB_COMPLETION_INDEX/$OCCYSTRAP_SHARDS when both are set)."`
+	Plan        string   `type:"existingfile" placeholder:"FILE" help:"With --shard: the plan written by occystrap plan --out (default: plan now)."`
+
+	// input, when set, is the opened source to use instead of Source (a
+	// legacy command reading what no URI names: recreate-image).
+	input source
 }
 
 // Run processes one image.
 func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
-	if isMulti(c.Source) {
+	all := false
+	if c.input == nil { // a legacy command's own input is never a list
+		var err error
+		if all, err = allPlatforms(a, c.Source); err != nil {
+			return err
+		}
+	}
+	if all {
+		if err := checkAllPlatforms(c.Source, c.Destination, c.Filter); err != nil {
+			return err
+		}
+	}
+	if c.input == nil && isMulti(c.Source) {
 		return c.runMulti(ctx, a)
+	}
+	if c.Shard != "" || c.Plan != "" { // not the Job environment: a single image in a sharded Job runs whole
+		return usageErrorf("--shard and --plan need a multi-image source (quay://NAMESPACE/GLOB:TAG), not %s", redactURI(c.Source))
 	}
 	log := zerolog.Ctx(ctx)
 	start := time.Now()
@@ -33,9 +54,12 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	src, _, err := openInput(ctx, a, c.Source)
-	if err != nil {
-		return err
+	src := c.input
+	if src == nil {
+		src, _, err = openInput(ctx, a, c.Source)
+		if err != nil {
+			return err
+		}
 	}
 	defer src.Close()
 	out, _, err := openOutput(ctx, a, c.Destination)
@@ -43,6 +67,11 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 		return err
 	}
 	defer out.Close()
+	if all {
+		if done, err := c.runAllPlatforms(ctx, a, src, out, start); done {
+			return err
+		}
+	}
 
 	img := src.Image()
 	stages, err := buildFilters(filterFacs, img)

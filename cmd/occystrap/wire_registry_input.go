@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/occystrap/occystrap/internal/platform"
 	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sources/registry"
 )
@@ -11,10 +12,10 @@ import (
 func init() { inputs["registry"] = openRegistryInput }
 
 // openRegistryInput opens registry://HOST/IMAGE[:TAG]; the URI's options
-// os, arch/architecture, variant, username, password, insecure and
-// max_workers override the globals.
+// os, arch/architecture, variant, platform, all_platforms, username,
+// password, insecure and max_workers override the globals.
 func openRegistryInput(_ context.Context, a *app, u uri.URI) (source, error) {
-	if err := knownOptions(u, "os", "arch", "architecture", "variant", "username", "password", "insecure", "max_workers"); err != nil {
+	if err := knownOptions(u, "os", "arch", "architecture", "variant", "platform", "all_platforms", "username", "password", "insecure", "max_workers"); err != nil {
 		return nil, err
 	}
 	if u.Host == "" || u.Path == "" {
@@ -41,6 +42,13 @@ func openRegistryInput(_ context.Context, a *app, u uri.URI) (source, error) {
 	}
 	if v, ok := u.String("variant"); ok {
 		o.Variant = v
+	}
+	if v, ok := u.String("platform"); ok {
+		p, err := platform.Parse(v)
+		if err != nil {
+			return nil, fmt.Errorf("registry URI %q: option platform: %w", u.Raw, err)
+		}
+		o.OS, o.Architecture, o.Variant = p.OS, p.Architecture, p.Variant
 	}
 	if o.Registry, o.Workers, err = registryAccess(a, u); err != nil {
 		return nil, err
