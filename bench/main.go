@@ -215,7 +215,11 @@ func (r *RunCmd) runScenarios(ctx context.Context, s *setup, stdout, log io.Writ
 		if !ok || err1 != nil || err2 != nil || j < 1 || jj < 1 {
 			return nil, fmt.Errorf("--jJ %q: want JxJJ, e.g. 4x3", v)
 		}
-		for _, inf := range r.Inflate {
+		inflates := r.Inflate
+		if len(inflates) == 0 {
+			inflates = []string{"auto"}
+		}
+		for _, inf := range inflates {
 			if inf != "auto" && inf != "go" && inf != "isal" {
 				return nil, fmt.Errorf("--inflate %q: want auto, go or isal", inf)
 			}
