@@ -48,6 +48,9 @@ func (a *app) transport() (*transport.Transport, error) {
 		NoRetries:     a.g.Retries <= 0,
 		RateLimit:     a.g.RateLimit.perSecond,
 		RateLimitAuto: a.g.RateLimit.auto,
+		StallTimeout:  a.g.StallTimeout,
+		MaxRetryAfter: a.g.MaxRetryAfter,
+		Secret:        func(s string) { a.secrets.Add(s) },
 		Username:      a.g.Username,
 		Password:      a.g.Password,
 	})

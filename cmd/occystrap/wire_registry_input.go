@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/occystrap/occystrap/internal/platform"
+	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sources/registry"
 )
@@ -19,7 +20,7 @@ func openRegistryInput(_ context.Context, a *app, u uri.URI) (source, error) {
 		return nil, err
 	}
 	if u.Host == "" || u.Path == "" {
-		return nil, fmt.Errorf("registry URI %q: expected registry://HOST/IMAGE[:TAG]", u.Raw)
+		return nil, fmt.Errorf("registry URI %q: expected registry://HOST/IMAGE[:TAG]", redact.URI(u.Raw))
 	}
 	t, err := a.transport()
 	if err != nil {

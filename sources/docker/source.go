@@ -17,6 +17,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/engine"
 	"github.com/occystrap/occystrap/internal/inflate"
+	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/sources/tarball"
 	"github.com/occystrap/occystrap/stage"
 )
@@ -114,7 +115,7 @@ func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) error {
 	if s.spool != "" {
 		return fmt.Errorf("docker image %s: Emit called twice", s.ref)
 	}
-	f, err := os.CreateTemp(s.opts.TempDir, "occystrap-docker-*.tar")
+	f, err := tempname.Create(s.opts.TempDir, "docker", ".tar")
 	if err != nil {
 		return fmt.Errorf("spool docker image %s: %w", s.ref, err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/inflate"
+	"github.com/occystrap/occystrap/internal/tempname"
 )
 
 const (
@@ -465,7 +466,7 @@ func spoolBlob(src io.Reader, tempDir string, z *inflate.Inflater) (blob, error)
 		defer zr.Close()
 		rd = zr
 	}
-	f, err := os.CreateTemp(tempDir, "occystrap-dockerpush-*.tar")
+	f, err := tempname.Create(tempDir, "dockerpush", ".tar")
 	if err != nil {
 		return blob{}, fmt.Errorf("spool blob: %w", err)
 	}

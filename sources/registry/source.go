@@ -19,6 +19,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/internal/platform"
+	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -328,19 +329,7 @@ func (s *Source) fetchConfig(ctx context.Context, d v1.Descriptor) ([]byte, erro
 	if b, ok := s.aheadConfig(d.Digest); ok {
 		return b, nil
 	}
-	if d.Size > 64<<20 {
-		return nil, fmt.Errorf("config %s of %s is %d bytes, too large", d.Digest, s.where(), d.Size)
-	}
-	rc, err := s.reg.Blob(ctx, s.opts.Repo, d.Digest, d.Size)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, err
-	}
-	return b, nil
+	return s.reg.BlobBytes(ctx, s.opts.Repo, d.Digest, d.Size, transport.MaxConfig)
 }
 
 // fetchLayer streams one layer into a temporary file: digest checked,
@@ -349,7 +338,7 @@ func (s *Source) fetchLayer(ctx context.Context, seq int, d v1.Descriptor) (it s
 	if s.compressed {
 		return s.fetchCompressed(ctx, seq, d)
 	}
-	f, err := os.CreateTemp(s.opts.TempDir, "occystrap-layer-*.tar")
+	f, err := tempname.Create(s.opts.TempDir, "layer", ".tar")
 	if err != nil {
 		return it, fmt.Errorf("layer %s of %s: temporary file: %w", d.Digest, s.where(), err)
 	}
@@ -371,15 +360,19 @@ func (s *Source) fetchLayer(ctx context.Context, seq int, d v1.Descriptor) (it s
 		return it, fmt.Errorf("layer %s of %s: %w", d.Digest, s.where(), err)
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), dec)
+	fw := &writeErr{w: f}
+	n, err := io.Copy(io.MultiWriter(fw, h), dec)
 	if cerr := dec.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		// A corrupt blob usually trips the decompressor first; the digest
-		// check at the blob's end names the real cause.
-		if _, derr := io.Copy(io.Discard, br); errors.Is(derr, transport.ErrDigestMismatch) {
-			err = derr
+		// check at the blob's end names the real cause. A failed write
+		// (a full disk) stops here: nothing more is read.
+		if fw.err == nil {
+			if _, derr := io.Copy(io.Discard, br); errors.Is(derr, transport.ErrDigestMismatch) {
+				err = derr
+			}
 		}
 		return it, fmt.Errorf("layer %s of %s: %w", d.Digest, s.where(), err)
 	}
@@ -438,4 +431,19 @@ func decompressor(ctx context.Context, z *inflate.Inflater, d v1.Descriptor, br 
 		return zr.IOReadCloser(), nil
 	}
 	return io.NopCloser(br), nil
+}
+
+// writeErr remembers the error of a failed write, so that a copy's error
+// can be told apart as the writer's rather than the reader's.
+type writeErr struct {
+	w   io.Writer
+	err error
+}
+
+func (w *writeErr) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	return n, err
 }

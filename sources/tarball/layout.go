@@ -15,6 +15,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/internal/platform"
+	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -211,7 +212,7 @@ func decompressArchive(f *os.File, path, tempDir string, z *inflate.Inflater) (f
 	default:
 		return path, false, nil
 	}
-	tmp, err := os.CreateTemp(tempDir, "occystrap-archive-*.tar")
+	tmp, err := tempname.Create(tempDir, "archive", ".tar")
 	if err != nil {
 		return "", false, fmt.Errorf("open archive %s: decompress: %w", path, err)
 	}
