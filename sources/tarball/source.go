@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/occystrap/occystrap/internal/accounting"
+	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/internal/platform"
 	"github.com/occystrap/occystrap/stage"
 )
@@ -57,6 +58,8 @@ type Source struct {
 	size   int64
 	opts   Options
 
+	inflate *inflate.Inflater
+
 	img        stage.Image
 	configName string
 	config     []byte
@@ -80,6 +83,8 @@ type Options struct {
 	// Platform chooses the image of an OCI image layout that holds several
 	// (default linux/amd64), as for a registry's manifest list.
 	Platform platform.Platform
+	// Inflate gunzips compressed layers: the run's one inflater (nil: Go's).
+	Inflate *inflate.Inflater
 }
 
 // Open indexes the archive at path and reads its manifest and config, with
@@ -96,7 +101,7 @@ func OpenWith(path string, o Options) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open archive: %w", err)
 	}
-	file, spooled, err := decompressArchive(f, path, o.TempDir)
+	file, spooled, err := decompressArchive(f, path, o.TempDir, o.Inflate)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -124,6 +129,7 @@ func OpenWith(path string, o Options) (*Source, error) {
 		return fail(err)
 	}
 	s.f, s.reopen, s.file, s.spool = f, true, file, spooled
+	s.inflate = o.Inflate
 	return s, nil
 }
 
