@@ -18,8 +18,14 @@ import (
 
 // RegistryOptions say how to reach one registry.
 type RegistryOptions struct {
-	// Insecure uses plain HTTP.
+	// Insecure uses plain HTTP. Without it a registry on a loopback
+	// address that answers TLS in plain HTTP is used over plain HTTP.
 	Insecure bool
+	// SkipVerify accepts any TLS certificate from this registry
+	// (?tls_verify=false); ForceVerify verifies it whatever
+	// Options.SkipVerify says (?tls_verify=true). Neither: Options decides.
+	SkipVerify  bool
+	ForceVerify bool
 	// Username and Password override the Transport's global credentials.
 	Username string
 	Password string
@@ -39,6 +45,12 @@ func (t *Transport) Registry(host string, opts RegistryOptions) *Registry {
 	scheme := "https"
 	if opts.Insecure {
 		scheme = "http"
+	}
+	switch {
+	case opts.SkipVerify:
+		t.setVerify(host, false)
+	case opts.ForceVerify:
+		t.setVerify(host, true)
 	}
 	return &Registry{t: t, host: host, scheme: scheme, opts: opts}
 }

@@ -22,7 +22,7 @@ var version = "0.1.0-dev"
 // Globals are the options that go before the subcommand. Each one keeps the
 // original occystrap's name, short form, environment variable and default.
 type Globals struct {
-	Verbose    bool             `help:"Log occystrap's own debug messages."`
+	Verbose    bool             `env:"OCCYSTRAP_VERBOSE" help:"Log occystrap's own debug messages."`
 	Debug      bool             `help:"Log debug messages from everything, libraries included."`
 	LogFormat  string           `name:"log-format" enum:"auto,json,console" default:"auto" help:"Log format on stderr: json lines, a readable console form, or auto (console on a terminal, json otherwise)."`
 	Parallel   int              `short:"j" env:"OCCYSTRAP_PARALLEL" default:"4" help:"Layers processed at once per image."`
@@ -36,13 +36,18 @@ type Globals struct {
 	Variant       string  `help:"CPU variant to choose from a manifest list (must match exactly)."`
 	Username      string  `env:"OCCYSTRAP_USERNAME" help:"Registry user name."`
 	Password      string  `env:"OCCYSTRAP_PASSWORD" help:"Registry password."`
-	Insecure      bool    `help:"Talk to registries over plain HTTP."`
+	Insecure      bool    `env:"OCCYSTRAP_INSECURE" help:"Talk to registries over plain HTTP (localhost and 127.0.0.0/8 fall back to it without this flag)."`
 	Retries       int     `env:"OCCYSTRAP_RETRIES" default:"3" help:"Retries of a failed HTTP request."`
 	RateLimit     float64 `name:"rate-limit" env:"OCCYSTRAP_RATE_LIMIT" help:"Most HTTP requests per second, shared by everything (default: unlimited)."`
 	ImageParallel int     `name:"image-parallel" short:"J" env:"OCCYSTRAP_IMAGE_PARALLEL" default:"3" help:"Images processed at once for multi-image sources."`
 	Compression   string  `env:"OCCYSTRAP_COMPRESSION" enum:"gzip,zstd" default:"gzip" help:"Layer compression for registry output: gzip or zstd."`
 	LayerCache    string  `name:"layer-cache" env:"OCCYSTRAP_LAYER_CACHE" help:"JSON file remembering pushed layers, to skip them next time."`
-	OutputFormat  string  `name:"output-format" short:"O" enum:"text,json" default:"text" help:"Output of info and check: text or json."`
+	OutputFormat  string  `name:"output-format" short:"O" enum:"text,json" default:"text" help:"Output of info, check, search and ls: text or json."`
+
+	// The ones below are this project's own (see docs/usage.md).
+	TLSVerify bool   `name:"tls-verify" negatable:"" env:"OCCYSTRAP_TLS_VERIFY" default:"true" help:"Verify registries' TLS certificates; --tls-verify=false accepts any (a self-signed registry)."`
+	CAFile    string `name:"ca-file" env:"OCCYSTRAP_CA_FILE" type:"existingfile" placeholder:"PEM" help:"Also trust the certificates in this PEM file (a private CA)."`
+	Quiet     bool   `short:"q" env:"OCCYSTRAP_QUIET" help:"Print only errors and the summary: no progress, no info logs."`
 }
 
 // CLI is the whole command line.
@@ -70,6 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		kong.Name("occystrap"),
 		kong.Description("Fast container image pipelines: registries, Docker, tarballs and directories."),
 		kong.UsageOnError(),
+		// -j -1 reaches Validate as -1, not as an unknown short flag.
+		kong.WithHyphenPrefixedParameters(true),
 		kong.Vars{"version": version},
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { panic(exitCode(code)) }),
@@ -154,6 +161,8 @@ func newLogger(g *Globals, stderr io.Writer) zerolog.Logger {
 		level = zerolog.TraceLevel
 	case g.Verbose:
 		level = zerolog.DebugLevel
+	case g.Quiet:
+		level = zerolog.ErrorLevel
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
 }

@@ -159,9 +159,9 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	if openErr != nil {
 		return openErr
 	}
-	fmt.Fprintf(a.stderr, "Processing %d images (%d parallel)...\n", len(refs), jobs)
+	fmt.Fprintf(a.chatter(), "Processing %d images (%d parallel)...\n", len(refs), jobs)
 
-	prog := newProgress(a.stderr, len(refs))
+	prog := newProgress(a.chatter(), len(refs))
 	results := make([]imageResult, len(refs))
 	runCtx, stopProgress := context.WithCancel(ctx)
 	bg := pool.New().WithContext(runCtx)
@@ -214,7 +214,7 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	log.Info().Int64("layers_fetched", bs.Fetched).Int64("layers_shared", bs.Shared).Int64("layers_skipped", bs.Skipped).Msg("Layer transfers")
 	fmt.Fprintln(a.stderr, sum.String())
 	if len(failed) == 0 && len(verifyFailed) == 0 {
-		fmt.Fprintln(a.stderr, "No failed images.")
+		fmt.Fprintln(a.chatter(), "No failed images.")
 		return ctx.Err()
 	}
 	if len(failed) > 0 {

@@ -155,7 +155,7 @@ func formatSize(n int64) string {
 // a structured log event every 30 s otherwise, so a long pull is never
 // silent. The counting stage passes every item on unchanged.
 func runWithProgress(ctx context.Context, a *app, img stage.Image, src stage.Source, stages []stage.Stage, sink stage.Sink) (*stage.Report, error) {
-	prog := newProgress(a.stderr, 1)
+	prog := newProgress(a.chatter(), 1)
 	layers := prog.started(img.String())
 	stages = append(stages, &layerCounter{n: layers})
 	pctx, stop := context.WithCancel(ctx)

@@ -11,10 +11,10 @@ import (
 func init() { inputs["registry"] = openRegistryInput }
 
 // openRegistryInput opens registry://HOST/IMAGE[:TAG]; the URI's options
-// os, arch/architecture, variant, username, password, insecure and
-// max_workers override the globals.
+// os, arch/architecture, variant, username, password, insecure,
+// tls_verify and max_workers override the globals.
 func openRegistryInput(_ context.Context, a *app, u uri.URI) (source, error) {
-	if err := knownOptions(u, "os", "arch", "architecture", "variant", "username", "password", "insecure", "max_workers"); err != nil {
+	if err := knownOptions(u, "os", "arch", "architecture", "variant", "username", "password", "insecure", "tls_verify", "max_workers"); err != nil {
 		return nil, err
 	}
 	if u.Host == "" || u.Path == "" {

@@ -18,7 +18,7 @@ func init() { outputs["registry"] = openRegistryOutput }
 // insecure, compression, max_workers, username and password override the
 // globals.
 func openRegistryOutput(ctx context.Context, a *app, u uri.URI) (output, error) {
-	if err := knownOptions(u, "insecure", "compression", "max_workers", "username", "password"); err != nil {
+	if err := knownOptions(u, "insecure", "tls_verify", "compression", "max_workers", "username", "password"); err != nil {
 		return nil, err
 	}
 	if u.Host == "" || u.Path == "" {

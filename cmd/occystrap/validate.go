@@ -1,0 +1,36 @@
+package main
+
+import (
+	"fmt"
+	"io"
+)
+
+// Validate checks flag values kong cannot: counts that must be at least 1.
+// kong calls it once the command line is parsed, and a failure exits 2 as
+// any other bad command line.
+func (c *CLI) Validate() error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"-j/--parallel", c.Parallel}, {"-J/--image-parallel", c.ImageParallel}} {
+		if f.v < 1 {
+			return fmt.Errorf("%s must be at least 1, got %d", f.name, f.v)
+		}
+	}
+	if c.Retries < 0 {
+		return fmt.Errorf("--retries must be 0 or more, got %d", c.Retries)
+	}
+	if c.RateLimit < 0 {
+		return fmt.Errorf("--rate-limit must be 0 (unlimited) or more, got %g", c.RateLimit)
+	}
+	return nil
+}
+
+// chatter is where progress and other running commentary go: stderr, or
+// nowhere with --quiet (errors and the summary still go to stderr).
+func (a *app) chatter() io.Writer {
+	if a.g.Quiet {
+		return io.Discard
+	}
+	return a.stderr
+}
