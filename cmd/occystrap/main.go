@@ -59,6 +59,7 @@ type CLI struct {
 	Info    InfoCmd    `cmd:"" help:"Show an image's metadata without reading its layers."`
 	Check   CheckCmd   `cmd:"" help:"Check an image's validity; exit 1 when errors are found."`
 	Proxy   ProxyCmd   `cmd:"" help:"Serve a registry that filters the images pushed or pulled through it into a downstream registry."`
+	Ls      LsCmd      `cmd:"" help:"List a repository's tags, or the images a quay:// source resolves to, without copying anything."`
 }
 
 func main() {

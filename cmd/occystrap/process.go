@@ -18,10 +18,14 @@ type ProcessCmd struct {
 	Source      string   `arg:"" name:"source" help:"Input URI: tar://PATH, registry://HOST/IMAGE[:TAG], ..."`
 	Destination string   `arg:"" name:"destination" help:"Output URI: dir://PATH, tar://PATH, ..."`
 	Filter      []string `short:"f" sep:"none" placeholder:"SPEC" help:"Filter, name[:key=value,...]; repeatable, the first given is applied first."`
+	DryRun      bool     `name:"dry-run" help:"Print the images that would be copied and the compressed bytes their layers would take to fetch (shared layers once), and write nothing (registry:// and quay:// sources)."`
 }
 
 // Run processes one image.
 func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
+	if c.DryRun {
+		return c.dryRun(ctx, a)
+	}
 	if isMulti(c.Source) {
 		return c.runMulti(ctx, a)
 	}
