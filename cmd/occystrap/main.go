@@ -26,7 +26,7 @@ type Globals struct {
 	Debug      bool             `help:"Log debug messages from everything, libraries included."`
 	LogFormat  string           `name:"log-format" enum:"auto,json,console" default:"auto" help:"Log format on stderr: json lines, a readable console form, or auto (console on a terminal, json otherwise)."`
 	Parallel   int              `short:"j" env:"OCCYSTRAP_PARALLEL" default:"4" help:"Layers processed at once per image."`
-	TempDir    string           `name:"temp-dir" env:"OCCYSTRAP_TEMP_DIR" help:"Directory for temporary files (default: the system's)."`
+	TempDir    string           `name:"temp-dir" env:"OCCYSTRAP_TEMP_DIR" completion:"dir" help:"Directory for temporary files (default: the system's)."`
 	Verify     bool             `negatable:"" env:"OCCYSTRAP_VERIFY" default:"true" help:"Check the output after process writes it."`
 	VerifyFull bool             `name:"verify-full" env:"OCCYSTRAP_VERIFY_FULL" help:"Like --verify, and re-read the data written."`
 	Version    kong.VersionFlag `help:"Print the version and exit."`
@@ -41,12 +41,12 @@ type Globals struct {
 	RateLimit     float64 `name:"rate-limit" env:"OCCYSTRAP_RATE_LIMIT" help:"Most HTTP requests per second, shared by everything (default: unlimited)."`
 	ImageParallel int     `name:"image-parallel" short:"J" env:"OCCYSTRAP_IMAGE_PARALLEL" default:"3" help:"Images processed at once for multi-image sources."`
 	Compression   string  `env:"OCCYSTRAP_COMPRESSION" enum:"gzip,zstd" default:"gzip" help:"Layer compression for registry output: gzip or zstd."`
-	LayerCache    string  `name:"layer-cache" env:"OCCYSTRAP_LAYER_CACHE" help:"JSON file remembering pushed layers, to skip them next time."`
+	LayerCache    string  `name:"layer-cache" env:"OCCYSTRAP_LAYER_CACHE" completion:"file" help:"JSON file remembering pushed layers, to skip them next time."`
 	OutputFormat  string  `name:"output-format" short:"O" enum:"text,json" default:"text" help:"Output of info, check, search and ls: text or json."`
 
 	// The ones below are this project's own (see docs/usage.md).
 	TLSVerify bool   `name:"tls-verify" negatable:"" env:"OCCYSTRAP_TLS_VERIFY" default:"true" help:"Verify registries' TLS certificates; --tls-verify=false accepts any (a self-signed registry)."`
-	CAFile    string `name:"ca-file" env:"OCCYSTRAP_CA_FILE" type:"existingfile" placeholder:"PEM" help:"Also trust the certificates in this PEM file (a private CA)."`
+	CAFile    string `name:"ca-file" env:"OCCYSTRAP_CA_FILE" type:"existingfile" completion:"file" placeholder:"PEM" help:"Also trust the certificates in this PEM file (a private CA)."`
 	Quiet     bool   `short:"q" env:"OCCYSTRAP_QUIET" help:"Print only errors and the summary: no progress, no info logs."`
 }
 
@@ -60,6 +60,10 @@ type CLI struct {
 	Check   CheckCmd   `cmd:"" help:"Check an image's validity; exit 1 when errors are found."`
 	Proxy   ProxyCmd   `cmd:"" help:"Serve a registry that filters the images pushed or pulled through it into a downstream registry."`
 	Ls      LsCmd      `cmd:"" help:"List a repository's tags, or the images a quay:// source resolves to, without copying anything."`
+
+	Help       HelpCmd       `cmd:"" help:"Show a command's flags and examples."`
+	Completion CompletionCmd `cmd:"" help:"Print a shell completion script: bash, zsh or fish."`
+	Man        ManCmd        `cmd:"" hidden:"" help:"Print the man page (roff)."`
 }
 
 func main() {
@@ -72,16 +76,7 @@ func main() {
 // run is main without the process exit, for tests: it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
 	var cli CLI
-	parser, err := kong.New(&cli,
-		kong.Name("occystrap"),
-		kong.Description("Fast container image pipelines: registries, Docker, tarballs and directories."),
-		kong.UsageOnError(),
-		// -j -1 reaches Validate as -1, not as an unknown short flag.
-		kong.WithHyphenPrefixedParameters(true),
-		kong.Vars{"version": version},
-		kong.Writers(stdout, stderr),
-		kong.Exit(func(code int) { panic(exitCode(code)) }),
-	)
+	parser, err := newParser(&cli, stdout, stderr, func(code int) { panic(exitCode(code)) })
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1
@@ -128,6 +123,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 type exitCode int
+
+// newParser is the command line's kong parser: the model help, completion
+// and the man page are generated from.
+func newParser(cli *CLI, stdout, stderr io.Writer, exit func(int)) (*kong.Kong, error) {
+	return kong.New(cli,
+		kong.Name("occystrap"),
+		kong.Description("Fast container image pipelines: registries, Docker, tarballs and directories."),
+		kong.UsageOnError(),
+		kong.Help(printHelp),
+		// -j -1 reaches Validate as -1, not as an unknown short flag.
+		kong.WithHyphenPrefixedParameters(true),
+		kong.Vars{"version": version},
+		kong.Writers(stdout, stderr),
+		kong.Exit(exit),
+	)
+}
 
 // errQuiet ends a command with exit code 1 and no error line: the command
 // has already printed its outcome (check finding errors).

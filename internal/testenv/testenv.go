@@ -46,3 +46,18 @@ func Crane(t testing.TB) string {
 	t.Skip(msg)
 	return ""
 }
+
+// Tool returns the path of a program on PATH that .ci/run installs (bash,
+// zsh, fish); without it a test is skipped outside CI and fails in CI.
+func Tool(t testing.TB, name, install string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	msg := name + " not found on PATH: " + install
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
