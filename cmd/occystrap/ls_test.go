@@ -46,7 +46,20 @@ func TestLsRegistryTags(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("ls -O json (-want +got):\n%s", d)
 	}
-	code, _, errs := binRun(t, nil, "ls", "tar:///x.tar")
+	dest := filepath.Join(t.TempDir(), "out")
+	out, _ = binMust(t, nil, "process", "--dry-run", "registry://"+reg.Host+"/fixture/app:1.1", "dir://"+dest)
+	want1 := fmt.Sprintf("Would fetch 1 distinct layers of 1 (shared layers counted once), %s compressed.", formatSize(int64(len(img.Layers[0].Blob))))
+	if !strings.Contains(out, reg.Host+"/fixture/app:1.1 -> dir://"+dest+": 1 layers") || !strings.Contains(out, want1) {
+		t.Errorf("single-image dry run:\n%s", out)
+	}
+	if _, err := os.Stat(dest); !os.IsNotExist(err) {
+		t.Errorf("dry run made %s: %v", dest, err)
+	}
+	code, _, errs := binRun(t, nil, "process", "--dry-run", "tar:///x.tar", "dir://"+dest)
+	if code != 1 || !strings.Contains(errs, "--dry-run takes registry:// and quay:// sources") {
+		t.Errorf("dry run of tar://: exit %d\n%s", code, errs)
+	}
+	code, _, errs = binRun(t, nil, "ls", "tar:///x.tar")
 	if code != 1 || !strings.Contains(errs, "ls lists registry:// repositories and quay:// organisations") {
 		t.Errorf("ls tar://: exit %d\n%s", code, errs)
 	}
