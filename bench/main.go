@@ -66,11 +66,20 @@ type FloorCmd struct {
 	Blobs []string `arg:"" optional:"" help:"REPO@DIGEST blobs."`
 }
 
+// ShardsCmd runs a sharded bulk run (run by the harness as a child
+// process, so that it is measured as one command).
+type ShardsCmd struct {
+	N    int      `default:"4" help:"Shard processes."`
+	Mode string   `enum:"affinity,round-robin" default:"affinity" help:"How images are split."`
+	Argv []string `arg:"" passthrough:"" help:"OCCYSTRAP [GLOBALS] process SOURCE DESTINATION"`
+}
+
 // CLI is the command line.
 type CLI struct {
-	Run   RunCmd   `cmd:"" default:"withargs" help:"Run the scenarios and print the table."`
-	Demo  DemoCmd  `cmd:"" help:"The offline demo: quay:// → dir:// against the embedded registry and Quay emulator."`
-	Floor FloorCmd `cmd:"" hidden:""`
+	Run    RunCmd    `cmd:"" default:"withargs" help:"Run the scenarios and print the table."`
+	Demo   DemoCmd   `cmd:"" help:"The offline demo: quay:// → dir:// against the embedded registry and Quay emulator."`
+	Floor  FloorCmd  `cmd:"" hidden:""`
+	Shards ShardsCmd `cmd:"" hidden:""`
 }
 
 func main() {
@@ -88,6 +97,15 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// Run is the sharded run.
+func (s *ShardsCmd) Run(ctx context.Context) error {
+	argv := s.Argv
+	if len(argv) > 0 && argv[0] == "--" {
+		argv = argv[1:]
+	}
+	return harness.Shards(ctx, s.N, s.Mode, argv)
 }
 
 // Run is the floor.

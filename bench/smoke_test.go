@@ -15,10 +15,11 @@ import (
 	"github.com/occystrap/occystrap/bench/internal/harness"
 )
 
-// TestMain lets the harness run this test binary as the floor (`floor ...`),
-// as it runs the bench binary in a real run.
+// TestMain lets the harness run this test binary as the floor (`floor ...`)
+// and the shard launcher (`shards ...`), as it runs the bench binary in a
+// real run.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "floor" {
+	if len(os.Args) > 1 && (os.Args[1] == "floor" || os.Args[1] == "shards") {
 		main()
 		os.Exit(0)
 	}

@@ -37,6 +37,11 @@ type Options struct {
 	// RateLimit is the most requests per second, shared by every goroutine;
 	// 0 or less is unlimited.
 	RateLimit float64
+	// RateLimitAuto adapts the rate instead (--rate-limit auto): unlimited
+	// until a 429 or 503, then halved, and grown back after every
+	// AdaptQuiet (default 2 s) without one. RateLimit is ignored.
+	RateLimitAuto bool
+	AdaptQuiet    time.Duration
 	// RootCAs replaces the trusted roots (tests). Nil means the system roots
 	// plus SSL_CERT_FILE and SSL_CERT_DIR.
 	RootCAs *x509.CertPool
@@ -66,16 +71,19 @@ type Stats struct {
 	Retries        int64 // requests that were retries
 	RateLimited    int64 // 429 responses received
 	RateLimitWaits int64 // requests the --rate-limit limiter delayed
-	Connections    int64 // new TCP connections
-	TLSHandshakes  int64 // TLS handshakes completed
-	BytesIn        int64 // response body bytes read
-	BytesOut       int64 // request body bytes sent
-	Resumes        int64 // blob downloads resumed with a Range request
-	TokenFetches   int64 // tokens fetched from an auth server
-	BlobUploads    int64 // blobs uploaded (push)
-	BlobMounts     int64 // blobs mounted from another repository (push)
-	BlobsExisting  int64 // blobs a HEAD found already present (push)
-	UploadResumes  int64 // upload chunks resumed at the registry's offset
+	// RateLimit is the rate limit now, requests per second (0: none); with
+	// --rate-limit auto it moves.
+	RateLimit     float64
+	Connections   int64 // new TCP connections
+	TLSHandshakes int64 // TLS handshakes completed
+	BytesIn       int64 // response body bytes read
+	BytesOut      int64 // request body bytes sent
+	Resumes       int64 // blob downloads resumed with a Range request
+	TokenFetches  int64 // tokens fetched from an auth server
+	BlobUploads   int64 // blobs uploaded (push)
+	BlobMounts    int64 // blobs mounted from another repository (push)
+	BlobsExisting int64 // blobs a HEAD found already present (push)
+	UploadResumes int64 // upload chunks resumed at the registry's offset
 }
 
 type counters struct {
@@ -96,6 +104,7 @@ type Transport struct {
 	bulkRT     *http.Transport
 	bulkClient *retryablehttp.Client
 	limiter    *rate.Limiter
+	adapt      *adaptive // --rate-limit auto; its limiter is limiter
 	c          counters
 	creds      *credentialStore
 
@@ -219,7 +228,15 @@ func New(opts Options) (*Transport, error) {
 	t.unverifiedRT, t.unverifiedBulkRT = t.rt.Clone(), t.bulkRT.Clone()
 	t.unverifiedRT.TLSClientConfig.InsecureSkipVerify = true     //nolint:gosec // per host, asked for
 	t.unverifiedBulkRT.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // per host, asked for
-	if opts.RateLimit > 0 {
+	switch {
+	case opts.RateLimitAuto:
+		quiet := opts.AdaptQuiet
+		if quiet <= 0 {
+			quiet = 2 * time.Second
+		}
+		t.adapt = newAdaptive(quiet, nil)
+		t.limiter = t.adapt.lim
+	case opts.RateLimit > 0:
 		t.limiter = rate.NewLimiter(rate.Limit(opts.RateLimit), 1)
 	}
 	t.hc = &http.Client{
@@ -263,6 +280,7 @@ func (t *Transport) Stats() Stats {
 		Retries:        t.c.retries.Load(),
 		RateLimited:    t.c.rateLimited.Load(),
 		RateLimitWaits: t.c.rateLimitWaits.Load(),
+		RateLimit:      t.rateLimit(),
 		Connections:    t.c.conns.Load(),
 		TLSHandshakes:  t.c.handshakes.Load(),
 		BytesIn:        t.c.bytesIn.Load(),
@@ -274,6 +292,17 @@ func (t *Transport) Stats() Stats {
 		BlobsExisting:  t.c.existing.Load(),
 		UploadResumes:  t.c.uploadResumes.Load(),
 	}
+}
+
+// rateLimit is the current rate limit in requests per second, 0 for none.
+func (t *Transport) rateLimit() float64 {
+	switch {
+	case t.adapt != nil:
+		return t.adapt.rate()
+	case t.limiter != nil:
+		return float64(t.limiter.Limit())
+	}
+	return 0
 }
 
 // Close closes the idle connections of the pool.
@@ -344,6 +373,12 @@ func (t *Transport) checkRetry(ctx context.Context, resp *http.Response, err err
 	if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
 		t.c.rateLimited.Add(1)
 	}
+	if t.adapt != nil && resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		if r, cut := t.adapt.rejected(); cut {
+			zerolog.Ctx(ctx).Info().Str("event", "rate_limit").Str("host", resp.Request.URL.Host).
+				Int("status", resp.StatusCode).Float64("rate_limit_per_s", r).Msg("Rate limit lowered")
+		}
+	}
 	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
 }
 
@@ -413,6 +448,9 @@ func (c *countingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 				return nil, req.Context().Err()
 			}
 		}
+	}
+	if t.adapt != nil {
+		t.adapt.sent()
 	}
 	var first chan struct{}
 	var err error

@@ -23,6 +23,11 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
+		// The reference registry's background goroutines (adaptive_test).
+		goleak.IgnoreAnyFunction("github.com/distribution/distribution/v3/notifications.(*Broadcaster).run"),
+		goleak.IgnoreAnyFunction("github.com/docker/go-events.(*Queue).run"),
+		goleak.IgnoreAnyFunction("github.com/docker/go-events.(*Broadcaster).run"),
+		goleak.IgnoreAnyFunction("github.com/distribution/distribution/v3/registry/storage/driver/base.(*regulator).enter"),
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),

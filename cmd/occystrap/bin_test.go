@@ -88,11 +88,9 @@ func cleanEnv() []string {
 	return env
 }
 
-// TestMain removes the binary built for the tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
+// removeBinary removes the binary built for the tests (TestMain calls it).
+func removeBinary() {
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)
 	}
-	os.Exit(code)
 }

@@ -42,6 +42,12 @@ var examples = map[string][]example{
 		{"A repository's tags", "occystrap ls registry://busybox"},
 		{"The images a bulk source would take", "occystrap -O json ls 'quay://openstack.kolla/*:2025.1-debian-bookworm?since=2026-03-01'"},
 	},
+	"plan": {
+		{"Split a bulk source into 4 shards sharing as few layers as possible",
+			"occystrap plan 'quay://openstack.kolla/*:2025.1-debian-bookworm' --shards 4 --out plan.json"},
+		{"Run shard 2 of 4 on one machine (the plan computed the same everywhere, or given with --plan FILE)",
+			"occystrap process 'quay://openstack.kolla/*:2025.1-debian-bookworm' 'dir://mirror?unique_names=true' --shard 2/4"},
+	},
 	"help": {
 		{"A command's flags and examples", "occystrap help process"},
 		{"The same as --help", "occystrap process --help"},

@@ -90,3 +90,66 @@ func TestDockerpushErrors(t *testing.T) {
 		})
 	}
 }
+
+// With --layer-cache FILE, dockerpush:// writes FILE.digests in the
+// original's format (the engine's compressed blob for each layer, mapped to
+// its DiffID); a second run into the same dir:// then tells the engine the
+// registry has those blobs, and the engine uploads none of them (only the
+// config).
+func TestDockerpushLayerDigests(t *testing.T) {
+	eng := testdocker.Require(t)
+	ctx := context.Background()
+	src, a := writeArchive(t, false)
+	ref := "occy-e2e/digests:v1"
+	t.Cleanup(func() { _ = eng.Remove(ctx, ref) })
+	mustRun(t, "--log-format", "json", "process", "tar://"+src, dockerURI(eng, ref))
+
+	cache := filepath.Join(t.TempDir(), "cache", "layers.json")
+	out := filepath.Join(t.TempDir(), "out")
+	uploads := func(stderr string) int {
+		n := 0
+		for _, line := range strings.Split(stderr, "\n") {
+			if strings.Contains(line, `"method":"PUT"`) && strings.Contains(line, "/blobs/uploads/") {
+				n++
+			}
+		}
+		return n
+	}
+	args := []string{"--log-format", "json", "--verbose", "--layer-cache", cache, "process", "dockerpush://" + ref + "?socket=" + eng.Socket, "dir://" + out}
+	// In a process of its own: the debug lines of concurrent requests go
+	// to a real stderr, which takes concurrent writes (a test's buffer
+	// does not).
+	_, stderr := mustChild(t, child{}, args...)
+	// The engine dedups the image's repeated layers; every distinct one and
+	// the config are uploaded.
+	distinct := map[string]bool{}
+	for _, d := range a.DiffIDs {
+		distinct[d.Encoded()] = true
+	}
+	if got := uploads(stderr); got != len(distinct)+1 {
+		t.Errorf("first run: %d blob uploads, want %d layers and the config", got, len(distinct))
+	}
+	var f struct {
+		Version  int               `json:"version"`
+		Mappings map[string]string `json:"mappings"`
+	}
+	sinktest.ReadJSON(t, cache+".digests", &f)
+	got := map[string]bool{}
+	for c, d := range f.Mappings {
+		if len(c) != 64 || c == d {
+			t.Errorf("mapping %s -> %s: not a compressed blob's hex", c, d)
+		}
+		got[d] = true
+	}
+	if f.Version != 1 || !cmp.Equal(distinct, got) {
+		t.Errorf(".digests version %d maps to DiffIDs %v, want %v", f.Version, got, distinct)
+	}
+
+	_, stderr = mustChild(t, child{}, args...)
+	if got := uploads(stderr); got != 1 {
+		t.Errorf("second run: %d blob uploads, want only the config's:\n%s", got, stderr)
+	}
+	if !summaryRE.MatchString(stderr) {
+		t.Errorf("second run: no verified summary line:\n%s", stderr)
+	}
+}

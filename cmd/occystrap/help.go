@@ -84,6 +84,16 @@ func writeAppHelp(w io.Writer, app *kong.Application) {
 		rows = append(rows, [2]string{c.Name, c.Help})
 	}
 	writeRows(w, rows)
+	if dep := deprecatedCommands(app); len(dep) > 0 {
+		fmt.Fprintf(w, "\n%s\n", dep[0].Group.Title)
+		writeWrapped(w, "  ", dep[0].Group.Description)
+		fmt.Fprintln(w)
+		rows = rows[:0]
+		for _, c := range dep {
+			rows = append(rows, [2]string{c.Name, c.Help})
+		}
+		writeRows(w, rows)
+	}
 	fmt.Fprintln(w, "\nFlags:")
 	writeFlagRows(w, visibleFlags(app.Flags))
 	fmt.Fprintf(w, "\nRun \"%s help COMMAND\" (or \"%s COMMAND --help\") for a command's flags and examples.\n", app.Name, app.Name)
@@ -125,11 +135,16 @@ func writeSchemes(w io.Writer, cmd string) {
 	writeRows(w, rows)
 }
 
-// commands are the application's visible commands.
-func commands(app *kong.Application) []*kong.Node {
+// commands are the application's visible commands, the deprecated ones
+// (the original's old commands, kept for scripts) apart.
+func commands(app *kong.Application) []*kong.Node { return commandsIn(app, false) }
+
+func deprecatedCommands(app *kong.Application) []*kong.Node { return commandsIn(app, true) }
+
+func commandsIn(app *kong.Application, deprecated bool) []*kong.Node {
 	var out []*kong.Node
 	for _, c := range app.Children {
-		if c.Type == kong.CommandNode && !c.Hidden {
+		if c.Type == kong.CommandNode && !c.Hidden && (c.Group != nil && c.Group.Key == legacyGroup) == deprecated {
 			out = append(out, c)
 		}
 	}

@@ -31,18 +31,18 @@ type Globals struct {
 	VerifyFull bool             `name:"verify-full" env:"OCCYSTRAP_VERIFY_FULL" help:"Like --verify, and re-read the data written."`
 	Version    kong.VersionFlag `help:"Print the version and exit."`
 
-	OS            string  `name:"os" default:"linux" help:"Operating system to choose from a manifest list."`
-	Architecture  string  `default:"amd64" help:"CPU architecture to choose from a manifest list."`
-	Variant       string  `help:"CPU variant to choose from a manifest list (must match exactly)."`
-	Username      string  `env:"OCCYSTRAP_USERNAME" help:"Registry user name."`
-	Password      string  `env:"OCCYSTRAP_PASSWORD" help:"Registry password."`
-	Insecure      bool    `env:"OCCYSTRAP_INSECURE" help:"Talk to registries over plain HTTP (localhost and 127.0.0.0/8 fall back to it without this flag)."`
-	Retries       int     `env:"OCCYSTRAP_RETRIES" default:"3" help:"Retries of a failed HTTP request."`
-	RateLimit     float64 `name:"rate-limit" env:"OCCYSTRAP_RATE_LIMIT" help:"Most HTTP requests per second, shared by everything (default: unlimited)."`
-	ImageParallel int     `name:"image-parallel" short:"J" env:"OCCYSTRAP_IMAGE_PARALLEL" default:"3" help:"Images processed at once for multi-image sources."`
-	Compression   string  `env:"OCCYSTRAP_COMPRESSION" enum:"gzip,zstd" default:"gzip" help:"Layer compression for registry output: gzip or zstd."`
-	LayerCache    string  `name:"layer-cache" env:"OCCYSTRAP_LAYER_CACHE" completion:"file" help:"JSON file remembering pushed layers, to skip them next time."`
-	OutputFormat  string  `name:"output-format" short:"O" enum:"text,json" default:"text" help:"Output of info, check, search and ls: text or json."`
+	OS            string    `name:"os" default:"linux" help:"Operating system to choose from a manifest list."`
+	Architecture  string    `default:"amd64" help:"CPU architecture to choose from a manifest list."`
+	Variant       string    `help:"CPU variant to choose from a manifest list (must match exactly)."`
+	Username      string    `env:"OCCYSTRAP_USERNAME" help:"Registry user name."`
+	Password      string    `env:"OCCYSTRAP_PASSWORD" help:"Registry password."`
+	Insecure      bool      `env:"OCCYSTRAP_INSECURE" help:"Talk to registries over plain HTTP (localhost and 127.0.0.0/8 fall back to it without this flag)."`
+	Retries       int       `env:"OCCYSTRAP_RETRIES" default:"3" help:"Retries of a failed HTTP request."`
+	RateLimit     rateLimit `name:"rate-limit" env:"OCCYSTRAP_RATE_LIMIT" help:"Most HTTP requests per second, shared by everything, or auto: halve on 429/503, grow back when quiet (default: unlimited)."`
+	ImageParallel int       `name:"image-parallel" short:"J" env:"OCCYSTRAP_IMAGE_PARALLEL" default:"3" help:"Images processed at once for multi-image sources."`
+	Compression   string    `env:"OCCYSTRAP_COMPRESSION" enum:"gzip,zstd" default:"gzip" help:"Layer compression for registry output: gzip or zstd."`
+	LayerCache    string    `name:"layer-cache" env:"OCCYSTRAP_LAYER_CACHE" completion:"file" help:"JSON file remembering pushed layers, to skip them next time."`
+	OutputFormat  string    `name:"output-format" short:"O" enum:"text,json" default:"text" help:"Output of info, check, search and ls: text or json."`
 
 	// The ones below are this project's own (see docs/usage.md).
 	TLSVerify bool   `name:"tls-verify" negatable:"" env:"OCCYSTRAP_TLS_VERIFY" default:"true" help:"Verify registries' TLS certificates; --tls-verify=false accepts any (a self-signed registry)."`
@@ -59,11 +59,15 @@ type CLI struct {
 	Info    InfoCmd    `cmd:"" help:"Show an image's metadata without reading its layers."`
 	Check   CheckCmd   `cmd:"" help:"Check an image's validity; exit 1 when errors are found."`
 	Proxy   ProxyCmd   `cmd:"" help:"Serve a registry that filters the images pushed or pulled through it into a downstream registry."`
+	Plan    PlanCmd    `cmd:"" help:"Split a multi-image source into shards by shared layers, for process --shard."`
 	Ls      LsCmd      `cmd:"" help:"List a repository's tags, or the images a quay:// source resolves to, without copying anything."`
 
 	Help       HelpCmd       `cmd:"" help:"Show a command's flags and examples."`
 	Completion CompletionCmd `cmd:"" help:"Print a shell completion script: bash, zsh or fish."`
 	Man        ManCmd        `cmd:"" hidden:"" help:"Print the man page (roff)."`
+
+	// The original's deprecated commands, listed apart under "Deprecated".
+	Legacy `embed:""`
 }
 
 func main() {
@@ -137,6 +141,11 @@ func newParser(cli *CLI, stdout, stderr io.Writer, exit func(int)) (*kong.Kong, 
 		kong.Vars{"version": version},
 		kong.Writers(stdout, stderr),
 		kong.Exit(exit),
+		kong.ExplicitGroups([]kong.Group{{
+			Key:         legacyGroup,
+			Title:       "Deprecated",
+			Description: "The original occystrap's old commands, for existing scripts: each warns and runs as the process or search command named.",
+		}}),
 	)
 }
 

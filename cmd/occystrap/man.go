@@ -99,6 +99,12 @@ Sources and destinations are URIs (\fBscheme://rest\fR, see
 			manExamples(w, ex)
 		}
 	}
+	if dep := deprecatedCommands(app); len(dep) > 0 {
+		fmt.Fprintln(w, ".SH DEPRECATED COMMANDS\nThe original occystrap's old commands, kept for existing scripts: each warns and runs as the command it names.")
+		for _, c := range dep {
+			fmt.Fprintf(w, ".TP\n\\fB%s %s\\fR\n%s\n", name, roff(commandUsage(c)), roff(c.Help))
+		}
+	}
 	fmt.Fprintln(w, ".SH GLOBAL FLAGS\nThey go before or after the command.")
 	manFlags(w, visibleFlags(app.Flags))
 	fmt.Fprintln(w, ".SH SOURCES\nURI options follow \\fB?\\fR, as in \\fBregistry://busybox?arch=arm64\\fR.")

@@ -14,6 +14,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 	"golang.org/x/term"
 
+	"github.com/occystrap/occystrap/internal/shard"
 	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sources/quay"
 	"github.com/occystrap/occystrap/sources/registry"
@@ -64,6 +65,13 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	spec, err := quay.ParseURI(u, os.Getenv(quayHostEnv), a.g.Password, a.g.Insecure)
 	if err != nil {
 		return err
+	}
+	if sh := shardArg(c.Shard); sh != "" {
+		if _, _, err := shard.ParseSpec(sh); err != nil {
+			return usageErrorf("--shard: %v", err)
+		}
+	} else if c.Plan != "" {
+		return usageErrorf("--plan %s: give --shard K/N too", c.Plan)
 	}
 	du, err := uri.ParseOutput(c.Destination)
 	if err != nil {
@@ -129,7 +137,26 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	}()
 
 	resolveStart := time.Now()
-	refs, err := quay.ResolveFunc(ctx, t.Quay(spec.Host, transport.QuayOptions{Insecure: spec.Insecure, Token: spec.Token}), spec, a.g.Parallel,
+	resolve := func(found func(quay.Ref)) ([]quay.Ref, error) {
+		return quay.ResolveFunc(ctx, t.Quay(spec.Host, transport.QuayOptions{Insecure: spec.Insecure, Token: spec.Token}), spec, a.g.Parallel, found)
+	}
+	if sh := shardArg(c.Shard); sh != "" {
+		// A shard: its images are known only once every image's manifest
+		// is, so resolution runs whole first.
+		mine, err := shardRefs(ctx, a, c.Source, sh, c.Plan)
+		if err != nil {
+			fa.Close()
+			return err
+		}
+		log.Info().Str("event", "shard").Str("shard", sh).Int("images", len(mine)).Msg("Processing one shard")
+		resolve = func(found func(quay.Ref)) ([]quay.Ref, error) {
+			for _, r := range mine {
+				found(r)
+			}
+			return mine, nil
+		}
+	}
+	refs, err := resolve(
 		func(ref quay.Ref) {
 			// One output for all images, unless each gets its own name.
 			if !perImage && shared == nil && openErr == nil {

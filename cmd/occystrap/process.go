@@ -19,6 +19,12 @@ type ProcessCmd struct {
 	Destination string   `arg:"" name:"destination" help:"Output URI: dir://PATH, tar://PATH, ..."`
 	Filter      []string `short:"f" sep:"none" placeholder:"SPEC" help:"Filter, name[:key=value,...]; repeatable, the first given is applied first."`
 	DryRun      bool     `name:"dry-run" help:"Print the images that would be copied and the compressed bytes their layers would take to fetch (shared layers once), and write nothing (registry:// and quay:// sources)."`
+	Shard       string   `placeholder:"K/N" help:"Process only shard K of N of a multi-image source (default: $JOB_COMPLETION_INDEX/$OCCYSTRAP_SHARDS when both are set)."`
+	Plan        string   `type:"existingfile" completion:"file" placeholder:"FILE" help:"With --shard: the plan written by occystrap plan --out (default: plan now)."`
+
+	// input, when set, is the opened source to use instead of Source (a
+	// legacy command reading what no URI names: recreate-image).
+	input source
 }
 
 // Run processes one image.
@@ -26,8 +32,11 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 	if c.DryRun {
 		return c.dryRun(ctx, a)
 	}
-	if isMulti(c.Source) {
+	if c.input == nil && isMulti(c.Source) {
 		return c.runMulti(ctx, a)
+	}
+	if c.Shard != "" || c.Plan != "" { // not the Job environment: a single image in a sharded Job runs whole
+		return usageErrorf("--shard and --plan need a multi-image source (quay://NAMESPACE/GLOB:TAG), not %s", redactURI(c.Source))
 	}
 	log := zerolog.Ctx(ctx)
 	start := time.Now()
@@ -37,9 +46,12 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	src, _, err := openInput(ctx, a, c.Source)
-	if err != nil {
-		return err
+	src := c.input
+	if src == nil {
+		src, _, err = openInput(ctx, a, c.Source)
+		if err != nil {
+			return err
+		}
 	}
 	defer src.Close()
 	out, _, err := openOutput(ctx, a, c.Destination)

@@ -1,7 +1,12 @@
 package main
 
 import (
+	"fmt"
+	"math"
+	"strconv"
 	"sync"
+
+	"github.com/alecthomas/kong"
 
 	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sinks/registry"
@@ -41,7 +46,8 @@ func (a *app) transport() (*transport.Transport, error) {
 		ImageParallel: a.g.ImageParallel,
 		Retries:       a.g.Retries,
 		NoRetries:     a.g.Retries <= 0,
-		RateLimit:     a.g.RateLimit,
+		RateLimit:     a.g.RateLimit.perSecond,
+		RateLimitAuto: a.g.RateLimit.auto,
 		Username:      a.g.Username,
 		Password:      a.g.Password,
 		CAFile:        a.g.CAFile,
@@ -89,4 +95,28 @@ func registryAccess(a *app, u uri.URI) (ro transport.RegistryOptions, workers in
 		return ro, 0, err
 	}
 	return ro, workers, nil
+}
+
+// rateLimit is --rate-limit: a number of requests per second, or "auto".
+type rateLimit struct {
+	auto      bool
+	perSecond float64
+}
+
+// Decode reads the flag's value (kong.MapperValue).
+func (r *rateLimit) Decode(ctx *kong.DecodeContext) error {
+	var s string
+	if err := ctx.Scan.PopValueInto("rate-limit", &s); err != nil {
+		return err
+	}
+	if s == "auto" {
+		*r = rateLimit{auto: true}
+		return nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
+		return fmt.Errorf("%q: want a number of requests per second (0: unlimited) or auto", s)
+	}
+	*r = rateLimit{perSecond: f}
+	return nil
 }

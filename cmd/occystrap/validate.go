@@ -20,9 +20,6 @@ func (c *CLI) Validate() error {
 	if c.Retries < 0 {
 		return fmt.Errorf("--retries must be 0 or more, got %d", c.Retries)
 	}
-	if c.RateLimit < 0 {
-		return fmt.Errorf("--rate-limit must be 0 (unlimited) or more, got %g", c.RateLimit)
-	}
 	return nil
 }
 

@@ -3,12 +3,17 @@ package main
 import (
 	"context"
 
+	"github.com/rs/zerolog"
+
+	"github.com/occystrap/occystrap/internal/layercache"
 	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sources/dockerpush"
 )
 
 // dockerpush://IMAGE[:TAG][?socket=PATH]: an image in the local Docker
-// engine, pushed by the engine to an embedded registry.
+// engine, pushed by the engine to an embedded registry. With --layer-cache
+// FILE, FILE.digests remembers the blobs the engine pushed, so that it is
+// not sent the layers the output already has.
 func init() {
 	inputs["dockerpush"] = func(ctx context.Context, a *app, u uri.URI) (source, error) {
 		if err := knownOptions(u, "socket"); err != nil {
@@ -18,6 +23,14 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		return dockerpush.Open(ctx, c, dockerImage(u), dockerpush.Options{TempDir: a.g.TempDir})
+		opts := dockerpush.Options{TempDir: a.g.TempDir}
+		if a.g.LayerCache != "" {
+			d, warn := layercache.OpenDigests(a.g.LayerCache)
+			if warn != nil {
+				zerolog.Ctx(ctx).Warn().Err(warn).Msg("Layer digests ignored")
+			}
+			opts.Digests = d
+		}
+		return dockerpush.Open(ctx, c, dockerImage(u), opts)
 	}
 }

@@ -34,10 +34,14 @@
 // 0:0 named X, at any depth (the original occystrap got the latter right only
 // at the top level).
 //
-// Regular files, directories, symlinks and hard links are written. Device
-// nodes and FIFOs are skipped (they need privileges and have no content); each
-// skip is logged at debug level. Extended attributes of entries are not
-// applied.
+// Regular files (a sparse member's holes kept as holes), directories,
+// symlinks, hard links, FIFOs and device nodes are written, each with its
+// entry's mode, times (any time the filesystem holds: before 1970, after 2038)
+// and, with Options.SameOwner, owner. A hard link entry's mode, owner and time
+// go to the inode it shares, as Python's tarfile (the original occystrap) and
+// moby apply them. A device node needs CAP_MKNOD: without it the node is
+// skipped, and each layer's skips are counted in one warning. Extended
+// attributes of entries are not applied.
 // Directory modes and times are set when the Tree is closed, deepest first,
 // so that a read-only directory can still receive its children.
 //

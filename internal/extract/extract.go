@@ -45,11 +45,21 @@ type Tree struct {
 	// layer counts the layers applied, for error messages.
 	layer  int
 	closed bool
+	// skippedDevices counts the device nodes not created for want of the
+	// privilege (see SkippedDevices).
+	skippedDevices int
+	// mknodat is unix.Mknodat when nil; tests refuse devices with it.
+	mknodat func(dirfd int, name string, mode uint32, dev int) error
 }
+
+// SkippedDevices is the number of character and block devices the layers
+// applied so far held and the tree could not create: making one needs
+// CAP_MKNOD (root). Each layer that skips some logs a warning with its count.
+func (t *Tree) SkippedDevices() int { return t.skippedDevices }
 
 // New opens dir (creating it if needed) as the target of a merged tree.
 func New(dir string, opts Options) (*Tree, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return nil, fmt.Errorf("create extraction target %s: %w", dir, err)
 	}
 	root, err := os.OpenRoot(dir)
@@ -86,6 +96,7 @@ func (t *Tree) Apply(ctx context.Context, r io.Reader) error {
 	// created holds the paths this layer made, so that its own whiteouts
 	// and opaque markers leave them alone.
 	created := map[string]bool{}
+	skipped := t.skippedDevices
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -93,6 +104,10 @@ func (t *Tree) Apply(ctx context.Context, r io.Reader) error {
 		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
+			if n := t.skippedDevices - skipped; n > 0 {
+				zerolog.Ctx(ctx).Warn().Int("layer", t.layer).Int("skipped", n).
+					Msgf("Skipped %d device node(s) of layer %d: creating them needs root (CAP_MKNOD)", n, t.layer)
+			}
 			return nil
 		}
 		if err != nil {
@@ -140,7 +155,9 @@ func (t *Tree) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header, creat
 		return nil // the root itself
 	}
 	if parent != "." {
-		if err := t.root.MkdirAll(parent, 0o755); err != nil {
+		// A parent no entry declares gets 0777 less the umask, as
+		// Python's tarfile makes it.
+		if err := t.root.MkdirAll(parent, 0o777); err != nil {
 			return fmt.Errorf("entry %q: create parent directory: %w", hdr.Name, err)
 		}
 	}
@@ -156,7 +173,7 @@ func (t *Tree) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header, creat
 			return fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
 		t.dirs[name] = hdr
-	case tar.TypeReg: // archive/tar reports old TypeRegA entries as TypeReg
+	case tar.TypeReg, tar.TypeGNUSparse: // archive/tar reports old TypeRegA entries as TypeReg
 		if err := t.clear(name, hdr.Name); err != nil {
 			return err
 		}
@@ -164,14 +181,20 @@ func (t *Tree) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header, creat
 		if err != nil {
 			return fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
-		_, err = io.Copy(f, tr)
-		if cerr := f.Close(); err == nil {
-			err = cerr
+		if isSparse(hdr) {
+			_, err = copySparse(f, tr)
+		} else {
+			_, err = io.Copy(f, tr)
 		}
 		if err != nil {
+			_ = f.Close()
 			return fmt.Errorf("entry %q: write: %w", hdr.Name, err)
 		}
-		if err := t.meta(name, hdr); err != nil {
+		err = t.metaFile(f, hdr)
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("entry %q: write: %w", hdr.Name, cerr)
+		}
+		if err != nil {
 			return err
 		}
 	case tar.TypeSymlink:
@@ -202,6 +225,19 @@ func (t *Tree) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header, creat
 		}
 		if err := t.root.Link(target, name); err != nil {
 			return fmt.Errorf("entry %q: hard link to %q: %w", hdr.Name, hdr.Linkname, err)
+		}
+		if err := t.linkMeta(name, hdr); err != nil {
+			return err
+		}
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		made, err := t.mknod(name, hdr)
+		if err != nil {
+			return err
+		}
+		if !made {
+			t.skippedDevices++
+			zerolog.Ctx(ctx).Debug().Str("entry", hdr.Name).Msg("Skipping device node: creating it needs CAP_MKNOD")
+			return nil
 		}
 	default:
 		zerolog.Ctx(ctx).Debug().Str("entry", hdr.Name).Str("type", string(hdr.Typeflag)).Msg("Skipping tar entry of a type that is not extracted")
@@ -278,7 +314,7 @@ func (t *Tree) meta(name string, hdr *tar.Header) error {
 	if err := t.root.Chmod(name, mode); err != nil {
 		return fmt.Errorf("entry %q: chmod: %w", hdr.Name, err)
 	}
-	if err := t.root.Chtimes(name, hdr.ModTime, hdr.ModTime); err != nil {
+	if err := t.chtimes(name, hdr.ModTime); err != nil {
 		return fmt.Errorf("entry %q: set times: %w", hdr.Name, err)
 	}
 	return nil
@@ -374,7 +410,7 @@ func (t *Tree) Close() error {
 		if mt.IsZero() {
 			mt = time.Unix(0, 0)
 		}
-		if err := t.root.Chtimes(n, mt, mt); err != nil && first == nil {
+		if err := t.chtimes(n, mt); err != nil && first == nil {
 			first = fmt.Errorf("directory %q: set times: %w", hdr.Name, err)
 		}
 	}

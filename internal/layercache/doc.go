@@ -16,5 +16,12 @@
 // changed, creating missing folders. A corrupt file or another version is
 // ignored (Open reports it as a warning, and starts empty).
 //
-// A Cache is safe for concurrent use.
+// Its companion FILE.digests (Digests), also the original's, maps the
+// compressed blobs a Docker engine pushed to dockerpush:// to their DiffIDs:
+//
+//	{"version": 1, "mappings": {COMPRESSED_HEX: DIFFID_HEX}}
+//
+// Both files get the mode a new file gets under the umask.
+//
+// A Cache and a Digests are safe for concurrent use.
 package layercache

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -107,23 +106,7 @@ func (c *Cache) Save() error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(c.path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("layer cache %s: %w", c.path, err)
-	}
-	tmp, err := os.CreateTemp(dir, filepath.Base(c.path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("layer cache %s: %w", c.path, err)
-	}
-	_, err = tmp.Write(b)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), c.path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp.Name())
+	if err := writeAtomic(c.path, b); err != nil {
 		return fmt.Errorf("layer cache %s: %w", c.path, err)
 	}
 	c.dirty = false

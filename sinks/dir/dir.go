@@ -60,7 +60,7 @@ func New(path string, opts Options) (*Writer, error) {
 	if opts.Parallel <= 0 {
 		opts.Parallel = 4
 	}
-	if err := os.MkdirAll(path, 0o755); err != nil {
+	if err := os.MkdirAll(path, 0o777); err != nil { // less the umask
 		return nil, fmt.Errorf("create output directory %s: %w", path, err)
 	}
 	abs, err := filepath.Abs(filepath.Join(path, "catalog.json"))
@@ -190,11 +190,19 @@ func (w *Writer) writeManifest(img stage.Image, config string, layers []string) 
 }
 
 // addToCatalog records img's manifest in catalog.json: read, modify and
-// write back under the process-wide lock of this catalog.
+// write back under the process-wide lock of this catalog and, across
+// processes, an exclusive flock on .catalog.json.lock beside it, so writers
+// sharing the output (shards of one bulk run) never lose each other's
+// entries.
 func (w *Writer) addToCatalog(img stage.Image, manifest string) error {
 	w.catalog.Lock()
 	defer w.catalog.Unlock()
 	name := filepath.Join(w.path, "catalog.json")
+	unlock, err := lockFile(filepath.Join(w.path, catalogLockName))
+	if err != nil {
+		return fmt.Errorf("lock catalog %s: %w", name, err)
+	}
+	defer unlock()
 	cat := map[string]map[string]string{}
 	b, err := os.ReadFile(name)
 	switch {

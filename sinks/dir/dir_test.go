@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,7 +26,12 @@ import (
 
 type E = sinktest.Entry
 
-func TestMain(m *testing.M) { sinktest.Main(m) }
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(catalogChildEnv); spec != "" {
+		os.Exit(catalogChild(spec))
+	}
+	sinktest.Main(m)
+}
 
 var img = stage.Image{Name: "fixture/app", Tag: "v1"}
 
@@ -425,6 +431,76 @@ func TestConcurrentCatalog(t *testing.T) {
 		t.Errorf("catalog (-want +got):\n%s", diff)
 	}
 	assertNoTemp(t, out)
+}
+
+// catalogChildEnv makes the test binary a catalog writer for
+// TestCatalogAcrossProcesses: "DIR PROC ROUNDS".
+const catalogChildEnv = "OCCYSTRAP_TEST_CATALOG_CHILD"
+
+// catalogChild adds ROUNDS catalog entries to DIR as process PROC, each
+// through a Writer of its own (as separate runs would), and returns the exit
+// code.
+func catalogChild(spec string) int {
+	var dir string
+	var proc, rounds int
+	if _, err := fmt.Sscan(spec, &dir, &proc, &rounds); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	for r := range rounds {
+		w, err := New(dir, Options{UniqueNames: true})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		im := stage.Image{Name: fmt.Sprintf("org/p%02d", proc), Tag: fmt.Sprintf("r%03d", r)}
+		if err := w.addToCatalog(im, w.ManifestName(im)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		w.Close()
+	}
+	return 0
+}
+
+// Many processes adding to one catalog.json at once, many rounds each, as
+// the shards of a bulk run do: no process loses another's entries.
+func TestCatalogAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const procs, rounds = 8, 40
+	p := pool.New().WithErrors()
+	for i := range procs {
+		p.Go(func() error {
+			cmd := exec.Command(exe, "-test.run=^$")
+			cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d", catalogChildEnv, out, i, rounds))
+			if b, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("writer %d: %v: %s", i, err, b)
+			}
+			return nil
+		})
+	}
+	if err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var cat map[string]map[string]string
+	sinktest.ReadJSON(t, filepath.Join(out, "catalog.json"), &cat)
+	want := map[string]map[string]string{}
+	for i := range procs {
+		name := fmt.Sprintf("org/p%02d", i)
+		want[name] = map[string]string{}
+		for r := range rounds {
+			tag := fmt.Sprintf("r%03d", r)
+			want[name][tag] = fmt.Sprintf("manifest-org_p%02d-%s.json", i, tag)
+		}
+	}
+	if diff := cmp.Diff(want, cat); diff != "" {
+		t.Errorf("catalog (-want +got):\n%s", diff)
+	}
 }
 
 func TestConsumeErrors(t *testing.T) {

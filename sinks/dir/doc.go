@@ -29,9 +29,10 @@
 // (package internal/extract): no entry writes outside the tree.
 //
 // catalog.json is read, modified and written back (atomically) under one
-// lock per catalog path for the whole process, so many images written at once
-// into one PATH all end up in it. Writers in separate processes are not
-// serialized.
+// lock per catalog path for the whole process and an exclusive flock on
+// PATH/.catalog.json.lock across processes, so many images written at once
+// into one PATH, by one process or by several (shards of a bulk run, on one
+// machine or on several sharing the directory over NFS v4), all end up in it.
 //
 // A Writer is safe for concurrent use: Sink may be called from many
 // goroutines, one per image, and their sinks consume at the same time.

@@ -14,6 +14,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/extract"
+	"github.com/occystrap/occystrap/internal/umask"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/stage"
 )
@@ -87,7 +88,7 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 		if err != nil {
 			return fmt.Errorf("create expansion directory for %s in %s: %w", s.img, s.w.path, err)
 		}
-		if err := os.Chmod(tmpTree, 0o755); err != nil { // MkdirTemp makes it 0700
+		if err := os.Chmod(tmpTree, umask.Dir()); err != nil { // MkdirTemp makes it 0700
 			_ = os.RemoveAll(tmpTree)
 			return fmt.Errorf("create expansion directory for %s in %s: %w", s.img, s.w.path, err)
 		}
@@ -237,7 +238,7 @@ func (s *imageSink) writeConfig(it stage.Item) error {
 		return fmt.Errorf("image %s: %w", s.img, err)
 	}
 	name := filepath.Join(s.w.path, it.Name)
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(name), 0o777); err != nil {
 		return fmt.Errorf("image %s: create directory for config: %w", s.img, err)
 	}
 	if err := atomicfile.WriteFile(name, it.Data); err != nil {
@@ -266,7 +267,7 @@ func (s *imageSink) writeLayer(ctx context.Context, it stage.Item) (n int64, err
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return 0, fmt.Errorf("layer %s: %w", final, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(final), 0o777); err != nil {
 		return 0, fmt.Errorf("layer %s: %w", final, err)
 	}
 	if f, ok := it.Body.(stage.Filer); ok {

@@ -15,6 +15,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/extract"
+	"github.com/occystrap/occystrap/internal/umask"
 	"github.com/occystrap/occystrap/sinks/dir"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/sinks/internal/bundle"
@@ -188,7 +189,7 @@ func (s *imageSink) extractLayer(ctx context.Context, name string) (err error) {
 			_ = os.RemoveAll(tmp)
 		}
 	}()
-	if err := os.Chmod(tmp, 0o755); err != nil {
+	if err := os.Chmod(tmp, umask.Dir()); err != nil { // MkdirTemp makes it 0700
 		return fmt.Errorf("image %s: layer %s: %w", s.img, name, err)
 	}
 	tree, err := extract.New(tmp, extract.Options{SameOwner: s.w.opts.SameOwner, Overlay: true})
@@ -300,7 +301,7 @@ func checkNotMounted(dir string) error {
 
 // mkdirOwn creates dir and reports whether this call created it.
 func mkdirOwn(dir string) (bool, error) {
-	err := os.Mkdir(dir, 0o755)
+	err := os.Mkdir(dir, 0o777)
 	if err == nil {
 		return true, nil
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/occystrap/occystrap/internal/extract"
+	"github.com/occystrap/occystrap/internal/umask"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/sinks/internal/bundle"
 	"github.com/occystrap/occystrap/sinks/internal/gate"
@@ -93,7 +94,7 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) (err erro
 			_ = os.Remove(s.w.path) // only if still empty
 		}
 	}()
-	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700
+	if err := os.Chmod(tmp, umask.Dir()); err != nil { // MkdirTemp makes it 0700
 		return fmt.Errorf("create temporary bundle in %s: %w", s.w.path, err)
 	}
 	tree, err := extract.New(filepath.Join(tmp, bundle.RootFS), extract.Options{SameOwner: s.w.opts.SameOwner})
@@ -225,10 +226,10 @@ func mkdirOwn(dir string) (bool, error) {
 		}
 		return false, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o777); err != nil {
 		return false, err
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := os.Mkdir(dir, 0o777); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return false, nil
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/occystrap/occystrap/internal/pyjson"
+	"github.com/occystrap/occystrap/internal/umask"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/sinks/internal/gate"
 	"github.com/occystrap/occystrap/stage"
@@ -99,6 +100,11 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) (err erro
 	res, err := Stream(ctx, f, in, StreamOptions{Image: s.img, RepoTag: tarRepoTag(s.img), TempDir: s.w.opts.TempDir})
 	if err != nil {
 		return err
+	}
+	// The temporary file is 0600; the archive gets the mode a plain create
+	// gives, as the original's open(path, "wb").
+	if err := f.Chmod(umask.File()); err != nil {
+		return fmt.Errorf("image %s: archive mode: %w", s.img, err)
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("image %s: close archive: %w", s.img, err)

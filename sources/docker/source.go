@@ -43,7 +43,12 @@ type Source struct {
 
 	spool   string
 	archive *tarball.Source
+	has     func(name string) bool
 }
+
+// UseSkip takes the sink's test for layers it already has: those are
+// emitted with a nil Body, as the original's fetch_callback skips them.
+func (s *Source) UseSkip(has func(name string) bool) { s.has = has }
 
 // Open inspects image (IMAGE[:TAG]) in the engine c talks to.
 func Open(ctx context.Context, c *engine.Client, image string, opts Options) (*Source, error) {
@@ -270,6 +275,9 @@ func (s *Source) emit(ctx context.Context, events <-chan event, out chan<- stage
 				delete(ready, next)
 				it := stage.Item{Seq: next, Kind: stage.KindLayer, Name: r.name, DiffID: r.layer, Size: r.size,
 					Body: &stage.OpenerBody{OpenFunc: s.opener(r)}}
+				if s.has != nil && s.has(r.name) {
+					it.Body, it.Size = nil, -1
+				}
 				if err := stage.Send(ctx, out, it); err != nil {
 					return err
 				}
@@ -290,6 +298,9 @@ func (s *Source) tail(ctx context.Context, config string, early []string, out ch
 		return fmt.Errorf("docker image %s: %w", s.ref, err)
 	}
 	s.archive = a
+	if s.has != nil {
+		a.UseSkip(s.has)
+	}
 	items := make(chan stage.Item)
 	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError()
 	p.Go(func(ctx context.Context) error {

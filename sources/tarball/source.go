@@ -55,7 +55,13 @@ type Source struct {
 	configName string
 	config     []byte
 	layers     []layer
+	has        func(name string) bool
 }
+
+// UseSkip takes the sink's test for layers it already has: those are
+// emitted with a nil Body, as the original's fetch_callback skips them (so
+// that, for one, inspect gives them size 0).
+func (s *Source) UseSkip(has func(name string) bool) { s.has = has }
 
 // Open indexes the docker-save archive at path and reads its manifest and
 // config. Errors name the archive and the member at fault.
@@ -309,6 +315,10 @@ func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) error {
 			size = -1
 		}
 		it := stage.Item{Seq: i, Kind: stage.KindLayer, Name: l.name, DiffID: l.diffID, Size: size, Body: s.body(l)}
+		if s.has != nil && s.has(l.name) {
+			it.Body, it.Size = nil, -1
+			log.Debug().Str("layer", l.name).Msg("The output has the layer; skipping it")
+		}
 		log.Debug().Str("layer", l.mpath).Str("compression", l.comp.String()).Msg("Emitting layer")
 		if err := stage.Send(ctx, out, it); err != nil {
 			return err

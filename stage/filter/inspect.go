@@ -166,7 +166,7 @@ func (f *Inspect) write() error {
 	if err != nil {
 		return fmt.Errorf("inspect: %w", err)
 	}
-	fh, err := os.OpenFile(f.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	fh, err := os.OpenFile(f.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666) // less the umask
 	if err != nil {
 		return fmt.Errorf("inspect: open %s: %w", f.path, err)
 	}

@@ -135,6 +135,16 @@ func (h *Harness) Run(ctx context.Context, sc Scenario) (Result, error) {
 			return e
 		}))
 	}
+	if sc.shards > 0 && len(h.Variants) > 0 {
+		v := h.Variants[0]
+		for _, mode := range []string{ShardAffinity, ShardRoundRobin} {
+			res.Tools = append(res.Tools, h.runTool(ctx, sc, fmt.Sprintf("%s %d shards %s", v, sc.shards, mode), "shards", func(r *runCtx) []string {
+				src, dst := sc.ours(r)
+				return []string{h.Self, "shards", "--n", strconv.Itoa(sc.shards), "--mode", mode, "--",
+					h.Bin, "-j", strconv.Itoa(v.J), "-J", strconv.Itoa(v.BigJ), "--log-format", "json", "process", src, dst}
+			}, sc.check, nil))
+		}
+	}
 	for _, p := range h.Peers {
 		args, ok := sc.peers[p]
 		if !ok {

@@ -33,6 +33,9 @@ type Scenario struct {
 	peers map[string]func(r *runCtx) []string
 	// check verifies a run's output.
 	check func(r *runCtx) error
+	// shards, when not 0, also runs ours as that many shard processes at
+	// once (`bench shards`), by layer affinity and round-robin.
+	shards int
 }
 
 // runCtx is one run's context.
@@ -55,6 +58,14 @@ func Scenarios() []Scenario {
 		{
 			Name: "quay-bulk-dir", Desc: "bulk quay:// → dir://?unique_names=true (the motivating case)",
 			images: all,
+			ours: func(r *runCtx) (string, string) {
+				return "quay://" + corpus.Namespace + "?host=" + r.src(), "dir://" + r.out + "/out?unique_names=true"
+			},
+			check: func(r *runCtx) error { return checkDir(r.h.Corpus, all(r.h.Corpus), r.out+"/out", true) },
+		},
+		{
+			Name: "quay-bulk-dir-shards", Desc: "bulk quay:// → one dir:// as 1 process and as 4 shard processes (layer affinity, round-robin)",
+			images: all, shards: 4,
 			ours: func(r *runCtx) (string, string) {
 				return "quay://" + corpus.Namespace + "?host=" + r.src(), "dir://" + r.out + "/out?unique_names=true"
 			},

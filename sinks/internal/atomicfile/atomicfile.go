@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/occystrap/occystrap/internal/umask"
 )
 
 // TempPrefix starts the name of every temporary file this package makes.
@@ -42,7 +44,7 @@ func Link(name, src string, want int64) (n int64, linked bool, err error) {
 		}
 		return 0, false, fmt.Errorf("link %s: %w", name, err)
 	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
+	if err := os.Chmod(tmp, umask.File()); err != nil {
 		_ = os.Remove(tmp)
 		return 0, false, fmt.Errorf("link %s: %w", name, err)
 	}
@@ -55,13 +57,15 @@ func Link(name, src string, want int64) (n int64, linked bool, err error) {
 
 var linkSeq atomic.Int64
 
-// WriteFile writes data to name atomically with mode 0644.
+// WriteFile writes data to name atomically with the mode a new file gets
+// (0666 less the umask).
 func WriteFile(name string, data []byte) error {
 	_, err := Write(context.Background(), name, bytes.NewReader(data), int64(len(data)))
 	return err
 }
 
-// Write copies r to name atomically, with mode 0644, and returns the bytes
+// Write copies r to name atomically, with the mode a new file gets (0666
+// less the umask), and returns the bytes
 // written. When want is not negative, a copy of another length is an error
 // and nothing is renamed into place. On any error the temporary file is
 // removed.
@@ -84,7 +88,7 @@ func Write(ctx context.Context, name string, r io.Reader, want int64) (n int64, 
 	if want >= 0 && n != want {
 		return n, fmt.Errorf("write %s: got %d bytes, expected %d", name, n, want)
 	}
-	if err = f.Chmod(0o644); err != nil {
+	if err = f.Chmod(umask.File()); err != nil {
 		return n, fmt.Errorf("write %s: %w", name, err)
 	}
 	if err = f.Close(); err != nil {
