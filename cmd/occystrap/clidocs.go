@@ -68,7 +68,7 @@ type schemeDoc struct {
 
 var inputDocs = []schemeDoc{
 	{"registry", "registry://[HOST/]IMAGE[:TAG|@DIGEST]", "an image in a registry; Docker Hub when HOST is left out (registry://busybox)",
-		"os, arch (architecture), variant, username, password, insecure, tls_verify, max_workers"},
+		"os, arch (architecture), variant, platform (os/arch[/variant]), all_platforms, username, password, insecure, tls_verify, max_workers"},
 	{"quay", "quay://ORG[/GLOB[:TAG]]", "every repository of a Quay organisation matching GLOB (default *) with TAG (default latest)",
 		"since=YYYY-MM-DD, token, host (self-hosted Quay), insecure"},
 	{"docker", "docker://IMAGE[:TAG]", "an image of a Docker engine", "socket"},

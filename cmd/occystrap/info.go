@@ -35,7 +35,23 @@ func (c *InfoCmd) Run(ctx context.Context, a *app) error {
 		return err
 	}
 	defer im.close()
-	return writeInfo(a, imageinfo.Info(im.meta))
+	info := imageinfo.Info(im.meta)
+	if im.index != nil {
+		setIndex(info, im.index)
+	}
+	return writeInfo(a, info)
+}
+
+// setIndex adds the list an image was chosen from to its info.
+func setIndex(info *pyjson.Object, idx *registry.IndexInfo) {
+	entries := make([]imageinfo.IndexEntry, len(idx.Manifests))
+	for i, d := range idx.Manifests {
+		entries[i] = imageinfo.IndexEntry{Digest: d.Digest.String(), MediaType: d.MediaType}
+		if d.Platform != nil {
+			entries[i].Platform = platformString(d.Platform)
+		}
+	}
+	imageinfo.SetIndex(info, idx.Digest.String(), idx.MediaType, entries)
 }
 
 func writeInfo(a *app, v *pyjson.Object) error {
@@ -79,16 +95,19 @@ func (c *InfoCmd) runMulti(ctx context.Context, a *app) error {
 				Registry: transport.RegistryOptions{Insecure: spec.Insecure},
 			})
 			m, err := registryMeta(ctx, src, ref.Repo, ref.Tag)
-			if err != nil {
-				zerolog.Ctx(ctx).Error().Err(err).Str("image", ref.String()).Msg("Info failed")
-				o := &pyjson.Object{}
-				o.Set("image", ref.Repo)
-				o.Set("tag", ref.Tag)
-				o.Set("error", err.Error())
-				infos[i] = o
+			if err == nil {
+				infos[i] = imageinfo.Info(m)
+				if idx := src.Index(); idx != nil {
+					setIndex(infos[i], idx)
+				}
 				return nil
 			}
-			infos[i] = imageinfo.Info(m)
+			zerolog.Ctx(ctx).Error().Err(err).Str("image", ref.String()).Msg("Info failed")
+			o := &pyjson.Object{}
+			o.Set("image", ref.Repo)
+			o.Set("tag", ref.Tag)
+			o.Set("error", err.Error())
+			infos[i] = o
 			return nil
 		})
 	}
@@ -131,6 +150,8 @@ type imageMeta struct {
 	meta  imageinfo.Meta
 	full  func(ctx context.Context) stage.Source
 	close func()
+	// index is the manifest list the image was chosen from, if any.
+	index *registry.IndexInfo
 }
 
 // openImageMeta opens the input s names and reads its metadata: the
@@ -156,10 +177,12 @@ func openImageMeta(ctx context.Context, a *app, s string) (*imageMeta, error) {
 	case *registry.Source:
 		var md registry.Metadata
 		md, im.meta, err = registryMetadata(ctx, x, img.Name, img.Tag)
+		im.index = x.Index()
 		im.full = func(ctx context.Context) stage.Source { return registryItems(ctx, x, md) }
 	case *tarball.Source:
 		im.meta, err = imageinfo.ParseMeta(img.Name, img.Tag, nil, x.Config())
-		im.full = func(context.Context) stage.Source { return x }
+		// check reports a bad config or DiffID itself.
+		im.full = func(context.Context) stage.Source { return x.Unchecked() }
 	case *docker.Source:
 		var c interface {
 			InspectRaw(context.Context, string) ([]byte, error)

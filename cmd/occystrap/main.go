@@ -14,6 +14,8 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/rs/zerolog"
+
+	"github.com/occystrap/occystrap/internal/platform"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -32,8 +34,10 @@ type Globals struct {
 	Version    kong.VersionFlag `help:"Print the version and exit."`
 
 	OS            string    `name:"os" default:"linux" help:"Operating system to choose from a manifest list."`
-	Architecture  string    `default:"amd64" help:"CPU architecture to choose from a manifest list."`
-	Variant       string    `help:"CPU variant to choose from a manifest list (must match exactly)."`
+	Architecture  string    `default:"amd64" help:"CPU architecture to choose from a manifest list (arm64 means arm64/v8, arm means arm/v7, as containerd matches)."`
+	Variant       string    `help:"CPU variant to choose from a manifest list."`
+	Platform      string    `env:"OCCYSTRAP_PLATFORM" placeholder:"OS/ARCH[/VARIANT]" help:"Platform to choose from a manifest list; wins over --os, --architecture and --variant."`
+	AllPlatforms  bool      `name:"all-platforms" help:"registry:// to registry:// only: copy a whole manifest list (every platform), keeping its digest."`
 	Username      string    `env:"OCCYSTRAP_USERNAME" help:"Registry user name."`
 	Password      string    `env:"OCCYSTRAP_PASSWORD" help:"Registry password."`
 	Insecure      bool      `env:"OCCYSTRAP_INSECURE" help:"Talk to registries over plain HTTP (localhost and 127.0.0.0/8 fall back to it without this flag)."`
@@ -103,6 +107,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			code = 2
 			return
 		}
+		if err := cli.Globals.applyPlatform(); err != nil {
+			fmt.Fprintf(stderr, "Error: %v\n", err)
+			code = 2
+			return
+		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		log := newLogger(&cli.Globals, stderr)
@@ -147,6 +156,20 @@ func newParser(cli *CLI, stdout, stderr io.Writer, exit func(int)) (*kong.Kong, 
 			Description: "The original occystrap's old commands, for existing scripts: each warns and runs as the process or search command named.",
 		}}),
 	)
+}
+
+// applyPlatform makes --platform (or OCCYSTRAP_PLATFORM), when given, the
+// --os, --architecture and --variant every command reads.
+func (g *Globals) applyPlatform() error {
+	if g.Platform == "" {
+		return nil
+	}
+	p, err := platform.Parse(g.Platform)
+	if err != nil {
+		return fmt.Errorf("--platform: %w", err)
+	}
+	g.OS, g.Architecture, g.Variant = p.OS, p.Architecture, p.Variant
+	return nil
 }
 
 // errQuiet ends a command with exit code 1 and no error line: the command

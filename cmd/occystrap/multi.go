@@ -16,6 +16,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/shard"
 	"github.com/occystrap/occystrap/internal/uri"
+	sinkreg "github.com/occystrap/occystrap/sinks/registry"
 	"github.com/occystrap/occystrap/sources/quay"
 	"github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
@@ -291,6 +292,23 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 	src := registry.New(t, sourceOptions(a, spec, ref, blobs))
 	defer src.Close()
 	img := src.Image()
+	if a.g.AllPlatforms {
+		if ro, ok := out.(*sinkreg.Output); ok {
+			res, isIndex, err := copyIndex(ctx, a, t, src, ro)
+			if isIndex {
+				r.err, r.layers, r.bytes = err, int(res.layers), res.bytes
+				r.verified, r.verifyErrors = err == nil && (a.g.Verify || a.g.VerifyFull), res.problems
+				if err != nil {
+					log.Error().Err(err).Msg("Image failed")
+				}
+				return r
+			}
+			if err != nil {
+				r.err = err
+				return r
+			}
+		}
+	}
 	stages, err := buildFilters(facs, img)
 	if err != nil {
 		r.err = err

@@ -32,6 +32,18 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 	if c.DryRun {
 		return c.dryRun(ctx, a)
 	}
+	all := false
+	if c.input == nil { // a legacy command's own input is never a list
+		var err error
+		if all, err = allPlatforms(a, c.Source); err != nil {
+			return err
+		}
+	}
+	if all {
+		if err := checkAllPlatforms(c.Source, c.Destination, c.Filter); err != nil {
+			return err
+		}
+	}
 	if c.input == nil && isMulti(c.Source) {
 		return c.runMulti(ctx, a)
 	}
@@ -59,6 +71,11 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 		return err
 	}
 	defer out.Close()
+	if all {
+		if done, err := c.runAllPlatforms(ctx, a, src, out, start); done {
+			return err
+		}
+	}
 
 	img := src.Image()
 	stages, err := buildFilters(filterFacs, img)

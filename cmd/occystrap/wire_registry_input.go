@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/occystrap/occystrap/internal/platform"
 	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sources/registry"
 )
@@ -10,11 +12,11 @@ import (
 func init() { inputs["registry"] = openRegistryInput }
 
 // openRegistryInput opens registry://[HOST/]IMAGE[:TAG] (docker.io by
-// default, see uri.URI.Registry); the URI's options
-// os, arch/architecture, variant, username, password, insecure,
+// default, see uri.URI.Registry); the URI's options os, arch/architecture,
+// variant, platform, all_platforms, username, password, insecure,
 // tls_verify and max_workers override the globals.
 func openRegistryInput(_ context.Context, a *app, u uri.URI) (source, error) {
-	if err := knownOptions(u, "os", "arch", "architecture", "variant", "username", "password", "insecure", "tls_verify", "max_workers"); err != nil {
+	if err := knownOptions(u, "os", "arch", "architecture", "variant", "platform", "all_platforms", "username", "password", "insecure", "tls_verify", "max_workers"); err != nil {
 		return nil, err
 	}
 	host, ref, err := u.Registry()
@@ -42,6 +44,13 @@ func openRegistryInput(_ context.Context, a *app, u uri.URI) (source, error) {
 	}
 	if v, ok := u.String("variant"); ok {
 		o.Variant = v
+	}
+	if v, ok := u.String("platform"); ok {
+		p, err := platform.Parse(v)
+		if err != nil {
+			return nil, fmt.Errorf("registry URI %q: option platform: %w", u.Raw, err)
+		}
+		o.OS, o.Architecture, o.Variant = p.OS, p.Architecture, p.Variant
 	}
 	if o.Registry, o.Workers, err = registryAccess(a, u); err != nil {
 		return nil, err

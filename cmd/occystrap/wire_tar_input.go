@@ -3,13 +3,22 @@ package main
 import (
 	"context"
 
+	"github.com/occystrap/occystrap/internal/platform"
 	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sources/tarball"
 )
 
-// tar://PATH (alias file://): a docker-save archive.
+// tar://PATH (alias file://): an image archive of any layout tools write
+// (docker save, crane, skopeo, regctl, podman), compressed as a whole or not.
+// It takes no URI option; one given is refused, as every scheme does.
 func init() {
-	inputs["tar"] = func(_ context.Context, _ *app, u uri.URI) (source, error) {
-		return tarball.Open(u.Path)
+	inputs["tar"] = func(_ context.Context, a *app, u uri.URI) (source, error) {
+		if err := knownOptions(u); err != nil {
+			return nil, err
+		}
+		return tarball.OpenWith(u.Path, tarball.Options{
+			TempDir:  a.g.TempDir,
+			Platform: platform.Platform{OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant},
+		})
 	}
 }

@@ -225,10 +225,67 @@ func WriteJSON(w io.Writer, v any) error {
 	return err
 }
 
-// WriteInfoText prints an info document as the original's text output.
+// IndexEntry is one image a manifest list or index holds.
+type IndexEntry struct {
+	Platform  string // os/arch[/variant], or "" when the entry has none
+	Digest    string
+	MediaType string
+}
+
+// SetIndex records, under the key "index" (after the original's keys), the
+// manifest list or index the image was chosen from: its digest, media type
+// and entries. WriteInfoText prints it before the image.
+func SetIndex(info *pyjson.Object, dgst, mediaType string, entries []IndexEntry) {
+	idx := &pyjson.Object{}
+	idx.Set("digest", dgst)
+	idx.Set("media_type", mediaType)
+	ms := make([]any, 0, len(entries))
+	for _, e := range entries {
+		o := &pyjson.Object{}
+		var p any
+		if e.Platform != "" {
+			p = e.Platform
+		}
+		o.Set("platform", p)
+		o.Set("digest", e.Digest)
+		o.Set("media_type", e.MediaType)
+		ms = append(ms, o)
+	}
+	idx.Set("manifests", ms)
+	info.Set("index", idx)
+}
+
+// writeIndexText prints the "index" key SetIndex records, if any.
+func writeIndexText(line func(string, ...any), info *pyjson.Object) {
+	v, ok := info.Get("index")
+	idx, isObj := v.(*pyjson.Object)
+	if !ok || !isObj {
+		return
+	}
+	line("Index:         %s", pyStr(get(idx, "digest")))
+	line("Index type:    %s", pyStr(get(idx, "media_type")))
+	ms, _ := get(idx, "manifests").([]any)
+	line("Platforms:     %d", len(ms))
+	for _, m := range ms {
+		o, ok := m.(*pyjson.Object)
+		if !ok {
+			continue
+		}
+		p := "(no platform)"
+		if s, ok := get(o, "platform").(string); ok {
+			p = s
+		}
+		line("  %-16s %s", p, pyStr(get(o, "digest")))
+	}
+	line("")
+}
+
+// WriteInfoText prints an info document as the original's text output
+// (preceded, for an image chosen from a list, by the list).
 func WriteInfoText(w io.Writer, info *pyjson.Object) error {
 	var b strings.Builder
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	writeIndexText(line, info)
 	line("Image:         %s:%s", pyStr(get(info, "image")), pyStr(get(info, "tag")))
 	if has(info, "media_type") {
 		line("Media type:    %s", pyStr(get(info, "media_type")))

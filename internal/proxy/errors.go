@@ -3,14 +3,15 @@ package proxy
 import "errors"
 
 var (
-	// ErrManifestList is a manifest list or index pushed into the proxy,
-	// which handles single-platform images only.
-	ErrManifestList = errors.New("manifest lists are not supported by the proxy")
-	// ErrBlobUnknown is a manifest naming a blob that was not pushed.
+	// ErrUninterpretable is a pushed manifest the proxy cannot read layer
+	// by layer: an index, an artifact, a config that is not an image
+	// config or whose diff_ids do not match the layers. Without a filter
+	// that changes content it is forwarded byte for byte; with one it is
+	// refused (400 MANIFEST_INVALID naming the filter).
+	ErrUninterpretable = errors.New("not an image the proxy can read layer by layer")
+	// ErrBlobUnknown is a manifest naming a blob neither pushed into the
+	// repository nor held by the downstream.
 	ErrBlobUnknown = errors.New("blob not pushed")
-	// ErrLayerCount is a config whose diff_ids do not match the manifest's
-	// layers.
-	ErrLayerCount = errors.New("the config's diff_ids do not match the manifest's layers")
 	// ErrClosed is a request after the proxy closed.
 	ErrClosed = errors.New("proxy closed")
 )

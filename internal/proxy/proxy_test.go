@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	digest "github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 	"go.uber.org/goleak"
@@ -25,6 +26,7 @@ import (
 	"github.com/occystrap/occystrap/sinks/registry"
 	sourcereg "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/filter"
 	"github.com/occystrap/occystrap/transport"
 )
 
@@ -51,6 +53,9 @@ func newTransport(t testing.TB) *transport.Transport {
 }
 
 var plain = transport.RegistryOptions{Insecure: true}
+
+// accept asks for single-platform manifests.
+var accept = []string{mediaTypeDockerManifest, v1.MediaTypeImageManifest}
 
 // counter counts a registry's requests by "METHOD kind" (kind = manifests,
 // blobs or uploads).
@@ -278,13 +283,43 @@ func do(h http.Handler, method, target, ctype string, body []byte) *httptest.Res
 	return rec
 }
 
-func TestEndpoints(t *testing.T) {
-	down := testregistry.Start(t, testregistry.Options{Plain: true})
-	srv, err := New(Options{Transport: newTransport(t), Downstream: down.Host, DownstreamRegistry: plain, TempDir: t.TempDir()})
+// doH sends one request with headers to h.
+func doH(h http.Handler, method, target string, hdr map[string]string, body []byte) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, target, bytes.NewReader(body))
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+// newHandler is a proxy used as a plain handler in front of down.
+func newHandler(t *testing.T, down *testregistry.Registry, opts Options) *Server {
+	t.Helper()
+	opts.Transport, opts.Downstream, opts.DownstreamRegistry, opts.TempDir = newTransport(t), down.Host, plain, t.TempDir()
+	srv, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	t.Cleanup(func() { _ = srv.Close() })
+	return srv
+}
+
+// pushBlob uploads p into repo of h in one POST and PUT.
+func pushBlob(t *testing.T, h http.Handler, repo string, p []byte) digest.Digest {
+	t.Helper()
+	rec := do(h, http.MethodPost, "/v2/"+repo+"/blobs/uploads/", "", nil)
+	d := digest.FromBytes(p)
+	if rec := do(h, http.MethodPut, rec.Header().Get("Location")+"?digest="+d.String(), "", p); rec.Code != http.StatusCreated {
+		t.Fatalf("push blob to %s: %d %s", repo, rec.Code, rec.Body)
+	}
+	return d
+}
+
+func TestEndpoints(t *testing.T) {
+	down := testregistry.Start(t, testregistry.Options{Plain: true})
+	srv := newHandler(t, down, Options{})
 	blob := []byte("some layer bytes")
 	d := digest.FromBytes(blob)
 
@@ -296,7 +331,9 @@ func TestEndpoints(t *testing.T) {
 		t.Errorf("HEAD before upload: %d, want 404", rec.Code)
 	}
 
-	// Chunked: POST, two PATCHes, PUT with no body.
+	// Chunked: POST, PATCH with Content-Range, the same chunk again
+	// (416, not appended), an out-of-order chunk (416), the status, the
+	// second chunk, a PUT with no body.
 	rec = do(srv, http.MethodPost, "/v2/a/b/blobs/uploads/", "", nil)
 	if rec.Code != http.StatusAccepted || rec.Header().Get("Range") != "0-0" {
 		t.Fatalf("POST: %d %v", rec.Code, rec.Header())
@@ -305,25 +342,61 @@ func TestEndpoints(t *testing.T) {
 	if !strings.HasPrefix(loc, "/v2/a/b/blobs/uploads/") {
 		t.Fatalf("Location %q", loc)
 	}
-	if rec := do(srv, http.MethodPatch, loc, "", blob[:5]); rec.Code != http.StatusAccepted || rec.Header().Get("Range") != "0-4" {
+	chunk := func(from, to int) map[string]string {
+		return map[string]string{"Content-Range": fmt.Sprintf("%d-%d", from, to-1)}
+	}
+	if rec := doH(srv, http.MethodPatch, loc, chunk(0, 5), blob[:5]); rec.Code != http.StatusAccepted || rec.Header().Get("Range") != "0-4" {
 		t.Fatalf("PATCH 1: %d %v", rec.Code, rec.Header())
 	}
-	if rec := do(srv, http.MethodPatch, loc, "", blob[5:]); rec.Code != http.StatusAccepted || rec.Header().Get("Range") != fmt.Sprintf("0-%d", len(blob)-1) {
+	if rec := doH(srv, http.MethodPatch, loc, chunk(0, 5), blob[:5]); rec.Code != http.StatusRequestedRangeNotSatisfiable || rec.Header().Get("Range") != "0-4" {
+		t.Errorf("PATCH 1 retried: %d %v, want 416 with Range 0-4", rec.Code, rec.Header())
+	}
+	if rec := doH(srv, http.MethodPatch, loc, chunk(7, len(blob)), blob[7:]); rec.Code != http.StatusRequestedRangeNotSatisfiable {
+		t.Errorf("PATCH out of order: %d, want 416", rec.Code)
+	}
+	if rec := do(srv, http.MethodGet, loc, "", nil); rec.Code != http.StatusNoContent || rec.Header().Get("Range") != "0-4" || rec.Header().Get("Location") != loc {
+		t.Errorf("upload status: %d %v, want 204 Range 0-4 Location %s", rec.Code, rec.Header(), loc)
+	}
+	if rec := do(srv, http.MethodGet, strings.Replace(loc, "/a/b/", "/other/", 1), "", nil); rec.Code != http.StatusNotFound {
+		t.Errorf("upload status under another repository: %d, want 404", rec.Code)
+	}
+	if rec := doH(srv, http.MethodPatch, loc, chunk(5, len(blob)), blob[5:]); rec.Code != http.StatusAccepted || rec.Header().Get("Range") != fmt.Sprintf("0-%d", len(blob)-1) {
 		t.Fatalf("PATCH 2: %d %v", rec.Code, rec.Header())
 	}
 	rec = do(srv, http.MethodPut, loc+"?digest="+d.String(), "", nil)
-	if rec.Code != http.StatusCreated || rec.Header().Get("Docker-Content-Digest") != d.String() {
+	if rec.Code != http.StatusCreated || rec.Header().Get("Docker-Content-Digest") != d.String() || rec.Header().Get("Location") != "/v2/a/b/blobs/"+d.String() {
 		t.Fatalf("PUT: %d %v %s", rec.Code, rec.Header(), rec.Body)
 	}
 	rec = do(srv, http.MethodHead, "/v2/a/b/blobs/"+d.String(), "", nil)
 	if rec.Code != http.StatusOK || rec.Header().Get("Content-Length") != fmt.Sprint(len(blob)) {
 		t.Errorf("HEAD after upload: %d %v", rec.Code, rec.Header())
 	}
-	if rec := do(srv, http.MethodGet, "/v2/other/blobs/"+d.String(), "", nil); rec.Code != http.StatusOK || !bytes.Equal(rec.Body.Bytes(), blob) {
+	if rec := do(srv, http.MethodGet, "/v2/a/b/blobs/"+d.String(), "", nil); rec.Code != http.StatusOK || !bytes.Equal(rec.Body.Bytes(), blob) {
 		t.Errorf("GET blob: %d %q", rec.Code, rec.Body)
 	}
+	if rec := doH(srv, http.MethodGet, "/v2/a/b/blobs/"+d.String(), map[string]string{"Range": "bytes=2-5"}, nil); rec.Code != http.StatusPartialContent || rec.Body.String() != string(blob[2:6]) {
+		t.Errorf("GET blob range: %d %q", rec.Code, rec.Body)
+	}
+	// Blobs are seen only in their repository, until mounted.
+	if rec := do(srv, http.MethodGet, "/v2/other/blobs/"+d.String(), "", nil); rec.Code != http.StatusNotFound {
+		t.Errorf("GET blob from another repository: %d, want 404", rec.Code)
+	}
+	if rec := do(srv, http.MethodPost, "/v2/other/blobs/uploads/?mount="+d.String()+"&from=a/b", "", nil); rec.Code != http.StatusCreated || rec.Header().Get("Location") != "/v2/other/blobs/"+d.String() {
+		t.Errorf("mount: %d %v", rec.Code, rec.Header())
+	}
+	if rec := do(srv, http.MethodGet, "/v2/other/blobs/"+d.String(), "", nil); rec.Code != http.StatusOK {
+		t.Errorf("GET mounted blob: %d", rec.Code)
+	}
 
-	// Monolithic with a wrong digest: 400, and the blob is not kept.
+	// A whole blob in one POST; a wrong digest: 400 and not kept; no
+	// digest: 400; an unknown upload: 404; a malformed digest: 400.
+	single := []byte("single post")
+	if rec := do(srv, http.MethodPost, "/v2/a/b/blobs/uploads/?digest="+digest.FromBytes(single).String(), "", single); rec.Code != http.StatusCreated {
+		t.Errorf("single POST: %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(srv, http.MethodHead, "/v2/a/b/blobs/"+digest.FromBytes(single).String(), "", nil); rec.Code != http.StatusOK {
+		t.Errorf("HEAD after single POST: %d", rec.Code)
+	}
 	other := []byte("other bytes")
 	rec = do(srv, http.MethodPost, "/v2/a/b/blobs/uploads/", "", nil)
 	wrong := digest.FromString("nope")
@@ -340,33 +413,113 @@ func TestEndpoints(t *testing.T) {
 	if rec := do(srv, http.MethodPatch, "/v2/a/b/blobs/uploads/unknown", "", other); rec.Code != http.StatusNotFound {
 		t.Errorf("PATCH of an unknown upload: %d, want 404", rec.Code)
 	}
-
-	for _, tc := range []struct{ method, path string }{
-		{http.MethodGet, "/v2/_catalog"},
-		{http.MethodGet, "/v2/a/b/tags/list"},
-		{http.MethodDelete, "/v2/a/b/manifests/v1"},
-		{http.MethodDelete, "/v2/a/b/blobs/" + d.String()},
-		{http.MethodGet, "/v2/a/b/manifests/v1"},
-		{http.MethodHead, "/v2/a/b/manifests/v1"},
-		{http.MethodGet, "/other"},
+	for _, p := range []string{"/v2/a/b/blobs/sha256:nothex", "/v2/a/b/manifests/sha256:totallywrong"} {
+		if rec := do(srv, http.MethodGet, p, "", nil); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "DIGEST_INVALID") {
+			t.Errorf("GET %s: %d %s, want 400 DIGEST_INVALID", p, rec.Code, rec.Body)
+		}
+	}
+	for _, tc := range []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodGet, "/v2/_catalog", http.StatusOK},
+		{http.MethodGet, "/v2/a/b/tags/list", http.StatusNotFound}, // the downstream has no a/b
+		{http.MethodDelete, "/v2/a/b/manifests/v1", http.StatusMethodNotAllowed},
+		{http.MethodDelete, "/v2/a/b/blobs/" + d.String(), http.StatusMethodNotAllowed},
+		{http.MethodGet, "/v2/a/b/manifests/v1", http.StatusNotFound},
+		{http.MethodHead, "/v2/a/b/manifests/v1", http.StatusNotFound},
+		{http.MethodGet, "/v2/a/b/manifests/.invalid", http.StatusNotFound},
+		{http.MethodGet, "/other", http.StatusNotFound},
 	} {
-		if rec := do(srv, tc.method, tc.path, "", nil); rec.Code != http.StatusNotFound {
-			t.Errorf("%s %s: %d, want 404", tc.method, tc.path, rec.Code)
+		if rec := do(srv, tc.method, tc.path, "", nil); rec.Code != tc.want {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, rec.Code, tc.want)
 		}
 	}
 
-	// A manifest list is refused; a manifest naming blobs never pushed
-	// fails the push (500).
-	list := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[]}`)
-	if rec := do(srv, http.MethodPut, "/v2/a/b/manifests/v1", "application/vnd.docker.distribution.manifest.list.v2+json", list); rec.Code != http.StatusBadRequest {
-		t.Errorf("manifest list: %d, want 400", rec.Code)
-	}
+	// Manifests: not JSON, naming blobs never pushed, pushed under
+	// another digest: 400 with the spec's codes.
 	img := newImage(t, 3, testregistry.ImageOptions{Layers: 1})
-	if rec := do(srv, http.MethodPut, "/v2/a/b/manifests/v1", img.MediaType, img.Manifest); rec.Code != http.StatusInternalServerError {
-		t.Errorf("manifest with unknown blobs: %d, want 500", rec.Code)
+	for _, tc := range []struct {
+		name, ref string
+		body      []byte
+		code      string
+	}{
+		{"not JSON", "v1", []byte("blablabla"), "MANIFEST_INVALID"},
+		{"unknown blobs", "v1", img.Manifest, "MANIFEST_BLOB_UNKNOWN"},
+		{"wrong digest", digest.FromString("x").String(), img.Manifest, "DIGEST_INVALID"},
+	} {
+		rec := do(srv, http.MethodPut, "/v2/a/b/manifests/"+tc.ref, img.MediaType, tc.body)
+		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), tc.code) {
+			t.Errorf("%s: %d %s, want 400 %s", tc.name, rec.Code, rec.Body, tc.code)
+		}
 	}
-	if st := srv.Stats(); st.PushFailed != 1 || st.Pushed != 0 {
-		t.Errorf("stats %+v, want 1 failed push", st)
+	if st := srv.Stats(); st.PushFailed != 3 || st.Pushed != 0 {
+		t.Errorf("stats %+v, want 3 failed pushes", st)
+	}
+}
+
+// rewriting is a filter that changes layer content (never run here).
+type rewriting struct{}
+
+func (rewriting) Name() string         { return "test-rewrite" }
+func (rewriting) ChangesContent() bool { return true }
+func (rewriting) Run(ctx context.Context, in <-chan stage.Item, out chan<- stage.Item) error {
+	for it := range in {
+		if err := stage.Send(ctx, out, it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestForwardAsPushed: an artifact (a config that is no image config) and
+// an index go downstream byte for byte without a content-changing filter,
+// and are refused naming the filter with one.
+func TestForwardAsPushed(t *testing.T) {
+	ctx := context.Background()
+	down := testregistry.Start(t, testregistry.Options{Plain: true})
+	srv := newHandler(t, down, Options{})
+	cfg := pushBlob(t, srv, "art", []byte("not json at all"))
+	layer := pushBlob(t, srv, "art", []byte("payload"))
+	artifact := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
+		`"config":{"mediaType":"application/vnd.example.thing","digest":%q,"size":15},`+
+		`"layers":[{"mediaType":"application/vnd.example.payload","digest":%q,"size":7}]}`, cfg, layer))
+	rec := do(srv, http.MethodPut, "/v2/art/manifests/v1", "application/vnd.oci.image.manifest.v1+json", artifact)
+	if rec.Code != http.StatusCreated || rec.Header().Get("Docker-Content-Digest") != digest.FromBytes(artifact).String() {
+		t.Fatalf("artifact: %d %v %s", rec.Code, rec.Header(), rec.Body)
+	}
+	tr := newTransport(t)
+	m, err := tr.Registry(down.Host, plain).GetManifest(ctx, "art", "v1", []string{"application/vnd.oci.image.manifest.v1+json"})
+	if err != nil || !bytes.Equal(m.Body, artifact) {
+		t.Fatalf("downstream artifact: %v %q", err, m.Body)
+	}
+	index := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",`+
+		`"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":%d}]}`,
+		digest.FromBytes(artifact), len(artifact)))
+	if rec := do(srv, http.MethodPut, "/v2/art/manifests/all", "application/vnd.oci.image.index.v1+json", index); rec.Code != http.StatusCreated {
+		t.Fatalf("index: %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(srv, http.MethodGet, "/v2/art/manifests/all", "", nil); rec.Code != http.StatusOK || !bytes.Equal(rec.Body.Bytes(), index) {
+		t.Errorf("index through the proxy: %d %q", rec.Code, rec.Body)
+	}
+	// The tags list is the downstream's.
+	if rec := do(srv, http.MethodGet, "/v2/art/tags/list", "", nil); rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != `{"name":"art","tags":["all","v1"]}` {
+		t.Errorf("tags list: %d %s", rec.Code, rec.Body)
+	}
+
+	filtered := newHandler(t, down, Options{Filters: func(stage.Image) ([]stage.Stage, error) {
+		return []stage.Stage{rewriting{}}, nil
+	}})
+	pushBlob(t, filtered, "art", []byte("not json at all"))
+	pushBlob(t, filtered, "art", []byte("payload"))
+	for _, tc := range []struct {
+		ref, mediaType string
+		body           []byte
+	}{{"v2", "application/vnd.oci.image.manifest.v1+json", artifact}, {"all2", "application/vnd.oci.image.index.v1+json", index}} {
+		rec := do(filtered, http.MethodPut, "/v2/art/manifests/"+tc.ref, tc.mediaType, tc.body)
+		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "MANIFEST_INVALID") || !strings.Contains(rec.Body.String(), "test-rewrite") {
+			t.Errorf("%s with a rewriting filter: %d %s, want 400 naming the filter", tc.ref, rec.Code, rec.Body)
+		}
 	}
 }
 
@@ -456,9 +609,9 @@ func TestPullThrough(t *testing.T) {
 	if dc.get("HEAD blobs") != heads+2 {
 		t.Errorf("downstream HEADs %d, want %d", dc.get("HEAD blobs"), heads+2)
 	}
-	// An image upstream lacks: 502.
-	if _, err := pr.GetManifest(ctx, "lib/none", "v1", accept); err == nil || !strings.Contains(err.Error(), "502") {
-		t.Errorf("absent image: %v, want a 502", err)
+	// An image upstream lacks: 404.
+	if _, err := pr.GetManifest(ctx, "lib/none", "v1", accept); !errors.Is(err, transport.ErrNotFound) {
+		t.Errorf("absent image: %v, want not found", err)
 	}
 	st := stop()
 	want := Stats{Pulled: 5, Hits: 4, Misses: 1, PullFailed: 1, UpstreamPulls: 1}
@@ -500,5 +653,146 @@ func TestShutdownWaits(t *testing.T) {
 	}
 	if _, err := tr.Registry(down.Host, plain).GetManifest(ctx, "app", "v1", accept); err != nil {
 		t.Errorf("downstream after shutdown: %v", err)
+	}
+}
+
+// TestDownstreamView: blobs a client skips because the proxy's HEAD
+// found them downstream still make a valid push; tags lists and the
+// catalog name the client's repositories, not the downstream's.
+func TestDownstreamView(t *testing.T) {
+	ctx := context.Background()
+	origin := testregistry.Start(t, testregistry.Options{Plain: true})
+	down := testregistry.Start(t, testregistry.Options{Plain: true})
+	img := newImage(t, 31, testregistry.ImageOptions{Layers: 2})
+	if err := origin.Push(ctx, "lib/app", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	tr := newTransport(t)
+	first, _ := startProxy(t, Options{Downstream: down.Host + "/mirror"})
+	if err := copyImage(ctx, tr, origin.Host, "lib/app", "v1", first, "lib/app", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	// A second proxy holds no blob: every HEAD is answered from the
+	// downstream, so the client uploads none and only pushes the manifest.
+	var pc counter
+	second, _ := startProxy(t, Options{Downstream: down.Host + "/mirror"})
+	front := httptest.NewServer(pc.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, "http://"+second+r.URL.RequestURI(), r.Body)
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	})))
+	t.Cleanup(front.Close)
+	fh := strings.TrimPrefix(front.URL, "http://")
+	if err := copyImage(ctx, tr, origin.Host, "lib/app", "v1", fh, "lib/app", "v2"); err != nil {
+		t.Fatalf("push of blobs the downstream has: %v", err)
+	}
+	if n := pc.get("POST uploads") + pc.get("PATCH uploads") + pc.get("PUT uploads"); n != 0 {
+		t.Errorf("%d upload requests, want none", n)
+	}
+	m, err := tr.Registry(down.Host, plain).GetManifest(ctx, "mirror/lib/app", "v2", accept)
+	if err != nil || m.Digest != img.Digest {
+		t.Fatalf("downstream v2: %v %s, want %s", err, m.Digest, img.Digest)
+	}
+	pr := tr.Registry(second, plain)
+	for _, tc := range []struct{ path, want string }{
+		{"/v2/lib/app/tags/list", `{"name":"lib/app","tags":["v1","v2"]}`},
+		{"/v2/_catalog", `{"repositories":["lib/app"]}`},
+	} {
+		resp, err := pr.Do(ctx, transport.Request{Method: http.MethodGet, URL: pr.URL(tc.path)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(b)) != tc.want {
+			t.Errorf("GET %s: %d %s, want %s", tc.path, resp.StatusCode, b, tc.want)
+		}
+	}
+}
+
+// TestFilteredPush: with a filter that rewrites layers the downstream gets
+// another manifest; the proxy serves the one pushed, deletes the
+// downstream's when asked to delete the pushed digest, and refuses a push
+// by digest (the filtered image could not keep it).
+func TestFilteredPush(t *testing.T) {
+	ctx := context.Background()
+	origin := testregistry.Start(t, testregistry.Options{Plain: true})
+	down := testregistry.Start(t, testregistry.Options{Plain: true, Delete: true})
+	img := newImage(t, 41, testregistry.ImageOptions{Layers: 2})
+	if err := origin.Push(ctx, "app", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	host, _ := startProxy(t, Options{Downstream: down.Host, Filters: func(stage.Image) ([]stage.Stage, error) {
+		return []stage.Stage{filter.NewNormalizeTimestamps(0, filter.Options{TempDir: tmp})}, nil
+	}})
+	tr := newTransport(t)
+	if err := copyImage(ctx, tr, origin.Host, "app", "v1", host, "app", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	dm, err := tr.Registry(down.Host, plain).GetManifest(ctx, "app", "v1", accept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dm.Digest == img.Digest {
+		t.Fatalf("the filter left the manifest as pushed (%s)", dm.Digest)
+	}
+	pr := tr.Registry(host, plain)
+	for _, ref := range []string{"v1", img.Digest.String()} {
+		m, err := pr.GetManifest(ctx, "app", ref, accept)
+		if err != nil || m.Digest != img.Digest {
+			t.Errorf("proxy %s: %v %s, want the pushed %s", ref, err, m.Digest, img.Digest)
+		}
+	}
+	// Layers the downstream holds already (pushed there directly): the
+	// client skips them after the proxy's HEAD, and the filter reads them
+	// from the downstream.
+	if err := down.Push(ctx, "other", "v0", img); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyImage(ctx, tr, origin.Host, "app", "v1", host, "other", "v1"); err != nil {
+		t.Fatalf("filtered push of blobs the downstream holds: %v", err)
+	}
+	if om, err := tr.Registry(down.Host, plain).GetManifest(ctx, "other", "v1", accept); err != nil || om.Digest != dm.Digest {
+		t.Errorf("downstream other:v1: %v %s, want the filtered %s", err, om.Digest, dm.Digest)
+	}
+	// By digest: refused, naming the filter.
+	resp, err := pr.Do(ctx, transport.Request{Method: http.MethodPut, URL: pr.URL("/v2/app/manifests/" + img.Digest.String()),
+		Header: http.Header{"Content-Type": {img.MediaType}},
+		Body:   func() (io.Reader, error) { return bytes.NewReader(img.Manifest), nil }, ContentLength: int64(len(img.Manifest))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "normalize-timestamps") {
+		t.Errorf("push by digest with a rewriting filter: %d %s", resp.StatusCode, b)
+	}
+	// DELETE of the pushed digest deletes the downstream's manifest.
+	resp, err = pr.Do(ctx, transport.Request{Method: http.MethodDelete, URL: pr.URL("/v2/app/manifests/" + img.Digest.String())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("DELETE: %d", resp.StatusCode)
+	}
+	if _, err := tr.Registry(down.Host, plain).GetManifest(ctx, "app", dm.Digest.String(), accept); !errors.Is(err, transport.ErrNotFound) {
+		t.Errorf("downstream manifest after DELETE: %v, want not found", err)
+	}
+	for _, ref := range []string{"v1", img.Digest.String()} {
+		if _, err := pr.GetManifest(ctx, "app", ref, accept); !errors.Is(err, transport.ErrNotFound) {
+			t.Errorf("proxy %s after DELETE: %v, want not found", ref, err)
+		}
 	}
 }

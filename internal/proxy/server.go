@@ -9,7 +9,7 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,7 +17,6 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
@@ -34,14 +33,13 @@ const (
 	// DefaultShutdownTimeout bounds the wait for work in progress on
 	// shutdown, as the original's 300 s.
 	DefaultShutdownTimeout = 300 * time.Second
-	maxManifest            = 4 << 20
+	// DefaultUploadIdle is how long a blob upload may sit unused before
+	// the next new upload drops it (a client that gave up).
+	DefaultUploadIdle = time.Hour
+	maxManifest       = 4 << 20
 
 	mediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
 )
-
-// accept is what the proxy asks the downstream for: single-platform
-// manifests only.
-var accept = []string{mediaTypeDockerManifest, v1.MediaTypeImageManifest}
 
 // Options configure a Server.
 type Options struct {
@@ -72,6 +70,9 @@ type Options struct {
 	Engine stage.Options
 	// ShutdownTimeout bounds the wait for work in progress (default 300 s).
 	ShutdownTimeout time.Duration
+	// UploadIdle is how long an unfinished upload may sit unused before it
+	// is dropped (default DefaultUploadIdle).
+	UploadIdle time.Duration
 }
 
 // Stats counts the images the proxy handled.
@@ -81,11 +82,14 @@ type Stats struct {
 	PullFailed, UpstreamPulls int64
 }
 
-// cached is a manifest pushed into the proxy (push-only mode).
+// cached is a manifest pushed into the proxy whose downstream copy differs
+// (a filter changed the image): the proxy serves what was pushed, and a
+// DELETE by its digest deletes the downstream's.
 type cached struct {
 	body      []byte
 	mediaType string
 	digest    digest.Digest
+	down      digest.Digest
 }
 
 // Server is the proxy. See the package documentation.
@@ -99,7 +103,7 @@ type Server struct {
 	active sync.WaitGroup // requests in ServeHTTP
 
 	mu        sync.Mutex
-	manifests map[string]cached // "name@ref" → manifest (push-only)
+	manifests map[string]cached // "name@ref" → a pushed manifest the filters changed
 	locks     keylock.Locks     // "name:ref": one pull in progress
 
 	pushed, pushFailed, hits, misses, pullFailed atomic.Int64
@@ -116,6 +120,9 @@ func New(opts Options) (*Server, error) {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if opts.UploadIdle <= 0 {
+		opts.UploadIdle = DefaultUploadIdle
+	}
 	if opts.Filters == nil {
 		opts.Filters = func(stage.Image) ([]stage.Stage, error) { return nil, nil }
 	}
@@ -124,7 +131,7 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("proxy: downstream %q: expected HOST[/PREFIX]", opts.Downstream)
 	}
 	return &Server{
-		opts: opts, store: newStore(opts.TempDir),
+		opts: opts, store: newStore(opts.TempDir, opts.UploadIdle),
 		down: opts.Transport.Registry(host, opts.DownstreamRegistry),
 		host: host, prefix: strings.Trim(prefix, "/"),
 		sem:       make(chan struct{}, opts.Concurrency),
@@ -201,6 +208,17 @@ func (s *Server) downRepo(name string) string {
 	return s.prefix + "/" + name
 }
 
+// The API's paths, as the distribution spec defines names and references.
+var (
+	nameRE      = `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*)*`
+	manifestsRE = regexp.MustCompile(`^/v2/(` + nameRE + `)/manifests/([^/]+)$`)
+	uploadsRE   = regexp.MustCompile(`^/v2/(` + nameRE + `)/blobs/uploads/?([^/]*)$`)
+	blobsRE     = regexp.MustCompile(`^/v2/(` + nameRE + `)/blobs/([^/]+)$`)
+	tagsRE      = regexp.MustCompile(`^/v2/(` + nameRE + `)/tags/list$`)
+	referrersRE = regexp.MustCompile(`^/v2/(` + nameRE + `)/referrers/([^/]+)$`)
+	tagRE       = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+)
+
 // ServeHTTP routes a registry request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.active.Add(1)
@@ -208,48 +226,109 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	p := r.URL.Path
 	zerolog.Ctx(r.Context()).Debug().Str("method", r.Method).Str("path", p).Msg("Proxy request")
+	var m []string
+	match := func(re *regexp.Regexp) bool { m = re.FindStringSubmatch(p); return m != nil }
 	switch {
 	case p == "/v2/" || p == "/v2":
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			regError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "method not allowed")
+		if !allow(w, r, http.MethodGet, http.MethodHead) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", "2")
 		w.WriteHeader(http.StatusOK)
-		_, _ = io.WriteString(w, "{}")
-	case !strings.HasPrefix(p, "/v2/") || r.Method == http.MethodDelete:
-		regError(w, http.StatusNotFound, "UNSUPPORTED", "not supported by the proxy")
-	case strings.Contains(p, "/blobs/uploads"):
-		i := strings.LastIndex(p, "/blobs/uploads")
-		repo, id := p[:i], strings.Trim(p[i+len("/blobs/uploads"):], "/")
+		if r.Method == http.MethodGet {
+			_, _ = io.WriteString(w, "{}")
+		}
+	case p == "/v2/_catalog":
+		if allow(w, r, http.MethodGet) {
+			s.catalog(w, r)
+		}
+	case match(uploadsRE):
+		name, id := m[1], m[2]
 		switch {
 		case r.Method == http.MethodPost && id == "":
-			s.startUpload(w, r, repo)
-		case r.Method == http.MethodPatch && id != "":
-			s.patchUpload(w, r, repo, id)
-		case r.Method == http.MethodPut && id != "":
-			s.putUpload(w, r, id)
+			s.startUpload(w, r, name)
+		case id == "":
+			allow(w, r, http.MethodPost)
+		case r.Method == http.MethodPatch:
+			s.patchUpload(w, r, name, id)
+		case r.Method == http.MethodPut:
+			s.putUpload(w, r, name, id)
+		case r.Method == http.MethodGet:
+			s.uploadStatus(w, r, name, id)
+		case r.Method == http.MethodDelete:
+			s.cancelUpload(w, r, name, id)
 		default:
-			regError(w, http.StatusNotFound, "UNSUPPORTED", "not supported by the proxy")
+			allow(w, r, http.MethodPatch, http.MethodPut, http.MethodGet, http.MethodDelete)
 		}
-	case strings.Contains(p, "/blobs/"):
-		i := strings.LastIndex(p, "/blobs/")
-		s.serveBlob(w, r, p[len("/v2/"):i], p[i+len("/blobs/"):])
-	case strings.Contains(p, "/manifests/"):
-		i := strings.LastIndex(p, "/manifests/")
-		name, ref := p[len("/v2/"):i], p[i+len("/manifests/"):]
+	case match(blobsRE):
+		d, err := digest.Parse(m[2])
+		if err != nil {
+			regError(w, http.StatusBadRequest, "DIGEST_INVALID", fmt.Sprintf("invalid digest %q", m[2]))
+			return
+		}
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			s.serveBlob(w, r, m[1], d)
+		case http.MethodDelete:
+			s.deleteBlob(w, r, m[1], d)
+		default:
+			allow(w, r, http.MethodGet, http.MethodHead, http.MethodDelete)
+		}
+	case match(manifestsRE):
+		name, ref := m[1], m[2]
+		if strings.Contains(ref, ":") {
+			if _, err := digest.Parse(ref); err != nil {
+				regError(w, http.StatusBadRequest, "DIGEST_INVALID", fmt.Sprintf("invalid digest %q", ref))
+				return
+			}
+		} else if !tagRE.MatchString(ref) {
+			if r.Method == http.MethodPut {
+				regError(w, http.StatusBadRequest, "TAG_INVALID", fmt.Sprintf("invalid tag %q", ref))
+			} else {
+				regError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", fmt.Sprintf("manifest unknown: invalid tag %q", ref))
+			}
+			return
+		}
 		switch r.Method {
 		case http.MethodPut:
 			s.putManifest(w, r, name, ref)
 		case http.MethodGet, http.MethodHead:
 			s.getManifest(w, r, name, ref)
+		case http.MethodDelete:
+			s.deleteManifest(w, r, name, ref)
 		default:
-			regError(w, http.StatusNotFound, "UNSUPPORTED", "not supported by the proxy")
+			allow(w, r, http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete)
 		}
-	default: // _catalog, tags/list
-		regError(w, http.StatusNotFound, "UNSUPPORTED", "not supported by the proxy")
+	case match(tagsRE):
+		if allow(w, r, http.MethodGet) {
+			s.tagsList(w, r, m[1])
+		}
+	case match(referrersRE):
+		if _, err := digest.Parse(m[2]); err != nil {
+			regError(w, http.StatusBadRequest, "DIGEST_INVALID", fmt.Sprintf("invalid digest %q", m[2]))
+			return
+		}
+		if allow(w, r, http.MethodGet) {
+			s.forward(w, r, "/v2/"+s.downRepo(m[1])+"/referrers/"+m[2], m[1])
+		}
+	case strings.HasPrefix(p, "/v2/"):
+		regError(w, http.StatusNotFound, "NAME_INVALID", "not a registry API path, or an invalid repository name")
+	default:
+		regError(w, http.StatusNotFound, "UNSUPPORTED", "not a registry API path")
 	}
+}
+
+// allow answers 405 unless r's method is one of methods.
+func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	for _, m := range methods {
+		if r.Method == m {
+			return true
+		}
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	regError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", r.Method+" not allowed here")
+	return false
 }
 
 // regError answers with a registry error body.
@@ -259,137 +338,6 @@ func regError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
-}
-
-func (s *Server) startUpload(w http.ResponseWriter, r *http.Request, repo string) {
-	id, err := s.store.start()
-	if err != nil {
-		zerolog.Ctx(r.Context()).Error().Err(err).Msg("Could not start an upload")
-		regError(w, http.StatusServiceUnavailable, "UNAVAILABLE", err.Error())
-		return
-	}
-	w.Header().Set("Location", repo+"/blobs/uploads/"+id)
-	w.Header().Set("Docker-Upload-UUID", id)
-	w.Header().Set("Range", "0-0")
-	w.Header().Set("Content-Length", "0")
-	w.WriteHeader(http.StatusAccepted)
-}
-
-func (s *Server) patchUpload(w http.ResponseWriter, r *http.Request, repo, id string) {
-	n, err := s.store.write(id, r.Body)
-	switch {
-	case errors.Is(err, errUploadUnknown):
-		regError(w, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN", err.Error())
-		return
-	case err != nil:
-		zerolog.Ctx(r.Context()).Debug().Err(err).Msg("Blob upload failed")
-		s.store.drop(id)
-		regError(w, http.StatusBadRequest, "BLOB_UPLOAD_INVALID", err.Error())
-		return
-	}
-	w.Header().Set("Location", repo+"/blobs/uploads/"+id)
-	w.Header().Set("Docker-Upload-UUID", id)
-	w.Header().Set("Range", fmt.Sprintf("0-%d", max(n-1, 0)))
-	w.Header().Set("Content-Length", "0")
-	w.WriteHeader(http.StatusAccepted)
-}
-
-func (s *Server) putUpload(w http.ResponseWriter, r *http.Request, id string) {
-	want, err := digest.Parse(r.URL.Query().Get("digest"))
-	if err != nil || want.Algorithm() != digest.SHA256 {
-		s.store.drop(id)
-		regError(w, http.StatusBadRequest, "DIGEST_INVALID", "missing or invalid digest")
-		return
-	}
-	if _, err := s.store.write(id, r.Body); err != nil {
-		if errors.Is(err, errUploadUnknown) {
-			regError(w, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN", err.Error())
-			return
-		}
-		s.store.drop(id)
-		regError(w, http.StatusBadRequest, "BLOB_UPLOAD_INVALID", err.Error())
-		return
-	}
-	n, err := s.store.finish(id, want)
-	if err != nil {
-		zerolog.Ctx(r.Context()).Error().Err(err).Msg("Blob upload refused")
-		regError(w, http.StatusBadRequest, "DIGEST_INVALID", err.Error())
-		return
-	}
-	zerolog.Ctx(r.Context()).Debug().Str("digest", want.String()).Int64("bytes", n).Msg("Blob received")
-	w.Header().Set("Docker-Content-Digest", want.String())
-	w.Header().Set("Location", "/v2/_/blobs/"+want.String())
-	w.Header().Set("Content-Length", "0")
-	w.WriteHeader(http.StatusCreated)
-}
-
-// serveBlob answers HEAD and GET of a blob: one received here, else (with
-// an upstream) the downstream's.
-func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, name, ref string) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		regError(w, http.StatusNotFound, "UNSUPPORTED", "not supported by the proxy")
-		return
-	}
-	d, err := digest.Parse(ref)
-	if err != nil {
-		regError(w, http.StatusBadRequest, "DIGEST_INVALID", "invalid digest")
-		return
-	}
-	if b := s.store.get(d); b != nil {
-		f, err := os.Open(b.Path)
-		if err != nil {
-			regError(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
-			return
-		}
-		defer f.Close()
-		w.Header().Set("Docker-Content-Digest", d.String())
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("Content-Length", strconv.FormatInt(b.Size, 10))
-		w.WriteHeader(http.StatusOK)
-		if r.Method == http.MethodGet {
-			_, _ = io.CopyBuffer(w, f, make([]byte, copyBuffer))
-		}
-		return
-	}
-	if s.opts.Upstream == "" {
-		regError(w, http.StatusNotFound, "BLOB_UNKNOWN", "blob unknown")
-		return
-	}
-	ctx := r.Context()
-	repo := s.downRepo(name)
-	there, size, err := s.down.BlobExists(ctx, repo, d)
-	switch {
-	case err != nil:
-		zerolog.Ctx(ctx).Error().Err(err).Msg("Downstream blob check failed")
-		regError(w, http.StatusBadGateway, "UNKNOWN", err.Error())
-		return
-	case !there:
-		regError(w, http.StatusNotFound, "BLOB_UNKNOWN", "blob unknown")
-		return
-	}
-	w.Header().Set("Docker-Content-Digest", d.String())
-	w.Header().Set("Content-Type", "application/octet-stream")
-	if r.Method == http.MethodHead {
-		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	rc, err := s.down.Blob(ctx, repo, d, size)
-	if err != nil {
-		if errors.Is(err, transport.ErrNotFound) {
-			regError(w, http.StatusNotFound, "BLOB_UNKNOWN", "blob unknown")
-			return
-		}
-		regError(w, http.StatusBadGateway, "UNKNOWN", err.Error())
-		return
-	}
-	defer rc.Close()
-	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
-	w.WriteHeader(http.StatusOK)
-	if _, err := io.CopyBuffer(w, rc, make([]byte, copyBuffer)); err != nil {
-		// The status is sent: all a failed stream can do is end short.
-		zerolog.Ctx(ctx).Error().Err(err).Str("digest", d.String()).Msg("Blob stream from downstream failed")
-	}
 }
 
 // acquire takes a slot of the image semaphore.
@@ -403,12 +351,7 @@ func (s *Server) acquire(ctx context.Context) (release func(), err error) {
 }
 
 // run moves one image from src through the filters into the downstream.
-func (s *Server) run(ctx context.Context, src stage.Source, name, tag string) (digest.Digest, error) {
-	img := stage.Image{Name: name, Tag: tag}
-	stages, err := s.opts.Filters(img)
-	if err != nil {
-		return "", err
-	}
+func (s *Server) run(ctx context.Context, src stage.Source, stages []stage.Stage, name, tag string) (digest.Digest, error) {
 	so := s.opts.Sink
 	so.Host, so.Repo, so.Tag, so.Registry = s.host, s.downRepo(name), tag, s.opts.DownstreamRegistry
 	sink := registry.New(s.opts.Transport, so)
@@ -416,144 +359,4 @@ func (s *Server) run(ctx context.Context, src stage.Source, name, tag string) (d
 		return "", err
 	}
 	return sink.Digest(), nil
-}
-
-func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, name, tag string) {
-	ctx := r.Context()
-	lg := zerolog.Ctx(ctx).With().Str("image", name+":"+tag).Logger()
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxManifest+1))
-	if err != nil || len(body) > maxManifest {
-		regError(w, http.StatusBadRequest, "MANIFEST_INVALID", "manifest unreadable or too large")
-		return
-	}
-	var probe struct {
-		MediaType string          `json:"mediaType"`
-		Manifests json.RawMessage `json:"manifests"`
-	}
-	if err := json.Unmarshal(body, &probe); err != nil {
-		regError(w, http.StatusBadRequest, "MANIFEST_INVALID", err.Error())
-		return
-	}
-	if probe.Manifests != nil {
-		lg.Error().Err(ErrManifestList).Msg("Push refused")
-		regError(w, http.StatusBadRequest, "MANIFEST_INVALID", ErrManifestList.Error())
-		return
-	}
-	mediaType := r.Header.Get("Content-Type")
-	if mediaType == "" {
-		mediaType = probe.MediaType
-	}
-	if mediaType == "" {
-		mediaType = mediaTypeDockerManifest
-	}
-	d := digest.FromBytes(body)
-	err = func() error {
-		src, err := newPushed(s.store, stage.Image{Name: name, Tag: tag}, body, mediaType)
-		if err != nil {
-			return err
-		}
-		release, err := s.acquire(ctx)
-		if err != nil {
-			return err
-		}
-		defer release()
-		start := time.Now()
-		got, err := s.run(lg.WithContext(ctx), src, name, tag)
-		if err != nil {
-			return err
-		}
-		lg.Info().Str("downstream", s.host+"/"+s.downRepo(name)+":"+tag).Str("digest", got.String()).
-			Dur("elapsed", time.Since(start)).Msg("Pushed image downstream")
-		return nil
-	}()
-	if err != nil {
-		s.pushFailed.Add(1)
-		lg.Error().Err(err).Msg("Proxy push failed")
-		regError(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
-		return
-	}
-	s.pushed.Add(1)
-	if s.opts.Upstream == "" {
-		c := cached{body: body, mediaType: mediaType, digest: d}
-		s.mu.Lock()
-		s.manifests[name+"@"+tag] = c
-		s.manifests[name+"@"+d.String()] = c
-		s.mu.Unlock()
-	}
-	w.Header().Set("Docker-Content-Digest", d.String())
-	w.Header().Set("Location", "/v2/"+name+"/manifests/"+d.String())
-	w.Header().Set("Content-Length", "0")
-	w.WriteHeader(http.StatusCreated)
-}
-
-func writeManifest(w http.ResponseWriter, r *http.Request, body []byte, mediaType string, d digest.Digest) {
-	w.Header().Set("Content-Type", mediaType)
-	w.Header().Set("Docker-Content-Digest", d.String())
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodGet {
-		_, _ = w.Write(body)
-	}
-}
-
-func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, name, ref string) {
-	if s.opts.Upstream == "" {
-		s.mu.Lock()
-		c, ok := s.manifests[name+"@"+ref]
-		s.mu.Unlock()
-		if !ok {
-			regError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "manifest unknown")
-			return
-		}
-		writeManifest(w, r, c.body, c.mediaType, c.digest)
-		return
-	}
-	m, err := s.pullThrough(r.Context(), name, ref)
-	if err != nil {
-		s.pullFailed.Add(1)
-		zerolog.Ctx(r.Context()).Error().Err(err).Str("image", name+":"+ref).Msg("Pull-through failed")
-		regError(w, http.StatusBadGateway, "UNKNOWN", err.Error())
-		return
-	}
-	writeManifest(w, r, m.Body, m.MediaType, m.Digest)
-}
-
-// pullThrough returns the downstream's manifest of name:ref, pulling the
-// image from the upstream into the downstream first when it has none.
-func (s *Server) pullThrough(ctx context.Context, name, ref string) (transport.Manifest, error) {
-	repo := s.downRepo(name)
-	m, err := s.down.GetManifest(ctx, repo, ref, accept)
-	if err == nil {
-		s.hits.Add(1)
-		return m, nil
-	}
-	if !errors.Is(err, transport.ErrNotFound) {
-		return m, err
-	}
-	unlock, err := s.locks.Lock(ctx, name+":"+ref)
-	if err != nil {
-		return transport.Manifest{}, err
-	}
-	defer unlock()
-	if m, err := s.down.GetManifest(ctx, repo, ref, accept); err == nil {
-		s.hits.Add(1) // pulled by the request we waited for
-		return m, nil
-	} else if !errors.Is(err, transport.ErrNotFound) {
-		return m, err
-	}
-	release, err := s.acquire(ctx)
-	if err != nil {
-		return transport.Manifest{}, err
-	}
-	defer release()
-	lg := zerolog.Ctx(ctx).With().Str("image", name+":"+ref).Str("upstream", s.opts.Upstream).Logger()
-	so := s.opts.Source
-	so.Host, so.Repo, so.Tag, so.Registry, so.TempDir = s.opts.Upstream, name, ref, s.opts.UpstreamRegistry, s.opts.TempDir
-	start := time.Now()
-	if _, err := s.run(lg.WithContext(ctx), sourcereg.New(s.opts.Transport, so), name, ref); err != nil {
-		return transport.Manifest{}, fmt.Errorf("pull %s/%s:%s through the proxy: %w", s.opts.Upstream, name, ref, err)
-	}
-	s.misses.Add(1)
-	lg.Info().Dur("elapsed", time.Since(start)).Msg("Pulled image from upstream")
-	return s.down.GetManifest(ctx, repo, ref, accept)
 }

@@ -16,59 +16,104 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/transport"
 )
 
-// pushed is an image pushed into the proxy, read back from its received
-// blobs: a stage.Source. The blobs stay the store's; bodies release nothing.
+// blobRef is a blob named by a manifest pushed into the proxy: a file of
+// the store, or the downstream's copy when the client skipped the upload
+// because the proxy answered its HEAD from the downstream.
+//
+// It keeps the context of the manifest PUT that made it, because
+// stage.Body.Open takes none; it is used only during that request.
+type blobRef struct {
+	desc  v1.Descriptor
+	local *blob // nil: the downstream's
+	down  *transport.Registry
+	repo  string // the downstream repository
+	ctx   context.Context
+}
+
+// open streams the blob as stored (compressed).
+func (b *blobRef) open(ctx context.Context) (io.ReadCloser, error) {
+	if b.local != nil {
+		return os.Open(b.local.Path)
+	}
+	return b.down.Blob(ctx, b.repo, b.desc.Digest, b.desc.Size)
+}
+
+// read reads a small blob (a config) whole.
+func (b *blobRef) read(ctx context.Context) ([]byte, error) {
+	rc, err := b.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(io.LimitReader(rc, maxManifest+1))
+}
+
+// size is the blob's size as stored.
+func (b *blobRef) size() int64 {
+	if b.local != nil {
+		return b.local.Size
+	}
+	return b.desc.Size
+}
+
+// pushed is an image pushed into the proxy, read back from its blobs: a
+// stage.Source. The blobs stay the store's; bodies release nothing.
 type pushed struct {
 	img        stage.Image
 	manifest   []byte
 	mediaType  string
 	config     []byte
 	cfgDigest  digest.Digest
-	layers     []v1.Descriptor
-	blobs      []*blob
+	layers     []*blobRef
 	diffIDs    []digest.Digest
 	compressed bool
 }
 
-// newPushed checks manifest body against the received blobs and reads the
-// config.
-func newPushed(st *store, img stage.Image, body []byte, mediaType string) (*pushed, error) {
-	var m v1.Manifest
-	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, fmt.Errorf("manifest of %s: %w", img, err)
+// imageConfigTypes are the config media types of images the proxy can
+// read layer by layer ("" for a manifest that names none).
+var imageConfigTypes = map[string]bool{
+	"": true, v1.MediaTypeImageConfig: true, "application/vnd.docker.container.image.v1+json": true,
+}
+
+// isLayerMediaType: a Docker or OCI image layer (a tar, compressed or not).
+func isLayerMediaType(mt string) bool {
+	return mt == "" || strings.HasPrefix(mt, "application/vnd.oci.image.layer.") ||
+		strings.HasPrefix(mt, "application/vnd.docker.image.rootfs.")
+}
+
+// newPushed reads the config of a pushed image manifest m and checks it
+// against the layers. An error wrapping ErrUninterpretable is an image
+// (or artifact) the proxy cannot read layer by layer.
+func newPushed(ctx context.Context, img stage.Image, body []byte, mediaType string, m v1.Manifest, cfg *blobRef, layers []*blobRef) (*pushed, error) {
+	if !imageConfigTypes[m.Config.MediaType] {
+		return nil, fmt.Errorf("config media type %q: %w", m.Config.MediaType, ErrUninterpretable)
 	}
-	cb := st.get(m.Config.Digest)
-	if cb == nil {
-		return nil, fmt.Errorf("config %s of %s: %w", m.Config.Digest, img, ErrBlobUnknown)
+	for _, l := range m.Layers {
+		if !isLayerMediaType(l.MediaType) {
+			return nil, fmt.Errorf("layer media type %q: %w", l.MediaType, ErrUninterpretable)
+		}
 	}
-	cfg, err := os.ReadFile(cb.Path)
+	raw, err := cfg.read(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("config %s of %s: %w", m.Config.Digest, img, err)
 	}
 	var c v1.Image
-	if err := json.Unmarshal(cfg, &c); err != nil {
-		return nil, fmt.Errorf("config %s of %s: %w", m.Config.Digest, img, err)
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("config %s is not an image config (%v): %w", m.Config.Digest, err, ErrUninterpretable)
 	}
 	if len(c.RootFS.DiffIDs) != len(m.Layers) {
-		return nil, fmt.Errorf("image %s: %d diff_ids, %d layers: %w", img, len(c.RootFS.DiffIDs), len(m.Layers), ErrLayerCount)
+		return nil, fmt.Errorf("%d diff_ids for %d layers: %w", len(c.RootFS.DiffIDs), len(m.Layers), ErrUninterpretable)
 	}
-	p := &pushed{img: img, manifest: body, mediaType: mediaType, config: cfg, cfgDigest: m.Config.Digest,
-		layers: m.Layers, diffIDs: c.RootFS.DiffIDs}
-	for _, l := range m.Layers {
-		b := st.get(l.Digest)
-		if b == nil {
-			return nil, fmt.Errorf("layer %s of %s: %w", l.Digest, img, ErrBlobUnknown)
-		}
-		p.blobs = append(p.blobs, b)
-	}
-	for _, d := range p.diffIDs {
+	for _, d := range c.RootFS.DiffIDs {
 		if err := d.Validate(); err != nil {
-			return nil, fmt.Errorf("image %s: diff_id %q: %w", img, d, err)
+			return nil, fmt.Errorf("diff_id %q (%v): %w", d, err, ErrUninterpretable)
 		}
 	}
-	return p, nil
+	return &pushed{img: img, manifest: body, mediaType: mediaType, config: raw, cfgDigest: m.Config.Digest,
+		layers: layers, diffIDs: c.RootFS.DiffIDs}, nil
 }
 
 // Name names the source in statistics.
@@ -90,7 +135,7 @@ func (p *pushed) Emit(ctx context.Context, out chan<- stage.Item) error {
 	}
 	for i, l := range p.layers {
 		it := stage.Item{Seq: i, Kind: stage.KindLayer, Name: p.diffIDs[i].Encoded(), DiffID: p.diffIDs[i], Size: -1,
-			Body: &blobBody{b: p.blobs[i], desc: l}}
+			Body: &blobBody{ref: l}}
 		if err := stage.Send(ctx, out, it); err != nil {
 			return err
 		}
@@ -98,37 +143,35 @@ func (p *pushed) Emit(ctx context.Context, out chan<- stage.Item) error {
 	return nil
 }
 
-// blobBody is a layer whose compressed blob is a file of the store. Open
-// decompresses it (by media type, then by magic bytes); Release keeps it.
-type blobBody struct {
-	b    *blob
-	desc v1.Descriptor
-}
+// blobBody is a layer of a pushed image. Open decompresses it (by media
+// type, then by magic bytes); Release keeps it.
+type blobBody struct{ ref *blobRef }
 
 func (b *blobBody) Release() error { return nil }
 
 // Open gives the uncompressed tar.
 func (b *blobBody) Open() (io.ReadCloser, error) {
-	f, err := os.Open(b.b.Path)
+	f, err := b.ref.open(b.ref.ctx)
 	if err != nil {
 		return nil, err
 	}
 	br := bufio.NewReaderSize(f, 256<<10)
 	magic, _ := br.Peek(4)
-	mt := b.desc.MediaType
+	mt := b.ref.desc.MediaType
+	d := b.ref.desc.Digest
 	switch {
 	case strings.Contains(mt, "zstd") || bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("zstd blob %s: %w", b.b.Digest, err)
+			return nil, fmt.Errorf("zstd blob %s: %w", d, err)
 		}
 		return &closers{Reader: zr, close: func() error { zr.Close(); return f.Close() }}, nil
 	case strings.Contains(mt, "gzip") || bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("gzip blob %s: %w", b.b.Digest, err)
+			return nil, fmt.Errorf("gzip blob %s: %w", d, err)
 		}
 		return &closers{Reader: zr, close: func() error { zr.Close(); return f.Close() }}, nil
 	}
@@ -137,20 +180,26 @@ func (b *blobBody) Open() (io.ReadCloser, error) {
 
 // OpenCompressed gives the blob as received (stage.Compressed).
 func (b *blobBody) OpenCompressed() (io.ReadCloser, string, error) {
-	f, err := os.Open(b.b.Path)
-	return f, b.desc.MediaType, err
+	rc, err := b.ref.open(b.ref.ctx)
+	return rc, b.ref.desc.MediaType, err
 }
 
 // CompressedDescriptor describes the blob as received (registry.BlobOrigin).
 func (b *blobBody) CompressedDescriptor() v1.Descriptor {
-	return v1.Descriptor{MediaType: b.desc.MediaType, Digest: b.b.Digest, Size: b.b.Size}
+	return v1.Descriptor{MediaType: b.ref.desc.MediaType, Digest: b.ref.desc.Digest, Size: b.ref.size()}
 }
 
-// Origin is no registry: the blob is local, so nothing can be mounted.
-func (b *blobBody) Origin() (host, repo string) { return "", "" }
+// Origin is the downstream repository for a blob the downstream holds
+// (the sink then finds it there), none for a local file.
+func (b *blobBody) Origin() (host, repo string) {
+	if b.ref.local != nil {
+		return "", ""
+	}
+	return b.ref.down.Host(), b.ref.repo
+}
 
 // OpenBlob opens the blob as received (registry.BlobOrigin).
-func (b *blobBody) OpenBlob(context.Context) (io.ReadCloser, error) { return os.Open(b.b.Path) }
+func (b *blobBody) OpenBlob(ctx context.Context) (io.ReadCloser, error) { return b.ref.open(ctx) }
 
 type closers struct {
 	io.Reader

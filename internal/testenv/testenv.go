@@ -30,31 +30,36 @@ func RequireRoot(t testing.TB) {
 // and fails in CI.
 func Crane(t testing.TB) string {
 	t.Helper()
-	if p, err := exec.LookPath("crane"); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "crane")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	const msg = "crane not found on PATH or in $(go env GOPATH)/bin: go install github.com/google/go-containerregistry/cmd/crane@v0.22.1"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return Tool(t, "crane", "go install github.com/google/go-containerregistry/cmd/crane@v0.22.1")
 }
 
-// Tool returns the path of a program on PATH that .ci/run installs (bash,
-// zsh, fish); without it a test is skipped outside CI and fails in CI.
+// Regctl returns the path of regctl, as Crane does for crane.
+func Regctl(t testing.TB) string {
+	t.Helper()
+	return Tool(t, "regctl", "go install github.com/regclient/regclient/cmd/regctl@v0.11.7")
+}
+
+// Skopeo returns the path of skopeo (Debian's package), as Crane does.
+func Skopeo(t testing.TB) string {
+	t.Helper()
+	return Tool(t, "skopeo", "apt-get install skopeo")
+}
+
+// Tool returns the path of the binary name (PATH, then $(go env
+// GOPATH)/bin); without it the test is skipped outside CI and fails in CI,
+// with how to install it.
 func Tool(t testing.TB, name, install string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
-	msg := name + " not found on PATH: " + install
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		p := filepath.Join(strings.TrimSpace(string(out)), "bin", name)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	msg := name + " not found on PATH or in $(go env GOPATH)/bin: " + install
 	if os.Getenv("CI") != "" {
 		t.Fatal(msg)
 	}

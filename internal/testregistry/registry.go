@@ -70,6 +70,9 @@ type Options struct {
 	// RootDirectory, when set, stores blobs on disk there (the filesystem
 	// driver) instead of in memory, for tests that push large blobs.
 	RootDirectory string
+	// Delete lets clients DELETE manifests, tags and blobs (off by
+	// default, as in the registry's own configuration: 405 UNSUPPORTED).
+	Delete bool
 }
 
 // Registry is a running registry.
@@ -108,6 +111,10 @@ func Start(t testing.TB, opts Options) *Registry {
 		cfg.Storage = configuration.Storage{"filesystem": configuration.Parameters{"rootdirectory": opts.RootDirectory}}
 	}
 	cfg.Storage["maintenance"] = configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}}
+	if opts.Delete {
+		cfg.Storage["delete"] = configuration.Parameters{"enabled": true}
+	}
+	cfg.Catalog.MaxEntries = 1000 // the configuration file's default (0 lists nothing)
 	cfg.HTTP.Secret = "testregistry"
 	cfg.Log.Level = "error"
 	cfg.Log.AccessLog.Disabled = true

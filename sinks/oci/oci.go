@@ -183,8 +183,13 @@ func (s *imageSink) apply(ctx context.Context, tree *extract.Tree, it stage.Item
 	if err != nil {
 		return fmt.Errorf("image %s: open layer %s: %w", s.img, it.Name, err)
 	}
-	defer rc.Close()
 	if err := tree.Apply(ctx, rc); err != nil {
+		rc.Close()
+		return fmt.Errorf("image %s: rootfs: layer %s: %w", s.img, it.Name, err)
+	}
+	// A source that verifies a layer's content (against its DiffID) reports
+	// a mismatch found after the tar's end on Close.
+	if err := rc.Close(); err != nil {
 		return fmt.Errorf("image %s: rootfs: layer %s: %w", s.img, it.Name, err)
 	}
 	return nil

@@ -49,6 +49,28 @@ func (o *Output) Sink(img stage.Image) (stage.Sink, error) {
 	return s, nil
 }
 
+// ForRef gives an output that pushes to the same repository under ref (a
+// tag, or a digest for the children of an index), sharing the layer cache
+// and the record of pushed blobs. Closing it is not needed: the cache is
+// saved by the output it came from.
+func (o *Output) ForRef(ref string) *Output {
+	opts := o.opts
+	opts.Tag = ref
+	return &Output{t: o.t, opts: opts, configs: map[stage.Image]digest.Digest{}, blobs: map[stage.Image][]digest.Digest{}}
+}
+
+// PutManifest pushes body (a manifest list or index, as fetched, so that
+// its digest is kept) under the output's tag.
+func (o *Output) PutManifest(ctx context.Context, mediaType string, body []byte) (digest.Digest, error) {
+	return o.t.Registry(o.opts.Host, o.opts.Registry).PutManifest(ctx, o.opts.Repo, o.opts.Tag, mediaType, body)
+}
+
+// Manifest fetches what the output's tag names now (for verifying a copied
+// index).
+func (o *Output) Manifest(ctx context.Context, accept []string) (transport.Manifest, error) {
+	return o.t.Registry(o.opts.Host, o.opts.Registry).GetManifest(ctx, o.opts.Repo, o.opts.Tag, accept)
+}
+
 // Close saves the layer cache, if any.
 func (o *Output) Close() error {
 	if o.opts.Cache != nil {

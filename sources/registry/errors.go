@@ -1,13 +1,17 @@
 package registry
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/occystrap/occystrap/internal/platform"
+)
 
 // Sentinel errors; callers test them with errors.Is.
 var (
 	// ErrNoPlatform: a manifest list has no entry for the platform asked
-	// for. The text is the original's, which users grep for.
-	//lint:ignore ST1005 the original occystrap's exact message
-	ErrNoPlatform = errors.New("Could not find a matching manifest for this os / architecture / variant")
+	// for. The text is the original's, which users grep for; the error
+	// returned also names the platform asked for and those present.
+	ErrNoPlatform = platform.ErrNoMatch
 	// ErrManifestType: the registry answered with a manifest type we do not
 	// read.
 	ErrManifestType = errors.New("unknown manifest content type")

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/occystrap/occystrap/internal/platform"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -36,7 +37,8 @@ type Options struct {
 	// Host is the registry's host[:port]; Repo the repository path; Tag a
 	// tag or a digest.
 	Host, Repo, Tag string
-	// Platform chosen from a manifest list; the variant must match exactly.
+	// Platform chosen from a manifest list, matched as containerd does
+	// (see internal/platform): arm64 is arm64/v8, arm is arm/v7.
 	OS, Architecture, Variant string
 	// Registry holds insecure and per-URI credentials.
 	Registry transport.RegistryOptions
@@ -58,7 +60,9 @@ type Source struct {
 	// compressed and fetched: see passthrough.go.
 	compressed bool
 	fetched    transport.Manifest
-	runCtx     context.Context //nolint:containedctx // the run's, for lazy bodies
+	// index is the manifest list the tag named, if it named one.
+	index  *IndexInfo
+	runCtx context.Context //nolint:containedctx // the run's, for lazy bodies
 }
 
 // New makes a source pulling through t.
@@ -90,6 +94,26 @@ func ParseReference(s string) (repo, tag string) {
 	}
 	return s[:i], s[i+1:]
 }
+
+// Options are the options the source was made with (defaults filled in).
+func (s *Source) Options() Options { return s.opts }
+
+// Accepted is the Accept list of manifest media types the source sends.
+func Accepted() []string { return append([]string(nil), accepted...) }
+
+// IsIndex reports whether mediaType is a manifest list or an OCI index.
+func IsIndex(mediaType string) bool {
+	return mediaType == MediaTypeDockerList || mediaType == v1.MediaTypeImageIndex
+}
+
+// Top fetches what the source's tag names, a list not followed.
+func (s *Source) Top(ctx context.Context) (transport.Manifest, error) {
+	return s.reg.GetManifest(ctx, s.opts.Repo, s.opts.Tag, accepted)
+}
+
+// Index is the manifest list the tag named, once the source has resolved
+// it (after Emit or Metadata); nil when the tag named a single image.
+func (s *Source) Index() *IndexInfo { return s.index }
 
 // Image names the image.
 func (s *Source) Image() stage.Image { return stage.Image{Name: s.opts.Repo, Tag: s.opts.Tag} }
@@ -135,17 +159,12 @@ func (s *Source) resolve(ctx context.Context) (v1.Manifest, error) {
 		if err := json.Unmarshal(m.Body, &idx); err != nil {
 			return v1.Manifest{}, fmt.Errorf("parse manifest list of %s: %w", s.where(), err)
 		}
-		var pick *v1.Descriptor
-		for i, d := range idx.Manifests {
-			p := d.Platform
-			if p != nil && p.OS == s.opts.OS && p.Architecture == s.opts.Architecture && p.Variant == s.opts.Variant {
-				pick = &idx.Manifests[i]
-				break
-			}
+		s.index = &IndexInfo{Digest: m.Digest, MediaType: m.MediaType, Manifests: idx.Manifests}
+		i, err := s.choose(idx.Manifests)
+		if err != nil {
+			return v1.Manifest{}, err
 		}
-		if pick == nil {
-			return v1.Manifest{}, ErrNoPlatform
-		}
+		pick := &idx.Manifests[i]
 		zerolog.Ctx(ctx).Debug().Str("digest", pick.Digest.String()).Msg("Chose manifest for platform")
 		m, err = s.reg.GetManifest(ctx, s.opts.Repo, pick.Digest.String(), accepted)
 		if err != nil {
@@ -164,6 +183,24 @@ func (s *Source) resolve(ctx context.Context) (v1.Manifest, error) {
 		return v1.Manifest{}, fmt.Errorf("parse manifest of %s: %w", s.where(), err)
 	}
 	return man, nil
+}
+
+// IndexInfo describes the manifest list (Docker) or index (OCI) a tag
+// named, for info.
+type IndexInfo struct {
+	Digest    digest.Digest
+	MediaType string
+	Manifests []v1.Descriptor
+}
+
+// choose picks the entry of a list for the platform asked for.
+func (s *Source) choose(ds []v1.Descriptor) (int, error) {
+	have := make([]platform.Platform, len(ds))
+	for i, d := range ds {
+		have[i] = platform.FromOCI(d.Platform)
+	}
+	want := platform.Platform{OS: s.opts.OS, Architecture: s.opts.Architecture, Variant: s.opts.Variant}
+	return platform.Choose(want, have)
 }
 
 // Emit sends the config, then every layer as it finishes.

@@ -228,14 +228,18 @@ func TestPullManifestList(t *testing.T) {
 			}{
 				{[3]string{}, &amd},
 				{[3]string{"linux", "arm64", "v8"}, &arm},
-				{[3]string{"linux", "arm64", ""}, nil}, // the variant must match exactly
+				{[3]string{"linux", "arm64", ""}, &arm}, // containerd's rule: arm64 is arm64/v8
+				{[3]string{"linux", "aarch64", "8"}, &arm},
+				{[3]string{"linux", "s390x", ""}, nil},
 				{[3]string{"windows", "amd64", ""}, nil},
 			}
 			for _, c := range tests {
 				res, _, err := pull(t, tr, reg, pullOpts{repo: "multi/app", tag: "v1", platform: c.platform})
 				if c.want == nil {
-					if !errors.Is(err, registry.ErrNoPlatform) || err.Error() != "Could not find a matching manifest for this os / architecture / variant" {
-						t.Errorf("%v: got error %v, want the no-platform error", c.platform, err)
+					wantMsg := "Could not find a matching manifest for this os / architecture / variant: asked for " +
+						c.platform[0] + "/" + c.platform[1] + "; the index has linux/amd64, linux/arm64/v8"
+					if !errors.Is(err, registry.ErrNoPlatform) || err.Error() != wantMsg {
+						t.Errorf("%v: got error %v, want %q", c.platform, err, wantMsg)
 					}
 					continue
 				}

@@ -3,13 +3,17 @@ package tarball
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/occystrap/occystrap/stage"
@@ -57,11 +61,20 @@ func (s *Source) sniff(m member) (compression, error) {
 	return none, nil
 }
 
-// body makes the re-openable body of layer l.
+// body makes the re-openable body of layer l. Unless the source is
+// Unchecked, every reader it gives verifies the layer against its DiffID:
+// the last Read returns ErrDiffID instead of io.EOF when the sha256 of the
+// uncompressed tar is not the config's DiffID.
 func (s *Source) body(l layer) stage.Body {
 	b := &layerBody{s: s, l: l}
 	if l.comp == none {
-		return &stage.OpenerBody{OpenFunc: b.openRaw}
+		return &stage.OpenerBody{OpenFunc: func() (io.ReadCloser, error) {
+			rc, err := b.openRaw()
+			if err != nil {
+				return nil, err
+			}
+			return b.verify(rc), nil
+		}}
 	}
 	return b
 }
@@ -71,12 +84,53 @@ func (s *Source) body(l layer) stage.Body {
 type layerBody struct {
 	s *Source
 	l layer
+
+	mu       sync.Mutex
+	verified bool // a whole read matched the DiffID
 }
 
 func (b *layerBody) Release() error { return nil }
 
-// OpenCompressed returns the blob as it is stored in the archive.
+// verify wraps a reader of the uncompressed layer in a DiffID check.
+func (b *layerBody) verify(rc io.ReadCloser) io.ReadCloser {
+	if b.s.unchecked {
+		return rc
+	}
+	return &verifier{rc: rc, h: sha256.New(), want: b.l.diffID, what: fmt.Sprintf("archive %s: layer %s", b.s.path, b.l.mpath), ok: b.setVerified}
+}
+
+func (b *layerBody) setVerified() {
+	b.mu.Lock()
+	b.verified = true
+	b.mu.Unlock()
+}
+
+// ensureVerified reads the layer through its DiffID check once, for a
+// consumer that copies the blob as stored and so never decompresses it.
+func (b *layerBody) ensureVerified() error {
+	b.mu.Lock()
+	done := b.verified || b.s.unchecked
+	b.mu.Unlock()
+	if done {
+		return nil
+	}
+	rc, err := b.Open()
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, rc)
+	if cerr := rc.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// OpenCompressed returns the blob as it is stored in the archive, once the
+// layer has been verified against its DiffID.
 func (b *layerBody) OpenCompressed() (io.ReadCloser, string, error) {
+	if err := b.ensureVerified(); err != nil {
+		return nil, "", err
+	}
 	rc, err := b.openRaw()
 	if err != nil {
 		return nil, "", err
@@ -103,15 +157,90 @@ func (b *layerBody) Open() (io.ReadCloser, error) {
 			raw.Close()
 			return nil, fmt.Errorf("%s: gzip: %w", what, err)
 		}
-		return &decompressor{r: zr, what: what, close: func() error { zr.Close(); return raw.Close() }}, nil
+		return b.verify(&decompressor{r: zr, what: what, close: func() error { zr.Close(); return raw.Close() }}), nil
 	default:
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(false))
 		if err != nil {
 			raw.Close()
 			return nil, fmt.Errorf("%s: zstd: %w", what, err)
 		}
-		return &decompressor{r: zr, what: what, close: func() error { zr.Close(); return raw.Close() }}, nil
+		return b.verify(&decompressor{r: zr, what: what, close: func() error { zr.Close(); return raw.Close() }}), nil
 	}
+}
+
+// maxTrailing is how much of a layer a verifier reads on Close when its
+// consumer stopped early (a tar reader stops at the end-of-archive blocks;
+// the padding after them is at most a record).
+const maxTrailing = 1 << 20
+
+// verifier hashes what is read and, at the end, compares it with the
+// DiffID. A consumer that stops reading early (a tar reader stops at the
+// end-of-archive blocks) gets the check from Close, which reads the rest,
+// up to maxTrailing.
+type verifier struct {
+	rc   io.ReadCloser
+	h    hash.Hash
+	want digest.Digest
+	what string
+	ok   func() // called when the whole layer matched
+
+	end    bool  // the end was reached and matched
+	err    error // the first error returned
+	closed bool
+}
+
+func (v *verifier) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	if v.end {
+		return 0, io.EOF
+	}
+	n, err := v.rc.Read(p)
+	v.h.Write(p[:n])
+	switch {
+	case errors.Is(err, io.EOF):
+		if got := digest.NewDigest(digest.SHA256, v.h); got != v.want {
+			v.err = fmt.Errorf("%s: uncompressed content has sha256 %s, the config's DiffID is %s: %w", v.what, got, v.want, ErrDiffID)
+			return n, v.err
+		}
+		v.end = true
+		v.ok()
+	case err != nil:
+		v.err = err
+	}
+	return n, err
+}
+
+// WriteTo copies through Read (so that everything is hashed) with a large
+// buffer.
+func (v *verifier) WriteTo(w io.Writer) (int64, error) {
+	return io.CopyBuffer(onlyWriter{w}, onlyReader{v}, make([]byte, copyBuffer))
+}
+
+// Close checks a layer not read to its end, then closes the reader. A
+// second Close does nothing.
+func (v *verifier) Close() error {
+	if v.closed {
+		return nil
+	}
+	v.closed = true
+	var err error
+	if !v.end && v.err == nil {
+		n, _ := io.Copy(io.Discard, io.LimitReader(onlyReader{v}, maxTrailing+1))
+		switch {
+		case v.err != nil:
+			err = v.err
+		case !v.end && n > maxTrailing:
+			err = fmt.Errorf("%s: closed more than %d bytes before its end: not verified against its DiffID", v.what, maxTrailing)
+		}
+	} else if errors.Is(v.err, ErrDiffID) {
+		err = v.err
+	}
+	if cerr := v.rc.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // decompressor names the member in its read errors.
@@ -156,7 +285,7 @@ func (b *layerBody) openRaw() (io.ReadCloser, error) {
 	if !b.s.reopen {
 		return io.NopCloser(io.NewSectionReader(b.s.ra, m.off, m.size)), nil
 	}
-	f, err := os.Open(b.s.path)
+	f, err := os.Open(b.s.file)
 	if err != nil {
 		return nil, fmt.Errorf("archive %s: open member %s: %w", b.s.path, m.name, err)
 	}

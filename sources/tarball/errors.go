@@ -25,6 +25,22 @@ var (
 	// archive does not hold (or a link that leads nowhere).
 	ErrMissingMember = errors.New("member not found in archive")
 
+	// ErrBadConfig is returned (before anything is sent) for a config that
+	// is not an image config: truncated JSON, wrong JSON types, no DiffID
+	// per layer.
+	ErrBadConfig = errors.New("invalid image config")
+
+	// ErrDiffID is returned when a layer's content is not what the
+	// config's DiffID says.
+	ErrDiffID = errors.New("layer DiffID does not match the image config")
+
+	// ErrDigest is returned when a blob of an OCI layout does not have the
+	// digest it is stored under.
+	ErrDigest = errors.New("blob digest mismatch")
+
+	// ErrNoImage is returned for an OCI image layout with no image in it.
+	ErrNoImage = errors.New("the image layout holds no image")
+
 	// ErrTruncated is returned when a member's content runs past the end of
 	// the archive.
 	ErrTruncated = errors.New("archive is truncated")

@@ -12,8 +12,10 @@ import (
 	"strings"
 
 	digest "github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
 
+	"github.com/occystrap/occystrap/internal/platform"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -43,19 +45,25 @@ type layer struct {
 	diffID digest.Digest
 }
 
-// Source is an opened docker-save archive. See the package documentation.
+// Source is an opened image archive. See the package documentation.
 type Source struct {
-	path   string
-	reopen bool        // bodies open their own descriptor on path
+	path   string      // the archive's name in errors
+	file   string      // what bodies open: path, or the decompressed spool
+	spool  bool        // file is a temporary decompressed copy, removed by Close
+	reopen bool        // bodies open their own descriptor on file
 	f      *os.File    // the index's file; nil for a source over a ReaderAt
 	ra     io.ReaderAt // where members are read from
 	size   int64
+	opts   Options
 
 	img        stage.Image
 	configName string
 	config     []byte
 	layers     []layer
-	has        func(name string) bool
+	// unchecked, set by Unchecked, turns off the config validation and the
+	// DiffID verification (check reports those problems itself).
+	unchecked bool
+	has       func(name string) bool
 }
 
 // UseSkip takes the sink's test for layers it already has: those are
@@ -63,31 +71,69 @@ type Source struct {
 // that, for one, inspect gives them size 0).
 func (s *Source) UseSkip(has func(name string) bool) { s.has = has }
 
-// Open indexes the docker-save archive at path and reads its manifest and
-// config. Errors name the archive and the member at fault.
-func Open(path string) (*Source, error) {
+// Options tune Open.
+type Options struct {
+	// TempDir holds the decompressed copy of a compressed archive ("" =
+	// the system's).
+	TempDir string
+	// Platform chooses the image of an OCI image layout that holds several
+	// (default linux/amd64), as for a registry's manifest list.
+	Platform platform.Platform
+}
+
+// Open indexes the archive at path and reads its manifest and config, with
+// default options. Errors name the archive and the member at fault.
+func Open(path string) (*Source, error) { return OpenWith(path, Options{}) }
+
+// OpenWith is Open with options. An archive that is itself gzip- or
+// zstd-compressed (image.tar.gz) is first decompressed into a temporary file.
+func OpenWith(path string, o Options) (*Source, error) {
+	if o.Platform == (platform.Platform{}) {
+		o.Platform = platform.Platform{OS: "linux", Architecture: "amd64"}
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open archive: %w", err)
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("open archive %s: %w", path, err)
-	}
-	s, err := open(f, st.Size(), path)
+	file, spooled, err := decompressArchive(f, path, o.TempDir)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	s.f, s.reopen = f, true
+	if spooled {
+		f.Close()
+		if f, err = os.Open(file); err != nil {
+			_ = os.Remove(file)
+			return nil, fmt.Errorf("open archive %s: %w", path, err)
+		}
+	}
+	fail := func(err error) (*Source, error) {
+		f.Close()
+		if spooled {
+			_ = os.Remove(file)
+		}
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fail(fmt.Errorf("open archive %s: %w", path, err))
+	}
+	s, err := openWith(f, st.Size(), path, o)
+	if err != nil {
+		return fail(err)
+	}
+	s.f, s.reopen, s.file, s.spool = f, true, file, spooled
 	return s, nil
 }
 
 // open builds a source over ra; name is the archive's name in errors.
 // Bodies read ra unless Open sets reopen.
 func open(ra io.ReaderAt, size int64, name string) (*Source, error) {
-	s := &Source{path: name, ra: ra, size: size}
+	return openWith(ra, size, name, Options{Platform: platform.Platform{OS: "linux", Architecture: "amd64"}})
+}
+
+func openWith(ra io.ReaderAt, size int64, name string, o Options) (*Source, error) {
+	s := &Source{path: name, file: name, ra: ra, size: size, opts: o}
 	idx, err := s.index()
 	if err != nil {
 		return nil, err
@@ -96,6 +142,16 @@ func open(ra io.ReaderAt, size int64, name string) (*Source, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Unchecked returns a view of the source that emits the config and layers
+// without validating the config or verifying layers against their DiffIDs,
+// for check, which reports those problems itself.
+func (s *Source) Unchecked() *Source {
+	c := *s
+	c.unchecked = true
+	c.f = nil // the view does not own the index's file
+	return &c
 }
 
 // index reads every header of the archive, skipping contents by seeking.
@@ -183,10 +239,14 @@ type manifestEntry struct {
 	Layers   []string
 }
 
-// load reads manifest.json and the config and resolves the layers.
+// load reads manifest.json, or without one an OCI image layout's
+// index.json, then the config, and resolves the layers.
 func (s *Source) load(idx map[string]member) error {
 	mm, ok := idx["manifest.json"]
 	if !ok {
+		if _, ok := idx["index.json"]; ok {
+			return s.loadLayout(idx)
+		}
 		if _, legacy := idx["repositories"]; legacy {
 			return fmt.Errorf("archive %s: %w", s.path, ErrLegacyFormat)
 		}
@@ -214,6 +274,7 @@ func (s *Source) load(idx map[string]member) error {
 
 	s.img = stage.Image{Name: "unknown", Tag: "unknown"}
 	if len(e.RepoTags) > 0 {
+		// Split at the last ':', as the original does (even in a port).
 		rt := e.RepoTags[0]
 		if i := strings.LastIndex(rt, ":"); i >= 0 {
 			s.img = stage.Image{Name: rt[:i], Tag: rt[i+1:]}
@@ -230,40 +291,60 @@ func (s *Source) load(idx map[string]member) error {
 		return err
 	}
 	s.configName = e.Config
-	diffIDs := configDiffIDs(s.config, len(e.Layers))
+	return s.addLayers(idx, e.Layers)
+}
 
-	for i, lp := range e.Layers {
+// addLayers resolves the layers at the given member paths and names them.
+func (s *Source) addLayers(idx map[string]member, paths []string) error {
+	diffIDs := configDiffIDs(s.config, len(paths))
+	for i, lp := range paths {
 		m, err := s.resolve(idx, lp)
 		if err != nil {
 			return err
 		}
-		l := layer{name: layerName(lp), mpath: lp, m: m}
-		if l.comp, err = s.sniff(m); err != nil {
-			return err
-		}
+		l := layer{mpath: lp, m: m}
 		if diffIDs != nil {
 			l.diffID = diffIDs[i]
+		}
+		l.name = layerName(lp, l.diffID)
+		if l.comp, err = s.sniff(m); err != nil {
+			return err
 		}
 		s.layers = append(s.layers, l)
 	}
 	return nil
 }
 
-// layerName is the name occystrap gives the layer at manifest path p: the
-// hex of blobs/sha256/X, else the directory of X/layer.tar.
-func layerName(p string) string {
-	if strings.HasPrefix(p, "blobs/") {
+// splitRef splits a reference "name:tag" at its last ':' after the last
+// '/' ("latest" without a tag), for the names OCI layouts record.
+func splitRef(rt string) stage.Image {
+	if i := strings.LastIndex(rt, ":"); i >= 0 && !strings.Contains(rt[i:], "/") {
+		return stage.Image{Name: rt[:i], Tag: rt[i+1:]}
+	}
+	return stage.Image{Name: rt, Tag: "latest"}
+}
+
+// layerName is the name occystrap gives the layer at manifest path p. The
+// original's rule where it gives one: the hex of blobs/sha256/X, or the
+// directory of X/layer.tar. Where it gives none (the flat layouts of crane
+// and skopeo: X.tar, X.tar.gz, ...), the hex of the layer's DiffID; without
+// a DiffID, the path itself (Emit then refuses the archive).
+func layerName(p string, diffID digest.Digest) string {
+	if strings.HasPrefix(p, "blobs/") && strings.Count(p, "/") == 2 {
 		return path.Base(p)
 	}
-	if i := strings.LastIndex(p, "/"); i >= 0 {
-		return p[:i]
+	if dir, base := path.Split(p); base == "layer.tar" && dir != "" {
+		return strings.TrimSuffix(dir, "/")
 	}
-	return ""
+	if diffID != "" {
+		return diffID.Encoded()
+	}
+	return p
 }
 
 // configDiffIDs returns the config's rootfs.diff_ids when they are valid
-// and there is one per layer, else nil: the DiffIDs are a hint, and the
-// original occystrap does not read the config at all.
+// and there is one per layer, else nil (Emit then refuses the archive,
+// unless the source is Unchecked).
 func configDiffIDs(cfg []byte, n int) []digest.Digest {
 	var c struct {
 		RootFS struct {
@@ -274,11 +355,33 @@ func configDiffIDs(cfg []byte, n int) []digest.Digest {
 		return nil
 	}
 	for _, d := range c.RootFS.DiffIDs {
-		if d.Validate() != nil {
+		if d.Validate() != nil || d.Algorithm() != digest.SHA256 {
 			return nil
 		}
 	}
 	return c.RootFS.DiffIDs
+}
+
+// checkConfig validates the config before anything is sent: JSON of the
+// image-spec's types, a rootfs of type layers, one sha256 DiffID per layer.
+func (s *Source) checkConfig() error {
+	where := fmt.Sprintf("archive %s: config %s", s.path, s.configName)
+	var c v1.Image
+	if err := json.Unmarshal(s.config, &c); err != nil {
+		return fmt.Errorf("%s: %w: %w", where, ErrBadConfig, err)
+	}
+	if c.RootFS.Type != "layers" {
+		return fmt.Errorf("%s: %w: rootfs.type is %q, not \"layers\"", where, ErrBadConfig, c.RootFS.Type)
+	}
+	if len(c.RootFS.DiffIDs) != len(s.layers) {
+		return fmt.Errorf("%s: %w: %d DiffIDs for %d layers", where, ErrBadConfig, len(c.RootFS.DiffIDs), len(s.layers))
+	}
+	for i, d := range c.RootFS.DiffIDs {
+		if err := d.Validate(); err != nil || d.Algorithm() != digest.SHA256 {
+			return fmt.Errorf("%s: %w: DiffID %d %q is not a sha256 digest", where, ErrBadConfig, i, d)
+		}
+	}
+	return nil
 }
 
 // Image is the image the archive holds.
@@ -287,14 +390,20 @@ func (s *Source) Image() stage.Image { return s.img }
 // Name names the source in statistics.
 func (s *Source) Name() string { return "tar" }
 
-// Close closes the archive. Bodies opened before stay readable until they
-// are closed (each has its own descriptor).
+// Close closes the archive and removes its decompressed copy, if any.
+// Bodies opened before stay readable until they are closed (each has its
+// own descriptor).
 func (s *Source) Close() error {
 	if s.f == nil {
 		return nil
 	}
 	err := s.f.Close()
 	s.f = nil
+	if s.spool {
+		if rerr := os.Remove(s.file); err == nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = rerr
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("close archive %s: %w", s.path, err)
 	}
@@ -305,6 +414,11 @@ func (s *Source) Close() error {
 func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) error {
 	log := zerolog.Ctx(ctx).With().Str("archive", s.path).Logger()
 	log.Debug().Str("config", s.configName).Int("layers", len(s.layers)).Msg("Reading image from tarball")
+	if !s.unchecked {
+		if err := s.checkConfig(); err != nil {
+			return err
+		}
+	}
 	cfg := stage.Item{Seq: -1, Kind: stage.KindConfig, Name: s.configName, Size: int64(len(s.config)), Data: s.config}
 	if err := stage.Send(ctx, out, cfg); err != nil {
 		return err

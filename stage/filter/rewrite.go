@@ -208,6 +208,11 @@ func (r *Rewriter) rewriteLayer(ctx context.Context, it stage.Item) (stage.Item,
 	if err != nil {
 		return stage.Item{}, c, fmt.Errorf("%s: %w", where, err)
 	}
+	// A source that verifies the layer (against its DiffID) reports a
+	// mismatch found after the tar's end on Close.
+	if err := rc.Close(); err != nil {
+		return stage.Item{}, c, fmt.Errorf("%s: %w", where, err)
+	}
 	if err := f.Close(); err != nil {
 		return stage.Item{}, c, fmt.Errorf("%s: write %s: %w", where, f.Name(), err)
 	}
