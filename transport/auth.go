@@ -210,6 +210,7 @@ func (r *Registry) token(ctx context.Context, h *hostAuth, scope, stale string) 
 	if err != nil {
 		return "", err
 	}
+	r.t.secret(tok)
 	e.token = tok
 	e.expires = time.Now().Add(ttl - ttl/10)
 	return tok, nil
@@ -257,7 +258,11 @@ func (r *Registry) fetchToken(ctx context.Context, realm, service, scope string)
 		AccessToken string `json:"access_token"`
 		ExpiresIn   int    `json:"expires_in"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
+	raw, err := ReadLimited(resp.Body, maxToken)
+	if err != nil {
+		return "", 0, fmt.Errorf("read token from %s: %w", u.Host, err)
+	}
+	if err := json.Unmarshal(raw, &body); err != nil {
 		return "", 0, fmt.Errorf("decode token from %s: %w", u.Host, err)
 	}
 	tok := body.Token

@@ -7,7 +7,11 @@
 // HTTP/2 all uploads to a host would share one connection's flow-control
 // window, which the server sets), each wrapped by a retryablehttp.Client (connection errors, 429 and 5xx but
 // 501 are retried with exponential backoff and jitter, Retry-After is
-// honoured), one rate.Limiter shared by every request, and counters
+// honoured up to Options.MaxRetryAfter), a stall timeout on every response
+// body (a read that gets nothing for Options.StallTimeout fails with
+// ErrStalled; a blob download then resumes) and on every request body (a
+// server that takes none of it for that long), one rate.Limiter shared by
+// every request, and counters
 // (requests, retries, 429s, rate-limit waits, new connections, TLS handshakes,
 // bytes) for the summary and the logs. Hosts whose certificates are not to
 // be verified (--tls-verify=false, ?tls_verify=false) go through unverified
@@ -21,6 +25,10 @@
 // config.json with credential helpers), caches tokens per registry and scope,
 // and speaks the distribution API (manifests; blobs streamed, verified against
 // their digest and resumed with a Range request when a connection drops).
+// Every document read into memory goes through a size limit (MaxManifest
+// for manifests, indexes and Quay API pages, MaxConfig for configs, 1 MiB
+// for token responses), and a config is read no further than the size its
+// descriptor declares.
 //
 // A Quay is a client of one Quay host's API (/api/v1) on the same
 // Transport: repository listings followed through next_page, and tag checks;
@@ -30,5 +38,7 @@
 // use by any number of goroutines, and are meant to be shared by every image
 // of a run. Readers returned by Registry.Blob are for one goroutine.
 // Authorization headers are never logged and never follow a redirect to
-// another host.
+// another host. Credentials for a registry go only to that registry and to
+// the token realm named in its own challenges: a 401 from a host a request
+// was redirected to is not answered (ErrOtherHost).
 package transport

@@ -92,7 +92,11 @@ func (q *Quay) get(ctx context.Context, path string, query url.Values, v any) er
 		return statusError("GET "+redact(u), resp)
 	}
 	defer resp.Body.Close()
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(v); err != nil {
+	b, err := ReadLimited(resp.Body, MaxManifest)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", redact(u), err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("GET %s: decode: %w", redact(u), err)
 	}
 	return nil

@@ -72,6 +72,10 @@ func (r *Registry) credentials(ctx context.Context) (string, string, bool) {
 		zerolog.Ctx(ctx).Warn().Err(err).Str("registry", r.host).Msg("Ignoring Docker credentials")
 		return "", "", false
 	}
+	if ok {
+		r.t.secret(p)
+		r.t.secret(basicHeader(u, p)[len("Basic "):])
+	}
 	return u, p, ok
 }
 
@@ -128,6 +132,17 @@ func (r *Registry) Do(ctx context.Context, req Request) (*http.Response, error) 
 		}
 		if resp.StatusCode != http.StatusUnauthorized || attempt > 0 {
 			return resp, nil
+		}
+		if resp.Request != nil && resp.Request.URL.Host != hreq.URL.Host {
+			final := resp.Request.URL.Host
+			// A redirect target (blob storage) asks for credentials. Its
+			// challenge is not this registry's: answering it would send
+			// the user's credentials for this registry to a token realm
+			// that host chose. Credentials for a registry go only to it and
+			// to the realm named in its own challenges.
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			return nil, fmt.Errorf("%s %s: redirected to %s, which answered 401: %w: %w", req.Method, redact(req.URL), final, ErrOtherHost, ErrUnauthorized)
 		}
 		cs := ParseChallenges(strings.Join(resp.Header.Values("WWW-Authenticate"), ", "))
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -227,7 +242,7 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string, accept []s
 		return Manifest{}, statusError(what, resp)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	body, err := ReadLimited(resp.Body, MaxManifest)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("%s: %w", what, err)
 	}

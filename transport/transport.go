@@ -52,10 +52,16 @@ type Options struct {
 	// (--tls-verify=false). RegistryOptions.SkipVerify does it for one.
 	SkipVerify bool
 	// RetryWaitMin and RetryWaitMax bound the backoff (defaults 200 ms, 30 s).
-	// A Retry-After is honoured up to MaxRetryAfter (default 5 min).
+	// A Retry-After is honoured up to MaxRetryAfter (default 60 s); a longer
+	// one is cut to it, with a warning.
 	RetryWaitMin  time.Duration
 	RetryWaitMax  time.Duration
 	MaxRetryAfter time.Duration
+	// StallTimeout is how long a response body may send nothing before the
+	// read fails with ErrStalled (default 60 s), so that a blob download is
+	// resumed as after a cut connection and anything else fails rather
+	// than hang.
+	StallTimeout time.Duration
 	// Username and Password are the global credentials (--username,
 	// --password), used for every registry unless a Registry gets its own.
 	Username string
@@ -63,7 +69,18 @@ type Options struct {
 	// DockerConfig is the folder of Docker's config.json; empty means
 	// $DOCKER_CONFIG, else ~/.docker.
 	DockerConfig string
+	// Secret, if set, is told every secret the Transport comes to hold
+	// besides the ones above (passwords from Docker's config.json or its
+	// credential helpers, registry tokens), so that the caller can keep
+	// them out of anything it prints. It may be called concurrently.
+	Secret func(string)
 }
+
+// Defaults of Options.
+const (
+	DefaultStallTimeout  = 60 * time.Second
+	DefaultMaxRetryAfter = 60 * time.Second
+)
 
 // Stats is a snapshot of a Transport's counters.
 type Stats struct {
@@ -145,7 +162,10 @@ func New(opts Options) (*Transport, error) {
 		opts.RetryWaitMax = 30 * time.Second
 	}
 	if opts.MaxRetryAfter <= 0 {
-		opts.MaxRetryAfter = 5 * time.Minute
+		opts.MaxRetryAfter = DefaultMaxRetryAfter
+	}
+	if opts.StallTimeout <= 0 {
+		opts.StallTimeout = DefaultStallTimeout
 	}
 	roots := opts.RootCAs
 	if roots == nil {
@@ -313,6 +333,13 @@ func (t *Transport) Close() {
 	t.unverifiedBulkRT.CloseIdleConnections()
 }
 
+// secret passes s to Options.Secret.
+func (t *Transport) secret(s string) {
+	if t.opts.Secret != nil && s != "" {
+		t.opts.Secret(s)
+	}
+}
+
 // Retries is the configured retry count.
 func (t *Transport) Retries() int { return t.opts.Retries }
 
@@ -387,7 +414,15 @@ func (t *Transport) checkRetry(ctx context.Context, resp *http.Response, err err
 func (t *Transport) backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
 	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
 		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-			return min(d, t.opts.MaxRetryAfter)
+			if d > t.opts.MaxRetryAfter {
+				if resp.Request != nil {
+					zerolog.Ctx(resp.Request.Context()).Warn().Str("host", resp.Request.URL.Host).
+						Str("retry_after", resp.Header.Get("Retry-After")).Dur("waiting", t.opts.MaxRetryAfter).
+						Msg("Retry-After is longer than --max-retry-after: waiting that long instead")
+				}
+				return t.opts.MaxRetryAfter
+			}
+			return d
 		}
 	}
 	d := minWait << min(attempt, 20)
@@ -473,36 +508,49 @@ func (c *countingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 		loopback = false
 	}
 	t.c.requests.Add(1)
+	// The request gets its own context, cancelled when its body or the
+	// response's stalls (which is how a blocked read or write is
+	// interrupted) or when the response body is closed.
+	ctx, cancel := context.WithCancelCause(req.Context())
+	var send *sendBody
 	if req.Body != nil && req.Body != http.NoBody {
-		req.Body = &countingBody{ReadCloser: req.Body, n: &t.c.bytesOut}
+		send = &sendBody{ReadCloser: &countingBody{ReadCloser: req.Body, n: &t.c.bytesOut}, timeout: t.opts.StallTimeout}
+		send.timer = time.AfterFunc(t.opts.StallTimeout, func() { cancel(ErrStalled) })
+		send.timer.Stop()
+		req.Body = send
 	}
-	resp, err := rt.RoundTrip(req)
+	resp, err := rt.RoundTrip(req.WithContext(ctx))
+	if send != nil {
+		send.finish()
+	}
 	if err != nil && loopback && speaksPlainHTTP(err) {
 		// A registry on this machine without TLS: use plain HTTP for it
 		// from now on, as docker and crane do, and send this request again
-		// when its body can be had again (the first request to a host is
-		// a body-less GET or HEAD).
+		// when it has no body (the first request to a host is a GET or
+		// HEAD; one with a body fails as it would have).
 		t.plain.Store(req.URL.Host, true)
 		zerolog.Ctx(req.Context()).Debug().Str("host", req.URL.Host).Msg("Registry on a loopback address speaks plain HTTP; using it")
-		var body io.ReadCloser = http.NoBody
-		var berr error
-		if req.GetBody != nil {
-			body, berr = req.GetBody()
-		} else if req.Body != nil && req.Body != http.NoBody {
-			berr = errors.New("body not re-readable")
-		}
-		if berr == nil {
+		if send == nil {
 			t.c.requests.Add(1)
-			resp, err = rt.RoundTrip(asPlainHTTP(req, body))
+			resp, err = rt.RoundTrip(asPlainHTTP(req.WithContext(ctx), http.NoBody))
 		}
 	}
 	if first != nil {
 		close(first)
 	}
 	if err != nil {
+		if errors.Is(context.Cause(ctx), ErrStalled) {
+			err = fmt.Errorf("%w: the server took none of the request body for %s (%v)", ErrStalled, t.opts.StallTimeout, err)
+		}
+		cancel(nil)
 		return nil, err
 	}
-	resp.Body = &countingBody{ReadCloser: resp.Body, n: &t.c.bytesIn}
+	timer := time.AfterFunc(t.opts.StallTimeout, func() { cancel(ErrStalled) })
+	timer.Stop()
+	resp.Body = &stallBody{
+		ReadCloser: &countingBody{ReadCloser: resp.Body, n: &t.c.bytesIn},
+		ctx:        ctx, cancel: cancel, timeout: t.opts.StallTimeout, timer: timer,
+	}
 	return resp, nil
 }
 
@@ -540,6 +588,71 @@ func (t *Transport) skipsVerify(host string) bool {
 		return v.(bool)
 	}
 	return t.opts.SkipVerify
+}
+
+// stallBody fails a Read that gets no data for timeout with ErrStalled, by
+// cancelling the request's context. Only time spent inside Read counts: a
+// consumer that is slow to read (backpressure) is not a stall.
+type stallBody struct {
+	io.ReadCloser
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	timeout time.Duration
+	timer   *time.Timer // cancels with ErrStalled; armed only during a Read
+}
+
+func (b *stallBody) Read(p []byte) (int, error) {
+	b.timer.Reset(b.timeout)
+	n, err := b.ReadCloser.Read(p)
+	b.timer.Stop()
+	if err != nil && err != io.EOF && errors.Is(context.Cause(b.ctx), ErrStalled) {
+		err = fmt.Errorf("no data for %s: %w", b.timeout, ErrStalled)
+	}
+	return n, err
+}
+
+// sendBody is a request body that fails its request with ErrStalled when
+// the server takes nothing for timeout: the clock runs from the return of
+// one Read to the start of the next (time the transport spends writing
+// what it read), never while Read itself waits for data to send (a slow
+// source), and stops once the body is read to its end or the round trip
+// is over (the wait for the answer has ResponseHeaderTimeout).
+type sendBody struct {
+	io.ReadCloser
+	timeout time.Duration
+	timer   *time.Timer // cancels with ErrStalled
+
+	mu   sync.Mutex
+	done bool
+}
+
+func (b *sendBody) Read(p []byte) (int, error) {
+	b.timer.Stop()
+	n, err := b.ReadCloser.Read(p)
+	if err == nil {
+		b.mu.Lock()
+		if !b.done {
+			b.timer.Reset(b.timeout)
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+// finish stops the clock for good (net/http may read the body after the
+// round trip returned).
+func (b *sendBody) finish() {
+	b.mu.Lock()
+	b.done = true
+	b.timer.Stop()
+	b.mu.Unlock()
+}
+
+func (b *stallBody) Close() error {
+	b.timer.Stop()
+	err := b.ReadCloser.Close()
+	b.cancel(nil)
+	return err
 }
 
 // waitFirst holds requests to an https host until the first request to it

@@ -23,7 +23,8 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
-		// The reference registry's background goroutines (adaptive_test).
+		// The reference registry's background goroutines (adaptive_test,
+		// TestSecretHook) outlive a test by design of that library.
 		goleak.IgnoreAnyFunction("github.com/distribution/distribution/v3/notifications.(*Broadcaster).run"),
 		goleak.IgnoreAnyFunction("github.com/docker/go-events.(*Queue).run"),
 		goleak.IgnoreAnyFunction("github.com/docker/go-events.(*Broadcaster).run"),

@@ -11,6 +11,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/imageinfo"
 	"github.com/occystrap/occystrap/internal/pyjson"
+	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sources/docker"
 	"github.com/occystrap/occystrap/sources/quay"
@@ -81,7 +82,7 @@ func (c *InfoCmd) runMulti(ctx context.Context, a *app) error {
 		return err
 	}
 	if len(refs) == 0 {
-		fmt.Fprintf(a.stderr, "No images found matching %s\n", c.Source)
+		fmt.Fprintf(a.stderr, "No images found matching %s\n", redact.URI(c.Source))
 		return nil
 	}
 	infos := make([]*pyjson.Object, len(refs))

@@ -14,8 +14,10 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/rs/zerolog"
+	"golang.org/x/term"
 
 	"github.com/occystrap/occystrap/internal/platform"
+	"github.com/occystrap/occystrap/internal/redact"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -33,20 +35,22 @@ type Globals struct {
 	VerifyFull bool             `name:"verify-full" env:"OCCYSTRAP_VERIFY_FULL" help:"Like --verify, and re-read the data written."`
 	Version    kong.VersionFlag `help:"Print the version and exit."`
 
-	OS            string    `name:"os" default:"linux" help:"Operating system to choose from a manifest list."`
-	Architecture  string    `default:"amd64" help:"CPU architecture to choose from a manifest list (arm64 means arm64/v8, arm means arm/v7, as containerd matches)."`
-	Variant       string    `help:"CPU variant to choose from a manifest list."`
-	Platform      string    `env:"OCCYSTRAP_PLATFORM" placeholder:"OS/ARCH[/VARIANT]" help:"Platform to choose from a manifest list; wins over --os, --architecture and --variant."`
-	AllPlatforms  bool      `name:"all-platforms" help:"registry:// to registry:// only: copy a whole manifest list (every platform), keeping its digest."`
-	Username      string    `env:"OCCYSTRAP_USERNAME" help:"Registry user name."`
-	Password      string    `env:"OCCYSTRAP_PASSWORD" help:"Registry password."`
-	Insecure      bool      `env:"OCCYSTRAP_INSECURE" help:"Talk to registries over plain HTTP (localhost and 127.0.0.0/8 fall back to it without this flag)."`
-	Retries       int       `env:"OCCYSTRAP_RETRIES" default:"3" help:"Retries of a failed HTTP request."`
-	RateLimit     rateLimit `name:"rate-limit" env:"OCCYSTRAP_RATE_LIMIT" help:"Most HTTP requests per second, shared by everything, or auto: halve on 429/503, grow back when quiet (default: unlimited)."`
-	ImageParallel int       `name:"image-parallel" short:"J" env:"OCCYSTRAP_IMAGE_PARALLEL" default:"3" help:"Images processed at once for multi-image sources."`
-	Compression   string    `env:"OCCYSTRAP_COMPRESSION" enum:"gzip,zstd" default:"gzip" help:"Layer compression for registry output: gzip or zstd."`
-	LayerCache    string    `name:"layer-cache" env:"OCCYSTRAP_LAYER_CACHE" completion:"file" help:"JSON file remembering pushed layers, to skip them next time."`
-	OutputFormat  string    `name:"output-format" short:"O" enum:"text,json" default:"text" help:"Output of info, check, search and ls: text or json."`
+	OS            string        `name:"os" default:"linux" help:"Operating system to choose from a manifest list."`
+	Architecture  string        `default:"amd64" help:"CPU architecture to choose from a manifest list (arm64 means arm64/v8, arm means arm/v7, as containerd matches)."`
+	Variant       string        `help:"CPU variant to choose from a manifest list."`
+	Platform      string        `env:"OCCYSTRAP_PLATFORM" placeholder:"OS/ARCH[/VARIANT]" help:"Platform to choose from a manifest list; wins over --os, --architecture and --variant."`
+	AllPlatforms  bool          `name:"all-platforms" help:"registry:// to registry:// only: copy a whole manifest list (every platform), keeping its digest."`
+	Username      string        `env:"OCCYSTRAP_USERNAME" help:"Registry user name."`
+	Password      string        `env:"OCCYSTRAP_PASSWORD" help:"Registry password."`
+	Insecure      bool          `env:"OCCYSTRAP_INSECURE" help:"Talk to registries over plain HTTP (localhost and 127.0.0.0/8 fall back to it without this flag)."`
+	Retries       int           `env:"OCCYSTRAP_RETRIES" default:"3" help:"Retries of a failed HTTP request."`
+	RateLimit     rateLimit     `name:"rate-limit" env:"OCCYSTRAP_RATE_LIMIT" help:"Most HTTP requests per second, shared by everything, or auto: halve on 429/503, grow back when quiet (default: unlimited)."`
+	StallTimeout  time.Duration `name:"stall-timeout" env:"OCCYSTRAP_STALL_TIMEOUT" default:"60s" help:"Fail a download that receives nothing, or an upload the server takes nothing of, for this long (a blob download is then resumed like a cut connection)."`
+	MaxRetryAfter time.Duration `name:"max-retry-after" env:"OCCYSTRAP_MAX_RETRY_AFTER" default:"60s" help:"Longest wait a registry's Retry-After can ask for; a longer one is cut to this, with a warning."`
+	ImageParallel int           `name:"image-parallel" short:"J" env:"OCCYSTRAP_IMAGE_PARALLEL" default:"3" help:"Images processed at once for multi-image sources."`
+	Compression   string        `env:"OCCYSTRAP_COMPRESSION" enum:"gzip,zstd" default:"gzip" help:"Layer compression for registry output: gzip or zstd."`
+	LayerCache    string        `name:"layer-cache" env:"OCCYSTRAP_LAYER_CACHE" completion:"file" help:"JSON file remembering pushed layers, to skip them next time."`
+	OutputFormat  string        `name:"output-format" short:"O" enum:"text,json" default:"text" help:"Output of info, check, search and ls: text or json."`
 
 	// The ones below are this project's own (see docs/usage.md).
 	TLSVerify bool   `name:"tls-verify" negatable:"" env:"OCCYSTRAP_TLS_VERIFY" default:"true" help:"Verify registries' TLS certificates; --tls-verify=false accepts any (a self-signed registry)."`
@@ -83,6 +87,13 @@ func main() {
 
 // run is main without the process exit, for tests: it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	// Everything printed goes through a redactor: stderr (logs, errors,
+	// the summary) loses anything that looks like a secret, stdout (data:
+	// search results, info) only the secrets the command line holds.
+	terminal := isTerminal(stderr)
+	errw := redact.NewWriter(stderr)
+	outw := redact.NewLiteralWriter(stdout)
+	stdout, stderr = outw, errw
 	var cli CLI
 	parser, err := newParser(&cli, stdout, stderr, func(code int) { panic(exitCode(code)) })
 	if err != nil {
@@ -107,6 +118,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			code = 2
 			return
 		}
+		secrets := &secretSet{ws: []*redact.Writer{errw, outw}}
+		secrets.Add(cli.secrets(args)...)
 		if err := cli.Globals.applyPlatform(); err != nil {
 			fmt.Fprintf(stderr, "Error: %v\n", err)
 			code = 2
@@ -114,9 +127,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		log := newLogger(&cli.Globals, stderr)
+		log := newLogger(&cli.Globals, stderr, terminal)
 		ctx = log.WithContext(ctx)
-		app := &app{g: &cli.Globals, stdout: stdout, stderr: stderr}
+		app := &app{g: &cli.Globals, stdout: stdout, stderr: stderr, secrets: secrets}
 		// Bind ctx as the interface: kong binds Run arguments by their
 		// dynamic type, which would not match a context.Context parameter.
 		kctx.BindTo(ctx, (*context.Context)(nil))
@@ -128,7 +141,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 				err = errors.New("interrupted")
 			}
-			fmt.Fprintf(stderr, "Error: %v\n", err)
+			fmt.Fprintf(stderr, "Error: %v\n", redact.Error(err))
 			code = 1
 		}
 	}()
@@ -182,22 +195,62 @@ type app struct {
 	stdout io.Writer
 	stderr io.Writer
 	net    netState // the process's one HTTP transport, made on first use
+	// secrets learns the secrets the transport comes to hold (Docker
+	// credentials, tokens): they are masked in stdout and stderr too.
+	secrets *secretSet
 	// filterSpecs are the -f specs of the command (the layer cache's
 	// filters hash depends on them).
 	filterSpecs []string
 }
 
-func newLogger(g *Globals, stderr io.Writer) zerolog.Logger {
+// secrets are the secret values the command line holds (passwords from
+// flags or the environment, and those in URIs), for the redactors.
+func (cli *CLI) secrets(args []string) []string {
+	out := []string{cli.Password, cli.Proxy.UpstreamPassword}
+	if _, _, pass := parseUpstream(cli.Proxy.Upstream); pass != "" {
+		out = append(out, pass)
+	}
+	for _, a := range args {
+		out = append(out, redact.URISecrets(a)...)
+	}
+	return out
+}
+
+// secretSet makes a secret known to every redacting writer.
+type secretSet struct{ ws []*redact.Writer }
+
+// Add makes secrets known; a nil set (tests that make an app by hand)
+// ignores them.
+func (s *secretSet) Add(secrets ...string) {
+	if s == nil {
+		return
+	}
+	for _, w := range s.ws {
+		w.Add(secrets...)
+	}
+}
+
+// isTerminal reports whether w, or the writer a redactor writes to, is a
+// terminal.
+func isTerminal(w io.Writer) bool {
+	if u, ok := w.(interface{ Unwrap() io.Writer }); ok {
+		w = u.Unwrap()
+	}
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func newLogger(g *Globals, stderr io.Writer, terminal bool) zerolog.Logger {
 	var w io.Writer = stderr
 	format := g.LogFormat
 	if format == "auto" {
 		format = "json"
-		if isTerminal(stderr) {
+		if terminal {
 			format = "console"
 		}
 	}
 	if format == "console" {
-		w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly, NoColor: !colour(stderr)}
+		w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly, NoColor: !colour(terminal)}
 	}
 	level := zerolog.InfoLevel
 	switch {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
-	"golang.org/x/term"
 
+	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/internal/shard"
 	"github.com/occystrap/occystrap/internal/uri"
 	sinkreg "github.com/occystrap/occystrap/sinks/registry"
@@ -84,7 +84,7 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 		return fmt.Errorf("%s:// output is not supported for multi-image sources, as every image would overwrite the last. Use dir://?unique_names=true instead.", du.Scheme)
 	case "dir":
 		if unique, _ := du.Bool("unique_names", false); !unique {
-			log.Warn().Str("destination", c.Destination).Msg("dir:// without unique_names=true: every image writes manifest.json, so only the last image's manifest survives; use unique_names=true")
+			log.Warn().Str("destination", redact.URI(c.Destination)).Msg("dir:// without unique_names=true: every image writes manifest.json, so only the last image's manifest survives; use unique_names=true")
 		}
 	case "registry", "docker":
 		perImage = true
@@ -181,7 +181,7 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	}
 	log.Debug().Dur("elapsed", time.Since(resolveStart)).Int("images", len(refs)).Msg("Resolution complete")
 	if len(refs) == 0 {
-		fmt.Fprintf(a.stderr, "No images found matching %s\n", c.Source)
+		fmt.Fprintf(a.stderr, "No images found matching %s\n", redact.URI(c.Source))
 		return nil
 	}
 	if openErr != nil {
@@ -447,9 +447,7 @@ type progress struct {
 
 func newProgress(w interface{ Write([]byte) (int, error) }, total int) *progress {
 	p := &progress{w: w, total: total, active: map[string]*atomic.Int64{}}
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		p.tty = true
-	}
+	p.tty = isTerminal(w)
 	return p
 }
 

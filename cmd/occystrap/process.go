@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -86,7 +87,7 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	log.Info().Str("image", img.String()).Str("source", c.Source).Str("destination", c.Destination).Msg("Processing image")
+	log.Info().Str("image", img.String()).Str("source", redact.URI(c.Source)).Str("destination", redact.URI(c.Destination)).Msg("Processing image")
 	rep, err := runWithProgress(ctx, a, img, src, stages, sink)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/occystrap/occystrap/internal/engine"
+	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sinks/docker"
 )
@@ -18,7 +19,7 @@ func init() {
 		}
 		img := dockerImage(u)
 		if img == "" {
-			return nil, fmt.Errorf("docker URI %q: expected docker://IMAGE[:TAG]", u.Raw)
+			return nil, fmt.Errorf("docker URI %q: expected docker://IMAGE[:TAG]", redact.URI(u.Raw))
 		}
 		c, err := dockerEngine(u)
 		if err != nil {

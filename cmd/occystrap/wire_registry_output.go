@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/occystrap/occystrap/internal/layercache"
+	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sinks/registry"
 	sourcereg "github.com/occystrap/occystrap/sources/registry"
@@ -40,7 +41,7 @@ func openRegistryOutput(ctx context.Context, a *app, u uri.URI) (output, error) 
 		o.Compression = v
 	}
 	if o.Compression != registry.Gzip && o.Compression != registry.Zstd {
-		return nil, fmt.Errorf("registry URI %q: compression %q: expected gzip or zstd", u.Raw, o.Compression)
+		return nil, fmt.Errorf("registry URI %q: compression %q: expected gzip or zstd", redact.URI(u.Raw), o.Compression)
 	}
 	if o.Registry, o.Workers, err = registryAccess(a, u); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/stage"
 )
@@ -59,7 +60,7 @@ func openInput(ctx context.Context, a *app, s string) (source, uri.URI, error) {
 	}
 	open, ok := inputs[u.Scheme]
 	if !ok {
-		return nil, u, fmt.Errorf("input scheme %s:// (in %q) is not supported by this build; supported: %s", u.Scheme, s, keys(inputs))
+		return nil, u, fmt.Errorf("input scheme %s:// (in %q) is not supported by this build; supported: %s", u.Scheme, redact.URI(s), keys(inputs))
 	}
 	src, err := open(ctx, a, u)
 	return src, u, err
@@ -72,7 +73,7 @@ func openOutput(ctx context.Context, a *app, s string) (output, uri.URI, error) 
 	}
 	open, ok := outputs[u.Scheme]
 	if !ok {
-		return nil, u, fmt.Errorf("output scheme %s:// (in %q) is not supported by this build; supported: %s", u.Scheme, s, keys(outputs))
+		return nil, u, fmt.Errorf("output scheme %s:// (in %q) is not supported by this build; supported: %s", u.Scheme, redact.URI(s), keys(outputs))
 	}
 	out, err := open(ctx, a, u)
 	return out, u, err

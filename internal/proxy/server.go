@@ -21,6 +21,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/keylock"
+	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/sinks/registry"
 	sourcereg "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
@@ -333,7 +334,7 @@ func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
 
 // regError answers with a registry error body.
 func regError(w http.ResponseWriter, status int, code, msg string) {
-	b, _ := json.Marshal(map[string]any{"errors": []map[string]string{{"code": code, "message": msg}}})
+	b, _ := json.Marshal(map[string]any{"errors": []map[string]string{{"code": code, "message": redact.Text(msg)}}})
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,10 +35,24 @@ const (
 	// then breaks the connection before the registry sees the request (an
 	// upload cut mid-body).
 	CutUpload
+	// Stall sends the headers (with the full Content-Length) and half the
+	// body, then nothing more until the client gives up (counted by
+	// Abandoned), or until the fault's Limit as a duration (default 30 s)
+	// has passed, when it breaks the connection (a client that never
+	// notices fails its test rather than hanging it).
+	Stall
+	// Endless answers 200 without a Content-Length and a body that never
+	// ends: the fault's Body repeated (default "{"), until the client stops
+	// reading or Limit bytes (default 256 MiB) are sent. Sent counts the
+	// bytes.
+	Endless
+	// Serve hands the request to the fault's Handler: a scripted response
+	// (a manifest that lies about sizes, a host with its own challenge).
+	Serve
 )
 
 func (k FaultKind) String() string {
-	return [...]string{"TooMany", "Unavailable", "Cut", "Short", "Corrupt", "Redirect", "CutUpload"}[k]
+	return [...]string{"TooMany", "Unavailable", "Cut", "Short", "Corrupt", "Redirect", "CutUpload", "Stall", "Endless", "Serve"}[k]
 }
 
 // Fault is one scripted fault.
@@ -50,6 +65,12 @@ type Fault struct {
 	Times int
 	// RetryAfter is the Retry-After value for TooMany and Unavailable.
 	RetryAfter string
+	// Limit caps Endless (bytes) and Stall (nanoseconds).
+	Limit int64
+	// Body is what Endless repeats.
+	Body []byte
+	// Handler answers Serve.
+	Handler http.Handler
 }
 
 // Injector is an http.Handler wrapper that applies scripted faults, each to
@@ -61,7 +82,22 @@ type Injector struct {
 	left   []int
 	fired  map[FaultKind]int
 	target string
+
+	sent      atomic.Int64
+	abandoned atomic.Int64
+	stalls    sync.WaitGroup
 }
+
+// WaitStalls waits until every Stall fault applied so far has ended: its
+// client gave up, or its limit passed.
+func (in *Injector) WaitStalls() { in.stalls.Wait() }
+
+// Sent counts the bytes Endless faults sent.
+func (in *Injector) Sent() int64 { return in.sent.Load() }
+
+// Abandoned counts the Stall faults whose client gave up waiting (closed
+// the stream or the connection) before the stall's limit; WaitStalls first.
+func (in *Injector) Abandoned() int64 { return in.abandoned.Load() }
 
 // NewInjector scripts faults.
 func NewInjector(faults ...Fault) *Injector {
@@ -129,6 +165,9 @@ func (in *Injector) next(r *http.Request) (*Fault, string) {
 			in.left[i]--
 		}
 		in.fired[f.Kind]++
+		if f.Kind == Stall {
+			in.stalls.Add(1)
+		}
 		return f, in.target
 	}
 	return nil, ""
@@ -141,6 +180,9 @@ func (in *Injector) Wrap(next http.Handler) http.Handler {
 		if f == nil {
 			next.ServeHTTP(w, r)
 			return
+		}
+		if f.Kind == Stall {
+			defer in.stalls.Done()
 		}
 		switch f.Kind {
 		case TooMany, Unavailable:
@@ -155,6 +197,12 @@ func (in *Injector) Wrap(next http.Handler) http.Handler {
 			return
 		case Redirect:
 			http.Redirect(w, r, target+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+			return
+		case Serve:
+			f.Handler.ServeHTTP(w, r)
+			return
+		case Endless:
+			in.endless(w, r, f)
 			return
 		case CutUpload:
 			n := r.ContentLength / 2
@@ -198,8 +246,53 @@ func (in *Injector) Wrap(next http.Handler) http.Handler {
 			bad[half] ^= 0xff
 			w.WriteHeader(rec.Code)
 			_, _ = w.Write(bad)
+		case Stall:
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(body[:half])
+			if fl, ok := w.(http.Flusher); ok {
+				fl.Flush()
+			}
+			limit := time.Duration(f.Limit)
+			if limit <= 0 {
+				limit = 30 * time.Second
+			}
+			t := time.NewTimer(limit)
+			defer t.Stop()
+			select {
+			case <-r.Context().Done():
+				in.abandoned.Add(1)
+			case <-t.C:
+			}
+			panic(http.ErrAbortHandler)
 		}
 	})
+}
+
+// endless writes f.Body over and over until the client goes or f.Limit
+// bytes are sent.
+func (in *Injector) endless(w http.ResponseWriter, r *http.Request, f *Fault) {
+	chunk := f.Body
+	if len(chunk) == 0 {
+		chunk = []byte("{")
+	}
+	for len(chunk) < 32<<10 {
+		chunk = append(chunk, chunk...)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 256 << 20
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.WriteHeader(http.StatusOK)
+	for sent := int64(0); sent < limit; {
+		n, err := w.Write(chunk[:min(int64(len(chunk)), limit-sent)])
+		sent += int64(n)
+		in.sent.Add(int64(n))
+		if err != nil || r.Context().Err() != nil {
+			return
+		}
+	}
 }
 
 // Latency delays every request by d before next handles it.

@@ -92,6 +92,8 @@ type Registry struct {
 	// header (a leak).
 	storeAuth atomic.Int64
 	storeReqs atomic.Int64
+	// credTokens counts token requests that carried credentials.
+	credTokens atomic.Int64
 
 	mu     sync.Mutex
 	issued map[string]time.Time
@@ -207,6 +209,11 @@ func (r *Registry) ExpireTokens() {
 	}
 }
 
+// CredentialedTokenRequests counts requests to the token endpoint that
+// carried an Authorization header (credentials), whether or not a token was
+// issued.
+func (r *Registry) CredentialedTokenRequests() int64 { return r.credTokens.Load() }
+
 // TokensIssued counts tokens the token endpoint gave out.
 func (r *Registry) TokensIssued() int64 { return r.tokens.Load() }
 
@@ -261,6 +268,9 @@ func (r *Registry) gate(next http.Handler) http.Handler {
 }
 
 func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) {
+	if req.Header.Get("Authorization") != "" {
+		r.credTokens.Add(1)
+	}
 	if r.opts.Username != "" {
 		u, p, ok := req.BasicAuth()
 		if !ok || u != r.opts.Username || p != r.opts.Password {

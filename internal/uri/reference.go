@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/occystrap/occystrap/internal/redact"
 )
 
 // DockerHub is the registry host that docker.io names are pulled from.
@@ -21,7 +23,7 @@ func (u URI) Registry() (host, ref string, err error) {
 	host, ref = u.Host, u.Path
 	switch {
 	case host == "":
-		return "", "", fmt.Errorf("registry URI %q: expected registry://[HOST/]IMAGE[:TAG]", u.Raw)
+		return "", "", fmt.Errorf("registry URI %q: expected registry://[HOST/]IMAGE[:TAG]", redact.URI(u.Raw))
 	case ref == "":
 		host, ref = DockerHub, host
 	case !isRegistryHost(host):

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/occystrap/occystrap/internal/redact"
 )
 
 // Input and output schemes, after aliases are applied.
@@ -47,7 +49,7 @@ func parse(s string, allowed []string, role string) (URI, error) {
 	raw := s
 	i := strings.Index(s, ":")
 	if i <= 0 {
-		return URI{}, fmt.Errorf("invalid %s URI %q: expected SCHEME://..., with scheme one of %s%s", role, raw, strings.Join(allowed, ", "), suggestion(raw))
+		return URI{}, fmt.Errorf("invalid %s URI %q: expected SCHEME://..., with scheme one of %s%s", role, redact.URI(raw), strings.Join(allowed, ", "), suggestion(raw))
 	}
 	scheme := strings.ToLower(s[:i])
 	rest := s[i+1:]
@@ -58,7 +60,7 @@ func parse(s string, allowed []string, role string) (URI, error) {
 		scheme = a
 	}
 	if !slices.Contains(allowed, scheme) {
-		return URI{}, fmt.Errorf("Unknown %s scheme %q in %q: expected one of %s%s", role, scheme, raw, strings.Join(allowed, ", "), suggestion(raw))
+		return URI{}, fmt.Errorf("Unknown %s scheme %q in %q: expected one of %s%s", role, scheme, redact.URI(raw), strings.Join(allowed, ", "), suggestion(raw))
 	}
 	// Split by hand, as Python's urlsplit does, so that an authority such as
 	// "busybox:latest" (a docker:// image) is not rejected as a bad port.
@@ -71,7 +73,7 @@ func parse(s string, allowed []string, role string) (URI, error) {
 	}
 	opts, err := coerceQuery(query)
 	if err != nil {
-		return URI{}, fmt.Errorf("invalid query in %s URI %q: %w", role, raw, err)
+		return URI{}, fmt.Errorf("invalid query in %s URI %q: %w", role, redact.URI(raw), redact.Error(err))
 	}
 	out := URI{Raw: raw, Scheme: scheme, Options: opts}
 	if fileLike[scheme] {

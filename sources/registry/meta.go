@@ -3,6 +3,7 @@ package registry
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -51,13 +52,19 @@ func (s *Source) Metadata(ctx context.Context) (Metadata, error) {
 	if resp.StatusCode != http.StatusOK {
 		return md, fmt.Errorf("%s: %s", what, resp.Status)
 	}
-	const maxConfig = 64 << 20
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxConfig+1))
-	if err != nil {
-		return md, fmt.Errorf("%s: %w", what, err)
+	// The body is read no further than the declared size (plus one byte,
+	// to see that it is longer); a descriptor without a size gets the
+	// general limit. The digest is left for the checks to compare.
+	limit := int64(transport.MaxConfig)
+	if d.Size >= 0 && d.Size < limit {
+		limit = d.Size
 	}
-	if len(b) > maxConfig {
-		return md, fmt.Errorf("%s: larger than %d bytes", what, maxConfig)
+	b, err := transport.ReadLimited(resp.Body, limit)
+	if err != nil {
+		if errors.Is(err, transport.ErrTooLarge) && limit == d.Size {
+			err = fmt.Errorf("longer than its declared %d bytes: %w", d.Size, transport.ErrSizeMismatch)
+		}
+		return md, fmt.Errorf("%s: %w", what, err)
 	}
 	md.Config = b
 	return md, nil

@@ -322,19 +322,7 @@ func (s *Source) fetchConfig(ctx context.Context, d v1.Descriptor) ([]byte, erro
 	if b, ok := s.aheadConfig(d.Digest); ok {
 		return b, nil
 	}
-	if d.Size > 64<<20 {
-		return nil, fmt.Errorf("config %s of %s is %d bytes, too large", d.Digest, s.where(), d.Size)
-	}
-	rc, err := s.reg.Blob(ctx, s.opts.Repo, d.Digest, d.Size)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, err
-	}
-	return b, nil
+	return s.reg.BlobBytes(ctx, s.opts.Repo, d.Digest, d.Size, transport.MaxConfig)
 }
 
 // fetchLayer streams one layer into a temporary file: digest checked,
