@@ -6,7 +6,12 @@
 // after its Run returns, and owns every goroutine through one conc pool, so
 // that no goroutine outlives Run. The first real error cancels the run and is
 // the error Run returns; context.Canceled is only reported when nothing else
-// failed.
+// failed. A component that fails cancels the run before its output channel
+// is closed, and Recv reports a close that comes with a cancellation as the
+// cancellation: a sink that sees its input end with no error has received a
+// complete image from a run where nothing failed, and only then may it
+// finish its output (write a manifest or catalog entry, rename a file to its
+// final name).
 //
 // Items are small: a sequence number, a descriptor and a Body. The Body is a
 // file or a re-openable stream (never a whole layer in memory) whose ownership

@@ -123,29 +123,43 @@ func Run(ctx context.Context, src Source, stages []Stage, sink Sink, opts Option
 		fwd[i] = make(chan Item, opts.Buffer)
 	}
 
+	// A component that fails cancels the run before its output channel is
+	// closed: the close then never looks like the end of a complete image
+	// to the components after it (a sink must not finish an output whose
+	// source failed; Recv reports the cancellation instead of the close).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var errs firstError
 	p := pool.New().WithContext(ctx).WithCancelOnError()
-	run := func(c *counter, f func(ctx context.Context) error) {
-		p.Go(func(ctx context.Context) error {
+	run := func(c *counter, out chan Item, f func(ctx context.Context) error) {
+		p.Go(func(ctx context.Context) (err error) {
 			start := time.Now()
-			err := f(ctx)
+			ok := false
+			defer func() {
+				if !ok { // an error, or a panic on its way up
+					cancel()
+				}
+				if out != nil {
+					close(out)
+				}
+			}()
+			err = f(ctx)
 			c.elapsed.Store(int64(time.Since(start)))
 			errs.record(err)
+			ok = err == nil
 			return err
 		})
 	}
 
-	run(&counters[0], func(ctx context.Context) error {
-		defer close(raw[0])
+	run(&counters[0], raw[0], func(ctx context.Context) error {
 		return src.Emit(ctx, raw[0])
 	})
 	for i, s := range stages {
-		run(&counters[i+1], func(ctx context.Context) error {
-			defer close(raw[i+1])
+		run(&counters[i+1], raw[i+1], func(ctx context.Context) error {
 			return s.Run(ctx, fwd[i], raw[i+1])
 		})
 	}
-	run(&counters[n-1], func(ctx context.Context) error {
+	run(&counters[n-1], nil, func(ctx context.Context) error {
 		err := sink.Consume(ctx, fwd[n-2])
 		if err == nil {
 			// A sink that returns early without error must not strand
@@ -162,17 +176,17 @@ func Run(ctx context.Context, src Source, stages []Stage, sink Sink, opts Option
 		c := &counters[i]
 		if last && win != nil {
 			reorder = &reorderBuffer{win: win}
-			p.Go(func(ctx context.Context) error {
-				defer close(fwd[i])
-				err := reorder.run(ctx, raw[i], fwd[i], c)
+			p.Go(func(ctx context.Context) (err error) {
+				defer func() { closeAfter(err, cancel, fwd[i]) }()
+				err = reorder.run(ctx, raw[i], fwd[i], c)
 				errs.record(err)
 				return err
 			})
 			continue
 		}
-		p.Go(func(ctx context.Context) error {
-			defer close(fwd[i])
-			err := relay(ctx, raw[i], fwd[i], c, win, i == 0)
+		p.Go(func(ctx context.Context) (err error) {
+			defer func() { closeAfter(err, cancel, fwd[i]) }()
+			err = relay(ctx, raw[i], fwd[i], c, win, i == 0)
 			errs.record(err)
 			return err
 		})
@@ -208,6 +222,15 @@ func Run(ctx context.Context, src Source, stages []Stage, sink Sink, opts Option
 		return rep, waitErr
 	}
 	return rep, ctx.Err()
+}
+
+// closeAfter closes out after a relay ended, cancelling the run first when
+// the relay failed.
+func closeAfter(err error, cancel context.CancelFunc, out chan Item) {
+	if err != nil {
+		cancel()
+	}
+	close(out)
 }
 
 func nameOf(v any, def string) string {

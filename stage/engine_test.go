@@ -362,3 +362,57 @@ func (s *countSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 	}
 	return nil
 }
+
+// failingSource sends a config and a layer, then fails.
+type failingSource struct{}
+
+var errSourceFailed = errors.New("source failed (no space left on device)")
+
+func (failingSource) Emit(ctx context.Context, out chan<- stage.Item) error {
+	if err := stage.Send(ctx, out, stage.Item{Seq: -1, Kind: stage.KindConfig, Name: "cfg.json", Data: []byte("{}")}); err != nil {
+		return err
+	}
+	return errSourceFailed
+}
+
+// finishingSink finishes its output (counts a finish) whenever Recv reports
+// the end of its input without an error, as every sink does.
+type finishingSink struct{ finished *atomic.Int64 }
+
+func (s finishingSink) Consume(ctx context.Context, in <-chan stage.Item) error {
+	for {
+		it, ok, err := stage.Recv(ctx, in)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			s.finished.Add(1)
+			return nil
+		}
+		_ = it.Release()
+	}
+}
+
+// TestFailedSourceNeverEndsCleanly: when the source fails, the sink never
+// sees its input end as if the image were complete, so it never finishes an
+// output (writes a manifest, a catalog entry, renames an archive into place)
+// for a failed run. The close and the cancellation race, so the run is
+// repeated; before the engine cancelled ahead of closing, a few hundred
+// runs always had some finish.
+func TestFailedSourceNeverEndsCleanly(t *testing.T) {
+	t.Parallel()
+	var finished atomic.Int64
+	for i := range 2000 {
+		var stages []stage.Stage
+		if i%2 == 1 {
+			stages = []stage.Stage{passStage{failAt: -1}}
+		}
+		_, err := stage.Run(t.Context(), failingSource{}, stages, finishingSink{&finished}, stage.Options{})
+		if !errors.Is(err, errSourceFailed) {
+			t.Fatalf("run %d: err %v, want the source's", i, err)
+		}
+	}
+	if n := finished.Load(); n > 0 {
+		t.Errorf("the sink finished its output in %d of 2000 failed runs", n)
+	}
+}

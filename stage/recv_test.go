@@ -41,3 +41,18 @@ func TestRecv(t *testing.T) {
 		})
 	}
 }
+
+func TestRecvClosedAfterCancel(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	in := make(chan stage.Item)
+	cancel()
+	close(in)
+	// Both are ready; whichever the select picks, a close after a
+	// cancellation is the cancellation.
+	for range 100 {
+		if _, ok, err := stage.Recv(ctx, in); ok || !errors.Is(err, context.Canceled) {
+			t.Fatalf("Recv = ok %v, err %v; want the cancellation", ok, err)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/platform"
 	"github.com/occystrap/occystrap/internal/redact"
+	"github.com/occystrap/occystrap/internal/tempname"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -130,6 +132,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log := newLogger(&cli.Globals, stderr, terminal)
 		ctx = log.WithContext(ctx)
 		app := &app{g: &cli.Globals, stdout: stdout, stderr: stderr, secrets: secrets}
+		removeStaleTemps(ctx, cli.Globals.TempDir)
 		// Bind ctx as the interface: kong binds Run arguments by their
 		// dynamic type, which would not match a context.Context parameter.
 		kctx.BindTo(ctx, (*context.Context)(nil))
@@ -146,6 +149,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	return code
+}
+
+// removeStaleTemps removes the spool files that runs killed before they
+// could clean up (SIGKILL, a power cut) left in the temporary directory;
+// those of live runs stay (package internal/tempname).
+func removeStaleTemps(ctx context.Context, dir string) {
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	removed, err := tempname.RemoveStale(dir, ".", 0, nil)
+	log := zerolog.Ctx(ctx)
+	for _, r := range removed {
+		log.Debug().Str("path", filepath.Join(dir, r)).Msg("Removed a stale temporary file")
+	}
+	if err != nil {
+		log.Debug().Err(err).Msg("Could not remove every stale temporary file")
+	}
 }
 
 type exitCode int

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/occystrap/occystrap/internal/shard"
+	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sources/quay"
 	"github.com/occystrap/occystrap/sources/registry"
@@ -119,7 +120,7 @@ func writePlan(name string, pf planFile) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(name), ".occystrap-tmp-plan-*")
+	tmp, err := os.CreateTemp(filepath.Dir(name), tempname.Output(filepath.Base(name))+"-*")
 	if err != nil {
 		return fmt.Errorf("write plan %s: %w", name, err)
 	}

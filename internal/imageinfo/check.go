@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/occystrap/occystrap/internal/pyjson"
+	"github.com/occystrap/occystrap/internal/quote"
 )
 
 // Severities of check results.
@@ -157,7 +158,7 @@ func WriteCheckText(w io.Writer, r Results, fast bool) error {
 		b.WriteString(g.title + "\n")
 		for _, x := range r {
 			if x.Severity == g.sev {
-				fmt.Fprintf(&b, "  [%s] %s\n", x.Check, x.Message)
+				fmt.Fprintf(&b, "  [%s] %s\n", x.Check, quote.Text(x.Message)) // messages quote the image
 			}
 		}
 		b.WriteString("\n")

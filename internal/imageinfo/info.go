@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/occystrap/occystrap/internal/pyjson"
+	"github.com/occystrap/occystrap/internal/quote"
 )
 
 // Meta is what an input knows of an image without reading its layers.
@@ -284,7 +285,17 @@ func writeIndexText(line func(string, ...any), info *pyjson.Object) {
 // (preceded, for an image chosen from a list, by the list).
 func WriteInfoText(w io.Writer, info *pyjson.Object) error {
 	var b strings.Builder
-	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	// Every string printed comes from the image: control characters in it
+	// are escaped (package internal/quote), so that none reaches the
+	// terminal or forges a line.
+	line := func(format string, args ...any) {
+		for i, a := range args {
+			if s, ok := a.(string); ok {
+				args[i] = quote.Text(s)
+			}
+		}
+		fmt.Fprintf(&b, format+"\n", args...)
+	}
 	writeIndexText(line, info)
 	line("Image:         %s:%s", pyStr(get(info, "image")), pyStr(get(info, "tag")))
 	if has(info, "media_type") {
@@ -437,7 +448,20 @@ func layerTable(layers []any) string {
 		if hasCreated {
 			row = append(row, pyStr(getOr(lo, "created_by", "")))
 		}
+		for i := range row {
+			row[i] = cellText(row[i])
+		}
 		t.rows = append(t.rows, row)
 	}
 	return t.String()
+}
+
+// cellText escapes the control characters of a table cell's text from the
+// image, line by line: a cell may span lines, as in the original's table.
+func cellText(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = quote.Text(l)
+	}
+	return strings.Join(lines, "\n")
 }

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/internal/umask"
 )
 
@@ -122,7 +123,10 @@ func writeAtomic(path string, b []byte) error {
 	if err := os.MkdirAll(dir, 0o777); err != nil { // less the umask
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".*.tmp")
+	// The file is the user's path; its temporary is made beside it with
+	// O_EXCL, named after its owner (a later run removes it if this one is
+	// killed), and renamed over it (a symlink there is replaced, not followed).
+	tmp, err := os.CreateTemp(dir, tempname.Output(filepath.Base(path))+"-*")
 	if err != nil {
 		return err
 	}

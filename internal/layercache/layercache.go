@@ -8,10 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/occystrap/occystrap/internal/tempname"
 )
 
 // Version is the file format version.
@@ -48,6 +51,8 @@ type Cache struct {
 // of another version gives an empty cache and a non-nil warning.
 func Open(path string) (c *Cache, warning error) {
 	c = &Cache{path: path, layers: map[string]Entry{}}
+	// What a killed run's Save left beside the file goes now (best effort).
+	_, _ = tempname.RemoveStale(filepath.Dir(path), ".", 0, nil)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return c, nil

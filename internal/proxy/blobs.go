@@ -14,6 +14,8 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/occystrap/occystrap/internal/tempname"
 )
 
 const copyBuffer = 1 << 20
@@ -185,7 +187,7 @@ func (s *store) write(repo, id string, at int64, body io.Reader) (int64, error) 
 		return u.n, errRange
 	}
 	if u.f == nil {
-		f, err := os.CreateTemp(s.tempDir, "occystrap-proxy-*.blob")
+		f, err := tempname.Create(s.tempDir, "proxy", ".blob")
 		if err != nil {
 			return u.n, fmt.Errorf("proxy upload: %w: %w", errStore, err)
 		}
@@ -231,7 +233,7 @@ func (s *store) finish(repo, id string, want digest.Digest) (int64, error) {
 	n := u.n
 	var cerr error
 	if u.f == nil { // an empty blob
-		u.f, cerr = os.CreateTemp(s.tempDir, "occystrap-proxy-*.blob")
+		u.f, cerr = tempname.Create(s.tempDir, "proxy", ".blob")
 	}
 	path := ""
 	if u.f != nil {

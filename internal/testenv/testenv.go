@@ -8,8 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // RequireRoot needs the test to run as root (overlay mounts, trusted.*
@@ -65,4 +68,25 @@ func Tool(t testing.TB, name, install string) string {
 	}
 	t.Skip(msg)
 	return ""
+}
+
+// Tmpfs mounts a tmpfs of size bytes on a fresh directory and returns it;
+// the test's cleanup unmounts it. A write that does not fit fails with
+// ENOSPC, as on a full disk. It needs root (see RequireRoot).
+func Tmpfs(t testing.TB, size int64) string {
+	t.Helper()
+	RequireRoot(t)
+	dir := filepath.Join(t.TempDir(), "tmpfs")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size="+strconv.FormatInt(size, 10)+",mode=0755"); err != nil {
+		t.Fatalf("mount a tmpfs on %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -12,8 +13,11 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/occystrap/occystrap/internal/beneath"
 	"github.com/occystrap/occystrap/internal/pyjson"
+	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
+	"github.com/occystrap/occystrap/sinks/internal/names"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -31,6 +35,9 @@ type Options struct {
 	// SameOwner applies the owners recorded in the layers to the expanded
 	// tree (only root may).
 	SameOwner bool
+	// Reserved claims layer names besides the ones dir:// reserves
+	// (package sinks/internal/names); such a layer is refused.
+	Reserved names.Reserved
 }
 
 // Writer is an output directory. Create it with New.
@@ -67,6 +74,13 @@ func New(path string, opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output directory %s: %w", path, err)
 	}
+	// What a killed run left here goes now, before anything is written: the
+	// top level (manifests, catalog, expanded trees), each layer's folder and
+	// config folders, never an expanded tree's or a layer tree's content.
+	// Best effort: a temporary that cannot be removed is in no one's way.
+	_, _ = tempname.RemoveStale(path, ".", 2, func(_, name string) bool {
+		return !names.Dir(name) && !names.Bundle(name) && name != "layer"
+	})
 	mu, _ := catalogLocks.LoadOrStore(abs, &sync.Mutex{})
 	return &Writer{path: path, opts: opts, catalog: mu.(*sync.Mutex), sizes: map[stage.Image]map[string]int64{}, writing: map[string]chan struct{}{}}, nil
 }
@@ -88,12 +102,15 @@ func (w *Writer) Sink(img stage.Image) (stage.Sink, error) {
 // (PATH/<name>/layer.tar exists), so that a source may skip fetching it and
 // send it with a nil Body. It is safe to call concurrently.
 func (w *Writer) Has(name string) bool {
-	if !filepath.IsLocal(name) {
+	if w.checkLayer(name) != nil {
 		return false
 	}
-	fi, err := os.Stat(filepath.Join(w.path, name, "layer.tar"))
+	fi, err := beneath.Lstat(w.path, layerRel(name))
 	return err == nil && fi.Mode().IsRegular()
 }
+
+// layerRel is the path of layer name's file, relative to the directory.
+func layerRel(name string) string { return name + "/" + names.LayerFile }
 
 // claim makes this caller the one writer of layer name until done is
 // called, waiting while another sink of the Writer writes it.
@@ -140,7 +157,12 @@ func (w *Writer) ManifestName(img stage.Image) string {
 
 // ExpandDir is where Expand writes the merged tree of img.
 func (w *Writer) ExpandDir(img stage.Image) string {
-	return filepath.Join(w.path, strings.TrimSuffix(w.ManifestName(img), ".json"))
+	return filepath.Join(w.path, w.expandName(img))
+}
+
+// expandName is ExpandDir relative to the directory.
+func (w *Writer) expandName(img stage.Image) string {
+	return strings.TrimSuffix(w.ManifestName(img), ".json")
 }
 
 func (w *Writer) recordSizes(img stage.Image, sizes map[string]int64) {
@@ -183,7 +205,7 @@ func (w *Writer) writeManifest(img stage.Image, config string, layers []string) 
 		return "", fmt.Errorf("encode manifest of %s: %w", img, err)
 	}
 	name := w.ManifestName(img)
-	if err := atomicfile.WriteFile(filepath.Join(w.path, name), b); err != nil {
+	if err := atomicfile.WriteFileAt(w.path, name, b); err != nil {
 		return "", fmt.Errorf("write manifest of %s: %w", img, err)
 	}
 	return name, nil
@@ -197,14 +219,15 @@ func (w *Writer) writeManifest(img stage.Image, config string, layers []string) 
 func (w *Writer) addToCatalog(img stage.Image, manifest string) error {
 	w.catalog.Lock()
 	defer w.catalog.Unlock()
-	name := filepath.Join(w.path, "catalog.json")
+	const rel = "catalog.json"
+	name := filepath.Join(w.path, rel)
 	unlock, err := lockFile(filepath.Join(w.path, catalogLockName))
 	if err != nil {
 		return fmt.Errorf("lock catalog %s: %w", name, err)
 	}
 	defer unlock()
 	cat := map[string]map[string]string{}
-	b, err := os.ReadFile(name)
+	b, err := readFile(w.path, rel)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -225,16 +248,35 @@ func (w *Writer) addToCatalog(img stage.Image, manifest string) error {
 	if err != nil {
 		return fmt.Errorf("encode catalog %s: %w", name, err)
 	}
-	if err := atomicfile.WriteFile(name, out); err != nil {
+	if err := atomicfile.WriteFileAt(w.path, rel, out); err != nil {
 		return fmt.Errorf("write catalog: %w", err)
 	}
 	return nil
 }
 
-// checkName refuses a config or layer name that would leave the directory.
-func checkName(kind, name string) error {
-	if !filepath.IsLocal(name) || strings.HasPrefix(filepath.Base(name), atomicfile.TempPrefix) {
-		return fmt.Errorf("%s name %q: %w", kind, name, ErrBadName)
+// readFile reads root/rel without following any symlink.
+func readFile(root, rel string) ([]byte, error) {
+	f, err := beneath.Open(root, rel)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// checkLayer refuses a layer name that is not one plain path component of
+// the output's own scheme (package sinks/internal/names).
+func (w *Writer) checkLayer(name string) error {
+	return names.Layer(name, w.reserved)
+}
+
+// checkConfig refuses a config name that is not a plain relative path of
+// the output's own scheme.
+func (w *Writer) checkConfig(name string) error {
+	return names.Config(name, w.reserved)
+}
+
+// reserved claims the names dir:// reserves and Options.Reserved.
+func (w *Writer) reserved(name string) bool {
+	return names.Dir(name) || w.opts.Reserved != nil && w.opts.Reserved(name)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/occystrap/occystrap/internal/beneath"
 	"github.com/occystrap/occystrap/internal/extract"
 	"github.com/occystrap/occystrap/internal/sinktest"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
@@ -633,5 +634,96 @@ func garble(layer string) func(*testing.T, string) {
 		if err := os.WriteFile(p, junk, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestPlantedSymlinks: symlinks already in the output (as an earlier
+// image's expanded tree or anyone may leave them) are never followed: a
+// layer folder, a layer.tar, a config's directory or the catalog that is a
+// symlink to a place outside makes the write fail, and nothing is written
+// or read outside. Names that are not plain components of dir://'s scheme
+// are refused before anything is touched.
+func TestPlantedSymlinks(t *testing.T) {
+	t.Parallel()
+	config, layers := fixture(t)
+	l0 := sinktest.Hex(layers[0])
+	tests := []struct {
+		name   string
+		plant  func(t *testing.T, out, outside string)
+		config string
+		rename func(items []stage.Item)
+		opts   Options
+		want   error
+	}{
+		{name: "layer folder", plant: symlink(l0, ""), config: "c.json", want: beneath.ErrSymlink},
+		{name: "layer file", plant: func(t *testing.T, out, outside string) {
+			mkdir(t, filepath.Join(out, l0))
+			symlink(l0+"/layer.tar", "secret")(t, out, outside)
+		}, config: "c.json", want: nil}, // replaced by the real file, not written through
+		{name: "config directory", plant: symlink("sub", ""), config: "sub/c.json", want: beneath.ErrSymlink},
+		{name: "catalog", plant: symlink("catalog.json", "secret"), config: "c.json", want: beneath.ErrSymlink},
+		{name: "expanded tree", plant: symlink("manifest", ""), config: "c.json", opts: Options{Expand: true}, want: nil},
+		{name: "layer through an expanded tree", plant: symlink("manifest-x_app-v1", ""), config: "c.json",
+			rename: func(items []stage.Item) { items[1].Name = "manifest-x_app-v1/evil" }, want: ErrBadName},
+		{name: "layer named like a manifest", plant: func(*testing.T, string, string) {}, config: "c.json",
+			rename: func(items []stage.Item) { items[1].Name = "manifest.json" }, want: ErrBadName},
+		{name: "hidden layer", plant: func(*testing.T, string, string) {}, config: "c.json",
+			rename: func(items []stage.Item) { items[1].Name = ".occystrap-tmp-1-x" }, want: ErrBadName},
+		{name: "config through an expanded tree", plant: symlink("manifest-x_app-v1", ""), config: "manifest-x_app-v1/evil/c.json", want: ErrBadName},
+		{name: "config over a layer file", plant: func(*testing.T, string, string) {}, config: l0 + "/layer.tar", want: ErrBadName},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			parent := t.TempDir()
+			out, outside := filepath.Join(parent, "out"), filepath.Join(parent, "outside")
+			mkdir(t, out)
+			mkdir(t, outside)
+			if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("{}"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			tc.plant(t, out, outside)
+			w, err := New(out, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			items := sinktest.Items(config, tc.config, layers, nil)
+			if tc.rename != nil {
+				tc.rename(items)
+			}
+			err = sinktest.WriteImage(context.Background(), w, img, items)
+			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Errorf("run = %v, want %v", err, tc.want)
+			}
+			ents, _ := os.ReadDir(outside)
+			if len(ents) != 1 {
+				t.Errorf("written outside the output: %v", ents)
+			}
+			if b, _ := os.ReadFile(filepath.Join(outside, "secret")); string(b) != "{}" {
+				t.Errorf("outside file changed: %q", b)
+			}
+			if err == nil {
+				if fi, err := os.Lstat(filepath.Join(out, l0, "layer.tar")); err != nil || !fi.Mode().IsRegular() {
+					t.Errorf("layer.tar is not a regular file: %v, %v", fi, err)
+				}
+			}
+		})
+	}
+}
+
+// symlink plants out/name -> outside/target.
+func symlink(name, target string) func(t *testing.T, out, outside string) {
+	return func(t *testing.T, out, outside string) {
+		t.Helper()
+		if err := os.Symlink(filepath.Join(outside, target), filepath.Join(out, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func mkdir(t *testing.T, d string) {
+	t.Helper()
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -15,6 +15,15 @@
 // bring the same layer at the same time write it once: the others wait for
 // that write and then find it in place.
 //
+// Names and paths: a layer's name must be one plain path component and a
+// config's a plain relative path, neither claiming dir://'s own names
+// (manifest*, catalog.json); anything else is refused with ErrBadName
+// (package sinks/internal/names). Every path under PATH is then created,
+// opened, renamed and removed without following any symlink already there
+// (package internal/beneath): a symlink that an earlier image's expanded
+// tree left in PATH never sends a later image's write, read or removal
+// anywhere else.
+//
 // Every file is written under a temporary name in its final directory and
 // renamed into place, so an interrupted run never leaves a partial layer.tar,
 // manifest or catalog behind for a later run to trust; the expanded tree is

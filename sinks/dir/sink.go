@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/occystrap/occystrap/internal/beneath"
 	"github.com/occystrap/occystrap/internal/extract"
 	"github.com/occystrap/occystrap/internal/umask"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
@@ -80,24 +81,26 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 		layers = map[int]layerDone{}
 	)
 	var done chan layerDone
-	var tmpTree string
+	var tmpTree string // relative to the directory
 	if s.w.opts.Expand {
 		done = make(chan layerDone, s.w.opts.Parallel)
 		var err error
-		tmpTree, err = os.MkdirTemp(s.w.path, atomicfile.TempPrefix+filepath.Base(s.w.ExpandDir(s.img))+"-")
+		tmpTree, err = beneath.MkdirTemp(s.w.path, ".", atomicfile.TempName(s.w.expandName(s.img))+"-*")
 		if err != nil {
 			return fmt.Errorf("create expansion directory for %s in %s: %w", s.img, s.w.path, err)
 		}
-		if err := os.Chmod(tmpTree, umask.Dir()); err != nil { // MkdirTemp makes it 0700
-			_ = os.RemoveAll(tmpTree)
+		if err := beneath.Chmod(s.w.path, tmpTree, umask.Dir()); err != nil { // MkdirTemp makes it 0700
+			_ = beneath.RemoveAll(s.w.path, tmpTree)
 			return fmt.Errorf("create expansion directory for %s in %s: %w", s.img, s.w.path, err)
 		}
 		defer func() {
 			if tmpTree != "" {
-				_ = os.RemoveAll(tmpTree)
+				_ = beneath.RemoveAll(s.w.path, tmpTree)
 			}
 		}()
-		p.Go(func(ctx context.Context) error { return fail(s.apply(ctx, tmpTree, done)) })
+		// The tree was just made under a fresh name: its path holds no
+		// symlink, and extraction (an os.Root) never leaves it.
+		p.Go(func(ctx context.Context) error { return fail(s.apply(ctx, filepath.Join(s.w.path, tmpTree), done)) })
 	}
 	// finished hands a layer whose layer.tar is in place to the applier.
 	finished := func(ctx context.Context, d layerDone) error {
@@ -145,15 +148,15 @@ loop:
 				loopErr = fmt.Errorf("image %s: layer %d arrived twice (%s and %s)", s.img, it.Seq, prev, it.Name)
 				break loop
 			}
-			if err := checkName("layer", it.Name); err != nil {
+			if err := s.w.checkLayer(it.Name); err != nil {
 				_ = it.Release()
 				loopErr = fmt.Errorf("image %s: %w", s.img, err)
 				break loop
 			}
 			seen[it.Seq] = it.Name
 			if it.Skipped() {
-				fi, err := os.Stat(s.layerPath(it.Name))
-				if err != nil {
+				fi, err := beneath.Lstat(s.w.path, layerRel(it.Name))
+				if err != nil || !fi.Mode().IsRegular() {
 					loopErr = fmt.Errorf("image %s: layer %s: %w", s.img, s.layerPath(it.Name), ErrMissingLayer)
 					break loop
 				}
@@ -216,12 +219,12 @@ loop:
 		return err
 	}
 	if s.w.opts.Expand {
-		final := s.w.ExpandDir(s.img)
-		if err := os.RemoveAll(final); err != nil {
-			return fmt.Errorf("replace expanded tree %s: %w", final, err)
+		final := s.w.expandName(s.img)
+		if err := beneath.RemoveAll(s.w.path, final); err != nil {
+			return fmt.Errorf("replace expanded tree %s: %w", s.w.ExpandDir(s.img), err)
 		}
-		if err := os.Rename(tmpTree, final); err != nil {
-			return fmt.Errorf("move expanded tree into %s: %w", final, err)
+		if err := beneath.Rename(s.w.path, tmpTree, final); err != nil {
+			return fmt.Errorf("move expanded tree into %s: %w", s.w.ExpandDir(s.img), err)
 		}
 		tmpTree = ""
 	}
@@ -234,14 +237,13 @@ func (s *imageSink) layerPath(name string) string {
 }
 
 func (s *imageSink) writeConfig(it stage.Item) error {
-	if err := checkName("config", it.Name); err != nil {
+	if err := s.w.checkConfig(it.Name); err != nil {
 		return fmt.Errorf("image %s: %w", s.img, err)
 	}
-	name := filepath.Join(s.w.path, it.Name)
-	if err := os.MkdirAll(filepath.Dir(name), 0o777); err != nil {
+	if err := beneath.MkdirAll(s.w.path, path.Dir(it.Name), 0o777); err != nil { // less the umask
 		return fmt.Errorf("image %s: create directory for config: %w", s.img, err)
 	}
-	if err := atomicfile.WriteFile(name, it.Data); err != nil {
+	if err := atomicfile.WriteFileAt(s.w.path, it.Name, it.Data); err != nil {
 		return fmt.Errorf("image %s: config: %w", s.img, err)
 	}
 	return nil
@@ -260,20 +262,20 @@ func (s *imageSink) writeLayer(ctx context.Context, it stage.Item) (n int64, err
 		return 0, err
 	}
 	defer done()
-	final := s.layerPath(it.Name)
-	if fi, err := os.Stat(final); err == nil && fi.Mode().IsRegular() {
+	final, rel := s.layerPath(it.Name), layerRel(it.Name)
+	if fi, err := beneath.Lstat(s.w.path, rel); err == nil && fi.Mode().IsRegular() {
 		zerolog.Ctx(ctx).Debug().Str("layer", it.Name).Msg("Layer already in the output directory, not written again")
 		return fi.Size(), nil
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return 0, fmt.Errorf("layer %s: %w", final, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(final), 0o777); err != nil {
+	if err := beneath.MkdirAll(s.w.path, it.Name, 0o777); err != nil { // less the umask
 		return 0, fmt.Errorf("layer %s: %w", final, err)
 	}
 	if f, ok := it.Body.(stage.Filer); ok {
 		// A finished file (a download or a rewritten layer) is linked into
 		// place, not copied, when it is on the same filesystem.
-		n, linked, err := atomicfile.Link(final, f.FilePath(), it.Size)
+		n, linked, err := atomicfile.LinkAt(s.w.path, rel, f.FilePath(), it.Size)
 		if err != nil {
 			return n, fmt.Errorf("layer %d of %s: %w", it.Seq, s.img, err)
 		}
@@ -286,7 +288,7 @@ func (s *imageSink) writeLayer(ctx context.Context, it stage.Item) (n int64, err
 		return 0, fmt.Errorf("open layer %s of %s: %w", it.Name, s.img, err)
 	}
 	defer rc.Close()
-	n, err = atomicfile.Write(ctx, final, rc, it.Size)
+	n, err = atomicfile.WriteAt(ctx, s.w.path, rel, rc, it.Size)
 	if err != nil {
 		return n, fmt.Errorf("layer %d of %s: %w", it.Seq, s.img, err)
 	}
@@ -331,7 +333,7 @@ func (s *imageSink) apply(ctx context.Context, dir string, done <-chan layerDone
 }
 
 func (s *imageSink) applyOne(ctx context.Context, tree *extract.Tree, d layerDone) error {
-	f, err := os.Open(s.layerPath(d.name))
+	f, err := beneath.Open(s.w.path, layerRel(d.name))
 	if err != nil {
 		return fmt.Errorf("expand %s: %w", s.img, err)
 	}

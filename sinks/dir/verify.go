@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/occystrap/occystrap/internal/beneath"
 	"github.com/occystrap/occystrap/internal/tarfmt"
 	"github.com/occystrap/occystrap/stage"
 )
@@ -24,7 +24,7 @@ func (w *Writer) Verify(ctx context.Context, img stage.Image, full bool) ([]stri
 		return problems, err
 	}
 	cpath := filepath.Join(w.path, filepath.FromSlash(config))
-	if fi, err := os.Stat(cpath); err != nil || !fi.Mode().IsRegular() {
+	if fi, err := beneath.Lstat(w.path, config); err != nil || !fi.Mode().IsRegular() {
 		problems = append(problems, "Config file missing: "+cpath)
 	}
 	for _, l := range layers {
@@ -32,7 +32,7 @@ func (w *Writer) Verify(ctx context.Context, img stage.Image, full bool) ([]stri
 			return problems, err
 		}
 		lpath := filepath.Join(w.path, filepath.FromSlash(l))
-		fi, err := os.Stat(lpath)
+		fi, err := beneath.Lstat(w.path, l)
 		if err != nil || !fi.Mode().IsRegular() {
 			problems = append(problems, "Layer file missing: "+lpath)
 			continue
@@ -42,7 +42,7 @@ func (w *Writer) Verify(ctx context.Context, img stage.Image, full bool) ([]stri
 			continue
 		}
 		if full {
-			if err := tarfmt.CheckFile(ctx, lpath); err != nil {
+			if err := checkTar(ctx, w.path, l); err != nil {
 				problems = append(problems, fmt.Sprintf("Layer %s is not a valid tar: %v", lpath, err))
 			}
 		}
@@ -57,7 +57,7 @@ func (w *Writer) Verify(ctx context.Context, img stage.Image, full bool) ([]stri
 // could not read the file. Verify here and in mounts:// starts with it.
 func (w *Writer) VerifyManifest(img stage.Image) (config string, layers, problems []string, err error) {
 	mpath := filepath.Join(w.path, w.ManifestName(img))
-	b, err := os.ReadFile(mpath)
+	b, err := readFile(w.path, w.ManifestName(img))
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil, []string{"Manifest file missing: " + mpath}, nil
 	}
@@ -69,4 +69,14 @@ func (w *Writer) VerifyManifest(img stage.Image) (config string, layers, problem
 		return "", nil, []string{"Manifest file invalid: " + mpath}, nil
 	}
 	return entries[0].Config, entries[0].Layers, nil, nil
+}
+
+// checkTar reads root/rel to its end as a tar, never through a symlink.
+func checkTar(ctx context.Context, root, rel string) error {
+	f, err := beneath.Open(root, rel)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return tarfmt.Check(ctx, f)
 }

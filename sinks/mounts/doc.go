@@ -37,6 +37,12 @@
 // rootfs, working and delta when it created them) is undone; the layer files
 // and trees, each complete, stay for a later run to reuse.
 //
+// Paths under PATH are resolved as dir:// resolves them, never through a
+// symlink, and layer names are refused as there; a layer name may not be a
+// bundle name (rootfs, working, delta, config.json, container-config.json)
+// nor hold ',' or ':' (the overlay's option separators). Each lower
+// directory handed to the mount is checked to be a real directory first.
+//
 // It needs root (CAP_SYS_ADMIN for trusted.* attributes and the mount,
 // CAP_MKNOD for the whiteout devices), as the original does.
 //

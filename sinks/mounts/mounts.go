@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,11 +15,13 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/occystrap/occystrap/internal/beneath"
 	"github.com/occystrap/occystrap/internal/extract"
 	"github.com/occystrap/occystrap/internal/umask"
 	"github.com/occystrap/occystrap/sinks/dir"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/sinks/internal/bundle"
+	"github.com/occystrap/occystrap/sinks/internal/names"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -55,7 +58,11 @@ func New(path string, opts Options) (*Writer, error) {
 	if opts.Parallel <= 0 {
 		opts.Parallel = 4
 	}
-	d, err := dir.New(path, dir.Options{Parallel: opts.Parallel})
+	// A layer's tree is an overlay lower directory, whose path may not hold
+	// the mount options' separators.
+	d, err := dir.New(path, dir.Options{Parallel: opts.Parallel, Reserved: names.Any(names.Bundle, func(name string) bool {
+		return strings.ContainsAny(name, ",:")
+	})})
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +78,7 @@ func (w *Writer) Has(name string) bool {
 	if !w.dir.Has(name) {
 		return false
 	}
-	fi, err := os.Lstat(filepath.Join(w.path, name, LayerDir))
+	fi, err := beneath.Lstat(w.path, name+"/"+LayerDir)
 	return err == nil && fi.IsDir()
 }
 
@@ -130,7 +137,7 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 		return err
 	}
 	mpath := filepath.Join(s.w.path, s.w.dir.ManifestName(s.img))
-	b, err := os.ReadFile(mpath)
+	b, err := readFile(s.w.path, s.w.dir.ManifestName(s.img))
 	if err != nil {
 		return fmt.Errorf("image %s: read manifest: %w", s.img, err)
 	}
@@ -170,9 +177,9 @@ func (s *imageSink) extractAll(ctx context.Context, names []string) error {
 // extractLayer extracts PATH/<name>/layer.tar into PATH/<name>/layer/,
 // through a temporary directory, unless the tree is there.
 func (s *imageSink) extractLayer(ctx context.Context, name string) (err error) {
-	folder := filepath.Join(s.w.path, name)
-	final := filepath.Join(folder, LayerDir)
-	if fi, err := os.Lstat(final); err == nil && fi.IsDir() {
+	finalRel := name + "/" + LayerDir
+	final := filepath.Join(s.w.path, finalRel)
+	if fi, err := beneath.Lstat(s.w.path, finalRel); err == nil && fi.IsDir() {
 		zerolog.Ctx(ctx).Debug().Str("layer", name).Msg("Layer tree already in the output directory, not extracted again")
 		return nil
 	} else if err == nil {
@@ -180,24 +187,26 @@ func (s *imageSink) extractLayer(ctx context.Context, name string) (err error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("layer tree %s: %w", final, err)
 	}
-	tmp, err := os.MkdirTemp(folder, atomicfile.TempPrefix+LayerDir+"-")
+	tmp, err := beneath.MkdirTemp(s.w.path, name, atomicfile.TempName(LayerDir)+"-*")
 	if err != nil {
 		return fmt.Errorf("image %s: layer %s: %w", s.img, name, err)
 	}
 	defer func() {
 		if err != nil {
-			_ = os.RemoveAll(tmp)
+			_ = beneath.RemoveAll(s.w.path, tmp)
 		}
 	}()
-	if err := os.Chmod(tmp, umask.Dir()); err != nil { // MkdirTemp makes it 0700
+	if err := beneath.Chmod(s.w.path, tmp, umask.Dir()); err != nil { // MkdirTemp makes it 0700
 		return fmt.Errorf("image %s: layer %s: %w", s.img, name, err)
 	}
-	tree, err := extract.New(tmp, extract.Options{SameOwner: s.w.opts.SameOwner, Overlay: true})
+	// The tree was just made under a fresh name: its path holds no symlink,
+	// and extraction (an os.Root) never leaves it.
+	tree, err := extract.New(filepath.Join(s.w.path, tmp), extract.Options{SameOwner: s.w.opts.SameOwner, Overlay: true})
 	if err != nil {
 		return err
 	}
 	defer tree.Close()
-	f, err := os.Open(filepath.Join(folder, "layer.tar"))
+	f, err := beneath.Open(s.w.path, name+"/layer.tar")
 	if err != nil {
 		return fmt.Errorf("image %s: %w", s.img, err)
 	}
@@ -208,7 +217,7 @@ func (s *imageSink) extractLayer(ctx context.Context, name string) (err error) {
 	if err := tree.Close(); err != nil {
 		return fmt.Errorf("image %s: extract layer %s: %w", s.img, name, err)
 	}
-	if err := os.Rename(tmp, final); err != nil {
+	if err := beneath.Rename(s.w.path, tmp, finalRel); err != nil {
 		return fmt.Errorf("image %s: move layer tree into %s: %w", s.img, final, err)
 	}
 	return nil
@@ -217,8 +226,7 @@ func (s *imageSink) extractLayer(ctx context.Context, name string) (err error) {
 // bundle is the original's write_bundle: rootfs, working and delta, the
 // overlay mount, then the configs. On failure it undoes what it did.
 func (s *imageSink) bundle(ctx context.Context, configName string, names []string) (err error) {
-	cfgPath := filepath.Join(s.w.path, filepath.FromSlash(configName))
-	cfg, err := os.ReadFile(cfgPath)
+	cfg, err := readFile(s.w.path, configName)
 	if err != nil {
 		return fmt.Errorf("image %s: read config: %w", s.img, err)
 	}
@@ -241,16 +249,18 @@ func (s *imageSink) bundle(ctx context.Context, configName string, names []strin
 			}
 		}
 	}()
-	for _, d := range []string{rootfs, filepath.Join(abs, Working), filepath.Join(abs, Delta)} {
-		created, err := mkdirOwn(d)
+	for _, d := range []string{bundle.RootFS, Working, Delta} {
+		created, err := mkdirOwn(abs, d)
 		if err != nil {
-			return fmt.Errorf("image %s: create %s: %w", s.img, d, err)
+			return fmt.Errorf("image %s: create %s: %w", s.img, filepath.Join(abs, d), err)
 		}
 		if created {
-			made = append(made, d)
+			made = append(made, filepath.Join(abs, d))
 		}
 	}
 	// Newest layer first; a layer that occurs twice only at its newest place.
+	// The mount resolves these paths itself: each must be a real directory
+	// (no symlink anywhere below the output) when it is handed over.
 	var lower []string
 	seen := map[string]bool{}
 	for i := len(names) - 1; i >= 0; i-- {
@@ -258,7 +268,11 @@ func (s *imageSink) bundle(ctx context.Context, configName string, names []strin
 			continue
 		}
 		seen[names[i]] = true
-		lower = append(lower, filepath.Join(abs, names[i], LayerDir))
+		rel := names[i] + "/" + LayerDir
+		if fi, err := beneath.Lstat(abs, rel); err != nil || !fi.IsDir() {
+			return fmt.Errorf("image %s: layer tree %s is not a directory (%v)", s.img, filepath.Join(abs, rel), err)
+		}
+		lower = append(lower, filepath.Join(abs, rel))
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -278,8 +292,8 @@ func (s *imageSink) bundle(ctx context.Context, configName string, names []strin
 	if err := bundle.Write(abs, cfg); err != nil {
 		return fmt.Errorf("image %s: %w", s.img, err)
 	}
-	if filepath.Base(cfgPath) != bundle.ContainerConfig || filepath.Dir(cfgPath) != abs {
-		if err := os.Remove(cfgPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if configName != bundle.ContainerConfig {
+		if err := beneath.Remove(abs, configName); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("image %s: move config to %s: %w", s.img, bundle.ContainerConfig, err)
 		}
 	}
@@ -299,16 +313,27 @@ func checkNotMounted(dir string) error {
 	return nil
 }
 
-// mkdirOwn creates dir and reports whether this call created it.
-func mkdirOwn(dir string) (bool, error) {
-	err := os.Mkdir(dir, 0o777)
+// mkdirOwn creates root/name and reports whether this call created it. An
+// existing symlink there is an error, not followed.
+func mkdirOwn(root, name string) (bool, error) {
+	err := beneath.Mkdir(root, name, 0o777) // less the umask
 	if err == nil {
 		return true, nil
 	}
 	if errors.Is(err, fs.ErrExist) {
-		if fi, serr := os.Stat(dir); serr == nil && fi.IsDir() {
+		if fi, serr := beneath.Lstat(root, name); serr == nil && fi.IsDir() {
 			return false, nil
 		}
 	}
 	return false, err
+}
+
+// readFile reads root/rel without following any symlink.
+func readFile(root, rel string) ([]byte, error) {
+	f, err := beneath.Open(root, rel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }

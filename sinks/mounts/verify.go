@@ -3,10 +3,10 @@ package mounts
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/occystrap/occystrap/internal/beneath"
 	"github.com/occystrap/occystrap/internal/tarfmt"
 	"github.com/occystrap/occystrap/sinks/internal/bundle"
 	"github.com/occystrap/occystrap/stage"
@@ -26,15 +26,16 @@ func (w *Writer) Verify(ctx context.Context, img stage.Image, full bool) ([]stri
 			return problems, err
 		}
 		lpath := filepath.Join(w.path, filepath.FromSlash(l))
-		if fi, err := os.Stat(lpath); err != nil || !fi.Mode().IsRegular() {
+		if fi, err := beneath.Lstat(w.path, l); err != nil || !fi.Mode().IsRegular() {
 			problems = append(problems, "Layer file missing: "+lpath)
 		} else if full {
-			if err := tarfmt.CheckFile(ctx, lpath); err != nil {
+			if err := checkTar(ctx, w.path, l); err != nil {
 				problems = append(problems, fmt.Sprintf("Layer %s is not a valid tar: %v", lpath, err))
 			}
 		}
-		tree := filepath.Join(w.path, filepath.FromSlash(strings.TrimSuffix(l, "layer.tar")), LayerDir)
-		if fi, err := os.Lstat(tree); err != nil || !fi.IsDir() {
+		treeRel := strings.TrimSuffix(l, "layer.tar") + LayerDir
+		tree := filepath.Join(w.path, filepath.FromSlash(treeRel))
+		if fi, err := beneath.Lstat(w.path, treeRel); err != nil || !fi.IsDir() {
 			problems = append(problems, "Layer directory missing: "+tree)
 		}
 	}
@@ -44,4 +45,14 @@ func (w *Writer) Verify(ctx context.Context, img stage.Image, full bool) ([]stri
 		problems = append(problems, "Root filesystem not mounted: "+rootfs)
 	}
 	return problems, nil
+}
+
+// checkTar reads root/rel to its end as a tar, never through a symlink.
+func checkTar(ctx context.Context, root, rel string) error {
+	f, err := beneath.Open(root, rel)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return tarfmt.Check(ctx, f)
 }

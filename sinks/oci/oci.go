@@ -10,7 +10,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/occystrap/occystrap/internal/beneath"
 	"github.com/occystrap/occystrap/internal/extract"
+	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/internal/umask"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/sinks/internal/bundle"
@@ -79,24 +81,28 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) (err erro
 	if err != nil {
 		return fmt.Errorf("create bundle directory %s: %w", s.w.path, err)
 	}
-	tmp, err := os.MkdirTemp(s.w.path, atomicfile.TempPrefix+"oci-")
+	// What a killed run left goes now (best effort).
+	_, _ = tempname.RemoveStale(s.w.path, ".", 0, nil)
+	tmpRel, err := beneath.MkdirTemp(s.w.path, ".", atomicfile.TempName("oci")+"-*")
 	if err != nil {
 		if created {
 			_ = os.Remove(s.w.path)
 		}
 		return fmt.Errorf("create temporary bundle in %s: %w", s.w.path, err)
 	}
+	tmp := filepath.Join(s.w.path, tmpRel)
 	defer func() {
-		if rerr := os.RemoveAll(tmp); rerr != nil && err == nil {
+		if rerr := beneath.RemoveAll(s.w.path, tmpRel); rerr != nil && err == nil {
 			err = fmt.Errorf("remove temporary bundle %s: %w", tmp, rerr)
 		}
 		if err != nil && created {
 			_ = os.Remove(s.w.path) // only if still empty
 		}
 	}()
-	if err := os.Chmod(tmp, umask.Dir()); err != nil { // MkdirTemp makes it 0700
+	if err := beneath.Chmod(s.w.path, tmpRel, umask.Dir()); err != nil { // MkdirTemp makes it 0700
 		return fmt.Errorf("create temporary bundle in %s: %w", s.w.path, err)
 	}
+	// The bundle is built under a fresh name, whose path holds no symlink.
 	tree, err := extract.New(filepath.Join(tmp, bundle.RootFS), extract.Options{SameOwner: s.w.opts.SameOwner})
 	if err != nil {
 		return err
@@ -171,7 +177,7 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) (err erro
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := s.install(tmp); err != nil {
+	if err := s.install(tmpRel); err != nil {
 		return fmt.Errorf("image %s: %w", s.img, err)
 	}
 	log.Debug().Int("layers", next).Str("bundle", s.w.path).Msg("Bundle written")
@@ -195,28 +201,30 @@ func (s *imageSink) apply(ctx context.Context, tree *extract.Tree, it stage.Item
 	return nil
 }
 
-// install moves the finished bundle in tmp into place: rootfs first (an
-// older one is moved aside, then removed), then the config files.
+// install moves the finished bundle in tmp (relative to the bundle
+// directory) into place: rootfs first (an older one is moved aside, then
+// removed), then the config files. No symlink is followed.
 func (s *imageSink) install(tmp string) error {
-	final := filepath.Join(s.w.path, bundle.RootFS)
+	root := s.w.path
+	final := filepath.Join(root, bundle.RootFS)
 	old := ""
-	if _, err := os.Lstat(final); err == nil {
-		old = filepath.Join(tmp, "old-"+bundle.RootFS)
-		if err := os.Rename(final, old); err != nil {
+	if _, err := beneath.Lstat(root, bundle.RootFS); err == nil {
+		old = tmp + "/old-" + bundle.RootFS
+		if err := beneath.Rename(root, bundle.RootFS, old); err != nil {
 			return fmt.Errorf("move old rootfs %s aside: %w", final, err)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("rootfs %s: %w", final, err)
 	}
-	if err := os.Rename(filepath.Join(tmp, bundle.RootFS), final); err != nil {
+	if err := beneath.Rename(root, tmp+"/"+bundle.RootFS, bundle.RootFS); err != nil {
 		if old != "" {
-			_ = os.Rename(old, final)
+			_ = beneath.Rename(root, old, bundle.RootFS)
 		}
 		return fmt.Errorf("move rootfs into %s: %w", final, err)
 	}
 	for _, n := range []string{bundle.ContainerConfig, bundle.RuntimeSpec} {
-		if err := os.Rename(filepath.Join(tmp, n), filepath.Join(s.w.path, n)); err != nil {
-			return fmt.Errorf("move %s into %s: %w", n, s.w.path, err)
+		if err := beneath.Rename(root, tmp+"/"+n, n); err != nil {
+			return fmt.Errorf("move %s into %s: %w", n, root, err)
 		}
 	}
 	return nil

@@ -25,6 +25,12 @@
 // reorder buffer in front of the sink costs nothing but a bounded lag, as
 // sources that fetch in parallel take window credits.
 //
+// Names come from the input: a config or layer name that is not a plain
+// relative path (absolute, "..", a hidden or control-character component, a
+// layer name with a "/") or that is one of the archive's own members
+// (manifest.json, ...) is refused with ErrBadName before anything of it is
+// written, the same names dir:// refuses (package sinks/internal/names).
+//
 // The config may arrive after the layers (filters that rewrite layers send it
 // last). Layers that arrive before it are held, not copied: their bodies are
 // files or re-openable streams, and they are written right after the config.

@@ -15,9 +15,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/occystrap/occystrap/internal/pyjson"
+	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/internal/umask"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/sinks/internal/gate"
+	"github.com/occystrap/occystrap/sinks/internal/names"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -51,6 +53,9 @@ func New(path string, opts Options) (*Writer, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("tar output %s: %s is not a directory", path, dir)
 	}
+	// What a killed run left beside the archive goes now (best effort: a
+	// temporary that cannot be removed is only in the way of no one).
+	_, _ = tempname.RemoveStale(dir, ".", 0, nil)
 	return &Writer{path: path, opts: opts}, nil
 }
 
@@ -86,7 +91,7 @@ func (s *imageSink) NeedsOrder() bool { return true }
 // Consume writes the archive and renames it into place when in is closed.
 func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) (err error) {
 	log := zerolog.Ctx(ctx).With().Str("image", s.img.String()).Str("sink", "tar").Logger()
-	f, err := os.CreateTemp(filepath.Dir(s.w.path), atomicfile.TempPrefix+filepath.Base(s.w.path)+"-*")
+	f, err := os.CreateTemp(filepath.Dir(s.w.path), atomicfile.TempName(filepath.Base(s.w.path))+"-*")
 	if err != nil {
 		return fmt.Errorf("create temporary archive for %s: %w", s.w.path, err)
 	}
@@ -167,7 +172,11 @@ func Stream(ctx context.Context, w io.Writer, in <-chan stage.Item, o StreamOpti
 			return fmt.Errorf("image %s: layer %d (%s) arrived when layer %d was expected", img, it.Seq, it.Name, next)
 		}
 		next++
-		member := it.Name + "/layer.tar"
+		if err := names.Layer(it.Name, names.Archive); err != nil {
+			_ = it.Release()
+			return fmt.Errorf("image %s: %w", img, err)
+		}
+		member := it.Name + "/" + names.LayerFile
 		if err := a.addLayer(ctx, member, it); err != nil {
 			return fmt.Errorf("image %s: %w", img, err)
 		}
@@ -186,6 +195,9 @@ func Stream(ctx context.Context, w io.Writer, in <-chan stage.Item, o StreamOpti
 		case stage.KindConfig:
 			if haveConfig {
 				return res, fmt.Errorf("image %s: second config %q after %q", img, it.Name, res.Config)
+			}
+			if err := names.Config(it.Name, names.Archive); err != nil {
+				return res, fmt.Errorf("image %s: %w", img, err)
 			}
 			if err := a.addBytes(it.Name, it.Data); err != nil {
 				return res, fmt.Errorf("image %s: config: %w", img, err)
@@ -373,7 +385,7 @@ func (a *archive) spool(ctx context.Context, it stage.Item) (string, int64, erro
 		return "", 0, fmt.Errorf("open layer %s: %w", it.Name, err)
 	}
 	defer rc.Close()
-	f, err := os.CreateTemp(a.tempDir, "occystrap-layer-*.tar")
+	f, err := tempname.Create(a.tempDir, "layer", ".tar")
 	if err != nil {
 		return "", 0, fmt.Errorf("spool layer %s: %w", it.Name, err)
 	}

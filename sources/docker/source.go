@@ -16,6 +16,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/engine"
+	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/sources/tarball"
 	"github.com/occystrap/occystrap/stage"
 )
@@ -111,7 +112,7 @@ func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) error {
 	if s.spool != "" {
 		return fmt.Errorf("docker image %s: Emit called twice", s.ref)
 	}
-	f, err := os.CreateTemp(s.opts.TempDir, "occystrap-docker-*.tar")
+	f, err := tempname.Create(s.opts.TempDir, "docker", ".tar")
 	if err != nil {
 		return fmt.Errorf("spool docker image %s: %w", s.ref, err)
 	}

@@ -22,6 +22,8 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
+
+	"github.com/occystrap/occystrap/internal/tempname"
 )
 
 const (
@@ -460,7 +462,7 @@ func spoolBlob(src io.Reader, tempDir string) (blob, error) {
 		defer zr.Close()
 		rd = zr
 	}
-	f, err := os.CreateTemp(tempDir, "occystrap-dockerpush-*.tar")
+	f, err := tempname.Create(tempDir, "dockerpush", ".tar")
 	if err != nil {
 		return blob{}, fmt.Errorf("spool blob: %w", err)
 	}

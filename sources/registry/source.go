@@ -19,6 +19,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/platform"
+	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -331,7 +332,7 @@ func (s *Source) fetchLayer(ctx context.Context, seq int, d v1.Descriptor) (it s
 	if s.compressed {
 		return s.fetchCompressed(ctx, seq, d)
 	}
-	f, err := os.CreateTemp(s.opts.TempDir, "occystrap-layer-*.tar")
+	f, err := tempname.Create(s.opts.TempDir, "layer", ".tar")
 	if err != nil {
 		return it, fmt.Errorf("layer %s of %s: temporary file: %w", d.Digest, s.where(), err)
 	}
@@ -353,15 +354,19 @@ func (s *Source) fetchLayer(ctx context.Context, seq int, d v1.Descriptor) (it s
 		return it, fmt.Errorf("layer %s of %s: %w", d.Digest, s.where(), err)
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), dec)
+	fw := &writeErr{w: f}
+	n, err := io.Copy(io.MultiWriter(fw, h), dec)
 	if cerr := dec.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		// A corrupt blob usually trips the decompressor first; the digest
-		// check at the blob's end names the real cause.
-		if _, derr := io.Copy(io.Discard, br); errors.Is(derr, transport.ErrDigestMismatch) {
-			err = derr
+		// check at the blob's end names the real cause. A failed write
+		// (a full disk) stops here: nothing more is read.
+		if fw.err == nil {
+			if _, derr := io.Copy(io.Discard, br); errors.Is(derr, transport.ErrDigestMismatch) {
+				err = derr
+			}
 		}
 		return it, fmt.Errorf("layer %s of %s: %w", d.Digest, s.where(), err)
 	}
@@ -418,4 +423,19 @@ func decompressor(mediaType string, br *bufio.Reader) (io.ReadCloser, error) {
 		return zr.IOReadCloser(), nil
 	}
 	return io.NopCloser(br), nil
+}
+
+// writeErr remembers the error of a failed write, so that a copy's error
+// can be told apart as the writer's rather than the reader's.
+type writeErr struct {
+	w   io.Writer
+	err error
+}
+
+func (w *writeErr) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	return n, err
 }

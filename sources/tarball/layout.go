@@ -14,6 +14,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/occystrap/occystrap/internal/platform"
+	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -206,7 +207,7 @@ func decompressArchive(f *os.File, path, tempDir string) (file string, spooled b
 	default:
 		return path, false, nil
 	}
-	tmp, err := os.CreateTemp(tempDir, "occystrap-archive-*.tar")
+	tmp, err := tempname.Create(tempDir, "archive", ".tar")
 	if err != nil {
 		return "", false, fmt.Errorf("open archive %s: decompress: %w", path, err)
 	}

@@ -9,3 +9,7 @@ var ErrConfig = errors.New("cannot rewrite image config")
 // ErrDuplicate is returned when an item arrives twice (two configs, or a
 // layer Seq seen before).
 var ErrDuplicate = errors.New("item arrived twice")
+
+// ErrCorruptLayer is returned by search after its results when a layer
+// could not be read to its end.
+var ErrCorruptLayer = errors.New("layer is not a readable tar")

@@ -1,8 +1,10 @@
 package filter
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,18 +150,52 @@ func TestSearchErrors(t *testing.T) {
 		!strings.Contains(err.Error(), `"["`) {
 		t.Errorf("bad regex: error %v", err)
 	}
-	// A broken layer is reported in the log; what it had before is kept.
+	// A broken layer is an error, reported after the results: what it had
+	// before the break, and what the other layers have, is printed first.
 	var out bytes.Buffer
 	s, err := NewSearch(fixtureImage, &out, SearchOptions{Pattern: "etc*"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ti := newImage(layerSpec{data: tartest.Layer()[:3000]})
-	if _, err := run(t, ti, s); err != nil {
-		t.Fatal(err)
+	ti := newImage(layerSpec{data: tartest.Layer()[:3000]}, layerSpec{data: tartest.Build(tartest.Entry{Name: "etc/later"})})
+	if _, err := run(t, ti, s); !errors.Is(err, ErrCorruptLayer) || !strings.Contains(err.Error(), "layer 0 (layer0)") {
+		t.Errorf("run = %v, want ErrCorruptLayer naming layer 0", err)
 	}
-	if want := "Layer: layer0\n  etc (directory)\n  etc/plain.conf (file, 6 bytes)\n\nFound 2 matches in 1 layer.\n"; out.String() != want {
+	if want := "Layer: layer0\n  etc (directory)\n  etc/plain.conf (file, 6 bytes)\n\nLayer: layer1\n  etc/later (file, 0 bytes)\n\nFound 3 matches in 2 layers.\n"; out.String() != want {
 		t.Errorf("output %q, want %q", out.String(), want)
+	}
+}
+
+// TestSearchQuotesNames: member names and link targets with control
+// characters (an escape sequence, a newline forging an output line) are
+// printed escaped, in both forms of output.
+func TestSearchQuotesNames(t *testing.T) {
+	t.Parallel()
+	layer := tartest.Build(
+		tartest.Entry{Name: "etc/\x1b[2J\x1b[31mred"},
+		tartest.Entry{Name: "etc/x\nfixture/app:v1:layer0:etc/forged"},
+		tartest.Entry{Name: "etc/link", Type: tar.TypeSymlink, Linkname: "\x1b]0;title\a"},
+	)
+	for _, script := range []bool{true, false} {
+		var out bytes.Buffer
+		s, err := NewSearch(fixtureImage, &out, SearchOptions{Pattern: "etc/*", ScriptFriendly: script})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := run(t, newImage(layerSpec{data: layer}), s); err != nil {
+			t.Fatal(err)
+		}
+		want := "fixture/app:v1:layer0:etc/\\x1b[2J\\x1b[31mred\n" +
+			"fixture/app:v1:layer0:etc/x\\nfixture/app:v1:layer0:etc/forged\n" +
+			"fixture/app:v1:layer0:etc/link\n"
+		if !script {
+			want = "Layer: layer0\n  etc/\\x1b[2J\\x1b[31mred (file, 0 bytes)\n" +
+				"  etc/x\\nfixture/app:v1:layer0:etc/forged (file, 0 bytes)\n" +
+				"  etc/link -> \\x1b]0;title\\x07 (symlink)\n\nFound 3 matches in 1 layer.\n"
+		}
+		if out.String() != want {
+			t.Errorf("script %v: output %q, want %q", script, out.String(), want)
+		}
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/pyjson"
 	"github.com/occystrap/occystrap/internal/tarfmt"
+	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -182,7 +183,7 @@ func (r *Rewriter) Run(ctx context.Context, in <-chan stage.Item, out chan<- sta
 func (r *Rewriter) rewriteLayer(ctx context.Context, it stage.Item) (stage.Item, tarfmt.Counts, error) {
 	defer func() { _ = it.Release() }()
 	where := fmt.Sprintf("%s: layer %d (%s)", r.name, it.Seq, it.Name)
-	f, err := os.CreateTemp(r.opts.TempDir, "occystrap-layer-*.tar")
+	f, err := tempname.Create(r.opts.TempDir, "layer", ".tar")
 	if err != nil {
 		return stage.Item{}, tarfmt.Counts{}, fmt.Errorf("%s: create temporary file: %w", where, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -11,9 +12,8 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/rs/zerolog"
-
 	"github.com/occystrap/occystrap/internal/fnmatch"
+	"github.com/occystrap/occystrap/internal/quote"
 	"github.com/occystrap/occystrap/internal/tarfmt"
 	"github.com/occystrap/occystrap/stage"
 )
@@ -53,6 +53,7 @@ type Search struct {
 type layerMatches struct {
 	name    string
 	matches []searchMatch
+	err     error // the layer could not be read to its end
 }
 
 type searchMatch struct {
@@ -88,7 +89,10 @@ func (s *Search) ChangesContent() bool { return false }
 // destination already has.
 func (s *Search) NeedsAllLayers() bool { return true }
 
-// Run searches and forwards every item, then prints the results.
+// Run searches and forwards every item, then prints the results. A layer
+// that cannot be read to its end (a corrupt tar) does not stop the others:
+// what was found in every layer is printed, and then Run fails with
+// ErrCorruptLayer naming each broken layer.
 func (s *Search) Run(ctx context.Context, in <-chan stage.Item, out chan<- stage.Item) error {
 	err := passThrough(ctx, in, out, s.opts.Parallel,
 		func(stage.Item) error { return nil },
@@ -96,7 +100,27 @@ func (s *Search) Run(ctx context.Context, in <-chan stage.Item, out chan<- stage
 	if err != nil {
 		return err
 	}
-	return s.print()
+	if err := s.print(); err != nil {
+		return err
+	}
+	return s.broken()
+}
+
+// broken joins the errors of the layers that could not be read.
+func (s *Search) broken() error {
+	seqs := make([]int, 0, len(s.results))
+	for seq, r := range s.results {
+		if r.err != nil {
+			seqs = append(seqs, seq)
+		}
+	}
+	sort.Ints(seqs)
+	var errs []error
+	for _, seq := range seqs {
+		r := s.results[seq]
+		errs = append(errs, fmt.Errorf("search: layer %d (%s): %w: %w", seq, quote.Name(r.name), ErrCorruptLayer, r.err))
+	}
+	return errors.Join(errs...)
 }
 
 func (s *Search) searchLayer(ctx context.Context, it stage.Item) error {
@@ -125,15 +149,12 @@ func (s *Search) searchLayer(ctx context.Context, it stage.Item) error {
 		found = append(found, sm)
 		return nil
 	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-		// As the original: report the broken layer, keep what was found.
-		zerolog.Ctx(ctx).Error().Err(err).Int("seq", it.Seq).Str("layer", it.Name).Msg("Failed to read layer")
+	if err != nil && ctx.Err() != nil {
+		return context.Cause(ctx)
 	}
+	// Keep what was found in a broken layer; Run reports it after printing.
 	s.mu.Lock()
-	s.results[it.Seq] = layerMatches{name: it.Name, matches: found}
+	s.results[it.Seq] = layerMatches{name: it.Name, matches: found, err: err}
 	s.mu.Unlock()
 	return nil
 }
@@ -183,10 +204,17 @@ func (s *Search) print() error {
 		if end == "" {
 			end = "\n"
 		}
+		// NUL-terminated fields carry names as they are (no name holds a
+		// NUL); lines carry them escaped, so no name forges a line.
+		raw := end == "\x00"
 		for _, seq := range seqs {
 			r := s.results[seq]
 			for _, m := range r.matches {
-				bw.WriteString(s.img.Name + sep + s.img.Tag + sep + r.name + sep + m.path + end)
+				if raw {
+					bw.WriteString(s.img.Name + sep + s.img.Tag + sep + r.name + sep + m.path + end)
+					continue
+				}
+				bw.WriteString(quote.Name(s.img.Name) + sep + quote.Name(s.img.Tag) + sep + quote.Name(r.name) + sep + quote.Name(m.path) + end)
 			}
 		}
 		return flush(bw)
@@ -210,15 +238,15 @@ func (s *Search) print() error {
 		return flush(bw)
 	}
 	for _, name := range order {
-		fmt.Fprintf(bw, "Layer: %s\n", name)
+		fmt.Fprintf(bw, "Layer: %s\n", quote.Name(name))
 		for _, m := range byName[name] {
 			switch m.typ {
 			case "symlink", "hardlink":
-				fmt.Fprintf(bw, "  %s -> %s (%s)\n", m.path, m.linkname, m.typ)
+				fmt.Fprintf(bw, "  %s -> %s (%s)\n", quote.Name(m.path), quote.Name(m.linkname), m.typ)
 			case "file":
-				fmt.Fprintf(bw, "  %s (%s, %d bytes)\n", m.path, m.typ, m.size)
+				fmt.Fprintf(bw, "  %s (%s, %d bytes)\n", quote.Name(m.path), m.typ, m.size)
 			default:
-				fmt.Fprintf(bw, "  %s (%s)\n", m.path, m.typ)
+				fmt.Fprintf(bw, "  %s (%s)\n", quote.Name(m.path), m.typ)
 			}
 		}
 		fmt.Fprintln(bw)
