@@ -3,10 +3,15 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/occystrap/occystrap/internal/fixture"
 )
 
 // TestSearchForms runs the binary's search in its script-friendly forms
@@ -91,4 +96,48 @@ func TestSearchForms(t *testing.T) {
 			t.Errorf("-O json with -z: exit %d\n%s", code, errs)
 		}
 	})
+}
+
+// TestSearchFormsOddNames: a tab or a newline in a member name is escaped
+// in the line forms (so a tab separator stays unambiguous and no name
+// forges a line) and carried exactly by -z and -O json.
+func TestSearchFormsOddNames(t *testing.T) {
+	img := fixture.Image{Name: "fixture/odd", Tag: "v1", Layers: []fixture.Layer{
+		{fixture.File("tab\there.conf", "a", 0o644), fixture.File("new\nline.conf", "b", 0o644)},
+	}}
+	path := filepath.Join(t.TempDir(), "odd.tar")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fixture.WriteLegacyArchive(f, img); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	out, _ := binMust(t, nil, "search", "--separator", `\t`, "tar://"+path, "*.conf")
+	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if n := len(strings.Split(line, "\t")); n != 4 {
+			t.Errorf("--separator '\\t' line %q has %d fields, want 4", line, n)
+		}
+	}
+	if !strings.Contains(out, `tab\there.conf`) || !strings.Contains(out, `new\nline.conf`) {
+		t.Errorf("names not escaped in the line form:\n%q", out)
+	}
+	out, _ = binMust(t, nil, "search", "-z", "tar://"+path, "*.conf")
+	fields := strings.Split(strings.TrimSuffix(out, "\x00"), "\x00")
+	if len(fields) != 8 || !slices.Contains(fields, "tab\there.conf") || !slices.Contains(fields, "new\nline.conf") {
+		t.Errorf("-z fields %q, want the two names exactly", fields)
+	}
+	out, _ = binMust(t, nil, "-O", "json", "search", "tar://"+path, "*.conf")
+	var paths []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var j struct{ Path string }
+		if err := json.Unmarshal([]byte(line), &j); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		paths = append(paths, j.Path)
+	}
+	if !slices.Contains(paths, "tab\there.conf") || !slices.Contains(paths, "new\nline.conf") {
+		t.Errorf("-O json paths %q, want the two names exactly", paths)
+	}
 }
