@@ -41,7 +41,9 @@ type RunCmd struct {
 	Reps       int      `default:"3" help:"Repetitions per tool and scenario (median, min and max reported)."`
 	Scenarios  []string `help:"Scenarios to run (default: all). Known: ${scenarios}."`
 	Variants   []string `name:"jJ" default:"4x3,1x1" help:"occystrap -j x -J settings to run, JxJJ; the first is 'ours' in the ratios (a sweep: 1x1,2x1,4x3,8x6)."`
+	Inflate    []string `default:"auto" help:"OCCYSTRAP_INFLATE values to run each -j/-J setting with (a sweep: isal,go); the inflater that ran is probed and named."`
 	Peers      []string `default:"crane,regctl,skopeo" help:"Peers to run when found on PATH (none: --peers='')."`
+	Baseline   string   `help:"Also run this other occystrap binary with the first -j/-J setting, interleaved with ours (an A/B comparison)."`
 	JSON       string   `name:"json" help:"Write the results as JSON to this file."`
 	CPUProfile string   `name:"cpuprofile" help:"Write a CPU profile of ours per scenario to FILE.<scenario>."`
 	MemProfile string   `name:"memprofile" help:"Write a heap profile of ours per scenario to FILE.<scenario>."`
@@ -60,10 +62,11 @@ const demoMarker = ".occystrap-demo"
 
 // FloorCmd is the floor (run by the harness as a child process).
 type FloorCmd struct {
-	CA    string   `help:"CA PEM file."`
-	Host  string   `help:"Registry host."`
-	File  string   `help:"Read this file instead."`
-	Blobs []string `arg:"" optional:"" help:"REPO@DIGEST blobs."`
+	CA     string   `help:"CA PEM file."`
+	Host   string   `help:"Registry host."`
+	File   string   `help:"Read this file instead."`
+	Gunzip bool     `help:"Also gunzip each gzip blob with Go (klauspost/compress)."`
+	Blobs  []string `arg:"" optional:"" help:"REPO@DIGEST blobs."`
 }
 
 // ShardsCmd runs a sharded bulk run (run by the harness as a child
@@ -110,7 +113,7 @@ func (s *ShardsCmd) Run(ctx context.Context) error {
 
 // Run is the floor.
 func (f *FloorCmd) Run(ctx context.Context) error {
-	return harness.Floor(ctx, f.CA, f.Host, f.File, f.Blobs)
+	return harness.Floor(ctx, f.CA, f.Host, f.File, f.Gunzip, f.Blobs)
 }
 
 // setup builds occystrap, loads the corpus and starts the servers.
@@ -216,9 +219,23 @@ func (r *RunCmd) runScenarios(ctx context.Context, s *setup, stdout, log io.Writ
 		if !ok || err1 != nil || err2 != nil || j < 1 || jj < 1 {
 			return nil, fmt.Errorf("--jJ %q: want JxJJ, e.g. 4x3", v)
 		}
-		h.Variants = append(h.Variants, harness.Variant{J: j, BigJ: jj})
+		inflates := r.Inflate
+		if len(inflates) == 0 {
+			inflates = []string{"auto"}
+		}
+		for _, inf := range inflates {
+			if inf != "auto" && inf != "go" && inf != "isal" {
+				return nil, fmt.Errorf("--inflate %q: want auto, go or isal", inf)
+			}
+			h.Variants = append(h.Variants, harness.Variant{J: j, BigJ: jj, Inflate: inf})
+		}
 	}
-	if err := h.Prepare(); err != nil {
+	if r.Baseline != "" && len(h.Variants) > 0 {
+		b := h.Variants[0]
+		b.Inflate, b.Bin = "", abs(r.Baseline)
+		h.Variants = append(h.Variants, b)
+	}
+	if err := h.Prepare(ctx); err != nil {
 		return nil, err
 	}
 	var results []harness.Result

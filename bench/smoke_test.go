@@ -97,9 +97,15 @@ func TestSmoke(t *testing.T) {
 			if tr.Kind == "ours" && tr.VsFloor <= 0 {
 				t.Errorf("%s/%s: no ratio to the floor", res.Scenario, tr.Tool)
 			}
+			if tr.Kind == "ours" && tr.Inflater != "go" && tr.Inflater != "isal" {
+				t.Errorf("%s/%s: inflater %q not reported", res.Scenario, tr.Tool, tr.Inflater)
+			}
 		}
 		if kinds["floor"] != 1 {
 			t.Errorf("%s: %d floors ran, want 1", res.Scenario, kinds["floor"])
+		}
+		if inflates := res.Scenario == "quay-bulk-dir" || res.Scenario == "registry-dir" || res.Scenario == "registry-tar"; inflates != (kinds["floor-gunzip"] == 1) {
+			t.Errorf("%s: %d gunzip floors ran", res.Scenario, kinds["floor-gunzip"])
 		}
 		if kinds["ours"] == 0 {
 			t.Errorf("%s: occystrap did not run", res.Scenario)

@@ -12,6 +12,7 @@ import (
 	"github.com/occystrap/occystrap/internal/engine"
 	"github.com/occystrap/occystrap/internal/sinktest"
 	"github.com/occystrap/occystrap/internal/testdocker"
+	"github.com/occystrap/occystrap/internal/testenv"
 )
 
 // TestDockerpushToDir: dockerpush:// -> dir:// holds the same config and
@@ -34,6 +35,17 @@ func TestDockerpushToDir(t *testing.T) {
 	_, stderr := mustRun(t, "--log-format", "json", "process", "dockerpush://"+ref+"?socket="+eng.Socket, "dir://"+viaPush)
 	if !summaryRE.MatchString(stderr) {
 		t.Errorf("no verified summary line:\n%s", stderr)
+	}
+
+	// The same with each inflater: the engine pushes gzip layers.
+	testenv.Igzip(t)
+	for _, mode := range []string{"go", "isal"} {
+		t.Setenv("OCCYSTRAP_INFLATE", mode)
+		out := filepath.Join(t.TempDir(), mode)
+		mustRun(t, "--log-format", "json", "process", "dockerpush://"+ref+"?socket="+eng.Socket, "dir://"+out)
+		if d := cmp.Diff(sinktest.Listing(t, viaPush), sinktest.Listing(t, out)); d != "" {
+			t.Errorf("OCCYSTRAP_INFLATE=%s: output differs (-default +%s):\n%s", mode, mode, d)
+		}
 	}
 
 	saveCfg, saveLayers := dirLayers(t, viaSave, "manifest.json")

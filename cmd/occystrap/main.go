@@ -50,6 +50,7 @@ type Globals struct {
 	StallTimeout  time.Duration `name:"stall-timeout" env:"OCCYSTRAP_STALL_TIMEOUT" default:"60s" help:"Fail a download that receives nothing, or an upload the server takes nothing of, for this long (a blob download is then resumed like a cut connection)."`
 	MaxRetryAfter time.Duration `name:"max-retry-after" env:"OCCYSTRAP_MAX_RETRY_AFTER" default:"60s" help:"Longest wait a registry's Retry-After can ask for; a longer one is cut to this, with a warning."`
 	ImageParallel int           `name:"image-parallel" short:"J" env:"OCCYSTRAP_IMAGE_PARALLEL" default:"3" help:"Images processed at once for multi-image sources."`
+	Inflate       string        `env:"OCCYSTRAP_INFLATE" enum:"auto,go,isal" default:"auto" help:"Gzip decompression: isal (ISA-L's igzip, about twice as fast), go, or auto (isal when igzip is on PATH)."`
 	Compression   string        `env:"OCCYSTRAP_COMPRESSION" enum:"gzip,zstd" default:"gzip" help:"Layer compression for registry output: gzip or zstd."`
 	LayerCache    string        `name:"layer-cache" env:"OCCYSTRAP_LAYER_CACHE" completion:"file" help:"JSON file remembering pushed layers, to skip them next time."`
 	OutputFormat  string        `name:"output-format" short:"O" enum:"text,json" default:"text" help:"Output of info, check, search and ls: text or json."`
@@ -136,6 +137,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// Bind ctx as the interface: kong binds Run arguments by their
 		// dynamic type, which would not match a context.Context parameter.
 		kctx.BindTo(ctx, (*context.Context)(nil))
+		defer app.closeInflater()
 		if err := kctx.Run(app); err != nil {
 			if errors.Is(err, errQuiet) { // the command printed why
 				code = 1
@@ -215,6 +217,8 @@ type app struct {
 	stdout io.Writer
 	stderr io.Writer
 	net    netState // the process's one HTTP transport, made on first use
+	// inflate is the run's one gzip inflater, chosen on first use.
+	inflate inflateState
 	// secrets learns the secrets the transport comes to hold (Docker
 	// credentials, tokens): they are masked in stdout and stderr too.
 	secrets *secretSet

@@ -97,6 +97,9 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
+	if _, err := a.inflater(ctx); err != nil {
+		return err
+	}
 	jobs := max(a.g.ImageParallel, 1)
 
 	// While the tags are checked, the images found so far are fetched ahead
@@ -195,21 +198,28 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	bg := pool.New().WithContext(runCtx)
 	bg.Go(func(ctx context.Context) error { prog.run(ctx); return nil })
 	p := pool.New().WithContext(ctx).WithMaxGoroutines(jobs)
+	// Verifications (and closing an image's own output) run after the
+	// image leaves its slot, at most jobs at once: a slot whose image is
+	// written waits only when that many are still verifying.
+	verifying := pool.New().WithMaxGoroutines(jobs)
 	for i, ref := range refs { // sorted, as found: started in this order
 		p.Go(func(ctx context.Context) error {
-			defer fa.Finished(i)
 			if err := fa.Take(ctx, i); err != nil {
+				fa.Finished(i)
 				results[i] = imageResult{ref: ref, err: err}
 				return nil
 			}
-			results[i] = c.processImage(ctx, a, t, spec, ref, shared, c.Destination, filterFacs, blobs, prog)
+			after := c.processImage(ctx, a, t, spec, ref, shared, c.Destination, filterFacs, blobs, prog, &results[i])
+			fa.Finished(i)
 			if results[i].err == nil {
 				prog.finished(ref.String())
 			}
+			verifying.Go(func() { after(ctx) })
 			return nil
 		})
 	}
 	_ = p.Wait() // tasks report through results
+	verifying.Wait()
 	stopProgress()
 	_ = bg.Wait()
 	prog.clear()
@@ -269,24 +279,33 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 }
 
 // processImage runs one image into out (or, when out is nil, into the
-// output dest names for this image).
+// output dest names for this image), filling *r. It returns what is left to
+// do once the image is written: verify it (when asked) and close its own
+// output. The caller runs that outside the image's -J slot, so that the
+// verification's round trips overlap the next image's.
 func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Transport, spec quay.Spec, ref quay.Ref,
-	out output, dest string, facs []filterFactory, blobs *registry.Blobs, prog *progress) (r imageResult) {
+	out output, dest string, facs []filterFactory, blobs *registry.Blobs, prog *progress, r *imageResult) (after func(context.Context)) {
 	r.ref = ref
+	var closeOut func()
+	after = func(context.Context) {
+		if closeOut != nil {
+			closeOut()
+		}
+	}
 	log := zerolog.Ctx(ctx).With().Str("image", ref.String()).Logger()
 	ctx = log.WithContext(ctx)
 	if out == nil {
 		d, err := multiDestination(dest, ref)
 		if err != nil {
 			r.err = err
-			return r
+			return after
 		}
 		o, _, err := openOutput(ctx, a, d)
 		if err != nil {
 			r.err = err
-			return r
+			return after
 		}
-		defer o.Close()
+		closeOut = func() { o.Close() }
 		out = o
 	}
 	src := registry.New(t, sourceOptions(a, spec, ref, blobs))
@@ -301,23 +320,23 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 				if err != nil {
 					log.Error().Err(err).Msg("Image failed")
 				}
-				return r
+				return after
 			}
 			if err != nil {
 				r.err = err
-				return r
+				return after
 			}
 		}
 	}
 	stages, err := buildFilters(facs, img)
 	if err != nil {
 		r.err = err
-		return r
+		return after
 	}
 	sink, err := out.Sink(img)
 	if err != nil {
 		r.err = err
-		return r
+		return after
 	}
 	layers := prog.started(ref.String())
 	defer prog.done(ref.String())
@@ -326,23 +345,26 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 	if err != nil {
 		log.Error().Err(err).Msg("Image failed")
 		r.err = err
-		return r
+		return after
 	}
 	r.layers = int(rep.Stages[len(rep.Stages)-1].Layers)
 	r.bytes = rep.Stages[0].Bytes
 	log.Info().Int("layers", r.layers).Int64("bytes", r.bytes).Dur("elapsed", rep.Stages[len(rep.Stages)-1].Elapsed).Msg("Processing complete")
-	if a.g.Verify || a.g.VerifyFull {
-		if v, ok := out.(verifier); ok {
-			problems, err := v.Verify(ctx, img, a.g.VerifyFull)
-			if err != nil {
-				log.Warn().Err(err).Msg("Verification failed")
-			} else {
-				r.verified = true
-				r.verifyErrors = problems
-			}
-		}
+	v, ok := out.(verifier)
+	if !ok || !(a.g.Verify || a.g.VerifyFull) {
+		return after
 	}
-	return r
+	closeOnly := after // the named result is reassigned by the return below
+	return func(ctx context.Context) {
+		defer closeOnly(ctx)
+		problems, err := v.Verify(log.WithContext(ctx), img, a.g.VerifyFull)
+		if err != nil {
+			log.Warn().Err(err).Msg("Verification failed")
+			return
+		}
+		r.verified = true
+		r.verifyErrors = problems
+	}
 }
 
 // aheadImages is how many images beyond the -J being processed a
@@ -362,7 +384,7 @@ func sourceOptions(a *app, spec quay.Spec, ref quay.Ref, blobs *registry.Blobs) 
 	return registry.Options{
 		Host: ref.Host, Repo: ref.Repo, Tag: ref.Tag,
 		OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant,
-		Workers: a.g.Parallel, TempDir: a.g.TempDir, Blobs: blobs,
+		Workers: a.g.Parallel, TempDir: a.g.TempDir, Blobs: blobs, Inflate: a.chosenInflater(),
 		Registry: transport.RegistryOptions{Insecure: spec.Insecure},
 	}
 }

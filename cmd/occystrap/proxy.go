@@ -91,6 +91,10 @@ func (c *ProxyCmd) Run(ctx context.Context, a *app) error {
 		sink.Cache = lc
 		sink.FiltersHash = layercache.FiltersHash(sink.Compression, c.Filter)
 	}
+	z, err := a.inflater(ctx)
+	if err != nil {
+		return err
+	}
 	srv, err := proxy.New(proxy.Options{
 		Transport:          t,
 		Downstream:         c.Downstream,
@@ -101,7 +105,8 @@ func (c *ProxyCmd) Run(ctx context.Context, a *app) error {
 		TempDir:            a.g.TempDir,
 		Filters:            func(img stage.Image) ([]stage.Stage, error) { return buildFilters(facs, img) },
 		Sink:               sink,
-		Source:             sourcereg.Options{OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant, Workers: a.g.Parallel},
+		Source:             sourcereg.Options{OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant, Workers: a.g.Parallel, Inflate: z},
+		Inflate:            z,
 		Engine:             stage.Options{Window: 2 * max(a.g.Parallel, 1), Buffer: max(a.g.Parallel, 1)},
 	})
 	if err != nil {

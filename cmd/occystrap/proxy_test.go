@@ -124,8 +124,10 @@ func startProxyCmd(t *testing.T, args ...string) *proxyRun {
 
 // TestProxyPush pushes an archive into the proxy with our own registry://
 // output and reads the image back from the downstream: unfiltered, the
-// layers are the archive's; filtered, they carry the filters' changes.
+// layers are the archive's; filtered, they carry the filters' changes. The
+// filtered run decompresses the pushed blobs: it runs with each inflater.
 func TestProxyPush(t *testing.T) {
+	testenv.Igzip(t)
 	archive, _ := writeArchive(t, true)
 	want := tarLayers(t, func() string {
 		out := filepath.Join(t.TempDir(), "plain.tar")
@@ -133,14 +135,18 @@ func TestProxyPush(t *testing.T) {
 		return out
 	}())
 	down := testregistry.Start(t, testregistry.Options{Plain: true})
+	filtered := []string{"-f", "exclude:pattern=opt/app/old*", "-f", "normalize-timestamps:ts=1700000000"}
 	for _, tc := range []struct {
 		name    string
 		filters []string
+		inflate string
 	}{
-		{"plain", nil},
-		{"filtered", []string{"-f", "exclude:pattern=opt/app/old*", "-f", "normalize-timestamps:ts=1700000000"}},
+		{"plain", nil, "auto"},
+		{"filtered", filtered, "go"},
+		{"filtered-isal", filtered, "isal"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("OCCYSTRAP_INFLATE", tc.inflate)
 			args := append([]string{"--insecure", "proxy", "-d", down.Host + "/" + tc.name, "-c", "2"}, tc.filters...)
 			pr := startProxyCmd(t, args...)
 			_, stderr := mustRun(t, "--insecure", "--log-format", "json", "process", "tar://"+archive, "registry://"+pr.Host+"/fixture/app:v1")

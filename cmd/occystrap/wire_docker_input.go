@@ -22,7 +22,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		return docker.Open(ctx, c, dockerImage(u), docker.Options{TempDir: a.g.TempDir})
+		return docker.Open(ctx, c, dockerImage(u), docker.Options{TempDir: a.g.TempDir, Inflate: a.chosenInflater()})
 	}
 }
 

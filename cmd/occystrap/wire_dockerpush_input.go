@@ -23,7 +23,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		opts := dockerpush.Options{TempDir: a.g.TempDir}
+		opts := dockerpush.Options{TempDir: a.g.TempDir, Inflate: a.chosenInflater()}
 		if a.g.LayerCache != "" {
 			d, warn := layercache.OpenDigests(a.g.LayerCache)
 			if warn != nil {

@@ -31,7 +31,7 @@ func openRegistryInput(_ context.Context, a *app, u uri.URI) (source, error) {
 	o := registry.Options{
 		Host: host, Repo: repo, Tag: tag,
 		OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant,
-		TempDir: a.g.TempDir,
+		TempDir: a.g.TempDir, Inflate: a.chosenInflater(),
 	}
 	if v, ok := u.String("os"); ok {
 		o.OS = v

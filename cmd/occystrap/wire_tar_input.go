@@ -18,6 +18,7 @@ func init() {
 		}
 		return tarball.OpenWith(u.Path, tarball.Options{
 			TempDir:  a.g.TempDir,
+			Inflate:  a.chosenInflater(),
 			Platform: platform.Platform{OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant},
 		})
 	}

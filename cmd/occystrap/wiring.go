@@ -62,6 +62,10 @@ func openInput(ctx context.Context, a *app, s string) (source, uri.URI, error) {
 	if !ok {
 		return nil, u, fmt.Errorf("input scheme %s:// (in %q) is not supported by this build; supported: %s", u.Scheme, redact.URI(s), keys(inputs))
 	}
+	// Every input that decompresses layers takes the run's inflater.
+	if _, err := a.inflater(ctx); err != nil {
+		return nil, u, err
+	}
 	src, err := open(ctx, a, u)
 	return src, u, err
 }

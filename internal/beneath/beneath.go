@@ -3,6 +3,7 @@ package beneath
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -151,6 +152,16 @@ func Lstat(root, rel string) (fs.FileInfo, error) {
 // wrapping ErrSymlink.
 func Open(root, rel string) (*os.File, error) {
 	return OpenFile(root, rel, os.O_RDONLY, 0)
+}
+
+// ReadFile reads root/rel without following any symlink.
+func ReadFile(root, rel string) ([]byte, error) {
+	f, err := Open(root, rel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
 
 // OpenFile opens root/rel with flag (os.O_* flags) and, when it creates the

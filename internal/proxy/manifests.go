@@ -159,6 +159,9 @@ func (s *Server) pushManifest(ctx context.Context, lg zerolog.Logger, r *http.Re
 	defer release()
 	img := stage.Image{Name: name, Tag: ref}
 	src, err := newPushed(ctx, img, body, mediaType, m, cfg, layers)
+	if src != nil {
+		src.inflate = s.opts.Inflate
+	}
 	if err == nil && slices.Contains(layers, nil) {
 		err = fmt.Errorf("foreign layers (with urls): %w", ErrUninterpretable)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/internal/keylock"
 	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/sinks/registry"
@@ -67,6 +68,8 @@ type Options struct {
 	// Source is the template of the upstream source's options (platform,
 	// workers); Host, Repo, Tag, Registry and TempDir are set per image.
 	Source sourcereg.Options
+	// Inflate gunzips pushed layers (pulled ones: Source.Inflate); nil: Go's.
+	Inflate *inflate.Inflater
 	// Engine tunes each run.
 	Engine stage.Options
 	// ShutdownTimeout bounds the wait for work in progress (default 300 s).

@@ -10,11 +10,11 @@ import (
 	"os"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -70,6 +70,7 @@ type pushed struct {
 	layers     []*blobRef
 	diffIDs    []digest.Digest
 	compressed bool
+	inflate    *inflate.Inflater
 }
 
 // imageConfigTypes are the config media types of images the proxy can
@@ -135,7 +136,7 @@ func (p *pushed) Emit(ctx context.Context, out chan<- stage.Item) error {
 	}
 	for i, l := range p.layers {
 		it := stage.Item{Seq: i, Kind: stage.KindLayer, Name: p.diffIDs[i].Encoded(), DiffID: p.diffIDs[i], Size: -1,
-			Body: &blobBody{ref: l}}
+			Body: &blobBody{ref: l, inflate: p.inflate}}
 		if err := stage.Send(ctx, out, it); err != nil {
 			return err
 		}
@@ -144,8 +145,11 @@ func (p *pushed) Emit(ctx context.Context, out chan<- stage.Item) error {
 }
 
 // blobBody is a layer of a pushed image. Open decompresses it (by media
-// type, then by magic bytes); Release keeps it.
-type blobBody struct{ ref *blobRef }
+// type, then by magic bytes) with the proxy's inflater; Release keeps it.
+type blobBody struct {
+	ref     *blobRef
+	inflate *inflate.Inflater
+}
 
 func (b *blobBody) Release() error { return nil }
 
@@ -168,7 +172,9 @@ func (b *blobBody) Open() (io.ReadCloser, error) {
 		}
 		return &closers{Reader: zr, close: func() error { zr.Close(); return f.Close() }}, nil
 	case strings.Contains(mt, "gzip") || bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
+		// Under the manifest PUT's context (Open takes none); an igzip
+		// process also ends with Close, or with the proxy.
+		zr, err := b.inflate.Gunzip(b.ref.ctx, br, b.ref.size())
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("gzip blob %s: %w", d, err)

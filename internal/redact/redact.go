@@ -251,10 +251,12 @@ func (w *Writer) Add(secrets ...string) {
 
 // Write redacts p and writes it whole; it reports len(p) on success so
 // callers that check the count are not confused by the shorter text.
+// Writes are serialized: loggers write from many goroutines, and the
+// underlying writer need not be safe for concurrent use (a test's buffer).
 func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	secrets := w.secrets
-	w.mu.Unlock()
 	s := string(p)
 	if w.patterns {
 		s = Text(s)

@@ -90,3 +90,18 @@ func Tmpfs(t testing.TB, size int64) string {
 	})
 	return dir
 }
+
+// Igzip returns the path of ISA-L's igzip (Debian's isal package, which
+// .ci/run installs); without it a test is skipped outside CI and fails in CI.
+func Igzip(t testing.TB) string {
+	t.Helper()
+	if p, err := exec.LookPath("igzip"); err == nil {
+		return p
+	}
+	const msg = "igzip not found on PATH: apt-get install isal"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}

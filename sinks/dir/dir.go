@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -227,7 +226,7 @@ func (w *Writer) addToCatalog(img stage.Image, manifest string) error {
 	}
 	defer unlock()
 	cat := map[string]map[string]string{}
-	b, err := readFile(w.path, rel)
+	b, err := beneath.ReadFile(w.path, rel)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -252,16 +251,6 @@ func (w *Writer) addToCatalog(img stage.Image, manifest string) error {
 		return fmt.Errorf("write catalog: %w", err)
 	}
 	return nil
-}
-
-// readFile reads root/rel without following any symlink.
-func readFile(root, rel string) ([]byte, error) {
-	f, err := beneath.Open(root, rel)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(f)
 }
 
 // checkLayer refuses a layer name that is not one plain path component of

@@ -57,7 +57,7 @@ func (w *Writer) Verify(ctx context.Context, img stage.Image, full bool) ([]stri
 // could not read the file. Verify here and in mounts:// starts with it.
 func (w *Writer) VerifyManifest(img stage.Image) (config string, layers, problems []string, err error) {
 	mpath := filepath.Join(w.path, w.ManifestName(img))
-	b, err := readFile(w.path, w.ManifestName(img))
+	b, err := beneath.ReadFile(w.path, w.ManifestName(img))
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil, []string{"Manifest file missing: " + mpath}, nil
 	}

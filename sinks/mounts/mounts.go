@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -137,7 +136,7 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 		return err
 	}
 	mpath := filepath.Join(s.w.path, s.w.dir.ManifestName(s.img))
-	b, err := readFile(s.w.path, s.w.dir.ManifestName(s.img))
+	b, err := beneath.ReadFile(s.w.path, s.w.dir.ManifestName(s.img))
 	if err != nil {
 		return fmt.Errorf("image %s: read manifest: %w", s.img, err)
 	}
@@ -226,7 +225,7 @@ func (s *imageSink) extractLayer(ctx context.Context, name string) (err error) {
 // bundle is the original's write_bundle: rootfs, working and delta, the
 // overlay mount, then the configs. On failure it undoes what it did.
 func (s *imageSink) bundle(ctx context.Context, configName string, names []string) (err error) {
-	cfg, err := readFile(s.w.path, configName)
+	cfg, err := beneath.ReadFile(s.w.path, configName)
 	if err != nil {
 		return fmt.Errorf("image %s: read config: %w", s.img, err)
 	}
@@ -326,14 +325,4 @@ func mkdirOwn(root, name string) (bool, error) {
 		}
 	}
 	return false, err
-}
-
-// readFile reads root/rel without following any symlink.
-func readFile(root, rel string) ([]byte, error) {
-	f, err := beneath.Open(root, rel)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(f)
 }

@@ -33,7 +33,10 @@
 // mounted (POST ?mount=&from=) when it came from another repository of the
 // same registry, or when this run already pushed it to another repository
 // of the destination (Pushed, shared by an Output's sinks); a 202 instead
-// of a mount falls back to an upload in the session it opened.
+// of a mount falls back to an upload in the session it opened. Such a blob
+// (the config too, when the source is a registry) is not HEADed before the
+// mount unless the HEAD sent ahead has already answered: the mount's own
+// answer covers a blob the repository has, one round trip less.
 //
 // Uploads stream. A blob of known digest and size (a copied blob, the
 // config) up to min(MonolithicMax (32 MiB), ChunkSize) goes in one PUT

@@ -270,11 +270,15 @@ func TestSameRegistryMounts(t *testing.T) {
 			if _, err := stage.Run(ctx, s, nil, k, stage.Options{}); err != nil {
 				t.Fatal(err)
 			}
-			if c := k.Counts(); c.Mounted != 2 {
-				t.Errorf("counts %+v: want both layers mounted", c)
+			// The config too: nothing is uploaded.
+			if c := k.Counts(); c.Mounted != 3 || c.Uploaded != 0 {
+				t.Errorf("counts %+v: want the config and both layers mounted, nothing uploaded", c)
 			}
-			if st := tr.Stats(); st.BlobMounts-before.BlobMounts != 2 {
-				t.Errorf("transport counted %d mounts, want 2", st.BlobMounts-before.BlobMounts)
+			if st := tr.Stats(); st.BlobMounts-before.BlobMounts != 3 {
+				t.Errorf("transport counted %d mounts, want 3", st.BlobMounts-before.BlobMounts)
+			}
+			if n := cnt.get(http.MethodPut) + cnt.get(http.MethodPatch); n != 1 {
+				t.Errorf("%d PUT/PATCH requests, want only the manifest's", n)
 			}
 			if k.Digest() != img.Digest {
 				t.Errorf("digest %s, want %s", k.Digest(), img.Digest)

@@ -319,11 +319,20 @@ intake:
 		case stage.KindConfig:
 			c := it
 			config = &c
+			// A config that says where its blob is (a registry source in
+			// passthrough) is mounted from there when that is this registry.
+			from := ""
+			if o, ok := c.Body.(BlobOrigin); ok {
+				if host, repo := o.Origin(); host == s.opts.Host && repo != s.opts.Repo {
+					from = repo
+				}
+			}
+			_ = c.Release()
 			p.Go(func(ctx context.Context) error {
 				// The config is small and in memory: it takes no upload
 				// slot, so that the layers get all of them.
 				d, err := s.ensureBlob(ctx, v1.Descriptor{MediaType: MediaTypeDockerConfig, Digest: digest.FromBytes(c.Data), Size: int64(len(c.Data))},
-					bytesOpener(c.Data), "", nil)
+					bytesOpener(c.Data), from, nil)
 				if err != nil {
 					return fail(fmt.Errorf("config %s: %w", c.Name, err))
 				}
@@ -425,6 +434,22 @@ func (s *Sink) headAhead(ctx context.Context, p *pool.ContextPool, body []byte) 
 			h.there, _, h.err = s.reg.BlobExists(ctx, s.opts.Repo, d.Digest)
 			return nil // ensureBlob sends its own HEAD after a failed one
 		})
+	}
+}
+
+// headAnswered says whether the HEAD sent ahead for d has its answer.
+func (s *Sink) headAnswered(d digest.Digest) bool {
+	s.aheadMu.Lock()
+	h := s.ahead[d]
+	s.aheadMu.Unlock()
+	if h == nil {
+		return false
+	}
+	select {
+	case <-h.done:
+		return h.err == nil
+	default:
+		return false
 	}
 }
 
@@ -591,7 +616,12 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open func(con
 	// A HEAD sent ahead may predate another sink of the run pushing the
 	// blob to this repository while this one waited for its claim.
 	there := s.opts.Pushed.in(s.opts.Host, desc.Digest, s.opts.Repo)
-	if !there {
+	if from == "" {
+		from, _ = s.opts.Pushed.elsewhere(s.opts.Host, desc.Digest, s.opts.Repo)
+	}
+	// A blob that can be mounted is not HEADed first: the mount answers
+	// for a blob the repository has too. A HEAD already answered is used.
+	if !there && (from == "" || s.headAnswered(desc.Digest)) {
 		if there, err = s.exists(ctx, desc.Digest); err != nil {
 			return desc, err
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/engine"
+	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/sources/tarball"
 	"github.com/occystrap/occystrap/stage"
@@ -31,6 +32,8 @@ type Options struct {
 	// TempDir holds the spool file. Default: the system's temporary
 	// directory.
 	TempDir string
+	// Inflate gunzips compressed layers (nil: Go's).
+	Inflate *inflate.Inflater
 }
 
 // Source is an image in a Docker engine. See the package documentation.
@@ -294,7 +297,7 @@ func (s *Source) emit(ctx context.Context, events <-chan event, out chan<- stage
 
 // tail indexes the finished spool and emits what emit could not.
 func (s *Source) tail(ctx context.Context, config string, early []string, out chan<- stage.Item) error {
-	a, err := tarball.Open(s.spool)
+	a, err := tarball.OpenWith(s.spool, tarball.Options{Inflate: s.opts.Inflate})
 	if err != nil {
 		return fmt.Errorf("docker image %s: %w", s.ref, err)
 	}

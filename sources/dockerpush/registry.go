@@ -3,6 +3,7 @@ package dockerpush
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,12 +18,12 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/internal/tempname"
 )
 
@@ -78,6 +79,7 @@ func (u *upload) Write(p []byte) (int, error) {
 // (monolithic or chunked), PUT manifests. Safe for concurrent requests.
 type registry struct {
 	tempDir string
+	inflate *inflate.Inflater // set before the first request
 	log     zerolog.Logger
 	spools  *pool.Pool // one spooler per upload
 
@@ -425,7 +427,7 @@ func (r *registry) putManifest(w http.ResponseWriter, req *http.Request) {
 // file of the temp dir while hashing it. Anything else is kept as it is.
 func (r *registry) spool(u *upload) {
 	defer close(u.done)
-	res, err := spoolBlob(u.pr, r.tempDir)
+	res, err := spoolBlob(u.pr, r.tempDir, r.inflate)
 	if err != nil {
 		u.err = err
 		u.pr.CloseWithError(err) // writers learn why
@@ -434,7 +436,9 @@ func (r *registry) spool(u *upload) {
 	u.res = res
 }
 
-func spoolBlob(src io.Reader, tempDir string) (blob, error) {
+// spoolBlob decompresses src into a file of tempDir. It has no context: the
+// upload's pipe, closed with an error when the registry closes, ends it.
+func spoolBlob(src io.Reader, tempDir string, z *inflate.Inflater) (blob, error) {
 	br := bufio.NewReaderSize(src, copyBuffer)
 	magic, err := br.Peek(4)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -447,7 +451,7 @@ func spoolBlob(src io.Reader, tempDir string) (blob, error) {
 	switch {
 	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
 		comp = compGzip
-		zr, err := gzip.NewReader(br)
+		zr, err := z.Gunzip(context.Background(), br, -1) // size unknown: the engine streams it
 		if err != nil {
 			return blob{}, fmt.Errorf("gzip blob: %w", err)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/engine"
+	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/internal/layercache"
 	"github.com/occystrap/occystrap/stage"
 )
@@ -42,6 +43,8 @@ type Options struct {
 	// ManifestTimeout is how long to wait for the manifest once the push
 	// is over. Default DefaultManifestTimeout.
 	ManifestTimeout time.Duration
+	// Inflate gunzips the received layers (nil: Go's).
+	Inflate *inflate.Inflater
 	// Digests, when set (the --layer-cache file's .digests companion),
 	// records the compressed blob the engine pushes for each layer; on a
 	// later run the embedded registry answers HEAD with 200 for the blobs
@@ -122,6 +125,7 @@ func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) (err error) {
 		return fmt.Errorf("embedded registry for %s: %w", s.ref, err)
 	}
 	reg := newRegistry(s.opts.TempDir, lg.With().Str("component", "registry").Logger())
+	reg.inflate = s.opts.Inflate
 	reg.assumed = s.assumed()
 	if n := len(reg.assumed); n > 0 {
 		lg.Debug().Int("blobs", n).Msg("Telling the engine the registry has the blobs of the layers the output has")

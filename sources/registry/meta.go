@@ -87,7 +87,7 @@ func (b *lazyLayer) Open() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	dec, err := decompressor(b.desc.MediaType, bufio.NewReaderSize(rc, 256<<10))
+	dec, err := decompressor(b.ctx, b.s.opts.Inflate, b.desc, bufio.NewReaderSize(rc, 256<<10))
 	if err != nil {
 		rc.Close()
 		return nil, fmt.Errorf("layer %s of %s: %w", b.desc.Digest, b.s.where(), err)

@@ -23,7 +23,9 @@ import (
 // as search) and OpenCompressed use the run's context, kept from Emit. Each
 // open downloads the blob again. The manifest is sent as fetched (a
 // stage.KindManifest item). A layer's DiffID is the one the config gives
-// (the compressed digest is what is verified).
+// (the compressed digest is what is verified). The config item, its bytes
+// in Data as always, also has a body: its blob in this registry, so that a
+// sink on the same registry can mount it (BlobOrigin) rather than upload.
 
 // UseCompressed turns passthrough on (stage.CompressedSource).
 func (s *Source) UseCompressed() { s.compressed = true }
@@ -72,7 +74,7 @@ func (b *blobBody) Open() (io.ReadCloser, error) {
 		return nil, err
 	}
 	br := bufio.NewReaderSize(rc, 256<<10)
-	dec, err := decompressor(b.desc.MediaType, br)
+	dec, err := decompressor(b.s.runCtx, b.s.opts.Inflate, b.desc, br)
 	if err != nil {
 		rc.Close()
 		return nil, fmt.Errorf("layer %s of %s: %w", b.desc.Digest, b.s.where(), err)

@@ -11,13 +11,13 @@ import (
 	"os"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/internal/platform"
 	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/stage"
@@ -47,6 +47,8 @@ type Options struct {
 	Workers int
 	// TempDir holds the layer files ("" = the system's).
 	TempDir string
+	// Inflate gunzips layers: the run's one inflater (nil: Go's).
+	Inflate *inflate.Inflater
 	// Blobs, if set, is the run-wide scheduler shared with other images'
 	// sources: a layer they share is fetched once (see Blobs).
 	Blobs *Blobs
@@ -238,9 +240,13 @@ func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) error {
 			return fmt.Errorf("image %s: manifest has %d layers, config %d DiffIDs", s.where(), len(man.Layers), len(cfg.RootFS.DiffIDs))
 		}
 		diffIDs = cfg.RootFS.DiffIDs
-		if err := stage.Send(ctx, out, stage.Item{
-			Seq: -1, Kind: stage.KindConfig, Name: man.Config.Digest.Encoded() + ".json", Size: -1, Data: cfgBytes,
-		}); err != nil {
+		cfgItem := stage.Item{Seq: -1, Kind: stage.KindConfig, Name: man.Config.Digest.Encoded() + ".json", Size: -1, Data: cfgBytes}
+		if s.compressed {
+			// The config's blob as it is in this registry (BlobOrigin),
+			// so that a sink on the same registry mounts it.
+			cfgItem.Body = &blobBody{s: s, desc: man.Config}
+		}
+		if err := stage.Send(ctx, out, cfgItem); err != nil {
 			return err
 		}
 		close(cfgSent)
@@ -349,7 +355,7 @@ func (s *Source) fetchLayer(ctx context.Context, seq int, d v1.Descriptor) (it s
 	defer rc.Close()
 
 	br := bufio.NewReaderSize(rc, 256<<10)
-	dec, err := decompressor(d.MediaType, br)
+	dec, err := decompressor(ctx, s.opts.Inflate, d, br)
 	if err != nil {
 		return it, fmt.Errorf("layer %s of %s: %w", d.Digest, s.where(), err)
 	}
@@ -387,8 +393,10 @@ func (s *Source) fetchLayer(ctx context.Context, seq int, d v1.Descriptor) (it s
 }
 
 // decompressor picks the decompression from the media type; an unknown type
-// is sniffed (gzip, zstd, else plain tar).
-func decompressor(mediaType string, br *bufio.Reader) (io.ReadCloser, error) {
+// is sniffed (gzip, zstd, else plain tar). gzip goes through z; an igzip
+// process ends with ctx.
+func decompressor(ctx context.Context, z *inflate.Inflater, d v1.Descriptor, br *bufio.Reader) (io.ReadCloser, error) {
+	mediaType := d.MediaType
 	kind := ""
 	switch {
 	case strings.HasSuffix(mediaType, "gzip"):
@@ -410,7 +418,7 @@ func decompressor(mediaType string, br *bufio.Reader) (io.ReadCloser, error) {
 	}
 	switch kind {
 	case "gzip":
-		zr, err := gzip.NewReader(br)
+		zr, err := z.Gunzip(ctx, br, d.Size)
 		if err != nil {
 			return nil, fmt.Errorf("gunzip: %w", err)
 		}

@@ -3,6 +3,7 @@ package tarball
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -11,7 +12,6 @@ import (
 	"os"
 	"sync"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -152,7 +152,9 @@ func (b *layerBody) Open() (io.ReadCloser, error) {
 	what := fmt.Sprintf("archive %s: member %s", b.s.path, b.l.m.name)
 	switch b.l.comp {
 	case gzipped:
-		zr, err := gzip.NewReader(br)
+		// Bodies are opened without a context: an igzip process ends
+		// with Close, or with the run (Inflater.Close).
+		zr, err := b.s.inflate.Gunzip(context.Background(), br, b.l.m.size)
 		if err != nil {
 			raw.Close()
 			return nil, fmt.Errorf("%s: gzip: %w", what, err)

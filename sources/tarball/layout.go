@@ -1,6 +1,7 @@
 package tarball
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,11 +9,11 @@ import (
 	"os"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/internal/platform"
 	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/stage"
@@ -175,8 +176,8 @@ func (s *Source) readBlob(idx map[string]member, d digest.Digest, limit int64) (
 
 // decompressArchive returns the file to index: path itself, or, when the
 // archive is gzip- or zstd-compressed as a whole, a decompressed copy in
-// tempDir (spooled true; the caller removes it).
-func decompressArchive(f *os.File, path, tempDir string) (file string, spooled bool, err error) {
+// tempDir (spooled true; the caller removes it). gzip goes through z.
+func decompressArchive(f *os.File, path, tempDir string, z *inflate.Inflater) (file string, spooled bool, err error) {
 	var b [4]byte
 	n, err := io.ReadFull(f, b[:])
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
@@ -188,7 +189,11 @@ func decompressArchive(f *os.File, path, tempDir string) (file string, spooled b
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return "", false, fmt.Errorf("open archive %s: %w", path, err)
 		}
-		zr, err := gzip.NewReader(f)
+		size := int64(-1)
+		if st, err := f.Stat(); err == nil {
+			size = st.Size()
+		}
+		zr, err := z.Gunzip(context.Background(), f, size)
 		if err != nil {
 			return "", false, fmt.Errorf("open archive %s: gzip: %w", path, err)
 		}

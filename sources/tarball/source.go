@@ -15,6 +15,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
 
+	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/internal/platform"
 	"github.com/occystrap/occystrap/stage"
 )
@@ -56,6 +57,8 @@ type Source struct {
 	size   int64
 	opts   Options
 
+	inflate *inflate.Inflater
+
 	img        stage.Image
 	configName string
 	config     []byte
@@ -79,6 +82,8 @@ type Options struct {
 	// Platform chooses the image of an OCI image layout that holds several
 	// (default linux/amd64), as for a registry's manifest list.
 	Platform platform.Platform
+	// Inflate gunzips compressed layers: the run's one inflater (nil: Go's).
+	Inflate *inflate.Inflater
 }
 
 // Open indexes the archive at path and reads its manifest and config, with
@@ -95,7 +100,7 @@ func OpenWith(path string, o Options) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open archive: %w", err)
 	}
-	file, spooled, err := decompressArchive(f, path, o.TempDir)
+	file, spooled, err := decompressArchive(f, path, o.TempDir, o.Inflate)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -123,6 +128,7 @@ func OpenWith(path string, o Options) (*Source, error) {
 		return fail(err)
 	}
 	s.f, s.reopen, s.file, s.spool = f, true, file, spooled
+	s.inflate = o.Inflate
 	return s, nil
 }
 

@@ -9,6 +9,13 @@
 // metric, printed as a table that leads with ratios (ours / floor, ours /
 // each peer) and written as JSON.
 //
+// Repetitions are interleaved: every tool of a scenario runs once, then
+// every tool again, so that the load of a shared machine drifts over all of
+// them alike; an A/B comparison (two variants, or two inflaters with
+// --inflate isal,go) belongs in one invocation. Where a scenario inflates
+// every layer, a second floor also gunzips each blob with Go
+// (klauspost/compress): ×gofloor compares with it.
+//
 // Runs are sequential (the server counters are attributed to one run at a
 // time); nothing here is safe for concurrent use.
 package harness

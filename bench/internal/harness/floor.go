@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,13 +11,16 @@ import (
 	"os"
 	"strings"
 
+	"github.com/klauspost/compress/gzip"
 	"golang.org/x/sync/errgroup"
 )
 
 // Floor fetches each REPO@DIGEST blob from host once, all at once over one
 // HTTP/2 transport, discarding the bytes; or, with file set, reads the file
-// once. It is what `bench floor` runs.
-func Floor(ctx context.Context, caFile, host, file string, blobs []string) error {
+// once. With gunzip, each gzip blob is also decompressed into nothing with
+// Go's fastest inflater (klauspost/compress): the floor of a run that must
+// inflate every layer in Go. It is what `bench floor` runs.
+func Floor(ctx context.Context, caFile, host, file string, gunzip bool, blobs []string) error {
 	if file != "" {
 		f, err := os.Open(file)
 		if err != nil {
@@ -54,7 +58,21 @@ func Floor(ctx context.Context, caFile, host, file string, blobs []string) error
 			if resp.StatusCode != http.StatusOK {
 				return fmt.Errorf("floor: %s: %s", b, resp.Status)
 			}
-			_, err = io.Copy(io.Discard, resp.Body)
+			if !gunzip {
+				_, err = io.Copy(io.Discard, resp.Body)
+				return err
+			}
+			br := bufio.NewReaderSize(resp.Body, 256<<10)
+			if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+				zr, err := gzip.NewReader(br)
+				if err != nil {
+					return fmt.Errorf("floor: %s: %w", b, err)
+				}
+				if _, err := io.Copy(io.Discard, zr); err != nil {
+					return fmt.Errorf("floor: %s: %w", b, err)
+				}
+			}
+			_, err = io.Copy(io.Discard, br)
 			return err
 		})
 	}

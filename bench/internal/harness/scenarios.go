@@ -27,6 +27,9 @@ type Scenario struct {
 	dest bool
 	// fromTar: the input is the tar archive (the floor reads the file).
 	fromTar bool
+	// inflates: every layer is decompressed (a floor that gunzips with Go
+	// runs too).
+	inflates bool
 	// ours gives occystrap's SOURCE and DESTINATION.
 	ours func(r *runCtx) (src, dst string)
 	// peers gives each peer's argv (after the tool name).
@@ -57,7 +60,7 @@ func Scenarios() []Scenario {
 	return []Scenario{
 		{
 			Name: "quay-bulk-dir", Desc: "bulk quay:// → dir://?unique_names=true (the motivating case)",
-			images: all,
+			images: all, inflates: true,
 			ours: func(r *runCtx) (string, string) {
 				return "quay://" + corpus.Namespace + "?host=" + r.src(), "dir://" + r.out + "/out?unique_names=true"
 			},
@@ -73,7 +76,7 @@ func Scenarios() []Scenario {
 		},
 		{
 			Name: "registry-dir", Desc: "single registry:// → dir://",
-			images: single,
+			images: single, inflates: true,
 			ours: func(r *runCtx) (string, string) {
 				return "registry://" + r.ref(r.h.Corpus.Images[0]), "dir://" + r.out + "/out"
 			},
@@ -126,7 +129,7 @@ func Scenarios() []Scenario {
 		},
 		{
 			Name: "registry-tar", Desc: "single registry:// → tar://",
-			images: single,
+			images: single, inflates: true,
 			ours: func(r *runCtx) (string, string) {
 				return "registry://" + r.ref(r.h.Corpus.Images[0]), "tar://" + r.out + "/out.tar"
 			},
