@@ -53,8 +53,12 @@ type RunCmd struct {
 // DemoCmd is the offline demo.
 type DemoCmd struct {
 	Common
-	Out string `default:"occystrap-demo" help:"Folder the demo leaves its result in."`
+	Out   string `default:"occystrap-demo" help:"Folder the demo leaves its result in; a previous demo's result there is replaced."`
+	Force bool   `help:"Replace --out even when it is not a previous demo's result."`
 }
+
+// demoMarker marks a folder as a demo's result, which a rerun may replace.
+const demoMarker = ".occystrap-demo"
 
 // FloorCmd is the floor (run by the harness as a child process).
 type FloorCmd struct {
@@ -306,11 +310,14 @@ func cpuModel() string {
 }
 
 // Run is the demo.
-func (d *DemoCmd) Run(ctx context.Context) error {
+func (d *DemoCmd) Run(ctx context.Context) error { return d.run(ctx, os.Stdout, os.Stderr) }
+
+// run is the demo, with its outputs given (the child occystrap writes to
+// them directly).
+func (d *DemoCmd) run(ctx context.Context, stdout, log io.Writer) error {
 	if d.Preset == "full" && d.Images == 0 {
 		d.Preset = "small"
 	}
-	log := os.Stderr
 	s, err := d.setup(ctx, log)
 	if s != nil {
 		defer s.close(d.Keep)
@@ -322,35 +329,40 @@ func (d *DemoCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(out); err == nil {
-		return fmt.Errorf("%s exists; remove it or pass --out", out)
+	if err := clearDemoOut(out, d.Force); err != nil {
+		return err
 	}
 	src := "quay://" + corpus.Namespace + "?host=" + s.e.Source.Host
 	dst := "dir://" + out + "?unique_names=true"
-	run := func(src, dst string) error {
-		fmt.Fprintf(log, "\n$ occystrap process '%s' '%s'\n\n", src, dst)
-		cmd := exec.CommandContext(ctx, s.bin, "--log-format", "console", "process", src, dst)
-		cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+s.e.CAFile)
-		var errBuf strings.Builder
-		cmd.Stdout = os.Stdout
-		cmd.Stderr = io.MultiWriter(os.Stderr, &errBuf)
-		err := cmd.Run()
-		if err != nil && strings.Contains(errBuf.String(), "is not supported by this build") {
-			return errUnsupported
-		}
+	fmt.Fprintf(log, "\n$ occystrap process '%s' '%s'\n\n", src, dst)
+	// The child writes to this process's stderr itself, so it sees the
+	// terminal (or not) and NO_COLOR as it would run by hand: colours on
+	// a terminal, none when redirected.
+	cmd := exec.CommandContext(ctx, s.bin, "--log-format", "console", "process", src, dst)
+	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+s.e.CAFile)
+	cmd.Stdout = stdout
+	cmd.Stderr = log
+	if err := cmd.Run(); err != nil {
 		return err
 	}
-	err = run(src, dst)
-	if errors.Is(err, errUnsupported) {
-		fmt.Fprintf(log, "\nquay:// is not in this build yet; pulling one image with registry:// instead.\n")
-		im := s.c.Images[0]
-		err = run("registry://"+s.e.Source.Host+"/"+im.Repo+":"+im.Tag, dst)
-	}
-	if err != nil {
+	if err := os.WriteFile(filepath.Join(out, demoMarker), nil, 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(log, "\nDone: the images are in %s (catalog.json lists them).\n", out)
+	fmt.Fprintf(log, "\nDone: the images are in %s (catalog.json lists them). Run it again at will: it replaces them.\n", out)
 	return nil
 }
 
-var errUnsupported = errors.New("unsupported by this build")
+// clearDemoOut makes room for the demo's result: nothing there, a previous
+// demo's result (removed), or anything with force (removed).
+func clearDemoOut(out string, force bool) error {
+	if _, err := os.Lstat(out); errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	_, err := os.Stat(filepath.Join(out, demoMarker))
+	if err != nil && !force {
+		return fmt.Errorf("%s exists and is not a previous demo's result; remove it, pass --force or choose another --out", out)
+	}
+	return os.RemoveAll(out)
+}

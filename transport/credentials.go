@@ -125,7 +125,13 @@ func (s *credentialStore) lookup(ctx context.Context, host string) (user, pass s
 	if c, done := s.helped[host]; done {
 		return c.user, c.pass, c.ok, nil
 	}
-	c, err := runHelper(ctx, helper, host)
+	server := host
+	if want == "docker.io" {
+		// Docker stores Docker Hub's credentials under its v1 index URL,
+		// and asks helpers for that.
+		server = "https://index.docker.io/v1/"
+	}
+	c, err := runHelper(ctx, helper, server)
 	if err != nil {
 		return "", "", false, err
 	}

@@ -13,7 +13,11 @@
 // server that takes none of it for that long), one rate.Limiter shared by
 // every request, and counters
 // (requests, retries, 429s, rate-limit waits, new connections, TLS handshakes,
-// bytes) for the summary and the logs.
+// bytes) for the summary and the logs. Hosts whose certificates are not to
+// be verified (--tls-verify=false, ?tls_verify=false) go through unverified
+// twins of the two pools, which stay empty otherwise. A registry on a
+// loopback address that answers TLS in plain HTTP is used over plain HTTP
+// from then on (the first request is sent again), as docker and crane do.
 //
 // A Registry is a client of one registry host built on a Transport: it runs
 // the authentication flow (anonymous or credentialed bearer tokens, Basic

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -19,8 +18,14 @@ import (
 
 // RegistryOptions say how to reach one registry.
 type RegistryOptions struct {
-	// Insecure uses plain HTTP.
+	// Insecure uses plain HTTP. Without it a registry on a loopback
+	// address that answers TLS in plain HTTP is used over plain HTTP.
 	Insecure bool
+	// SkipVerify accepts any TLS certificate from this registry
+	// (?tls_verify=false); ForceVerify verifies it whatever
+	// Options.SkipVerify says (?tls_verify=true). Neither: Options decides.
+	SkipVerify  bool
+	ForceVerify bool
 	// Username and Password override the Transport's global credentials.
 	Username string
 	Password string
@@ -40,6 +45,12 @@ func (t *Transport) Registry(host string, opts RegistryOptions) *Registry {
 	scheme := "https"
 	if opts.Insecure {
 		scheme = "http"
+	}
+	switch {
+	case opts.SkipVerify:
+		t.setVerify(host, false)
+	case opts.ForceVerify:
+		t.setVerify(host, true)
 	}
 	return &Registry{t: t, host: host, scheme: scheme, opts: opts}
 }
@@ -204,34 +215,6 @@ func redact(u string) string {
 // statusError turns an unexpected response into an *Error and closes it.
 func statusError(what string, resp *http.Response) error {
 	return newError(what, resp)
-}
-
-// Tags lists the tags of repo (the first page the registry gives).
-func (r *Registry) Tags(ctx context.Context, repo string) ([]string, error) {
-	what := fmt.Sprintf("list the tags of %s/%s", r.host, repo)
-	resp, err := r.Do(ctx, Request{
-		Method: http.MethodGet,
-		URL:    r.URL("/v2/" + repo + "/tags/list"),
-		Scope:  "repository:" + repo + ":pull",
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, statusError(what, resp)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Tags []string `json:"tags"`
-	}
-	raw, err := ReadLimited(resp.Body, 4<<20)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	if err := json.Unmarshal(raw, &body); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	return body.Tags, nil
 }
 
 // Manifest is a fetched manifest.

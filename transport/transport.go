@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,12 @@ type Options struct {
 	// RootCAs replaces the trusted roots (tests). Nil means the system roots
 	// plus SSL_CERT_FILE and SSL_CERT_DIR.
 	RootCAs *x509.CertPool
+	// CAFile names a PEM file whose certificates are trusted besides the
+	// roots (--ca-file: a private CA).
+	CAFile string
+	// SkipVerify accepts any TLS certificate from every host
+	// (--tls-verify=false). RegistryOptions.SkipVerify does it for one.
+	SkipVerify bool
 	// RetryWaitMin and RetryWaitMax bound the backoff (defaults 200 ms, 30 s).
 	// A Retry-After is honoured up to MaxRetryAfter (default 60 s); a longer
 	// one is cut to it, with a warning.
@@ -123,6 +130,15 @@ type Transport struct {
 
 	gatesMu sync.Mutex
 	gates   map[string]chan struct{} // per https host: closed once its first request is answered
+
+	// skipVerify holds, per host, whether its certificate is left
+	// unverified (RegistryOptions), opts.SkipVerify for the hosts it does
+	// not hold; unverified requests go through the twins of rt and bulkRT.
+	skipVerify       sync.Map
+	unverifiedRT     *http.Transport
+	unverifiedBulkRT *http.Transport
+	// plain holds the loopback hosts found to speak plain HTTP.
+	plain sync.Map
 }
 
 // New builds the Transport.
@@ -156,6 +172,16 @@ func New(opts Options) (*Transport, error) {
 		var err error
 		if roots, err = systemRoots(); err != nil {
 			return nil, err
+		}
+	}
+	if opts.CAFile != "" {
+		b, err := os.ReadFile(opts.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA file: %w", err)
+		}
+		roots = roots.Clone()
+		if !roots.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificate", opts.CAFile)
 		}
 	}
 	t := &Transport{opts: opts, registries: map[string]*hostAuth{}, gates: map[string]chan struct{}{}}
@@ -217,6 +243,11 @@ func New(opts Options) (*Transport, error) {
 		WriteBufferSize:       64 << 10,
 		ReadBufferSize:        64 << 10,
 	}
+	// The twins for hosts whose certificates are not verified. Their pools
+	// stay empty unless such a host is used.
+	t.unverifiedRT, t.unverifiedBulkRT = t.rt.Clone(), t.bulkRT.Clone()
+	t.unverifiedRT.TLSClientConfig.InsecureSkipVerify = true     //nolint:gosec // per host, asked for
+	t.unverifiedBulkRT.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // per host, asked for
 	switch {
 	case opts.RateLimitAuto:
 		quiet := opts.AdaptQuiet
@@ -229,12 +260,12 @@ func New(opts Options) (*Transport, error) {
 		t.limiter = rate.NewLimiter(rate.Limit(opts.RateLimit), 1)
 	}
 	t.hc = &http.Client{
-		Transport:     &countingRoundTripper{t: t, rt: t.rt, gate: true},
+		Transport:     &countingRoundTripper{t: t, rt: t.rt, unverified: t.unverifiedRT, gate: true},
 		CheckRedirect: checkRedirect,
 	}
 	t.client = t.retrying(t.hc)
 	t.bulkClient = t.retrying(&http.Client{
-		Transport:     &countingRoundTripper{t: t, rt: t.bulkRT},
+		Transport:     &countingRoundTripper{t: t, rt: t.bulkRT, unverified: t.unverifiedBulkRT},
 		CheckRedirect: checkRedirect,
 	})
 	return t, nil
@@ -298,6 +329,8 @@ func (t *Transport) rateLimit() float64 {
 func (t *Transport) Close() {
 	t.rt.CloseIdleConnections()
 	t.bulkRT.CloseIdleConnections()
+	t.unverifiedRT.CloseIdleConnections()
+	t.unverifiedBulkRT.CloseIdleConnections()
 }
 
 // secret passes s to Options.Secret.
@@ -426,9 +459,10 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 // shared pool when one request gives up. gate holds a burst of first
 // requests to a host until one connection is up (for HTTP/2, see waitFirst).
 type countingRoundTripper struct {
-	t    *Transport
-	rt   http.RoundTripper
-	gate bool
+	t          *Transport
+	rt         http.RoundTripper
+	unverified http.RoundTripper // for the hosts in t.skipVerify
+	gate       bool
 }
 
 func (c *countingRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -464,6 +498,15 @@ func (c *countingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 		}
 		return nil, err
 	}
+	rt := c.rt
+	if t.skipsVerify(req.URL.Host) {
+		rt = c.unverified
+	}
+	loopback := req.URL.Scheme == "https" && isLoopback(req.URL.Hostname())
+	if _, ok := t.plain.Load(req.URL.Host); ok && loopback {
+		req = asPlainHTTP(req, req.Body)
+		loopback = false
+	}
 	t.c.requests.Add(1)
 	// The request gets its own context, cancelled when its body or the
 	// response's stalls (which is how a blocked read or write is
@@ -476,9 +519,21 @@ func (c *countingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 		send.timer.Stop()
 		req.Body = send
 	}
-	resp, err := c.rt.RoundTrip(req.WithContext(ctx))
+	resp, err := rt.RoundTrip(req.WithContext(ctx))
 	if send != nil {
 		send.finish()
+	}
+	if err != nil && loopback && speaksPlainHTTP(err) {
+		// A registry on this machine without TLS: use plain HTTP for it
+		// from now on, as docker and crane do, and send this request again
+		// when it has no body (the first request to a host is a GET or
+		// HEAD; one with a body fails as it would have).
+		t.plain.Store(req.URL.Host, true)
+		zerolog.Ctx(req.Context()).Debug().Str("host", req.URL.Host).Msg("Registry on a loopback address speaks plain HTTP; using it")
+		if send == nil {
+			t.c.requests.Add(1)
+			resp, err = rt.RoundTrip(asPlainHTTP(req.WithContext(ctx), http.NoBody))
+		}
 	}
 	if first != nil {
 		close(first)
@@ -497,6 +552,42 @@ func (c *countingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 		ctx:        ctx, cancel: cancel, timeout: t.opts.StallTimeout, timer: timer,
 	}
 	return resp, nil
+}
+
+// isLoopback reports whether host (no port) is localhost or in 127.0.0.0/8
+// or ::1: registries there may speak plain HTTP without --insecure.
+func isLoopback(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// speaksPlainHTTP reports whether err is what a TLS client gets from a
+// server that answered in plain HTTP.
+func speaksPlainHTTP(err error) bool {
+	var rh tls.RecordHeaderError
+	return errors.As(err, &rh) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
+}
+
+// asPlainHTTP is req sent over http:// with body.
+func asPlainHTTP(req *http.Request, body io.ReadCloser) *http.Request {
+	r := req.Clone(req.Context())
+	r.URL.Scheme = "http"
+	r.Body = body
+	return r
+}
+
+// setVerify records whether host's certificate is verified.
+func (t *Transport) setVerify(host string, verify bool) { t.skipVerify.Store(host, !verify) }
+
+// skipsVerify reports whether host's certificate is left unverified.
+func (t *Transport) skipsVerify(host string) bool {
+	if v, ok := t.skipVerify.Load(host); ok {
+		return v.(bool)
+	}
+	return t.opts.SkipVerify
 }
 
 // stallBody fails a Read that gets no data for timeout with ErrStalled, by

@@ -130,7 +130,7 @@ func TestBackoffBounds(t *testing.T) {
 func TestDockerConfigCredentials(t *testing.T) {
 	dir := t.TempDir()
 	bin := t.TempDir()
-	helper := "#!/bin/sh\nread host\nif [ \"$host\" = helped.example ]; then echo '{\"Username\":\"hu\",\"Secret\":\"hs\"}'; else echo 'credentials not found in native keychain'; exit 1; fi\n"
+	helper := "#!/bin/sh\nread host\nif [ \"$host\" = helped.example ]; then echo '{\"Username\":\"hu\",\"Secret\":\"hs\"}'; elif [ \"$host\" = https://index.docker.io/v1/ ]; then echo '{\"Username\":\"du\",\"Secret\":\"ds\"}'; else echo 'credentials not found in native keychain'; exit 1; fi\n"
 	if err := os.WriteFile(filepath.Join(bin, "docker-credential-fake"), []byte(helper), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,8 @@ func TestDockerConfigCredentials(t *testing.T) {
 		{"plain.example", "pu", "pp:x", true},
 		{"fields.example", "fu", "fp", true},
 		{"helped.example", "hu", "hs", true},
-		{"unknown.example", "", "", false}, // the store's helper knows nothing
+		{"registry-1.docker.io", "du", "ds", true}, // asked as Docker asks for Docker Hub
+		{"unknown.example", "", "", false},         // the store's helper knows nothing
 	}
 	for _, tc := range tests {
 		u, p, ok, err := s.lookup(context.Background(), tc.host)

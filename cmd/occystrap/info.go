@@ -83,7 +83,7 @@ func (c *InfoCmd) runMulti(ctx context.Context, a *app) error {
 	}
 	if len(refs) == 0 {
 		a.out.printer.Status("No images found", "No images found matching "+redact.URI(c.Source), func(e *zerolog.Event) {
-			e.Str("source", redact.URI(c.Source))
+			e.Str("source", redact.URI(c.Source)).Str("text", "No images found matching "+redact.URI(c.Source))
 		})
 		return nil
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/testquay"
 	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/transport"
 )
 
 // loadSchema compiles docs/logging.schema.json.
@@ -245,13 +246,20 @@ func TestJSONEventStream(t *testing.T) {
 		{"check", []string{"check", "tar://" + archive}, want{}},
 		{"search", []string{"--insecure", "search", reg + "/fixture/app:v1", "*"}, want{}},
 		{"version", []string{"version"}, want{}},
+		{"ls tags", []string{"--insecure", "ls", reg + "/fixture/app"}, want{}},
+		{"ls many", []string{"--insecure", "ls", quaySrc}, want{}},
+		{"ls many, none found", []string{"--insecure", "ls", "quay://openstack.kolla/zzz*:x?host=" + qreg.Host}, want{events: []string{"no_images"}}},
+		{"help", []string{"help", "process"}, want{}},
+		{"help of an unknown command", []string{"help", "nosuch"}, want{code: 2, events: []string{"usage_error"}}},
+		{"completion", []string{"completion", "bash"}, want{}},
+		{"quiet", []string{"--quiet", "process", "tar://" + archive, dir()}, want{summary: true}},
+		{"dry run", []string{"--insecure", "process", "--dry-run", quaySrc, dir() + "?unique_names=true"}, want{}},
 		{"plan", []string{"--insecure", "plan", "--shards", "2", quaySrc}, want{}},
 		{"many into shards", []string{"--insecure", "process", "--shard", "1/2", quaySrc, dir() + "?unique_names=true"}, want{events: []string{"shard", "summary"}}},
 		{"proxy, bad listen port", []string{"proxy", "-d", "127.0.0.1:1", "-l", "127.0.0.1:abc"}, want{code: 1, events: []string{"error"}}},
 		{"check many refused", []string{"check", quaySrc}, want{code: 1, events: []string{"error"}}},
 		{"missing tag", []string{"--insecure", "--retries", "0", "process", reg + "/fixture/app:nope", dir()}, want{code: 1, hint: "no such tag"}},
 		{"missing repository", []string{"--insecure", "--retries", "0", "process", reg + "/fixture/nope:v1", dir()}, want{code: 1, hint: "no repository of that name"}},
-		{"plain HTTP registry without --insecure", []string{"--retries", "0", "process", reg + "/fixture/app:v1", dir()}, want{code: 1, hint: "--insecure"}},
 		{"--insecure to a TLS registry", []string{"--insecure", "--retries", "0", "process", "registry://" + tlsReg.Host + "/fixture/app:v1", dir()}, want{code: 1, hint: "drop --insecure"}},
 		{"tar destination is a directory", []string{"process", "tar://" + archive, "tar://" + aDir}, want{code: 1, events: []string{"error"}}},
 		{"bad filter", []string{"process", "-f", "exclude:bogus=1", "tar://" + archive, dir()}, want{code: 2, events: []string{"usage_error"}}},
@@ -377,6 +385,24 @@ func TestVersion(t *testing.T) {
 		code, out, _ := runCLI(args...)
 		if code != 0 || !strings.HasPrefix(out, "occystrap ") || !strings.Contains(out, "\ncommit: ") || !strings.Contains(out, "\ngo: go1.") {
 			t.Errorf("%v: exit %d, %q", args, code, out)
+		}
+	}
+}
+
+// TestHints: the hints for errors the matrix cannot provoke here (a
+// loopback registry is spoken to over plain HTTP without --insecure).
+func TestHints(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("fetch manifest: Get \"https://reg.example:5000/v2/\": %w", errors.New("http: server gave HTTP response to HTTPS client")), "add --insecure"},
+		{&transport.Error{What: "fetch manifest", StatusCode: 400, Status: "400 Bad Request", Body: "Client sent an HTTP request to an HTTPS server."}, "drop --insecure"},
+		{&transport.Error{What: "fetch manifest", StatusCode: 404, Status: "404 Not Found", Errors: []transport.ErrorDetail{{Code: "NAME_UNKNOWN"}}}, "no repository of that name"},
+		{fmt.Errorf("x: %w", errors.New("plain")), ""},
+	} {
+		if got := hint(tc.err, nil); !strings.Contains(got, tc.want) || (tc.want == "" && got != "") {
+			t.Errorf("hint(%v) = %q, want it to hold %q", tc.err, got, tc.want)
 		}
 	}
 }

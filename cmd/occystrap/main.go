@@ -30,11 +30,11 @@ var version = "0.1.0-dev"
 // Globals are the options that go before the subcommand. Each one keeps the
 // original occystrap's name, short form, environment variable and default.
 type Globals struct {
-	Verbose    bool             `help:"Log occystrap's own debug messages."`
+	Verbose    bool             `env:"OCCYSTRAP_VERBOSE" help:"Log occystrap's own debug messages."`
 	Debug      bool             `help:"Log debug messages from everything, libraries included."`
 	LogFormat  string           `name:"log-format" env:"OCCYSTRAP_LOG_FORMAT" enum:"auto,json,console" default:"auto" help:"Log format on stderr: json lines, a readable console form, or auto (console on a terminal, json otherwise)."`
 	Parallel   int              `short:"j" env:"OCCYSTRAP_PARALLEL" default:"4" help:"Layers processed at once per image."`
-	TempDir    string           `name:"temp-dir" env:"OCCYSTRAP_TEMP_DIR" help:"Directory for temporary files (default: the system's)."`
+	TempDir    string           `name:"temp-dir" env:"OCCYSTRAP_TEMP_DIR" completion:"dir" help:"Directory for temporary files (default: the system's)."`
 	Verify     bool             `negatable:"" env:"OCCYSTRAP_VERIFY" default:"true" help:"Check the output after process writes it."`
 	VerifyFull bool             `name:"verify-full" env:"OCCYSTRAP_VERIFY_FULL" help:"Like --verify, and re-read the data written."`
 	Version    kong.VersionFlag `help:"Print the version and exit."`
@@ -47,7 +47,7 @@ type Globals struct {
 	Username      string        `env:"OCCYSTRAP_USERNAME" help:"Registry user name."`
 	Password      string        `env:"OCCYSTRAP_PASSWORD" help:"Registry password."`
 	PasswordStdin bool          `name:"password-stdin" help:"Read the registry password from the first line of stdin."`
-	Insecure      bool          `help:"Talk to registries over plain HTTP."`
+	Insecure      bool          `env:"OCCYSTRAP_INSECURE" help:"Talk to registries over plain HTTP (localhost and 127.0.0.0/8 fall back to it without this flag)."`
 	Retries       int           `env:"OCCYSTRAP_RETRIES" default:"3" help:"Retries of a failed HTTP request."`
 	RateLimit     rateLimit     `name:"rate-limit" env:"OCCYSTRAP_RATE_LIMIT" help:"Most HTTP requests per second, shared by everything, or auto: halve on 429/503, grow back when quiet (default: unlimited)."`
 	StallTimeout  time.Duration `name:"stall-timeout" env:"OCCYSTRAP_STALL_TIMEOUT" default:"60s" help:"Fail a download that receives nothing, or an upload the server takes nothing of, for this long (a blob download is then resumed like a cut connection)."`
@@ -55,8 +55,13 @@ type Globals struct {
 	ImageParallel int           `name:"image-parallel" short:"J" env:"OCCYSTRAP_IMAGE_PARALLEL" default:"3" help:"Images processed at once for multi-image sources."`
 	Inflate       string        `env:"OCCYSTRAP_INFLATE" enum:"auto,go,isal" default:"auto" help:"Gzip decompression: isal (ISA-L's igzip, about twice as fast), go, or auto (isal when igzip is on PATH)."`
 	Compression   string        `env:"OCCYSTRAP_COMPRESSION" enum:"gzip,zstd" default:"gzip" help:"Layer compression for registry output: gzip or zstd."`
-	LayerCache    string        `name:"layer-cache" env:"OCCYSTRAP_LAYER_CACHE" help:"JSON file remembering pushed layers, to skip them next time."`
-	OutputFormat  string        `name:"output-format" short:"O" enum:"text,json" default:"text" help:"Output of info and check: text or json."`
+	LayerCache    string        `name:"layer-cache" env:"OCCYSTRAP_LAYER_CACHE" completion:"file" help:"JSON file remembering pushed layers, to skip them next time."`
+	OutputFormat  string        `name:"output-format" short:"O" enum:"text,json" default:"text" help:"Output of info, check, search and ls: text or json."`
+
+	// The ones below are this project's own (see docs/usage.md).
+	TLSVerify bool   `name:"tls-verify" negatable:"" env:"OCCYSTRAP_TLS_VERIFY" default:"true" help:"Verify registries' TLS certificates; --tls-verify=false accepts any (a self-signed registry)."`
+	CAFile    string `name:"ca-file" env:"OCCYSTRAP_CA_FILE" type:"existingfile" completion:"file" placeholder:"PEM" help:"Also trust the certificates in this PEM file (a private CA)."`
+	Quiet     bool   `short:"q" env:"OCCYSTRAP_QUIET" help:"Print only errors and the summary: no progress, no info logs."`
 
 	ProgressInterval time.Duration `name:"progress-interval" env:"OCCYSTRAP_PROGRESS_INTERVAL" default:"30s" help:"Period of the progress event when stderr is not a live terminal line; 0 turns it off."`
 }
@@ -71,6 +76,11 @@ type CLI struct {
 	Check   CheckCmd   `cmd:"" help:"Check an image's validity; exit 1 when errors are found."`
 	Proxy   ProxyCmd   `cmd:"" help:"Serve a registry that filters the images pushed or pulled through it into a downstream registry."`
 	Plan    PlanCmd    `cmd:"" help:"Split a multi-image source into shards by shared layers, for process --shard."`
+	Ls      LsCmd      `cmd:"" help:"List a repository's tags, or the images a quay:// source resolves to, without copying anything."`
+
+	Help       HelpCmd       `cmd:"" help:"Show a command's flags and examples."`
+	Completion CompletionCmd `cmd:"" help:"Print a shell completion script: bash, zsh or fish."`
+	Man        ManCmd        `cmd:"" hidden:"" help:"Print the man page (roff)."`
 
 	VersionCmd VersionCmd `cmd:"" name:"version" help:"Print the version, commit and Go version."`
 
@@ -100,18 +110,7 @@ func runIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	outw := redact.NewLiteralWriter(stdout)
 	stdout, stderr = outw, errw
 	var cli CLI
-	parser, err := kong.New(&cli,
-		kong.Name("occystrap"),
-		kong.Description("Fast container image pipelines: registries, Docker, tarballs and directories."),
-		kong.Vars{"version": versionText()},
-		kong.Writers(stdout, stderr),
-		kong.Exit(func(code int) { panic(exitCode(code)) }),
-		kong.ExplicitGroups([]kong.Group{{
-			Key:         legacyGroup,
-			Title:       "Deprecated",
-			Description: "The original occystrap's old commands, for existing scripts: each warns and runs as the process or search command named.",
-		}}),
-	)
+	parser, err := newParser(&cli, stdout, stderr, func(code int) { panic(exitCode(code)) })
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1
@@ -199,6 +198,27 @@ func removeStaleTemps(ctx context.Context, dir string) {
 }
 
 type exitCode int
+
+// newParser is the command line's kong parser: the model help, completion
+// and the man page are generated from.
+func newParser(cli *CLI, stdout, stderr io.Writer, exit func(int)) (*kong.Kong, error) {
+	return kong.New(cli,
+		kong.Name("occystrap"),
+		kong.Description("Fast container image pipelines: registries, Docker, tarballs and directories."),
+		kong.UsageOnError(),
+		kong.Help(printHelp),
+		// -j -1 reaches Validate as -1, not as an unknown short flag.
+		kong.WithHyphenPrefixedParameters(true),
+		kong.Vars{"version": versionText()},
+		kong.Writers(stdout, stderr),
+		kong.Exit(exit),
+		kong.ExplicitGroups([]kong.Group{{
+			Key:         legacyGroup,
+			Title:       "Deprecated",
+			Description: "The original occystrap's old commands, for existing scripts: each warns and runs as the process or search command named.",
+		}}),
+	)
+}
 
 // applyPlatform makes --platform (or OCCYSTRAP_PLATFORM), when given, the
 // --os, --architecture and --variant every command reads.

@@ -44,7 +44,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(run(spec.Args, os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeBinary()
+	os.Exit(code)
 }
 
 // child is how a CLI child process runs.

@@ -183,7 +183,7 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	log.Debug().Dur("elapsed_ms", time.Since(resolveStart)).Int("images", len(refs)).Msg("Resolution complete")
 	if len(refs) == 0 {
 		a.out.printer.Status("No images found", "No images found matching "+redact.URI(c.Source), func(e *zerolog.Event) {
-			e.Str("source", redact.URI(c.Source))
+			e.Str("source", redact.URI(c.Source)).Str("text", "No images found matching "+redact.URI(c.Source))
 		})
 		return nil
 	}
@@ -269,7 +269,9 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	}
 	pr := a.out.printer
 	if len(failed) == 0 && len(verifyFailed) == 0 {
-		pr.ConsoleOnly("No failed images.")
+		if !a.g.Quiet {
+			pr.ConsoleOnly("No failed images.")
+		}
 		return ctx.Err()
 	}
 	if len(failed) > 0 {

@@ -21,7 +21,7 @@ import (
 type PlanCmd struct {
 	Source string `arg:"" name:"source" help:"Multi-image input URI: quay://NAMESPACE/GLOB:TAG[?since=...]."`
 	Shards int    `required:"" env:"OCCYSTRAP_SHARDS" help:"Number of shards to split the images into (at least 1)."`
-	Out    string `type:"path" help:"Also write the plan as JSON to FILE, for process --plan."`
+	Out    string `type:"path" completion:"file" help:"Also write the plan as JSON to FILE, for process --plan."`
 }
 
 // planFile is the plan as written by plan --out and read by process --plan.

@@ -16,9 +16,10 @@ type ProcessCmd struct {
 	Source      string   `arg:"" name:"source" help:"Input URI: tar://PATH, registry://HOST/IMAGE[:TAG], ..."`
 	Destination string   `arg:"" name:"destination" help:"Output URI: dir://PATH, tar://PATH, ..."`
 	Filter      []string `short:"f" sep:"none" placeholder:"SPEC" help:"Filter, name[:key=value,...]; repeatable, the first given is applied first."`
+	DryRun      bool     `name:"dry-run" help:"Print the images that would be copied and the compressed bytes their layers would take to fetch (shared layers once), and write nothing (registry:// and quay:// sources)."`
 	Shard       string   `placeholder:"K/N" help:"Process only shard K of N of a multi-image source (default: $JOB_COMPLETION_INDEX/$OCCYSTRAP_SHARDS when both are set)."`
-	Plan        string   `type:"existingfile" placeholder:"FILE" help:"With --shard: the plan written by occystrap plan --out (default: plan now)."`
-	DigestFile  string   `name:"digest-file" type:"path" placeholder:"FILE" help:"Also write the digest of what was written (the manifest's for registry output, else the config's) to FILE."`
+	Plan        string   `type:"existingfile" completion:"file" placeholder:"FILE" help:"With --shard: the plan written by occystrap plan --out (default: plan now)."`
+	DigestFile  string   `name:"digest-file" type:"path" completion:"file" placeholder:"FILE" help:"Also write the digest of what was written (the manifest's for registry output, else the config's) to FILE."`
 
 	// input, when set, is the opened source to use instead of Source (a
 	// legacy command reading what no URI names: recreate-image).
@@ -27,6 +28,9 @@ type ProcessCmd struct {
 
 // Run processes one image.
 func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
+	if c.DryRun {
+		return c.dryRun(ctx, a)
+	}
 	all := false
 	if c.input == nil { // a legacy command's own input is never a list
 		var err error

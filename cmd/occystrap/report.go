@@ -23,6 +23,9 @@ import (
 // a live line on a terminal in console mode, else a progress event every
 // --progress-interval.
 func startProgress(ctx context.Context, a *app, run *accounting.Run) (stop func()) {
+	if a.g.Quiet {
+		return func() {}
+	}
 	rep := progress.New(run, a.out.log, progress.Options{
 		Live: a.out.line != nil, Line: a.out.line, Interval: a.g.ProgressInterval,
 	})

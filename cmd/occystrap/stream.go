@@ -53,9 +53,11 @@ func newStream(g *Globals, stderr io.Writer, terminal bool) *stream {
 		level = zerolog.TraceLevel
 	case g.Verbose:
 		level = zerolog.DebugLevel
+	case g.Quiet:
+		level = zerolog.ErrorLevel
 	}
-	s.log = logging.New(w, logging.Options{Format: format, Level: level, NoColor: !terminal || os.Getenv("NO_COLOR") != ""})
-	s.printer = &logging.Printer{Log: s.log, W: w, Format: format}
+	s.log = logging.New(w, logging.Options{Format: format, Level: level, NoColor: !colour(terminal)})
+	s.printer = &logging.Printer{Log: s.log, W: w, Format: format, Quiet: g.Quiet}
 	return s
 }
 

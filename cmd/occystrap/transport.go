@@ -53,6 +53,8 @@ func (a *app) transport() (*transport.Transport, error) {
 		Secret:        func(s string) { a.secrets.Add(s) },
 		Username:      a.g.Username,
 		Password:      a.g.Password,
+		CAFile:        a.g.CAFile,
+		SkipVerify:    !a.g.TLSVerify,
 	})
 	if err != nil {
 		return nil, err
@@ -72,8 +74,8 @@ func (a *app) transportStats() (transport.Stats, bool) {
 }
 
 // registryAccess is how a registry:// URI reaches its registry: the global
-// credentials, --insecure and -j, overridden by the URI's username,
-// password, insecure and max_workers options.
+// credentials, --insecure, --tls-verify and -j, overridden by the URI's
+// username, password, insecure, tls_verify and max_workers options.
 func registryAccess(a *app, u uri.URI) (ro transport.RegistryOptions, workers int, err error) {
 	ro = transport.RegistryOptions{Insecure: a.g.Insecure, Username: a.g.Username, Password: a.g.Password}
 	if v, ok := u.String("username"); ok {
@@ -87,6 +89,13 @@ func registryAccess(a *app, u uri.URI) (ro transport.RegistryOptions, workers in
 	}
 	if ro.Insecure, err = u.Bool("insecure", ro.Insecure); err != nil {
 		return ro, 0, err
+	}
+	if _, given := u.Options["tls_verify"]; given {
+		verify, err := u.Bool("tls_verify", true)
+		if err != nil {
+			return ro, 0, err
+		}
+		ro.SkipVerify, ro.ForceVerify = !verify, verify
 	}
 	if workers, err = u.Int("max_workers", a.g.Parallel); err != nil {
 		return ro, 0, err

@@ -5,30 +5,31 @@ import (
 	"fmt"
 
 	"github.com/occystrap/occystrap/internal/platform"
-	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sources/registry"
 )
 
 func init() { inputs["registry"] = openRegistryInput }
 
-// openRegistryInput opens registry://HOST/IMAGE[:TAG]; the URI's options
-// os, arch/architecture, variant, platform, all_platforms, username,
-// password, insecure and max_workers override the globals.
+// openRegistryInput opens registry://[HOST/]IMAGE[:TAG] (docker.io by
+// default, see uri.URI.Registry); the URI's options os, arch/architecture,
+// variant, platform, all_platforms, username, password, insecure,
+// tls_verify and max_workers override the globals.
 func openRegistryInput(_ context.Context, a *app, u uri.URI) (source, error) {
-	if err := knownOptions(u, "os", "arch", "architecture", "variant", "platform", "all_platforms", "username", "password", "insecure", "max_workers"); err != nil {
+	if err := knownOptions(u, "os", "arch", "architecture", "variant", "platform", "all_platforms", "username", "password", "insecure", "tls_verify", "max_workers"); err != nil {
 		return nil, err
 	}
-	if u.Host == "" || u.Path == "" {
-		return nil, fmt.Errorf("registry URI %q: expected registry://HOST/IMAGE[:TAG]", redact.URI(u.Raw))
+	host, ref, err := u.Registry()
+	if err != nil {
+		return nil, err
 	}
 	t, err := a.transport()
 	if err != nil {
 		return nil, err
 	}
-	repo, tag := registry.ParseReference(u.Path)
+	repo, tag := registry.ParseReference(ref)
 	o := registry.Options{
-		Host: u.Host, Repo: repo, Tag: tag,
+		Host: host, Repo: repo, Tag: tag,
 		OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant,
 		TempDir: a.g.TempDir, Inflate: a.chosenInflater(),
 	}

@@ -15,23 +15,25 @@ import (
 
 func init() { outputs["registry"] = openRegistryOutput }
 
-// openRegistryOutput opens registry://HOST/IMAGE[:TAG]; the URI's options
+// openRegistryOutput opens registry://[HOST/]IMAGE[:TAG] (docker.io by
+// default, see uri.URI.Registry); the URI's options
 // insecure, compression, max_workers, username and password override the
 // globals.
 func openRegistryOutput(ctx context.Context, a *app, u uri.URI) (output, error) {
-	if err := knownOptions(u, "insecure", "compression", "max_workers", "username", "password"); err != nil {
+	if err := knownOptions(u, "insecure", "tls_verify", "compression", "max_workers", "username", "password"); err != nil {
 		return nil, err
 	}
-	if u.Host == "" || u.Path == "" {
-		return nil, fmt.Errorf("registry URI %q: expected registry://HOST/IMAGE[:TAG]", redact.URI(u.Raw))
+	host, ref, err := u.Registry()
+	if err != nil {
+		return nil, err
 	}
 	t, err := a.transport()
 	if err != nil {
 		return nil, err
 	}
-	repo, tag := sourcereg.ParseReference(u.Path)
+	repo, tag := sourcereg.ParseReference(ref)
 	o := registry.Options{
-		Host: u.Host, Repo: repo, Tag: tag,
+		Host: host, Repo: repo, Tag: tag,
 		Compression: a.g.Compression,
 		Pushed:      a.pushedSet(),
 	}

@@ -14,15 +14,26 @@ type Printer struct {
 	Log    zerolog.Logger
 	W      io.Writer // where console text goes (stderr)
 	Format Format
+	// Quiet keeps only the summary (and the fatal error): --quiet.
+	Quiet bool
 }
 
 // Status writes text (console) or an info event msg with fields (JSON).
+// When Quiet, only the summary is written, whatever the log level.
 func (p *Printer) Status(msg, text string, fields func(e *zerolog.Event)) {
+	summary := msg == "Summary"
+	if p.Quiet && !summary {
+		return
+	}
 	if p.Format == Console {
 		fmt.Fprintln(p.W, text)
 		return
 	}
-	e := p.Log.Info()
+	lg := p.Log
+	if summary && lg.GetLevel() > zerolog.InfoLevel {
+		lg = lg.Level(zerolog.InfoLevel)
+	}
+	e := lg.Info()
 	if fields != nil {
 		fields(e)
 	}

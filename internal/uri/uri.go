@@ -49,7 +49,7 @@ func parse(s string, allowed []string, role string) (URI, error) {
 	raw := s
 	i := strings.Index(s, ":")
 	if i <= 0 {
-		return URI{}, fmt.Errorf("invalid %s URI %q: expected SCHEME://..., with scheme one of %s", role, redact.URI(raw), strings.Join(allowed, ", "))
+		return URI{}, fmt.Errorf("invalid %s URI %q: expected SCHEME://..., with scheme one of %s%s", role, redact.URI(raw), strings.Join(allowed, ", "), suggestion(raw))
 	}
 	scheme := strings.ToLower(s[:i])
 	rest := s[i+1:]
@@ -60,7 +60,7 @@ func parse(s string, allowed []string, role string) (URI, error) {
 		scheme = a
 	}
 	if !slices.Contains(allowed, scheme) {
-		return URI{}, fmt.Errorf("Unknown %s scheme %q in %q: expected one of %s", role, scheme, redact.URI(raw), strings.Join(allowed, ", "))
+		return URI{}, fmt.Errorf("Unknown %s scheme %q in %q: expected one of %s%s", role, scheme, redact.URI(raw), strings.Join(allowed, ", "), suggestion(raw))
 	}
 	// Split by hand, as Python's urlsplit does, so that an authority such as
 	// "busybox:latest" (a docker:// image) is not rejected as a bad port.

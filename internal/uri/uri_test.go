@@ -204,3 +204,56 @@ func FuzzParseFilter(f *testing.F) {
 		}
 	})
 }
+
+func TestRegistryReference(t *testing.T) {
+	for _, tc := range []struct{ in, host, ref, err string }{
+		{in: "registry://busybox", host: "registry-1.docker.io", ref: "library/busybox"},
+		{in: "registry://busybox:latest", host: "registry-1.docker.io", ref: "library/busybox:latest"},
+		{in: "registry://library/busybox", host: "registry-1.docker.io", ref: "library/busybox"},
+		{in: "registry://bitnami/redis:7", host: "registry-1.docker.io", ref: "bitnami/redis:7"},
+		{in: "registry://docker.io/busybox:1.36", host: "registry-1.docker.io", ref: "library/busybox:1.36"},
+		{in: "registry://index.docker.io/library/busybox", host: "registry-1.docker.io", ref: "library/busybox"},
+		{in: "registry://docker.io/busybox@sha256:" + strings.Repeat("a", 64), host: "registry-1.docker.io", ref: "library/busybox@sha256:" + strings.Repeat("a", 64)},
+		{in: "registry://quay.io/org/app:v1", host: "quay.io", ref: "org/app:v1"},
+		{in: "registry://localhost/app", host: "localhost", ref: "app"},
+		{in: "registry://127.0.0.1:5000/demo/app:v1", host: "127.0.0.1:5000", ref: "demo/app:v1"},
+		{in: "registry://", err: "expected registry://[HOST/]IMAGE[:TAG]"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			u, err := ParseInput(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			host, ref, err := u.Registry()
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || host != tc.host || ref != tc.ref {
+				t.Errorf("= %q, %q, %v; want %q, %q", host, ref, err, tc.host, tc.ref)
+			}
+		})
+	}
+}
+
+func TestBareReferenceSuggestsRegistry(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"127.0.0.1:5000/demo/app:v1", "write registry://127.0.0.1:5000/demo/app:v1"},
+		{"busybox:latest", "write registry://busybox:latest"},
+		{"quay.io/org/app", "write registry://quay.io/org/app"},
+		{"busybox", "write registry://busybox"},
+		{"image.tar", "write tar://image.tar"},
+	} {
+		for _, parse := range []func(string) (URI, error){ParseInput, ParseOutput} {
+			_, err := parse(tc.in)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%q: %v, want a hint %q", tc.in, err, tc.want)
+			}
+		}
+	}
+	if _, err := ParseInput("nosuch://x/y"); err == nil || strings.Contains(err.Error(), "write registry://") {
+		t.Errorf("a URI with an unknown scheme got a hint: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package filter
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,13 @@ type SearchOptions struct {
 	Regex   bool
 	// ScriptFriendly prints `image:tag:layer:path` lines.
 	ScriptFriendly bool
+	// Separator, when not empty, replaces ':' between the fields of the
+	// script-friendly form, and Terminator (default "\n") ends each record:
+	// "\x00" for both gives a form no path can break.
+	Separator  string
+	Terminator string
+	// JSON prints one JSON object per match, a line each.
+	JSON bool
 	// Parallel is the most layers read at once (default 1).
 	Parallel int
 }
@@ -151,7 +159,18 @@ func (s *Search) searchLayer(ctx context.Context, it stage.Item) error {
 	return nil
 }
 
-// print writes the results as the original does.
+// jsonMatch is one match in the JSON form.
+type jsonMatch struct {
+	Image    string `json:"image"`
+	Tag      string `json:"tag"`
+	Layer    string `json:"layer"`
+	Path     string `json:"path"`
+	Type     string `json:"type"`
+	Size     *int64 `json:"size,omitempty"`
+	LinkName string `json:"linkname,omitempty"`
+}
+
+// print writes the results as the original does, or in the JSON form.
 func (s *Search) print() error {
 	seqs := make([]int, 0, len(s.results))
 	for seq := range s.results {
@@ -160,11 +179,42 @@ func (s *Search) print() error {
 	sort.Ints(seqs)
 	bw := bufio.NewWriter(s.w)
 	total := 0
-	if s.opts.ScriptFriendly {
+	if s.opts.JSON {
+		enc := json.NewEncoder(bw)
+		enc.SetEscapeHTML(false)
 		for _, seq := range seqs {
 			r := s.results[seq]
 			for _, m := range r.matches {
-				fmt.Fprintf(bw, "%s:%s:%s:%s\n", quote.Name(s.img.Name), quote.Name(s.img.Tag), quote.Name(r.name), quote.Name(m.path))
+				j := jsonMatch{Image: s.img.Name, Tag: s.img.Tag, Layer: r.name, Path: m.path, Type: m.typ, LinkName: m.linkname}
+				if m.typ == "file" {
+					j.Size = &m.size
+				}
+				if err := enc.Encode(j); err != nil {
+					return fmt.Errorf("search: print results: %w", err)
+				}
+			}
+		}
+		return flush(bw)
+	}
+	if s.opts.ScriptFriendly {
+		sep, end := s.opts.Separator, s.opts.Terminator
+		if sep == "" {
+			sep = ":"
+		}
+		if end == "" {
+			end = "\n"
+		}
+		// NUL-terminated fields carry names as they are (no name holds a
+		// NUL); lines carry them escaped, so no name forges a line.
+		raw := end == "\x00"
+		for _, seq := range seqs {
+			r := s.results[seq]
+			for _, m := range r.matches {
+				if raw {
+					bw.WriteString(s.img.Name + sep + s.img.Tag + sep + r.name + sep + m.path + end)
+					continue
+				}
+				bw.WriteString(quote.Name(s.img.Name) + sep + quote.Name(s.img.Tag) + sep + quote.Name(r.name) + sep + quote.Name(m.path) + end)
 			}
 		}
 		return flush(bw)
