@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/time/rate"
 
 	"github.com/occystrap/occystrap/internal/fixture"
 	"github.com/occystrap/occystrap/internal/sinktest"
@@ -461,5 +462,56 @@ func TestSingleImageProgress(t *testing.T) {
 	}
 	if _, ok := last["bytes"].(float64); !ok {
 		t.Errorf("progress event without bytes: %v", last)
+	}
+}
+
+// TestProgressReportsAdaptiveRate: with --rate-limit auto against a
+// registry that answers 429 above a few requests per second, the rate is
+// cut (a rate_limit event) and the progress events carry the limit in
+// force.
+func TestProgressReportsAdaptiveRate(t *testing.T) {
+	lim := rate.NewLimiter(4, 2)
+	reg := testregistry.Start(t, testregistry.Options{Plain: true, Wrap: func(next http.Handler) http.Handler {
+		slow := testregistry.Latency(40 * time.Millisecond)(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !lim.Allow() {
+				w.Header().Set("Retry-After", "0")
+				w.WriteHeader(http.StatusTooManyRequests)
+				return
+			}
+			slow.ServeHTTP(w, r)
+		})
+	}})
+	img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 43, Layers: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Push(context.Background(), "fixture/app", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr := mustRun(t, "--log-format", "json", "--insecure", "-j", "6", "--retries", "8", "--rate-limit", "auto",
+		"--progress-interval", "30ms", "process", "registry://"+reg.Host+"/fixture/app:v1", "dir://"+filepath.Join(t.TempDir(), "out"))
+	cuts, progress, limited := 0, 0, 0
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("not JSON: %q", line)
+		}
+		switch ev["event"] {
+		case "rate_limit":
+			cuts++
+		case "progress":
+			progress++
+			l, ok := ev["rate_limit_per_s"].(float64)
+			if !ok {
+				t.Errorf("progress event without rate_limit_per_s: %s", line)
+			}
+			if l > 0 {
+				limited++
+			}
+		}
+	}
+	if cuts == 0 || progress == 0 || limited == 0 {
+		t.Errorf("%d rate cuts, %d progress events, %d of them with a limit; want some of each:\n%s", cuts, progress, limited, stderr)
 	}
 }

@@ -26,9 +26,14 @@ func startProgress(ctx context.Context, a *app, run *accounting.Run) (stop func(
 	if a.g.Quiet {
 		return func() {}
 	}
-	rep := progress.New(run, a.out.log, progress.Options{
-		Live: a.out.line != nil, Line: a.out.line, Interval: a.g.ProgressInterval,
-	})
+	o := progress.Options{Live: a.out.line != nil, Line: a.out.line, Interval: a.g.ProgressInterval}
+	if a.g.RateLimit.auto || a.g.RateLimit.perSecond > 0 {
+		o.RateLimit = func() float64 {
+			st, _ := a.transportStats()
+			return st.RateLimit
+		}
+	}
+	rep := progress.New(run, a.out.log, o)
 	pctx, cancel := context.WithCancel(ctx)
 	bg := pool.New().WithContext(pctx)
 	bg.Go(func(ctx context.Context) error { rep.Run(ctx); return nil })

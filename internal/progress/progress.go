@@ -68,6 +68,9 @@ type Options struct {
 	Redraw time.Duration
 	// Interval is the period of progress events; 0 turns them off.
 	Interval time.Duration
+	// RateLimit, when set, is the request rate limit now in requests per
+	// second (0: none); it moves under --rate-limit auto, so it is shown.
+	RateLimit func() float64
 }
 
 // Reporter reports one run.
@@ -127,10 +130,20 @@ func (r *Reporter) Report() {
 	s := r.run.Snapshot()
 	rate := r.sample(s)
 	if r.o.Live {
-		r.o.Line.Draw(Text(s, rate))
+		line := Text(s, rate)
+		if r.o.RateLimit != nil {
+			if l := r.o.RateLimit(); l > 0 {
+				line += fmt.Sprintf(", limit %.0f req/s", l)
+			}
+		}
+		r.o.Line.Draw(line)
 		return
 	}
-	Event(r.log.Info(), s, rate).Msg("Progress")
+	e := Event(r.log.Info(), s, rate)
+	if r.o.RateLimit != nil {
+		e = e.Float64("rate_limit_per_s", r.o.RateLimit())
+	}
+	e.Msg("Progress")
 }
 
 // sample is the rate since the last report (the average since the start
