@@ -66,12 +66,19 @@ func TestQuayToRegistry(t *testing.T) {
 	if mounts == 0 || mounts > total-len(unique) {
 		t.Errorf("%d mounts; want some, at most %d (blob references beyond the first)", mounts, total-len(unique))
 	}
+	assertMirrored(t, dst.Host, "mirror/", want)
+}
+
+// assertMirrored checks that every image of want is at host under prefix
+// with its source digest, and its manifest is JSON.
+func assertMirrored(t *testing.T, host, prefix string, want []testquay.SeededImage) {
+	t.Helper()
 	tr, err := transport.New(transport.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, im := range want {
-		m, err := tr.Registry(dst.Host, transport.RegistryOptions{Insecure: true}).GetManifest(context.Background(), "mirror/"+im.Name, im.Tag, []string{im.Image.MediaType})
+		m, err := tr.Registry(host, transport.RegistryOptions{Insecure: true}).GetManifest(context.Background(), prefix+im.Name, im.Tag, []string{im.Image.MediaType})
 		if err != nil {
 			t.Errorf("%s: %v", im.Repo, err)
 			continue

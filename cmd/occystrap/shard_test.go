@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/occystrap/occystrap/internal/testquay"
 	"github.com/occystrap/occystrap/internal/testregistry"
-	"github.com/occystrap/occystrap/transport"
 )
 
 // runMainEnv makes the test binary run the occystrap command line instead
@@ -122,20 +120,7 @@ func TestShardedRun(t *testing.T) {
 
 	dst := testregistry.Start(t, testregistry.Options{Plain: true})
 	runProcesses(t, envs, "--insecure", "--log-format", "console", "process", src, "registry://"+dst.Host+"/mirror")
-	tr, err := transport.New(transport.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, im := range want {
-		m, err := tr.Registry(dst.Host, transport.RegistryOptions{Insecure: true}).GetManifest(context.Background(), "mirror/"+im.Name, im.Tag, []string{im.Image.MediaType})
-		if err != nil {
-			t.Errorf("%s: %v", im.Repo, err)
-			continue
-		}
-		if m.Digest != im.Image.Digest {
-			t.Errorf("%s: digest %s at the destination, %s at the source", im.Repo, m.Digest, im.Image.Digest)
-		}
-	}
+	assertMirrored(t, dst.Host, "mirror/", want)
 }
 
 // A single-image source run inside a sharded Job (the environment set, no
