@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/internal/shard"
 	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/internal/uri"
@@ -40,7 +41,7 @@ func (c *PlanCmd) Run(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	pf := planFile{Source: redactURI(c.Source), Plan: p}
+	pf := planFile{Source: redact.URI(c.Source), Plan: p}
 	if c.Out != "" {
 		if err := writePlan(c.Out, pf); err != nil {
 			return err
@@ -81,7 +82,7 @@ func makePlan(ctx context.Context, a *app, src string, n int) (shard.Plan, []qua
 		return shard.Plan{}, nil, usage(err)
 	}
 	if u.Scheme != "quay" {
-		return shard.Plan{}, nil, usageErrorf("%s: sharding needs a multi-image source (quay://NAMESPACE/GLOB:TAG), not %s://", redactURI(src), u.Scheme)
+		return shard.Plan{}, nil, usageErrorf("%s: sharding needs a multi-image source (quay://NAMESPACE/GLOB:TAG), not %s://", redact.URI(src), u.Scheme)
 	}
 	spec, err := quay.ParseURI(u, os.Getenv(quayHostEnv), a.g.Password, a.g.Insecure)
 	if err != nil {
@@ -101,7 +102,7 @@ func makePlan(ctx context.Context, a *app, src string, n int) (shard.Plan, []qua
 	}
 	mans, err := registry.Survey(ctx, t, opts, a.g.Parallel*max(a.g.ImageParallel, 1))
 	if err != nil {
-		return shard.Plan{}, nil, fmt.Errorf("read manifests of %s: %w", redactURI(src), err)
+		return shard.Plan{}, nil, fmt.Errorf("read manifests of %s: %w", redact.URI(src), err)
 	}
 	imgs := make([]shard.Image, len(refs))
 	for i, m := range mans {
@@ -214,13 +215,3 @@ func parseRef(s string) (quay.Ref, error) {
 	}
 	return quay.Ref{Host: host, Repo: rest[:i], Tag: rest[i+1:]}, nil
 }
-
-// redactURI is src without its query (which may carry ?token= or a
-// password), for messages.
-func redactURI(src string) string {
-	base, _, _ := strings.Cut(src, "?")
-	return base
-}
-
-// usageErrorf is an error in how the command was called.
-func usageErrorf(format string, args ...any) error { return usage(fmt.Errorf(format, args...)) }

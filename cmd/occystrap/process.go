@@ -47,7 +47,7 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 		return c.runMulti(ctx, a)
 	}
 	if c.Shard != "" || c.Plan != "" { // not the Job environment: a single image in a sharded Job runs whole
-		return usageErrorf("--shard and --plan need a multi-image source (quay://NAMESPACE/GLOB:TAG), not %s", redactURI(c.Source))
+		return usageErrorf("--shard and --plan need a multi-image source (quay://NAMESPACE/GLOB:TAG), not %s", redact.URI(c.Source))
 	}
 	log := zerolog.Ctx(ctx)
 	start := time.Now()

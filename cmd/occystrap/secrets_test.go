@@ -59,6 +59,10 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		{"check", nil, []string{"check", src + withOpts}, 0},
 		{"search", nil, []string{"search", src + withOpts, "*"}, 0},
 		{"quay token", nil, []string{"process", quay + "&token=" + secret, dir() + "?unique_names=true"}, 0},
+		{"plan, quay token", nil, []string{"-O", "json", "plan", quay + "&token=" + secret, "--shards", "2"}, 0},
+		{"sharded run, quay token", nil, []string{"process", quay + "&token=" + secret, dir() + "?unique_names=true", "--shard", "1/2"}, 0},
+		{"shard of a single image", nil, []string{"process", src + withOpts, dir(), "--shard", "0/2"}, 2},
+		{"dry run, quay token", nil, []string{"process", "--dry-run", quay + "&token=" + secret, dir() + "?unique_names=true"}, 0},
 
 		{"missing tag, uri options", nil, []string{"process", missing + withOpts, dir()}, 1},
 		{"missing tag, flag", nil, []string{"--username", user, "--password", secret, "process", missing, dir()}, 1},

@@ -112,6 +112,9 @@ func usage(err error) error {
 	return &usageError{err}
 }
 
+// usageErrorf is an error in how the command was called.
+func usageErrorf(format string, args ...any) error { return usage(fmt.Errorf(format, args...)) }
+
 // Exit codes.
 const (
 	exitFailure = 1
