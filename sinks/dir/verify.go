@@ -31,23 +31,39 @@ func (w *Writer) Verify(ctx context.Context, img stage.Image, full bool) ([]stri
 		if err := ctx.Err(); err != nil {
 			return problems, err
 		}
-		lpath := filepath.Join(w.path, filepath.FromSlash(l))
-		fi, err := beneath.Lstat(w.path, l)
-		if err != nil || !fi.Mode().IsRegular() {
-			problems = append(problems, "Layer file missing: "+lpath)
-			continue
-		}
-		if want, ok := w.recordedSize(img, strings.TrimSuffix(l, "/layer.tar")); ok && want != fi.Size() {
-			problems = append(problems, fmt.Sprintf("Layer size mismatch: %s (expected %d bytes, found %d)", lpath, want, fi.Size()))
-			continue
-		}
-		if full {
-			if err := checkTar(ctx, w.path, l); err != nil {
-				problems = append(problems, fmt.Sprintf("Layer %s is not a valid tar: %v", lpath, err))
-			}
+		if p := w.VerifyLayer(ctx, img, l, full); p != "" {
+			problems = append(problems, p)
 		}
 	}
 	return problems, nil
+}
+
+// VerifyLayer checks the layer.tar at rel (a path from the manifest of
+// img): it is a regular file, of the size it was written with when this
+// Writer wrote it, and, with full, a tar to its end; it is read without
+// following any symlink. It returns the problem found, in the original's
+// words, or "". Verify here and in mounts:// use it.
+func (w *Writer) VerifyLayer(ctx context.Context, img stage.Image, rel string, full bool) string {
+	lpath := filepath.Join(w.path, filepath.FromSlash(rel))
+	fi, err := beneath.Lstat(w.path, rel)
+	if err != nil || !fi.Mode().IsRegular() {
+		return "Layer file missing: " + lpath
+	}
+	if want, ok := w.recordedSize(img, strings.TrimSuffix(rel, "/layer.tar")); ok && want != fi.Size() {
+		return fmt.Sprintf("Layer size mismatch: %s (expected %d bytes, found %d)", lpath, want, fi.Size())
+	}
+	if !full {
+		return ""
+	}
+	f, err := beneath.Open(w.path, rel)
+	if err == nil {
+		err = tarfmt.Check(ctx, f)
+		f.Close()
+	}
+	if err != nil {
+		return fmt.Sprintf("Layer %s is not a valid tar: %v", lpath, err)
+	}
+	return ""
 }
 
 // VerifyManifest reads back the manifest written for img and returns its
@@ -69,14 +85,4 @@ func (w *Writer) VerifyManifest(img stage.Image) (config string, layers, problem
 		return "", nil, []string{"Manifest file invalid: " + mpath}, nil
 	}
 	return entries[0].Config, entries[0].Layers, nil, nil
-}
-
-// checkTar reads root/rel to its end as a tar, never through a symlink.
-func checkTar(ctx context.Context, root, rel string) error {
-	f, err := beneath.Open(root, rel)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return tarfmt.Check(ctx, f)
 }

@@ -2,12 +2,10 @@ package mounts
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"strings"
 
 	"github.com/occystrap/occystrap/internal/beneath"
-	"github.com/occystrap/occystrap/internal/tarfmt"
 	"github.com/occystrap/occystrap/sinks/internal/bundle"
 	"github.com/occystrap/occystrap/stage"
 )
@@ -25,13 +23,8 @@ func (w *Writer) Verify(ctx context.Context, img stage.Image, full bool) ([]stri
 		if err := ctx.Err(); err != nil {
 			return problems, err
 		}
-		lpath := filepath.Join(w.path, filepath.FromSlash(l))
-		if fi, err := beneath.Lstat(w.path, l); err != nil || !fi.Mode().IsRegular() {
-			problems = append(problems, "Layer file missing: "+lpath)
-		} else if full {
-			if err := checkTar(ctx, w.path, l); err != nil {
-				problems = append(problems, fmt.Sprintf("Layer %s is not a valid tar: %v", lpath, err))
-			}
+		if p := w.dir.VerifyLayer(ctx, img, l, full); p != "" {
+			problems = append(problems, p)
 		}
 		treeRel := strings.TrimSuffix(l, "layer.tar") + LayerDir
 		tree := filepath.Join(w.path, filepath.FromSlash(treeRel))
@@ -45,14 +38,4 @@ func (w *Writer) Verify(ctx context.Context, img stage.Image, full bool) ([]stri
 		problems = append(problems, "Root filesystem not mounted: "+rootfs)
 	}
 	return problems, nil
-}
-
-// checkTar reads root/rel to its end as a tar, never through a symlink.
-func checkTar(ctx context.Context, root, rel string) error {
-	f, err := beneath.Open(root, rel)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return tarfmt.Check(ctx, f)
 }
