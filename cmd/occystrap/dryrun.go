@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -27,8 +26,8 @@ type planned struct {
 	layers []v1.Descriptor
 }
 
-// plan is what a dry run prints.
-type plan struct {
+// dryRunPlan is what a dry run prints.
+type dryRunPlan struct {
 	Source         string    `json:"source"`
 	Destination    string    `json:"destination"`
 	Images         []planned `json:"images"`
@@ -52,7 +51,7 @@ func (c *ProcessCmd) dryRun(ctx context.Context, a *app) error {
 	if _, err := makeFilters(ctx, a, c.Filter); err != nil {
 		return err
 	}
-	p := plan{Source: c.Source, Destination: c.Destination}
+	p := dryRunPlan{Source: c.Source, Destination: c.Destination}
 	switch u.Scheme {
 	case "quay":
 		if p.Images, err = planQuay(ctx, a, u, c.Destination); err != nil {
@@ -91,9 +90,7 @@ func (c *ProcessCmd) dryRun(ctx context.Context, a *app) error {
 		if p.Images == nil {
 			p.Images = []planned{}
 		}
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(p); err != nil {
+		if err := writeJSON(a.stdout, p); err != nil {
 			return err
 		}
 	} else {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 
@@ -55,9 +54,7 @@ func (c *LsCmd) Run(ctx context.Context, a *app) error {
 		if found == nil {
 			found = []listed{}
 		}
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(found)
+		return writeJSON(a.stdout, found)
 	}
 	for _, l := range found {
 		if tagsOnly {

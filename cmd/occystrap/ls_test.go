@@ -160,7 +160,7 @@ func TestLsQuayAndDryRun(t *testing.T) {
 	dest := filepath.Join(t.TempDir(), "mirror")
 	before := q.AllBlobGets()
 	out, _ = binMust(t, env, "-O", "json", "process", "--dry-run", src, "dir://"+dest+"?unique_names=true")
-	var p plan
+	var p dryRunPlan
 	if err := json.Unmarshal([]byte(out), &p); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

@@ -48,9 +48,7 @@ func (c *PlanCmd) Run(ctx context.Context, a *app) error {
 		}
 	}
 	if a.g.OutputFormat == "json" {
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(pf)
+		return writeJSON(a.stdout, pf)
 	}
 	printPlan(a.stdout, pf)
 	return nil
@@ -138,6 +136,14 @@ func writePlan(name string, pf planFile) error {
 		return fmt.Errorf("write plan %s: %w", name, err)
 	}
 	return os.Rename(tmp.Name(), name)
+}
+
+// writeJSON writes v to w as indented JSON, for the -O json form of
+// plan, ls and process --dry-run.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // readPlan reads a plan written by plan --out.
