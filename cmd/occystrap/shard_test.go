@@ -135,17 +135,25 @@ func TestShardEnvIgnoredForSingleImage(t *testing.T) {
 }
 
 func TestShardUsageErrors(t *testing.T) {
-	for _, args := range [][]string{
-		{"process", "tar://x.tar", "dir://out", "--shard", "0/2"},
-		{"process", "quay://ns/*:t", "dir://out", "--shard", "2/2"},
-		{"process", "quay://ns/*:t", "dir://out", "--shard", "x"},
-		{"plan", "tar://x.tar", "--shards", "2"},
-		{"plan", "quay://ns/*:t", "--shards", "0"},
+	plan := filepath.Join(t.TempDir(), "plan.json")
+	if err := os.WriteFile(plan, []byte(`{"source":"quay://ns/*:t","shards":[{"images":[]},{"images":[]}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string // in the error
+	}{
+		{[]string{"process", "tar://x.tar", "dir://out", "--shard", "0/2"}, "need a multi-image source"},
+		{[]string{"process", "quay://ns/*:t", "dir://out", "--shard", "2/2"}, "want K/N with 0 <= K < N"},
+		{[]string{"process", "quay://ns/*:t", "dir://out", "--shard", "x"}, "want K/N with 0 <= K < N"},
+		{[]string{"process", "quay://ns/*:t", "dir://out", "--plan", plan}, "give --shard K/N too"},
+		{[]string{"process", "quay://ns/*:t", "dir://out", "--shard", "0/3", "--plan", plan}, "has 2 shards"},
+		{[]string{"plan", "tar://x.tar", "--shards", "2"}, "sharding needs a multi-image source"},
+		{[]string{"plan", "quay://ns/*:t", "--shards", "0"}, "want at least 1"},
 	} {
-		code, _, stderr := runCLI(args...)
-		if code == 0 {
-			t.Errorf("%v: exit 0, want an error", args)
+		code, _, stderr := runCLI(append([]string{"--log-format", "console"}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, want 2 with %q:\n%s", tc.args, code, tc.want, stderr)
 		}
-		t.Logf("%v: %d %s", args, code, stderr)
 	}
 }
