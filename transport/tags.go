@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/occystrap/occystrap/internal/quote"
+	"github.com/occystrap/occystrap/internal/uri"
 )
 
 // Tags lists repo's tags (GET /v2/REPO/tags/list), following the Link
@@ -40,12 +44,23 @@ func (r *Registry) TagsPaged(ctx context.Context, repo string, n int) ([]string,
 		var page struct {
 			Tags []string `json:"tags"`
 		}
-		err = json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&page)
+		b, err := ReadLimited(resp.Body, MaxManifest)
 		resp.Body.Close()
+		if err == nil {
+			err = json.Unmarshal(b, &page)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		tags = append(tags, page.Tags...)
+		for _, t := range page.Tags {
+			// A tag no registry can hold (a hostile listing): never
+			// used, never printed.
+			if !uri.ValidTag(t) {
+				zerolog.Ctx(ctx).Warn().Str("repository", repo).Str("tag", quote.Name(t)).Msg("Tag with an invalid name skipped")
+				continue
+			}
+			tags = append(tags, t)
+		}
 		next, err = nextLink(next, resp.Header.Get("Link"))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -186,5 +188,54 @@ func TestLsQuayAndDryRun(t *testing.T) {
 	if !strings.Contains(out, fmt.Sprintf("Would fetch %d distinct layers of %d (shared layers counted once)", len(distinct), layers)) ||
 		!strings.Contains(out, "-> registry://127.0.0.1:1/mirror/"+want[0].Name+":2025.1-debian-bookworm") {
 		t.Errorf("dry run text:\n%s", out)
+	}
+}
+
+// TestHostileListings: a Quay listing and a registry tags list that name
+// repositories and tags no registry can hold (control characters, path
+// escapes) are skipped with a warning; nothing of them reaches stdout raw,
+// and the good entries are still listed.
+func TestHostileListings(t *testing.T) {
+	q, reg := testquay.Start(t, testquay.Options{PageSize: 3}, testregistry.Options{Plain: true, Wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/tags/list") {
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprint(w, `{"name":"openstack.kolla/svc-00","tags":["good","evil\u001b[2J\nforged line","../../x"]}`)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	want := kollaCorpus(t, q, reg, 5)
+	pushed := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)
+	for _, name := range []string{"evil\x1b]0;owned\x07", "../../etc", "ok\nforged"} {
+		q.AddRepo(testquay.Repo{Namespace: "openstack.kolla", Name: name, LastModified: &pushed,
+			Tags: []testquay.Tag{{Name: "2025.1-debian-bookworm", StartTS: pushed}}})
+	}
+	env := []string{quayHostEnv + "=" + reg.Host}
+	for _, args := range [][]string{
+		{"ls", "quay://openstack.kolla/*:2025.1-debian-bookworm?since=2026-03-01"},
+		{"process", "--dry-run", "quay://openstack.kolla/*:2025.1-debian-bookworm?since=2026-03-01", "dir://" + t.TempDir() + "?unique_names=true"},
+		{"ls", "registry://" + reg.Host + "/" + want[0].Repo},
+	} {
+		out, errs := binMust(t, env, args...)
+		for _, bad := range []string{"\x1b", "\x07", "forged", "../"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("%v: stdout carries %q from a hostile listing:\n%s", args, bad, out)
+			}
+			if strings.Contains(errs, "\x1b") || strings.Contains(errs, "\x07") {
+				t.Errorf("%v: stderr carries a raw control character:\n%q", args, errs)
+			}
+		}
+		if !strings.Contains(errs, "invalid name skipped") {
+			t.Errorf("%v: no warning for the skipped names:\n%s", args, errs)
+		}
+		if args[0] == "ls" && strings.HasPrefix(args[1], "registry://") {
+			if out != "good\n" {
+				t.Errorf("ls registry:// = %q, want the one valid tag", out)
+			}
+		} else if !strings.Contains(out, want[0].Repo) {
+			t.Errorf("%v: the valid images are gone:\n%s", args, out)
+		}
 	}
 }

@@ -68,3 +68,19 @@ func suggestion(s string) string {
 	}
 	return fmt.Sprintf("; for an image in a registry, write registry://%s", s)
 }
+
+// The distribution spec's grammar for one path component of a repository
+// name, and for a tag.
+var (
+	nameComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$`)
+	tagGrammar    = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+)
+
+// ValidNameComponent reports whether s is one path component of a
+// repository name as the distribution spec allows it. Names a remote API
+// lists (Quay repositories) are checked with it before they are used or
+// printed: a hostile listing cannot smuggle paths or control characters.
+func ValidNameComponent(s string) bool { return len(s) <= 255 && nameComponent.MatchString(s) }
+
+// ValidTag reports whether s is a tag as the distribution spec allows it.
+func ValidTag(s string) bool { return tagGrammar.MatchString(s) }

@@ -13,6 +13,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/fnmatch"
+	"github.com/occystrap/occystrap/internal/quote"
 	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -132,8 +133,15 @@ func ResolveFunc(ctx context.Context, q *transport.Quay, spec Spec, workers int,
 	}
 	pat := fnmatch.Compile(spec.Glob)
 	var names []string
-	skipped := 0
+	skipped, invalid := 0, 0
 	for _, r := range repos {
+		if !uri.ValidNameComponent(r.Name) {
+			// A name no registry can hold: a hostile or broken listing.
+			invalid++
+			log.Warn().Str("namespace", spec.Namespace).Str("repository", quote.Name(r.Name)).
+				Msg("Repository with an invalid name skipped")
+			continue
+		}
 		if since {
 			var ts int64
 			if r.LastModified != nil {
@@ -148,7 +156,7 @@ func ResolveFunc(ctx context.Context, q *transport.Quay, spec Spec, workers int,
 			names = append(names, r.Name)
 		}
 	}
-	log.Info().Str("namespace", spec.Namespace).Int("repositories", len(repos)).Int("older_than_since", skipped).
+	log.Info().Str("namespace", spec.Namespace).Int("repositories", len(repos)).Int("older_than_since", skipped).Int("invalid_names", invalid).
 		Str("glob", spec.Glob).Int("matched", len(names)).Msg("Listed repositories")
 
 	// Checked in sorted order; done[i] says name i is checked and ref[i]
