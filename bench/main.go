@@ -32,6 +32,7 @@ type Common struct {
 	Bandwidth float64       `help:"Per-connection bandwidth limit each way, MB/s (0 = none)."`
 	CorpusDir string        `name:"corpus-dir" help:"Where generated corpora are cached (default: the OS cache dir)."`
 	Occystrap string        `help:"Use this occystrap binary instead of building ./cmd/occystrap."`
+	Tags      string        `help:"Build tags for the occystrap it builds (isal: libisal in process, needs cgo and libisal-dev)."`
 	Keep      bool          `help:"Keep the temporary directory."`
 }
 
@@ -157,12 +158,17 @@ func (c *Common) setup(ctx context.Context, log io.Writer) (*setup, error) {
 	s.bin = c.Occystrap
 	if s.bin == "" {
 		s.bin = filepath.Join(tmp, "occystrap")
-		fmt.Fprintf(log, "building occystrap (go build ./cmd/occystrap)...\n")
+		args := []string{"build", "-o", s.bin}
+		if c.Tags != "" {
+			args = append(args, "-tags", c.Tags)
+		}
+		args = append(args, "./cmd/occystrap")
+		fmt.Fprintf(log, "building occystrap (go %s)...\n", strings.Join(args, " "))
 		gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 		if err != nil {
 			return s, fmt.Errorf("find the module: %w", err)
 		}
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", s.bin, "./cmd/occystrap")
+		cmd := exec.CommandContext(ctx, "go", args...)
 		cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
 		cmd.Stdout, cmd.Stderr = log, log
 		if err := cmd.Run(); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/internal/sinktest"
 	"github.com/occystrap/occystrap/internal/testenv"
 	"github.com/occystrap/occystrap/internal/testregistry"
@@ -52,7 +53,8 @@ func gzipMembers(t *testing.T, parts ...[]byte) []byte {
 }
 
 // TestInflateModesSameOutput runs the same pulls with OCCYSTRAP_INFLATE=go
-// and =isal: registry:// (a normal image, and one whose layer is a
+// and =isal (the igzip subprocess, or libisal in process in a build with
+// the isal tag): registry:// (a normal image, and one whose layer is a
 // multi-member gzip) and a gzip OCI tar:// into dir:// give the same trees
 // byte for byte; a truncated and a corrupt gzip layer fail in both, leaving
 // no manifest; and the debug line names the inflater that ran.
@@ -86,7 +88,11 @@ func TestInflateModesSameOutput(t *testing.T) {
 		for _, src := range []string{"registry://" + reg.Host + "/inflate/ok:v1", "registry://" + reg.Host + "/inflate/multi:v1", "tar://" + archive} {
 			out := filepath.Join(t.TempDir(), "out")
 			_, stderr := mustRun(t, "--insecure", "--verbose", "--log-format", "json", "process", src, "dir://"+out)
-			if !strings.Contains(stderr, `"inflater":"`+mode+`"`) {
+			name := mode
+			if mode == "isal" && inflate.Linked {
+				name = inflate.NameISALCgo
+			}
+			if !strings.Contains(stderr, `"inflater":"`+name+`"`) {
 				t.Errorf("%s %s: no debug line naming the inflater:\n%s", mode, src, stderr)
 			}
 			listing := sinktest.Listing(t, out)
@@ -123,18 +129,26 @@ func TestInflateModesSameOutput(t *testing.T) {
 	}
 }
 
+// Without igzip on PATH, isal fails and auto is Go, as before; a build
+// with the isal tag needs no igzip: both run libisal in process.
 func TestInflateIsalUnavailable(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	t.Setenv("OCCYSTRAP_INFLATE", "isal")
 	archive, _ := writeArchive(t, true)
-	code, _, stderr := occystrap(t, "process", "tar://"+archive, "dir://"+filepath.Join(t.TempDir(), "out"))
-	if code == 0 || !strings.Contains(stderr, "igzip is not available") {
+	code, _, stderr := occystrap(t, "--verbose", "--log-format", "json", "process", "tar://"+archive, "dir://"+filepath.Join(t.TempDir(), "out"))
+	switch {
+	case inflate.Linked && (code != 0 || !strings.Contains(stderr, `"inflater":"isal-cgo"`)):
+		t.Fatalf("isal with libisal linked: exit %d, stderr:\n%s", code, stderr)
+	case !inflate.Linked && (code == 0 || !strings.Contains(stderr, "igzip is not available")):
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
-	// auto without igzip: Go, as before.
 	t.Setenv("OCCYSTRAP_INFLATE", "auto")
 	_, stderr = mustRun(t, "--verbose", "--log-format", "json", "process", "tar://"+archive, "dir://"+filepath.Join(t.TempDir(), "out"))
-	if !strings.Contains(stderr, `"inflater":"go"`) {
-		t.Fatalf("auto without igzip did not choose go:\n%s", stderr)
+	want := `"inflater":"go"`
+	if inflate.Linked {
+		want = `"inflater":"isal-cgo"`
+	}
+	if !strings.Contains(stderr, want) {
+		t.Fatalf("auto without igzip did not choose %s:\n%s", want, stderr)
 	}
 }

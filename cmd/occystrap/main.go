@@ -53,7 +53,7 @@ type Globals struct {
 	StallTimeout  time.Duration `name:"stall-timeout" env:"OCCYSTRAP_STALL_TIMEOUT" default:"60s" help:"Fail a download that receives nothing, or an upload the server takes nothing of, for this long (a blob download is then resumed like a cut connection)."`
 	MaxRetryAfter time.Duration `name:"max-retry-after" env:"OCCYSTRAP_MAX_RETRY_AFTER" default:"60s" help:"Longest wait a registry's Retry-After can ask for; a longer one is cut to this, with a warning."`
 	ImageParallel int           `name:"image-parallel" short:"J" env:"OCCYSTRAP_IMAGE_PARALLEL" default:"3" help:"Images processed at once for multi-image sources."`
-	Inflate       string        `env:"OCCYSTRAP_INFLATE" enum:"auto,go,isal" default:"auto" help:"Gzip decompression: isal (ISA-L's igzip, about twice as fast), go, or auto (isal when igzip is on PATH)."`
+	Inflate       string        `env:"OCCYSTRAP_INFLATE" enum:"auto,go,isal" default:"auto" help:"Gzip decompression: isal (ISA-L: libisal in process in a build with the isal tag, else igzip), go, or auto (isal when it is there)."`
 	Compression   string        `env:"OCCYSTRAP_COMPRESSION" enum:"gzip,zstd" default:"gzip" help:"Layer compression for registry output: gzip or zstd."`
 	LayerCache    string        `name:"layer-cache" env:"OCCYSTRAP_LAYER_CACHE" completion:"file" help:"JSON file remembering pushed layers, to skip them next time."`
 	OutputFormat  string        `name:"output-format" short:"O" enum:"text,json" default:"text" help:"Output of info, check, search and ls: text or json."`

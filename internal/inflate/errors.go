@@ -4,7 +4,8 @@ import "errors"
 
 var (
 	// ErrUnavailable is returned by New for OCCYSTRAP_INFLATE=isal when
-	// igzip cannot be found or does not work.
+	// igzip cannot be found or does not work (or, in a build with the isal
+	// tag, when libisal fails its probe).
 	ErrUnavailable = errors.New("ISA-L igzip is not available")
 	// ErrCorrupt wraps every failure of a gzip stream that igzip reports
 	// (bad header, corrupt data, wrong CRC or length, truncation) or that

@@ -16,8 +16,12 @@ import (
 const (
 	ModeAuto = "auto" // ISA-L if igzip is on PATH and works, else Go
 	ModeGo   = "go"   // always klauspost/compress
-	ModeISAL = "isal" // always igzip; New fails without it
+	ModeISAL = "isal" // always ISA-L; New fails without it
 )
+
+// NameISALCgo is Name's answer when ISA-L runs in process: a build with
+// the isal tag (and cgo) links libisal and needs no igzip.
+const NameISALCgo = "isal-cgo"
 
 // AutoMinSize is the smallest compressed size that ModeAuto sends through
 // igzip. Each igzip process costs a fixed few milliseconds of CPU (exec,
@@ -30,7 +34,8 @@ const AutoMinSize = 2 << 20
 // Inflater is the run's gzip decompressor. The zero value and nil inflate
 // with Go.
 type Inflater struct {
-	igzip   string // igzip's path; "" inflates with Go
+	cgo     bool   // libisal in process (build tag isal); every size
+	igzip   string // igzip's path; "" (and !cgo) inflates with Go
 	minSize int64  // smallest known compressed size sent to igzip (-1: unknown sizes too)
 
 	mu     sync.Mutex
@@ -38,9 +43,11 @@ type Inflater struct {
 	closed bool
 }
 
-// New chooses the inflater for mode (ModeAuto when empty). ISA-L is tried
-// by decompressing a tiny stream with igzip, so a broken install is found
-// here: ModeAuto then falls back to Go, ModeISAL fails with ErrUnavailable.
+// New chooses the inflater for mode (ModeAuto when empty). A build with
+// the isal tag runs ISA-L in process (libisal, linked) for auto and isal.
+// Otherwise ISA-L is igzip, tried by decompressing a tiny stream, so a
+// broken install is found here: ModeAuto then falls back to Go, ModeISAL
+// fails with ErrUnavailable.
 func New(ctx context.Context, mode string) (*Inflater, error) {
 	switch mode {
 	case "", ModeAuto, ModeISAL:
@@ -49,9 +56,21 @@ func New(ctx context.Context, mode string) (*Inflater, error) {
 	default:
 		return nil, fmt.Errorf("inflate %q: want go, isal or auto", mode)
 	}
+	if Linked {
+		z := &Inflater{cgo: true}
+		if err := probe(ctx, z); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return z, nil
+	}
+	return newIgzip(ctx, mode)
+}
+
+// newIgzip is New without libisal: igzip on PATH if it works.
+func newIgzip(ctx context.Context, mode string) (*Inflater, error) {
 	path, err := exec.LookPath("igzip")
 	if err == nil {
-		err = probe(ctx, path)
+		err = probe(ctx, &Inflater{igzip: path, minSize: -1})
 	}
 	if err != nil {
 		if mode == ModeISAL {
@@ -66,8 +85,8 @@ func New(ctx context.Context, mode string) (*Inflater, error) {
 	return z, nil
 }
 
-// probe checks that igzip at path decompresses a small gzip stream.
-func probe(ctx context.Context, path string) error {
+// probe checks that z's ISA-L decompresses a small gzip stream.
+func probe(ctx context.Context, z *Inflater) error {
 	const want = "occystrap inflate probe\n"
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -77,7 +96,6 @@ func probe(ctx context.Context, path string) error {
 	if err := zw.Close(); err != nil {
 		return err
 	}
-	z := &Inflater{igzip: path, minSize: -1}
 	rc, err := z.Gunzip(ctx, &buf, int64(buf.Len()))
 	if err != nil {
 		return err
@@ -87,10 +105,10 @@ func probe(ctx context.Context, path string) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("probe %s: %w", path, err)
+		return fmt.Errorf("probe %s: %w", z.Name(), err)
 	}
 	if string(got) != want {
-		return fmt.Errorf("probe %s: decompressed %q", path, got)
+		return fmt.Errorf("probe %s: decompressed %q", z.Name(), got)
 	}
 	return nil
 }
@@ -100,22 +118,28 @@ func (z *Inflater) Describe() string {
 	switch {
 	case !z.ISAL():
 		return "go"
+	case z.cgo:
+		return "isal in process (libisal) for every gzip layer"
 	case z.minSize < 0:
 		return "isal for every gzip layer"
 	}
 	return fmt.Sprintf("isal for gzip layers of %d MiB and more, go for smaller ones and those of unknown size", z.minSize>>20)
 }
 
-// Name says which inflater runs: "isal" or "go".
+// Name says which inflater runs: "isal-cgo" (libisal in process),
+// "isal" (the igzip subprocess) or "go".
 func (z *Inflater) Name() string {
-	if z.ISAL() {
+	switch {
+	case z != nil && z.cgo:
+		return NameISALCgo
+	case z.ISAL():
 		return ModeISAL
 	}
 	return ModeGo
 }
 
-// ISAL reports whether gzip goes through igzip.
-func (z *Inflater) ISAL() bool { return z != nil && z.igzip != "" }
+// ISAL reports whether gzip goes through ISA-L (in process or igzip).
+func (z *Inflater) ISAL() bool { return z != nil && (z.cgo || z.igzip != "") }
 
 // Path is igzip's path, or "" for Go.
 func (z *Inflater) Path() string {
@@ -130,8 +154,12 @@ func (z *Inflater) Path() string {
 // or unknown sizes go to Go). With Go, a bad header fails here; with ISA-L
 // it fails at the first Read. The caller must Close the reader; reading to
 // io.EOF means the whole stream was valid. An igzip process is killed when
-// ctx ends, and Read then returns ctx's error.
+// ctx ends, and Read then returns ctx's error; the in-process reader
+// checks ctx each time it reads from r.
 func (z *Inflater) Gunzip(ctx context.Context, r io.Reader, size int64) (io.ReadCloser, error) {
+	if z != nil && z.cgo {
+		return z.startCgo(ctx, r)
+	}
 	if !z.ISAL() || (z.minSize >= 0 && size < z.minSize) {
 		zr, err := gzip.NewReader(r)
 		if err != nil {

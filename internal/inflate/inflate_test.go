@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -24,18 +25,35 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// force returns the inflater of mode; isal needs igzip (CI installs it).
-func force(t testing.TB, mode string) *Inflater {
+// kinds are the inflaters this build can run: go, the igzip subprocess
+// (CI installs igzip), and libisal in process in a build with the isal
+// tag (CI runs these tests with and without it).
+func kinds() []string {
+	k := []string{ModeGo, ModeISAL}
+	if Linked {
+		k = append(k, NameISALCgo)
+	}
+	return k
+}
+
+// force returns the inflater of kind (a name of kinds), for every layer
+// size.
+func force(t testing.TB, kind string) *Inflater {
 	t.Helper()
-	if mode == ModeISAL {
-		testenv.Igzip(t)
+	var z *Inflater
+	switch kind {
+	case ModeGo:
+		z = &Inflater{}
+	case ModeISAL:
+		z = &Inflater{igzip: testenv.Igzip(t), minSize: -1}
+	case NameISALCgo:
+		var err error
+		if z, err = New(context.Background(), ModeISAL); err != nil {
+			t.Fatal(err)
+		}
 	}
-	z, err := New(context.Background(), mode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if z.Name() != mode {
-		t.Fatalf("New(%s) runs %s", mode, z.Name())
+	if z.Name() != kind {
+		t.Fatalf("force(%s) runs %s", kind, z.Name())
 	}
 	t.Cleanup(func() {
 		z.Close()
@@ -149,7 +167,7 @@ func TestSameBytesAndErrors(t *testing.T) {
 		{name: "2 MiB of garbage after the member", gz: append(bytes.Clone(gz), raw[:2<<20]...), wantErr: true},
 		{name: "a second member cut short", gz: gzipOf(t, small, raw)[:len(gzipOf(t, small))+100], wantErr: true},
 	}
-	for _, mode := range []string{ModeGo, ModeISAL} {
+	for _, mode := range kinds() {
 		z := force(t, mode)
 		for _, c := range cases {
 			t.Run(mode+"/"+c.name, func(t *testing.T) {
@@ -158,7 +176,8 @@ func TestSameBytesAndErrors(t *testing.T) {
 					if err == nil {
 						t.Fatalf("no error; %d bytes out", len(got))
 					}
-					if mode == ModeISAL && !errors.Is(err, ErrCorrupt) {
+					t.Log(err)
+					if mode != ModeGo && !errors.Is(err, ErrCorrupt) {
 						t.Errorf("error %v does not wrap ErrCorrupt", err)
 					}
 					return
@@ -174,17 +193,71 @@ func TestSameBytesAndErrors(t *testing.T) {
 	}
 }
 
-// The one case the isal inflater cannot check: several members whose last
-// is larger than its ring. It refuses rather than guess, and says what to do.
+// The one case the igzip subprocess cannot check: several members whose
+// last is larger than its ring. It refuses rather than guess, and says what
+// to do. Go and libisal in process check every member and accept it.
 func TestISALRefusesUncheckableLastMember(t *testing.T) {
-	z := force(t, ModeISAL)
 	raw := layerLike(t, 1<<20)
-	_, err := gunzip(context.Background(), z, gzipOf(t, raw[:1000], raw))
+	gz := gzipOf(t, raw[:1000], raw)
+	_, err := gunzip(context.Background(), force(t, ModeISAL), gz)
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "OCCYSTRAP_INFLATE=go") {
 		t.Fatalf("err = %v", err)
 	}
-	if _, err := gunzip(context.Background(), force(t, ModeGo), gzipOf(t, raw[:1000], raw)); err != nil {
-		t.Fatalf("go: %v", err)
+	for _, kind := range kinds() {
+		if kind == ModeISAL {
+			continue
+		}
+		got, err := gunzip(context.Background(), force(t, kind), gz)
+		if err != nil || !bytes.Equal(got, append(raw[:1000:1000], raw...)) {
+			t.Fatalf("%s: %d bytes, %v", kind, len(got), err)
+		}
+	}
+}
+
+// Every way of reading gives the same bytes: io.Copy (WriteTo), small and
+// large Reads (iotest.TestReader tries several sizes and checks Read's
+// contract).
+func TestReadShapes(t *testing.T) {
+	small := layerLike(t, 100<<10)
+	raw := layerLike(t, 3<<20)
+	gz := gzipOf(t, small, raw, nil)
+	want := append(bytes.Clone(small), raw...)
+	for _, kind := range kinds() {
+		t.Run(kind, func(t *testing.T) {
+			z := force(t, kind)
+			rc, err := z.Gunzip(context.Background(), bytes.NewReader(gz), int64(len(gz)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := iotest.TestReader(rc, want); err != nil {
+				t.Error(err)
+			}
+			rc.Close()
+			for _, size := range []int{1000, 32 << 10, 200 << 10, 4 << 20} {
+				rc, err := z.Gunzip(context.Background(), iotest.HalfReader(bytes.NewReader(gz)), -1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var out bytes.Buffer
+				buf := make([]byte, size)
+				for {
+					n, err := rc.Read(buf)
+					out.Write(buf[:n])
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						t.Fatalf("Read(%d): %v", size, err)
+					}
+				}
+				if err := rc.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(out.Bytes(), want) {
+					t.Fatalf("Read(%d): %d bytes, want %d (differ)", size, out.Len(), len(want))
+				}
+			}
+		})
 	}
 }
 
@@ -205,7 +278,7 @@ func (e *errReader) Read(p []byte) (int, error) {
 func TestSourceErrorWins(t *testing.T) {
 	gz := gzipOf(t, layerLike(t, 1<<20))
 	boom := errors.New("digest mismatch at the end of the blob")
-	for _, mode := range []string{ModeGo, ModeISAL} {
+	for _, mode := range kinds() {
 		t.Run(mode, func(t *testing.T) {
 			z := force(t, mode)
 			rc, err := z.Gunzip(context.Background(), &errReader{r: bytes.NewReader(gz), err: boom}, -1)
@@ -311,7 +384,7 @@ func TestCloseEarlyAndInflaterClose(t *testing.T) {
 func TestAutoBySize(t *testing.T) {
 	testenv.Igzip(t)
 	z := force(t, ModeISAL)
-	auto, err := New(context.Background(), ModeAuto)
+	auto, err := newIgzip(context.Background(), ModeAuto)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,8 +410,12 @@ func TestAutoBySize(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	igzip := testenv.Igzip(t)
-	for _, c := range []struct{ mode, want string }{{"", ModeISAL}, {ModeAuto, ModeISAL}, {ModeISAL, ModeISAL}, {ModeGo, ModeGo}} {
+	testenv.Igzip(t)
+	isal := ModeISAL
+	if Linked {
+		isal = NameISALCgo
+	}
+	for _, c := range []struct{ mode, want string }{{"", isal}, {ModeAuto, isal}, {ModeISAL, isal}, {ModeGo, ModeGo}} {
 		z, err := New(context.Background(), c.mode)
 		if err != nil || z.Name() != c.want {
 			t.Errorf("New(%q) = %v, %v; want %s", c.mode, z.Name(), err, c.want)
@@ -347,13 +424,28 @@ func TestNew(t *testing.T) {
 	if _, err := New(context.Background(), "pigz"); err == nil {
 		t.Error("New(pigz) accepted")
 	}
-	// Without igzip on PATH: auto is Go (today's behaviour), isal fails.
+	var nilZ *Inflater
+	if got, err := gunzip(context.Background(), nilZ, gzipOf(t, []byte("x"))); err != nil || string(got) != "x" {
+		t.Errorf("nil inflater: %q, %v", got, err)
+	}
+	// The subprocess's choice (New's without libisal) follows igzip.
+	for _, c := range []struct{ mode, want string }{{ModeAuto, ModeISAL}, {ModeISAL, ModeISAL}} {
+		z, err := newIgzip(context.Background(), c.mode)
+		if err != nil || z.Name() != c.want {
+			t.Errorf("newIgzip(%q) = %v, %v; want %s", c.mode, z.Name(), err, c.want)
+		}
+	}
+	// Without igzip on PATH: auto is Go (today's behaviour), isal fails;
+	// with libisal linked, New needs no igzip.
 	t.Setenv("PATH", t.TempDir())
-	if z, err := New(context.Background(), ModeAuto); err != nil || z.ISAL() {
+	if z, err := newIgzip(context.Background(), ModeAuto); err != nil || z.ISAL() {
 		t.Errorf("auto without igzip: %v, %v", z.Name(), err)
 	}
-	if _, err := New(context.Background(), ModeISAL); !errors.Is(err, ErrUnavailable) {
+	if _, err := newIgzip(context.Background(), ModeISAL); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("isal without igzip: %v", err)
+	}
+	if z, err := New(context.Background(), ModeAuto); err != nil || z.Name() != map[bool]string{true: NameISALCgo, false: ModeGo}[Linked] {
+		t.Errorf("New(auto) without igzip: %v, %v", z.Name(), err)
 	}
 	// A broken igzip: auto falls back, isal fails.
 	dir := t.TempDir()
@@ -361,15 +453,67 @@ func TestNew(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", dir)
-	if z, err := New(context.Background(), ModeAuto); err != nil || z.ISAL() {
+	if z, err := newIgzip(context.Background(), ModeAuto); err != nil || z.ISAL() {
 		t.Errorf("auto with a broken igzip: %v, %v", z.Name(), err)
 	}
-	if _, err := New(context.Background(), ModeISAL); !errors.Is(err, ErrUnavailable) {
+	if _, err := newIgzip(context.Background(), ModeISAL); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("isal with a broken igzip: %v", err)
 	}
-	_ = igzip
-	var nilZ *Inflater
-	if got, err := gunzip(context.Background(), nilZ, gzipOf(t, []byte("x"))); err != nil || string(got) != "x" {
-		t.Errorf("nil inflater: %q, %v", got, err)
+}
+
+// Every inflater ends a read with the context's error when the context
+// ends while the source blocks, and ISA-L's refuse a done context.
+func TestCancelEndsRead(t *testing.T) {
+	gz := gzipOf(t, layerLike(t, 1<<20))
+	for _, kind := range kinds() {
+		t.Run(kind, func(t *testing.T) {
+			z := force(t, kind)
+			ctx, cancel := context.WithCancel(context.Background())
+			rc, err := z.Gunzip(ctx, &blockingReader{ctx: ctx, r: bytes.NewReader(gz[:len(gz)/2])}, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { _, err := io.Copy(io.Discard, rc); done <- err }()
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("err = %v, want context.Canceled", err)
+			}
+			rc.Close()
+			if kind == ModeGo {
+				return
+			}
+			if _, err := z.Gunzip(ctx, bytes.NewReader(gz), int64(len(gz))); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Gunzip on a done context: %v", err)
+			}
+		})
+	}
+}
+
+// Closing the Inflater ends the run: Gunzip fails afterwards, and an
+// in-process reader in use fails at its next refill.
+func TestInflaterCloseInProcess(t *testing.T) {
+	if !Linked {
+		// Without libisal, TestCloseEarlyAndInflaterClose covers igzip.
+		return
+	}
+	z := force(t, NameISALCgo)
+	gz := gzipOf(t, layerLike(t, 4<<20))
+	rc, err := z.Gunzip(context.Background(), iotest.HalfReader(bytes.NewReader(gz)), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.Read(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	z.Close()
+	if _, err := io.Copy(io.Discard, rc); !errors.Is(err, ErrClosed) {
+		t.Fatalf("read after Inflater.Close: %v", err)
+	}
+	if err := rc.Close(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := z.Gunzip(context.Background(), bytes.NewReader(gz), int64(len(gz))); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Gunzip after Close: %v", err)
 	}
 }

@@ -76,7 +76,7 @@ type ToolResult struct {
 	Status  string   `json:"status"`
 	Samples []Sample `json:"samples,omitempty"`
 	Summary Summary  `json:"summary"`
-	// Inflater is the gzip inflater ours ran with (go or isal).
+	// Inflater is the gzip inflater ours ran with (go, isal or isal-cgo).
 	Inflater string `json:"inflater,omitempty"`
 	// VsFloor is this tool's median wall time over the floor's.
 	VsFloor float64 `json:"vs_floor,omitempty"`
@@ -144,7 +144,7 @@ func (h *Harness) Prepare(ctx context.Context) error {
 }
 
 // inflaterRE finds the inflater in occystrap's debug line.
-var inflaterRE = regexp.MustCompile(`"inflater":"([a-z]+)"`)
+var inflaterRE = regexp.MustCompile(`"inflater":"([a-z-]+)"`)
 
 // Run runs one scenario with every tool.
 func (h *Harness) Run(ctx context.Context, sc Scenario) (Result, error) {
