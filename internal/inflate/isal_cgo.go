@@ -70,7 +70,7 @@ const Linked = true
 
 const (
 	cgoInSize  = 256 << 10 // input buffer
-	cgoOutSize = 1 << 20   // output buffer (Read with a small p, WriteTo)
+	cgoOutSize = 256 << 10 // output buffer (Read with a small p, WriteTo)
 	// cgoDirect is the smallest p a Read inflates straight into; smaller
 	// ones are served from the output buffer (each isal_inflate call keeps
 	// 32 KiB of history, so small calls would cost more than a copy).
