@@ -10,7 +10,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 	"golang.org/x/time/rate"
 
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
 )
 
 // TestAdaptiveSteps walks the policy on a fake clock: unlimited at first,

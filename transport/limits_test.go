@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
 )
 
 func TestReadLimited(t *testing.T) {

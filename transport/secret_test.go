@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
 )
 
 // TestSecretHook: the passwords the Transport finds in Docker's

@@ -12,7 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/occystrap/occystrap/internal/quote"
-	"github.com/occystrap/occystrap/internal/uri"
+	"github.com/occystrap/occystrap/stage/uri"
 )
 
 // Tags lists repo's tags (GET /v2/REPO/tags/list), following the Link

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
 )
 
 // imageLine matches info's Image: line for ref.

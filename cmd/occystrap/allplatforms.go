@@ -14,10 +14,10 @@ import (
 	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/accounting"
-	"github.com/occystrap/occystrap/internal/uri"
 	sinkreg "github.com/occystrap/occystrap/sinks/registry"
 	"github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
 )
 

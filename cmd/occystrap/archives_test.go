@@ -15,10 +15,10 @@ import (
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 
-	"github.com/occystrap/occystrap/internal/engine"
-	"github.com/occystrap/occystrap/internal/testdocker"
-	"github.com/occystrap/occystrap/internal/testenv"
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testdocker"
+	"github.com/occystrap/occystrap/internal/testing/testenv"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
+	"github.com/occystrap/occystrap/transport/dockerclient"
 )
 
 // Archives of every layout people's tools write, made by the tools
@@ -103,7 +103,7 @@ var archiveKinds = []archiveKind{
 		}
 		defer eng.Remove(ctx, ref)
 		defer eng.Remove(ctx, "fixture/app:v1")
-		c := engine.New(eng.Socket)
+		c := dockerclient.New(eng.Socket)
 		defer c.CloseIdle()
 		if err := c.Tag(ctx, ref, "fixture/app", "v1"); err != nil {
 			t.Fatal(err)

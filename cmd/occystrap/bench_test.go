@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/occystrap/occystrap/internal/fixture"
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/fixture"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
 )
 
 // These benchmarks run the whole CLI (run()) as a user would; b.SetBytes is

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/occystrap/occystrap/internal/imageinfo"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/filter"
+	"github.com/occystrap/occystrap/stage/imageinfo"
 )
 
 // CheckCmd is `occystrap check SOURCE [--fast]`.

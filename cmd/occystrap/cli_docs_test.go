@@ -12,8 +12,8 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/occystrap/occystrap/internal/sinktest"
-	"github.com/occystrap/occystrap/internal/uri"
+	"github.com/occystrap/occystrap/stage/stagetest"
+	"github.com/occystrap/occystrap/stage/uri"
 )
 
 // model is the command line's kong model, built as run builds it.
@@ -32,7 +32,7 @@ func model(t *testing.T) *kong.Kong {
 func TestManPage(t *testing.T) {
 	got, _ := binMust(t, nil, "man")
 	path := filepath.Join("..", "..", "docs", "occystrap.1")
-	if sinktest.Updating() { // -update
+	if stagetest.Updating() { // -update
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}

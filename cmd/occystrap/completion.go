@@ -8,7 +8,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/occystrap/occystrap/internal/uri"
+	"github.com/occystrap/occystrap/stage/uri"
 )
 
 // CompletionCmd is `occystrap completion bash|zsh|fish`.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/occystrap/occystrap/internal/testenv"
+	"github.com/occystrap/occystrap/internal/testing/testenv"
 )
 
 // completionScript writes the binary's script for shell to a file.

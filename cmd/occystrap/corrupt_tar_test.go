@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/occystrap/occystrap/internal/fixture"
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 )
 
 // corruptArchive writes a legacy docker-save archive of appImage whose

@@ -14,11 +14,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 	digest "github.com/opencontainers/go-digest"
 
-	"github.com/occystrap/occystrap/internal/engine"
-	"github.com/occystrap/occystrap/internal/sinktest"
-	"github.com/occystrap/occystrap/internal/testdocker"
-	"github.com/occystrap/occystrap/internal/testquay"
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testdocker"
+	"github.com/occystrap/occystrap/internal/testing/testquay"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
+	"github.com/occystrap/occystrap/stage/stagetest"
+	"github.com/occystrap/occystrap/transport/dockerclient"
 )
 
 // dockerURI is a docker:// URI on the test engine's socket.
@@ -34,7 +34,7 @@ func dirLayers(t *testing.T, out, manifest string) (string, []digest.Digest) {
 		Config string
 		Layers []string
 	}
-	sinktest.ReadJSON(t, filepath.Join(out, manifest), &m)
+	stagetest.ReadJSON(t, filepath.Join(out, manifest), &m)
 	var ds []digest.Digest
 	for _, l := range m[0].Layers {
 		f, err := os.Open(filepath.Join(out, l))
@@ -86,7 +86,7 @@ func tarLayers(t *testing.T, archive string) []digest.Digest {
 func TestDockerRoundTrips(t *testing.T) {
 	eng := testdocker.Require(t)
 	ctx := context.Background()
-	c := engine.New(eng.Socket)
+	c := dockerclient.New(eng.Socket)
 	t.Cleanup(c.CloseIdle)
 	for _, oci := range []bool{false, true} {
 		t.Run(map[bool]string{false: "legacy", true: "oci-gzip"}[oci], func(t *testing.T) {
@@ -119,7 +119,7 @@ func TestDockerRoundTrips(t *testing.T) {
 				t.Errorf("dir layers (-want +got):\n%s", d)
 			}
 			var catalog map[string]map[string]string
-			sinktest.ReadJSON(t, filepath.Join(out, "catalog.json"), &catalog)
+			stagetest.ReadJSON(t, filepath.Join(out, "catalog.json"), &catalog)
 			if d := cmp.Diff(map[string]map[string]string{"occy-e2e/app": {"v1": "manifest.json"}}, catalog); d != "" {
 				t.Errorf("catalog (-want +got):\n%s", d)
 			}
@@ -185,7 +185,7 @@ func TestDockerHostEnv(t *testing.T) {
 func TestQuayToDocker(t *testing.T) {
 	eng := testdocker.Require(t)
 	ctx := context.Background()
-	c := engine.New(eng.Socket)
+	c := dockerclient.New(eng.Socket)
 	t.Cleanup(c.CloseIdle)
 	q, reg := testquay.Start(t, testquay.Options{PageSize: 7}, testregistry.Options{Plain: true})
 	want := kollaCorpus(t, q, reg, 6)

@@ -9,10 +9,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/occystrap/occystrap/internal/engine"
-	"github.com/occystrap/occystrap/internal/sinktest"
-	"github.com/occystrap/occystrap/internal/testdocker"
-	"github.com/occystrap/occystrap/internal/testenv"
+	"github.com/occystrap/occystrap/internal/testing/testdocker"
+	"github.com/occystrap/occystrap/internal/testing/testenv"
+	"github.com/occystrap/occystrap/stage/stagetest"
+	"github.com/occystrap/occystrap/transport/dockerclient"
 )
 
 // TestDockerpushToDir: dockerpush:// -> dir:// holds the same config and
@@ -22,7 +22,7 @@ import (
 func TestDockerpushToDir(t *testing.T) {
 	eng := testdocker.Require(t)
 	ctx := context.Background()
-	c := engine.New(eng.Socket)
+	c := dockerclient.New(eng.Socket)
 	t.Cleanup(c.CloseIdle)
 	src, a := writeArchive(t, false)
 	ref := "occy-e2e/pushed:v1"
@@ -43,7 +43,7 @@ func TestDockerpushToDir(t *testing.T) {
 		t.Setenv("OCCYSTRAP_INFLATE", mode)
 		out := filepath.Join(t.TempDir(), mode)
 		mustRun(t, "--log-format", "json", "process", "dockerpush://"+ref+"?socket="+eng.Socket, "dir://"+out)
-		if d := cmp.Diff(sinktest.Listing(t, viaPush), sinktest.Listing(t, out)); d != "" {
+		if d := cmp.Diff(stagetest.Listing(t, viaPush), stagetest.Listing(t, out)); d != "" {
 			t.Errorf("OCCYSTRAP_INFLATE=%s: output differs (-default +%s):\n%s", mode, mode, d)
 		}
 	}
@@ -65,7 +65,7 @@ func TestDockerpushToDir(t *testing.T) {
 		t.Errorf("configs differ:\ndocker:     %s\ndockerpush: %s", sc, pc)
 	}
 	var m []struct{ Layers []string }
-	sinktest.ReadJSON(t, filepath.Join(viaPush, "manifest.json"), &m)
+	stagetest.ReadJSON(t, filepath.Join(viaPush, "manifest.json"), &m)
 	var want []string
 	for _, d := range a.DiffIDs {
 		want = append(want, d.Encoded()+"/layer.tar")
@@ -145,7 +145,7 @@ func TestDockerpushLayerDigests(t *testing.T) {
 		Version  int               `json:"version"`
 		Mappings map[string]string `json:"mappings"`
 	}
-	sinktest.ReadJSON(t, cache+".digests", &f)
+	stagetest.ReadJSON(t, cache+".digests", &f)
 	got := map[string]bool{}
 	for c, d := range f.Mappings {
 		if len(c) != 64 || c == d {

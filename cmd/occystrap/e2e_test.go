@@ -18,11 +18,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/time/rate"
 
-	"github.com/occystrap/occystrap/internal/fixture"
-	"github.com/occystrap/occystrap/internal/sinktest"
-	"github.com/occystrap/occystrap/internal/testdocker"
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/fixture"
+	"github.com/occystrap/occystrap/internal/testing/testdocker"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
 	"github.com/occystrap/occystrap/sources/tarball"
+	"github.com/occystrap/occystrap/stage/stagetest"
 )
 
 // These tests run the CLI as a user does, through run(), on archives and
@@ -94,7 +94,7 @@ func TestProcessTarToDir(t *testing.T) {
 			}
 
 			var manifest []map[string]any
-			sinktest.ReadJSON(t, filepath.Join(out, "manifest.json"), &manifest)
+			stagetest.ReadJSON(t, filepath.Join(out, "manifest.json"), &manifest)
 			var layers []any
 			for _, n := range a.LayerNames {
 				layers = append(layers, n+"/layer.tar")
@@ -104,7 +104,7 @@ func TestProcessTarToDir(t *testing.T) {
 				t.Errorf("manifest.json (-want +got):\n%s", d)
 			}
 			var catalog map[string]map[string]string
-			sinktest.ReadJSON(t, filepath.Join(out, "catalog.json"), &catalog)
+			stagetest.ReadJSON(t, filepath.Join(out, "catalog.json"), &catalog)
 			if d := cmp.Diff(map[string]map[string]string{"fixture/app": {"v1": "manifest.json"}}, catalog); d != "" {
 				t.Errorf("catalog.json (-want +got):\n%s", d)
 			}
@@ -154,12 +154,12 @@ func TestProcessTarToDirUniqueNamesExpand(t *testing.T) {
 	mustRun(t, "--log-format", "console", "process", "tar:"+src, "dir://"+out+"?unique_names=true&expand=true")
 
 	var manifest []map[string]any
-	sinktest.ReadJSON(t, filepath.Join(out, "manifest-fixture_app-v1.json"), &manifest)
+	stagetest.ReadJSON(t, filepath.Join(out, "manifest-fixture_app-v1.json"), &manifest)
 	if len(manifest) != 1 || manifest[0]["ImageName"] != "fixture/app" {
 		t.Errorf("manifest: %v", manifest)
 	}
 	var catalog map[string]map[string]string
-	sinktest.ReadJSON(t, filepath.Join(out, "catalog.json"), &catalog)
+	stagetest.ReadJSON(t, filepath.Join(out, "catalog.json"), &catalog)
 	if catalog["fixture/app"]["v1"] != "manifest-fixture_app-v1.json" {
 		t.Errorf("catalog: %v", catalog)
 	}

@@ -13,8 +13,8 @@ import (
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/occystrap/occystrap/internal/sinktest"
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
+	"github.com/occystrap/occystrap/stage/stagetest"
 )
 
 // TestFilterChainsEverywhere runs a chain of content-changing filters from
@@ -76,12 +76,12 @@ func checkFiltered(t *testing.T, dir string) {
 		Config string
 		Layers []string
 	}
-	sinktest.ReadJSON(t, filepath.Join(dir, "manifest.json"), &manifest)
+	stagetest.ReadJSON(t, filepath.Join(dir, "manifest.json"), &manifest)
 	if len(manifest) != 1 || len(manifest[0].Layers) != 3 {
 		t.Fatalf("manifest: %+v", manifest)
 	}
 	var cfg v1.Image
-	sinktest.ReadJSON(t, filepath.Join(dir, manifest[0].Config), &cfg)
+	stagetest.ReadJSON(t, filepath.Join(dir, manifest[0].Config), &cfg)
 	sawOpt := false
 	for i, l := range manifest[0].Layers {
 		f, err := os.Open(filepath.Join(dir, l))

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
 )
 
 // TestStallAndRetryAfterFlags: --stall-timeout (and its environment

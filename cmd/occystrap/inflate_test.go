@@ -14,9 +14,9 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/occystrap/occystrap/internal/inflate"
-	"github.com/occystrap/occystrap/internal/sinktest"
-	"github.com/occystrap/occystrap/internal/testenv"
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testenv"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
+	"github.com/occystrap/occystrap/stage/stagetest"
 )
 
 // withBlob is img with layer i's blob replaced (its manifest rewritten).
@@ -95,7 +95,7 @@ func TestInflateModesSameOutput(t *testing.T) {
 			if !strings.Contains(stderr, `"inflater":"`+name+`"`) {
 				t.Errorf("%s %s: no debug line naming the inflater:\n%s", mode, src, stderr)
 			}
-			listing := sinktest.Listing(t, out)
+			listing := stagetest.Listing(t, out)
 			if prev, ok := trees[src]; ok {
 				if d := cmp.Diff(prev, listing); d != "" {
 					t.Errorf("%s: go and isal outputs differ (-go +isal):\n%s", src, d)

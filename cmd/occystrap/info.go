@@ -9,15 +9,15 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
-	"github.com/occystrap/occystrap/internal/imageinfo"
 	"github.com/occystrap/occystrap/internal/pyjson"
 	"github.com/occystrap/occystrap/internal/redact"
-	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sources/docker"
 	"github.com/occystrap/occystrap/sources/quay"
 	"github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/sources/tarball"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/imageinfo"
+	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
 )
 

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/occystrap/occystrap/internal/testquay"
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testquay"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
 )
 
 // TestInfoAndCheckOnRegistry runs info and check on a registry:// image:

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/occystrap/occystrap/internal/fixture"
-	"github.com/occystrap/occystrap/internal/sinktest"
+	"github.com/occystrap/occystrap/internal/testing/fixture"
+	"github.com/occystrap/occystrap/stage/stagetest"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -17,7 +17,7 @@ import (
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
-	if sinktest.Updating() {
+	if stagetest.Updating() {
 		if err := os.MkdirAll("testdata", 0o755); err != nil {
 			t.Fatal(err)
 		}

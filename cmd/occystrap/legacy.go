@@ -3,10 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/rs/zerolog"
 	"net/url"
 	"path/filepath"
 	"strings"
+
+	"github.com/rs/zerolog"
 
 	dirsrc "github.com/occystrap/occystrap/sources/dir"
 )

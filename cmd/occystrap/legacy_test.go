@@ -10,10 +10,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
-	"github.com/occystrap/occystrap/internal/sinktest"
-	"github.com/occystrap/occystrap/internal/testdocker"
-	"github.com/occystrap/occystrap/internal/testenv"
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testdocker"
+	"github.com/occystrap/occystrap/internal/testing/testenv"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
+	"github.com/occystrap/occystrap/stage/stagetest"
 )
 
 // legacyNames are the original's deprecated commands.
@@ -104,7 +104,7 @@ func runLegacyCases(t *testing.T, global []string, cases []legacyCase) {
 					t.Errorf("%s and %s differ", tc.outLegacy, tc.outModern)
 				}
 			default:
-				if d := cmp.Diff(sinktest.Listing(t, tc.outModern), sinktest.Listing(t, tc.outLegacy)); d != "" {
+				if d := cmp.Diff(stagetest.Listing(t, tc.outModern), stagetest.Listing(t, tc.outLegacy)); d != "" {
 					t.Errorf("outputs differ (-modern +legacy):\n%s", d)
 				}
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/term"
 
+	"github.com/occystrap/occystrap/internal/beneath"
 	"github.com/occystrap/occystrap/internal/logging"
 	"github.com/occystrap/occystrap/internal/platform"
 	"github.com/occystrap/occystrap/internal/redact"
@@ -187,7 +188,7 @@ func removeStaleTemps(ctx context.Context, dir string) {
 	if dir == "" {
 		dir = os.TempDir()
 	}
-	removed, err := tempname.RemoveStale(dir, ".", 0, nil)
+	removed, err := beneath.RemoveMatching(dir, ".", 0, tempname.Stale, nil)
 	log := zerolog.Ctx(ctx)
 	for _, r := range removed {
 		log.Debug().Str("path", filepath.Join(dir, r)).Msg("Removed a stale temporary file")

@@ -15,11 +15,11 @@ import (
 	"github.com/occystrap/occystrap/internal/accounting"
 	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/internal/shard"
-	"github.com/occystrap/occystrap/internal/uri"
 	sinkreg "github.com/occystrap/occystrap/sinks/registry"
 	"github.com/occystrap/occystrap/sources/quay"
 	"github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
 )
 

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/occystrap/occystrap/internal/testquay"
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testquay"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
 	"github.com/occystrap/occystrap/sources/quay"
 	"github.com/occystrap/occystrap/transport"
 )

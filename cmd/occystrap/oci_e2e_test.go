@@ -9,9 +9,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
-	"github.com/occystrap/occystrap/internal/fixture"
-	"github.com/occystrap/occystrap/internal/sinktest"
-	"github.com/occystrap/occystrap/internal/testenv"
+	"github.com/occystrap/occystrap/internal/testing/fixture"
+	"github.com/occystrap/occystrap/internal/testing/testenv"
+	"github.com/occystrap/occystrap/stage/stagetest"
 )
 
 // tar:// into oci:// and mounts:// (needs root for mounts://, as the output
@@ -37,7 +37,7 @@ func TestProcessTarToOCI(t *testing.T) {
 			if d := cmp.Diff([]string{"config.json", "container-config.json", "rootfs"}, top); d != "" {
 				t.Errorf("bundle (-want +got):\n%s", d)
 			}
-			sinktest.Golden(t, "oci-rootfs", sinktest.Listing(t, filepath.Join(out, "rootfs")))
+			stagetest.Golden(t, "oci-rootfs", stagetest.Listing(t, filepath.Join(out, "rootfs")))
 			if cfg, err := os.ReadFile(filepath.Join(out, "container-config.json")); err != nil || string(cfg) != string(a.Config) {
 				t.Errorf("container-config.json is not the image's config (%v)", err)
 			}
@@ -54,7 +54,7 @@ func TestProcessTarToOCI(t *testing.T) {
 					Readonly bool   `json:"readonly"`
 				} `json:"root"`
 			}
-			sinktest.ReadJSON(t, filepath.Join(out, "config.json"), &spec)
+			stagetest.ReadJSON(t, filepath.Join(out, "config.json"), &spec)
 			if spec.OCIVersion != "1.0.2-dev" || spec.Hostname != "occystrap" || spec.Process.Cwd != "/" ||
 				!cmp.Equal(spec.Process.Args, []string{"/bin/sh"}) || spec.Process.Terminal ||
 				spec.Root.Path != "rootfs" || !spec.Root.Readonly {
@@ -122,7 +122,7 @@ func TestProcessTarToMounts(t *testing.T) {
 	if n, err := unix.Lgetxattr(filepath.Join(out, a.LayerNames[1], "layer/var/cache"), "trusted.overlay.opaque", buf); err != nil || string(buf[:n]) != "y" {
 		t.Errorf("var/cache in layer 1 is not opaque (%v)", err)
 	}
-	if d := cmp.Diff(sinktest.Listing(t, filepath.Join(bundle, "rootfs")), sinktest.Listing(t, rootfs)); d != "" {
+	if d := cmp.Diff(stagetest.Listing(t, filepath.Join(bundle, "rootfs")), stagetest.Listing(t, rootfs)); d != "" {
 		t.Errorf("overlay view differs from the oci:// rootfs (-oci +mounts):\n%s", d)
 	}
 	code, _, stderr := occystrap(t, "--log-format", "console", "process", "tar://"+src, "mounts://"+out)

@@ -12,9 +12,9 @@ import (
 	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/internal/shard"
 	"github.com/occystrap/occystrap/internal/tempname"
-	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sources/quay"
 	"github.com/occystrap/occystrap/sources/registry"
+	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
 )
 

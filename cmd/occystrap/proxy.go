@@ -9,11 +9,11 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/occystrap/occystrap/internal/layercache"
-	"github.com/occystrap/occystrap/internal/proxy"
 	"github.com/occystrap/occystrap/sinks/registry"
+	"github.com/occystrap/occystrap/sources/proxy"
 	sourcereg "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/layercache"
 	"github.com/occystrap/occystrap/transport"
 )
 

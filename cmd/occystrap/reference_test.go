@@ -13,7 +13,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
 )
 
 // TestDockerHubDefaults runs the binary on docker-style short names. Docker

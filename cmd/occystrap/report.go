@@ -12,8 +12,8 @@ import (
 	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/accounting"
-	"github.com/occystrap/occystrap/internal/progress"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/progress"
 )
 
 // What a process run reports: progress while it runs, from the run's

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/filter"
+	"github.com/occystrap/occystrap/stage/uri"
 )
 
 // SearchCmd is `occystrap search SOURCE PATTERN [--regex] [--script-friendly]`.

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/occystrap/occystrap/internal/testquay"
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testquay"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
 )
 
 // TestSecretsNeverPrinted gives the CLI a known secret in every way

@@ -15,9 +15,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/occystrap/occystrap/internal/logging"
-	"github.com/occystrap/occystrap/internal/progress"
 	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/sources/registry"
+	"github.com/occystrap/occystrap/stage/progress"
 	"github.com/occystrap/occystrap/transport"
 )
 

@@ -8,8 +8,8 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sinks/registry"
+	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
 )
 

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/occystrap/occystrap/internal/uri"
+	"github.com/occystrap/occystrap/stage/uri"
 )
 
 func TestRegistryAccess(t *testing.T) {

@@ -8,8 +8,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sinks/dir"
+	"github.com/occystrap/occystrap/stage/uri"
 )
 
 func init() {

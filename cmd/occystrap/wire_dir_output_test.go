@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/occystrap/occystrap/internal/uri"
+	"github.com/occystrap/occystrap/stage/uri"
 )
 
 func TestDirAndTarOutputOptions(t *testing.T) {

@@ -4,15 +4,15 @@ import (
 	"context"
 	"os"
 
-	"github.com/occystrap/occystrap/internal/engine"
-	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sources/docker"
+	"github.com/occystrap/occystrap/stage/uri"
+	"github.com/occystrap/occystrap/transport/dockerclient"
 )
 
 // dockerEngines holds one Docker engine client per socket for the process.
-var dockerEngines engine.Clients
+var dockerEngines dockerclient.Clients
 
-// docker://IMAGE[:TAG][?socket=PATH]: an image in the local Docker engine.
+// docker://IMAGE[:TAG][?socket=PATH]: an image in the local Docker dockerclient.
 func init() {
 	inputs["docker"] = func(ctx context.Context, a *app, u uri.URI) (source, error) {
 		if err := knownOptions(u, "socket"); err != nil {
@@ -28,9 +28,9 @@ func init() {
 
 // dockerEngine is the client of the engine u names: ?socket=, else
 // DOCKER_HOST=unix://PATH, else /var/run/docker.sock.
-func dockerEngine(u uri.URI) (*engine.Client, error) {
+func dockerEngine(u uri.URI) (*dockerclient.Client, error) {
 	opt, _ := u.String("socket")
-	sock, err := engine.ResolveSocket(opt, os.Getenv("DOCKER_HOST"))
+	sock, err := dockerclient.ResolveSocket(opt, os.Getenv("DOCKER_HOST"))
 	if err != nil {
 		return nil, err
 	}

@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/occystrap/occystrap/internal/engine"
 	"github.com/occystrap/occystrap/internal/redact"
-	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sinks/docker"
+	"github.com/occystrap/occystrap/stage/uri"
+	"github.com/occystrap/occystrap/transport/dockerclient"
 )
 
 // docker://IMAGE[:TAG][?socket=PATH]: load into the local Docker engine,
@@ -25,6 +25,6 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		return docker.New(c, engine.ParseImage(img), docker.Options{TempDir: a.g.TempDir}), nil
+		return docker.New(c, dockerclient.ParseImage(img), docker.Options{TempDir: a.g.TempDir}), nil
 	}
 }

@@ -5,9 +5,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/occystrap/occystrap/internal/layercache"
-	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sources/dockerpush"
+	"github.com/occystrap/occystrap/stage/layercache"
+	"github.com/occystrap/occystrap/stage/uri"
 )
 
 // dockerpush://IMAGE[:TAG][?socket=PATH]: an image in the local Docker

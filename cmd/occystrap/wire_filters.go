@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/filter"
+	"github.com/occystrap/occystrap/stage/uri"
 )
 
 func init() {

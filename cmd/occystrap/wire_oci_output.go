@@ -4,8 +4,8 @@ import (
 	"context"
 	"os"
 
-	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sinks/oci"
+	"github.com/occystrap/occystrap/stage/uri"
 )
 
 func init() {

@@ -5,8 +5,8 @@ import (
 	"fmt"
 
 	"github.com/occystrap/occystrap/internal/platform"
-	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sources/registry"
+	"github.com/occystrap/occystrap/stage/uri"
 )
 
 func init() { inputs["registry"] = openRegistryInput }

@@ -6,11 +6,11 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/occystrap/occystrap/internal/layercache"
 	"github.com/occystrap/occystrap/internal/redact"
-	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sinks/registry"
 	sourcereg "github.com/occystrap/occystrap/sources/registry"
+	"github.com/occystrap/occystrap/stage/layercache"
+	"github.com/occystrap/occystrap/stage/uri"
 )
 
 func init() { outputs["registry"] = openRegistryOutput }

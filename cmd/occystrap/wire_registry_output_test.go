@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/occystrap/occystrap/internal/fixture"
-	"github.com/occystrap/occystrap/internal/testenv"
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/fixture"
+	"github.com/occystrap/occystrap/internal/testing/testenv"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
 )
 
 func TestRegistryOutputValidatesWithCrane(t *testing.T) {

@@ -4,8 +4,8 @@ import (
 	"context"
 
 	"github.com/occystrap/occystrap/internal/platform"
-	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sources/tarball"
+	"github.com/occystrap/occystrap/stage/uri"
 )
 
 // tar://PATH (alias file://): an image archive of any layout tools write

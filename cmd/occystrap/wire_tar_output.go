@@ -8,8 +8,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/sinks/tarball"
+	"github.com/occystrap/occystrap/stage/uri"
 )
 
 func init() {

@@ -7,8 +7,8 @@ import (
 	"strings"
 
 	"github.com/occystrap/occystrap/internal/redact"
-	"github.com/occystrap/occystrap/internal/uri"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/uri"
 )
 
 // Each input, output and filter registers itself here from its own wire_*.go

@@ -12,12 +12,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/occystrap/occystrap/internal/sinktest"
+	"github.com/occystrap/occystrap/stage/stagetest"
 )
 
-type E = sinktest.Entry
+type E = stagetest.Entry
 
-func TestMain(m *testing.M) { sinktest.Main(m) }
+func TestMain(m *testing.M) { stagetest.Main(m) }
 
 func apply(t *testing.T, dir string, layers ...[]E) error {
 	t.Helper()
@@ -26,7 +26,7 @@ func apply(t *testing.T, dir string, layers ...[]E) error {
 		t.Fatal(err)
 	}
 	for _, l := range layers {
-		if err := tree.Apply(context.Background(), bytes.NewReader(sinktest.Layer(t, l...))); err != nil {
+		if err := tree.Apply(context.Background(), bytes.NewReader(stagetest.Layer(t, l...))); err != nil {
 			_ = tree.Close()
 			return err
 		}
@@ -151,7 +151,7 @@ func TestApply(t *testing.T) {
 			if err := apply(t, dir, tc.layers...); err != nil {
 				t.Fatalf("apply: %v", err)
 			}
-			got := sinktest.Listing(t, dir)
+			got := stagetest.Listing(t, dir)
 			if tc.want == nil {
 				if _, err := os.Stat(filepath.Join(dir, long)); err != nil {
 					t.Errorf("long name not extracted: %v (tree: %q)", err, got)
@@ -222,7 +222,7 @@ func TestApplyRefusesUnsafeEntries(t *testing.T) {
 			if !errors.Is(err, ErrUnsafeEntry) {
 				t.Errorf("error %q is not ErrUnsafeEntry", err)
 			}
-			got := sinktest.Listing(t, parent)
+			got := stagetest.Listing(t, parent)
 			for _, l := range got {
 				if !strings.HasPrefix(l, "root") && !strings.HasPrefix(l, "outside file 0644 4 ") {
 					t.Errorf("written outside the target: %s", l)
@@ -252,7 +252,7 @@ func TestApplyStopsOnCancel(t *testing.T) {
 	defer tree.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err = tree.Apply(ctx, bytes.NewReader(sinktest.Layer(t, E{Name: "f", Body: "x"})))
+	err = tree.Apply(ctx, bytes.NewReader(stagetest.Layer(t, E{Name: "f", Body: "x"})))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Apply with a cancelled context = %v, want context.Canceled", err)
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
-	"github.com/occystrap/occystrap/internal/sinktest"
-	"github.com/occystrap/occystrap/internal/testenv"
+	"github.com/occystrap/occystrap/internal/testing/testenv"
+	"github.com/occystrap/occystrap/stage/stagetest"
 )
 
 // These tests need root (trusted.* attributes, mknod), as the mounts://
@@ -26,7 +26,7 @@ func applyOverlay(t *testing.T, dir string, entries ...E) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tree.Apply(context.Background(), bytes.NewReader(sinktest.Layer(t, entries...))); err != nil {
+	if err := tree.Apply(context.Background(), bytes.NewReader(stagetest.Layer(t, entries...))); err != nil {
 		_ = tree.Close()
 		return err
 	}
@@ -113,11 +113,11 @@ func TestApplyOverlay(t *testing.T) {
 	}
 }
 
-// listingWithDevices is sinktest.Listing, with a character device shown with
+// listingWithDevices is stagetest.Listing, with a character device shown with
 // its mode and checked to be 0:0.
 func listingWithDevices(t *testing.T, dir string) []string {
 	t.Helper()
-	got := sinktest.Listing(t, dir)
+	got := stagetest.Listing(t, dir)
 	for i, l := range got {
 		name, typ, ok := strings.Cut(l, " ")
 		if ok && typ == "Dc---------" {
@@ -158,7 +158,7 @@ func TestApplyOverlayRefusesUnsafeEntries(t *testing.T) {
 			if !errors.Is(err, ErrUnsafeEntry) {
 				t.Errorf("error %q is not ErrUnsafeEntry", err)
 			}
-			for _, l := range sinktest.Listing(t, parent) {
+			for _, l := range stagetest.Listing(t, parent) {
 				if l != "layer dir 0755" && !strings.HasPrefix(l, "layer/") {
 					t.Errorf("written outside the target: %s", l)
 				}

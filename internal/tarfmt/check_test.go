@@ -8,7 +8,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/occystrap/occystrap/internal/tarfmt/tartest"
+	"github.com/occystrap/occystrap/internal/testing/tartest"
 )
 
 func TestCheck(t *testing.T) {

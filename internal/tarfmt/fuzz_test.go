@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/occystrap/occystrap/internal/tarfmt/tartest"
+	"github.com/occystrap/occystrap/internal/testing/tartest"
 )
 
 // FuzzRewrite: any input either fails cleanly or rewrites to a tar that

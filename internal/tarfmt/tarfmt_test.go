@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/occystrap/occystrap/internal/tarfmt/tartest"
+	"github.com/occystrap/occystrap/internal/testing/tartest"
 )
 
 func rewrite(t *testing.T, in []byte, tf Transform) ([]byte, Counts) {

@@ -1,6 +1,6 @@
 // Package tempname names this process's temporary files so that a later
 // run can tell the ones a killed run left behind from the ones a live run
-// is still writing, and removes the former.
+// is still writing, and removes the former with beneath.RemoveMatching(dir, ".", depth, tempname.Stale, descend).
 //
 // Two families of names are ours: spool files in the temporary directory,
 // "occystrap-<kind>-<owner>-<random>[.ext]" (Create), and temporaries
@@ -16,8 +16,8 @@
 // or of another naming scheme is never touched; a pid reused by an
 // unrelated process only delays a removal until a later run. SIGKILL cannot
 // be caught, so this is how its leftovers go: every run removes the stale
-// temporaries of the directories it writes (RemoveStale) before it starts.
+// temporaries of the directories it writes before it starts.
 //
-// Removal never follows a symlink (package internal/beneath). Every
-// function is safe for concurrent use.
+// Removal is package internal/beneath's, which never follows a symlink.
+// Every function is safe for concurrent use.
 package tempname

@@ -4,15 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io/fs"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/occystrap/occystrap/internal/beneath"
 )
 
 // OutputPrefix starts every temporary made beside an output's final names.
@@ -94,54 +91,4 @@ func Stale(name string) bool {
 		return false
 	}
 	return errors.Is(unix.Kill(pid, 0), unix.ESRCH)
-}
-
-// RemoveStale removes the stale temporaries directly in root/rel (rel "."
-// for root itself) and, down to depth more levels, in its subdirectories
-// for which descend is true (nil: none). It returns the paths removed,
-// relative to root. A missing directory is not an error; symlinks are
-// neither followed nor descended into.
-func RemoveStale(root, rel string, depth int, descend func(rel, name string) bool) ([]string, error) {
-	var f *os.File
-	var err error
-	if rel == "." {
-		f, err = os.Open(root)
-	} else {
-		f, err = beneath.Open(root, rel)
-	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	ents, err := f.ReadDir(-1)
-	f.Close()
-	if err != nil {
-		return nil, err
-	}
-	var removed []string
-	var errs []error
-	for _, e := range ents {
-		p := e.Name()
-		if rel != "." {
-			p = rel + "/" + e.Name()
-		}
-		if Stale(e.Name()) {
-			if err := beneath.RemoveAll(root, p); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			removed = append(removed, p)
-			continue
-		}
-		if depth > 0 && e.Type().IsDir() && descend != nil && descend(rel, e.Name()) {
-			r, err := RemoveStale(root, p, depth-1, descend)
-			removed = append(removed, r...)
-			if err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	return removed, errors.Join(errs...)
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/occystrap/occystrap/internal/beneath"
 )
 
 // deadPid is the pid of a process that has exited.
@@ -61,7 +63,7 @@ func TestRemoveStale(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(root, OutputPrefix+dead+"-link")); err != nil {
 		t.Fatal(err)
 	}
-	removed, err := RemoveStale(root, ".", 1, func(rel, name string) bool { return name == "layer" })
+	removed, err := beneath.RemoveMatching(root, ".", 1, Stale, func(rel, name string) bool { return name == "layer" })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/occystrap/occystrap/internal/sinktest"
+	"github.com/occystrap/occystrap/stage/stagetest"
 )
 
 const (
@@ -25,7 +25,7 @@ func BenchmarkDirSink(b *testing.B) {
 				name = fmt.Sprintf("body=file/j=%d", parallel)
 			}
 			b.Run(name, func(b *testing.B) {
-				items := sinktest.BenchItems(b, benchLayers, benchLayerSize, files)
+				items := stagetest.BenchItems(b, benchLayers, benchLayerSize, files)
 				root := b.TempDir()
 				b.SetBytes(benchLayers * benchLayerSize)
 				b.ReportAllocs()
@@ -36,7 +36,7 @@ func BenchmarkDirSink(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					if err := sinktest.WriteImage(context.Background(), w, img, items); err != nil {
+					if err := stagetest.WriteImage(context.Background(), w, img, items); err != nil {
 						b.Fatal(err)
 					}
 					b.StopTimer()

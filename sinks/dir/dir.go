@@ -77,7 +77,7 @@ func New(path string, opts Options) (*Writer, error) {
 	// top level (manifests, catalog, expanded trees), each layer's folder and
 	// config folders, never an expanded tree's or a layer tree's content.
 	// Best effort: a temporary that cannot be removed is in no one's way.
-	_, _ = tempname.RemoveStale(path, ".", 2, func(_, name string) bool {
+	_, _ = beneath.RemoveMatching(path, ".", 2, tempname.Stale, func(_, name string) bool {
 		return !names.Dir(name) && !names.Bundle(name) && name != "layer"
 	})
 	mu, _ := catalogLocks.LoadOrStore(abs, &sync.Mutex{})

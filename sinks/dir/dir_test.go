@@ -20,18 +20,18 @@ import (
 
 	"github.com/occystrap/occystrap/internal/beneath"
 	"github.com/occystrap/occystrap/internal/extract"
-	"github.com/occystrap/occystrap/internal/sinktest"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/stagetest"
 )
 
-type E = sinktest.Entry
+type E = stagetest.Entry
 
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(catalogChildEnv); spec != "" {
 		os.Exit(catalogChild(spec))
 	}
-	sinktest.Main(m)
+	stagetest.Main(m)
 }
 
 var img = stage.Image{Name: "fixture/app", Tag: "v1"}
@@ -40,13 +40,13 @@ var img = stage.Image{Name: "fixture/app", Tag: "v1"}
 func fixture(t testing.TB) (config []byte, layers [][]byte) {
 	t.Helper()
 	layers = [][]byte{
-		sinktest.Layer(t, E{Name: "etc/", Type: tar.TypeDir}, E{Name: "etc/app.conf", Body: "one"}, E{Name: "opt/app/old.conf", Body: "old"}),
-		sinktest.Layer(t, E{Name: "opt/app/.wh.old.conf"}, E{Name: "usr/bin/app", Body: "#!/bin/sh\n", Mode: 0o755}),
-		sinktest.Layer(t, E{Name: "etc/app.conf", Body: "two"}, E{Name: "bin", Type: tar.TypeSymlink, Link: "usr/bin"}),
+		stagetest.Layer(t, E{Name: "etc/", Type: tar.TypeDir}, E{Name: "etc/app.conf", Body: "one"}, E{Name: "opt/app/old.conf", Body: "old"}),
+		stagetest.Layer(t, E{Name: "opt/app/.wh.old.conf"}, E{Name: "usr/bin/app", Body: "#!/bin/sh\n", Mode: 0o755}),
+		stagetest.Layer(t, E{Name: "etc/app.conf", Body: "two"}, E{Name: "bin", Type: tar.TypeSymlink, Link: "usr/bin"}),
 	}
 	var ids []string
 	for _, l := range layers {
-		ids = append(ids, `"sha256:`+sinktest.Hex(l)+`"`)
+		ids = append(ids, `"sha256:`+stagetest.Hex(l)+`"`)
 	}
 	config = []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[` + strings.Join(ids, ",") + `]},"config":{"Cmd":["/bin/app"]}}`)
 	return config, layers
@@ -63,9 +63,9 @@ func newWriter(t *testing.T, opts Options) (string, *Writer) {
 	return out, w
 }
 
-func fixtureItems(t testing.TB, rel *sinktest.Released) []stage.Item {
+func fixtureItems(t testing.TB, rel *stagetest.Released) []stage.Item {
 	config, layers := fixture(t)
-	return sinktest.Items(config, sinktest.Hex(config)+".json", layers, rel)
+	return stagetest.Items(config, stagetest.Hex(config)+".json", layers, rel)
 }
 
 type order func([]stage.Item) []stage.Item
@@ -92,7 +92,7 @@ var orders = map[string]order{
 // its manifest and catalog files.
 func listingWithFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	out := sinktest.Listing(t, dir)
+	out := stagetest.Listing(t, dir)
 	matches, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	for _, m := range matches {
 		base := filepath.Base(m)
@@ -112,10 +112,10 @@ func listingWithFiles(t *testing.T, dir string) []string {
 func TestLayout(t *testing.T) {
 	t.Parallel()
 	config, layers := fixture(t)
-	cfgName := sinktest.Hex(config) + ".json"
+	cfgName := stagetest.Hex(config) + ".json"
 	var layerPaths []string
 	for _, l := range layers {
-		layerPaths = append(layerPaths, sinktest.Hex(l)+"/layer.tar")
+		layerPaths = append(layerPaths, stagetest.Hex(l)+"/layer.tar")
 	}
 	for _, unique := range []bool{false, true} {
 		for name, ord := range orders {
@@ -123,8 +123,8 @@ func TestLayout(t *testing.T) {
 				t.Parallel()
 				out, w := newWriter(t, Options{UniqueNames: unique, Parallel: 2})
 				defer w.Close()
-				var rel sinktest.Released
-				if err := sinktest.WriteImage(context.Background(), w, img, ord(fixtureItems(t, &rel))); err != nil {
+				var rel stagetest.Released
+				if err := stagetest.WriteImage(context.Background(), w, img, ord(fixtureItems(t, &rel))); err != nil {
 					t.Fatalf("run: %v", err)
 				}
 				if got := rel.Count(); got != int64(len(layers)) {
@@ -137,15 +137,15 @@ func TestLayout(t *testing.T) {
 					golden, manifest = "layout-unique", "manifest-fixture_app-v1.json"
 					want.ImageName = "fixture/app"
 				}
-				sinktest.Golden(t, golden, listingWithFiles(t, out))
+				stagetest.Golden(t, golden, listingWithFiles(t, out))
 
 				var got []manifestEntry
-				sinktest.ReadJSON(t, filepath.Join(out, manifest), &got)
+				stagetest.ReadJSON(t, filepath.Join(out, manifest), &got)
 				if diff := cmp.Diff([]manifestEntry{want}, got); diff != "" {
 					t.Errorf("manifest (-want +got):\n%s", diff)
 				}
 				var cat map[string]map[string]string
-				sinktest.ReadJSON(t, filepath.Join(out, "catalog.json"), &cat)
+				stagetest.ReadJSON(t, filepath.Join(out, "catalog.json"), &cat)
 				if diff := cmp.Diff(map[string]map[string]string{"fixture/app": {"v1": manifest}}, cat); diff != "" {
 					t.Errorf("catalog (-want +got):\n%s", diff)
 				}
@@ -161,15 +161,15 @@ func TestConfigUnderSubdirectory(t *testing.T) {
 	t.Parallel()
 	out, w := newWriter(t, Options{})
 	config, layers := fixture(t)
-	name := "blobs/sha256/" + sinktest.Hex(config)
-	if err := sinktest.WriteImage(context.Background(), w, img, sinktest.Items(config, name, layers, nil)); err != nil {
+	name := "blobs/sha256/" + stagetest.Hex(config)
+	if err := stagetest.WriteImage(context.Background(), w, img, stagetest.Items(config, name, layers, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(filepath.Join(out, name)); err != nil || string(b) != string(config) {
 		t.Errorf("config at %s: %q, %v", name, b, err)
 	}
 	var got []manifestEntry
-	sinktest.ReadJSON(t, filepath.Join(out, "manifest.json"), &got)
+	stagetest.ReadJSON(t, filepath.Join(out, "manifest.json"), &got)
 	if got[0].Config != name {
 		t.Errorf("manifest Config = %q, want %q", got[0].Config, name)
 	}
@@ -179,21 +179,21 @@ func TestConfigUnderSubdirectory(t *testing.T) {
 func expandLayers(t testing.TB) [][]byte {
 	long := strings.Repeat("a-long-directory-name/", 7) + "and-a-long-file-name.txt"
 	return [][]byte{
-		sinktest.Layer(t,
+		stagetest.Layer(t,
 			E{Name: "a/", Type: tar.TypeDir}, E{Name: "a/x", Body: "x"}, E{Name: "a/sub/y", Body: "y"},
 			E{Name: "ab/", Type: tar.TypeDir}, E{Name: "ab/z", Body: "z"},
 			E{Name: "etc/old.conf", Body: "old"}, E{Name: "var/cache/f", Body: "cache"},
 			E{Name: "usr/bin/tool", Body: "tool", Mode: 0o755},
 			E{Name: "usr/bin/tool-link", Type: tar.TypeLink, Link: "usr/bin/tool"},
 		),
-		sinktest.Layer(t,
+		stagetest.Layer(t,
 			E{Name: "a/", Type: tar.TypeDir}, E{Name: "a/.wh..wh..opq"}, E{Name: "a/new", Body: "new"},
 			E{Name: "etc/.wh.old.conf"}, E{Name: "var/.wh.cache"},
 			E{Name: "bin", Type: tar.TypeSymlink, Link: "usr/bin"},
 			E{Name: "etc/localtime", Type: tar.TypeSymlink, Link: "/usr/share/zoneinfo/UTC"},
 			E{Name: long, Body: "pax"},
 		),
-		sinktest.Layer(t, E{Name: "usr/bin/.wh.tool"}, E{Name: "etc/app.conf", Body: "conf"}),
+		stagetest.Layer(t, E{Name: "usr/bin/.wh.tool"}, E{Name: "etc/app.conf", Body: "conf"}),
 	}
 }
 
@@ -206,12 +206,12 @@ func TestExpand(t *testing.T) {
 			if !mustSink(t, w).(stage.OrderedSink).NeedsOrder() {
 				t.Fatal("NeedsOrder is false with Expand")
 			}
-			items := sinktest.Items([]byte(`{}`), "c.json", expandLayers(t), nil)
-			if err := sinktest.WriteImage(context.Background(), w, img, ord(items)); err != nil {
+			items := stagetest.Items([]byte(`{}`), "c.json", expandLayers(t), nil)
+			if err := stagetest.WriteImage(context.Background(), w, img, ord(items)); err != nil {
 				t.Fatalf("run: %v", err)
 			}
 			tree := filepath.Join(out, "manifest")
-			sinktest.Golden(t, "expand", sinktest.Listing(t, tree))
+			stagetest.Golden(t, "expand", stagetest.Listing(t, tree))
 			if fi, err := os.Stat(tree); err != nil || fi.Mode().Perm() != 0o755 {
 				t.Errorf("tree root: %v, %v; want a 0755 directory", fi, err)
 			}
@@ -273,15 +273,15 @@ func TestExpandRefusesUnsafeEntries(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			layers := [][]byte{sinktest.Layer(t, E{Name: "ok", Body: "ok"}), sinktest.Layer(t, tc.layer...)}
-			err = sinktest.WriteImage(context.Background(), w, img, sinktest.Items([]byte(`{}`), "c.json", layers, nil))
+			layers := [][]byte{stagetest.Layer(t, E{Name: "ok", Body: "ok"}), stagetest.Layer(t, tc.layer...)}
+			err = stagetest.WriteImage(context.Background(), w, img, stagetest.Items([]byte(`{}`), "c.json", layers, nil))
 			if !errors.Is(err, extract.ErrUnsafeEntry) {
 				t.Fatalf("run = %v, want ErrUnsafeEntry", err)
 			}
 			if !strings.Contains(err.Error(), `"`+tc.entry+`"`) {
 				t.Errorf("error %q does not name %q", err, tc.entry)
 			}
-			for _, l := range sinktest.Listing(t, parent) {
+			for _, l := range stagetest.Listing(t, parent) {
 				if !strings.HasPrefix(l, "out") {
 					t.Errorf("written outside the output: %s", l)
 				}
@@ -311,14 +311,14 @@ func assertNoTemp(t *testing.T, dir string) {
 func TestRerunSkipsExistingLayers(t *testing.T) {
 	t.Parallel()
 	out, w := newWriter(t, Options{})
-	if err := sinktest.WriteImage(context.Background(), w, img, fixtureItems(t, nil)); err != nil {
+	if err := stagetest.WriteImage(context.Background(), w, img, fixtureItems(t, nil)); err != nil {
 		t.Fatal(err)
 	}
 	_, layers := fixture(t)
 	old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
 	before := map[string]os.FileInfo{}
 	for _, l := range layers {
-		name := sinktest.Hex(l)
+		name := stagetest.Hex(l)
 		if !w.Has(name) {
 			t.Fatalf("Has(%s) = false after writing it", name)
 		}
@@ -339,7 +339,7 @@ func TestRerunSkipsExistingLayers(t *testing.T) {
 	// Second run: once with bodies (the sink skips them), once with the
 	// source skipping them (nil bodies) as Has allows.
 	for _, skipInSource := range []bool{false, true} {
-		var rel sinktest.Released
+		var rel stagetest.Released
 		items := fixtureItems(t, &rel)
 		if skipInSource {
 			for i := range items {
@@ -348,7 +348,7 @@ func TestRerunSkipsExistingLayers(t *testing.T) {
 				}
 			}
 		}
-		if err := sinktest.WriteImage(context.Background(), w, img, items); err != nil {
+		if err := stagetest.WriteImage(context.Background(), w, img, items); err != nil {
 			t.Fatalf("rerun (skip in source %v): %v", skipInSource, err)
 		}
 		if !skipInSource && rel.Count() != int64(len(layers)) {
@@ -363,7 +363,7 @@ func TestRerunSkipsExistingLayers(t *testing.T) {
 				t.Errorf("layer %s was rewritten on rerun (skip in source %v)", name, skipInSource)
 			}
 		}
-		sinktest.Golden(t, "layout", listingWithFiles(t, out))
+		stagetest.Golden(t, "layout", listingWithFiles(t, out))
 	}
 }
 
@@ -371,19 +371,19 @@ func TestInterruptedWriteLeavesNothing(t *testing.T) {
 	t.Parallel()
 	out, w := newWriter(t, Options{})
 	config, layers := fixture(t)
-	items := sinktest.Items(config, "c.json", layers, nil)
+	items := stagetest.Items(config, "c.json", layers, nil)
 	broken := items[2]
 	data := layers[1]
-	var released sinktest.Released
+	var released stagetest.Released
 	broken.Body = &stage.OpenerBody{
 		OpenFunc: func() (io.ReadCloser, error) {
-			return io.NopCloser(sinktest.FailingReader(data, len(data)/2, sinktest.ErrInjected)), nil
+			return io.NopCloser(stagetest.FailingReader(data, len(data)/2, stagetest.ErrInjected)), nil
 		},
-		ReleaseFunc: func() error { sinktest.MemBody(nil, &released).Release(); return nil },
+		ReleaseFunc: func() error { stagetest.MemBody(nil, &released).Release(); return nil },
 	}
 	items[2] = broken
-	err := sinktest.WriteImage(context.Background(), w, img, items)
-	if !errors.Is(err, sinktest.ErrInjected) {
+	err := stagetest.WriteImage(context.Background(), w, img, items)
+	if !errors.Is(err, stagetest.ErrInjected) {
 		t.Fatalf("run = %v, want the injected failure", err)
 	}
 	if _, err := os.Stat(filepath.Join(out, broken.Name, "layer.tar")); !errors.Is(err, fs.ErrNotExist) {
@@ -415,14 +415,14 @@ func TestConcurrentCatalog(t *testing.T) {
 			}
 			defer w.Close()
 			im := stage.Image{Name: fmt.Sprintf("org/image-%02d", i), Tag: "latest"}
-			return sinktest.WriteImage(context.Background(), w, im, fixtureItems(t, nil))
+			return stagetest.WriteImage(context.Background(), w, im, fixtureItems(t, nil))
 		})
 	}
 	if err := p.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	var cat map[string]map[string]string
-	sinktest.ReadJSON(t, filepath.Join(out, "catalog.json"), &cat)
+	stagetest.ReadJSON(t, filepath.Join(out, "catalog.json"), &cat)
 	want := map[string]map[string]string{}
 	for i := range n {
 		name := fmt.Sprintf("org/image-%02d", i)
@@ -489,7 +489,7 @@ func TestCatalogAcrossProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cat map[string]map[string]string
-	sinktest.ReadJSON(t, filepath.Join(out, "catalog.json"), &cat)
+	stagetest.ReadJSON(t, filepath.Join(out, "catalog.json"), &cat)
 	want := map[string]map[string]string{}
 	for i := range procs {
 		name := fmt.Sprintf("org/p%02d", i)
@@ -512,15 +512,15 @@ func TestConsumeErrors(t *testing.T) {
 		items func() []stage.Item
 		want  error
 	}{
-		{name: "no config", items: func() []stage.Item { return sinktest.Items(config, "c.json", layers, nil)[1:] }, want: ErrNoConfig},
-		{name: "config escaping", items: func() []stage.Item { return sinktest.Items(config, "../c.json", layers, nil) }, want: ErrBadName},
+		{name: "no config", items: func() []stage.Item { return stagetest.Items(config, "c.json", layers, nil)[1:] }, want: ErrNoConfig},
+		{name: "config escaping", items: func() []stage.Item { return stagetest.Items(config, "../c.json", layers, nil) }, want: ErrBadName},
 		{name: "layer name absolute", items: func() []stage.Item {
-			it := sinktest.Items(config, "c.json", layers, nil)
+			it := stagetest.Items(config, "c.json", layers, nil)
 			it[1].Name = "/tmp/x"
 			return it
 		}, want: ErrBadName},
 		{name: "skipped layer not there", items: func() []stage.Item {
-			it := sinktest.Items(config, "c.json", layers, nil)
+			it := stagetest.Items(config, "c.json", layers, nil)
 			it[2].Body = nil
 			return it
 		}, want: ErrMissingLayer},
@@ -533,10 +533,10 @@ func TestConsumeErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := sinktest.WriteImage(context.Background(), w, img, tc.items()); !errors.Is(err, tc.want) {
+			if err := stagetest.WriteImage(context.Background(), w, img, tc.items()); !errors.Is(err, tc.want) {
 				t.Errorf("run = %v, want %v", err, tc.want)
 			}
-			for _, l := range sinktest.Listing(t, parent) {
+			for _, l := range stagetest.Listing(t, parent) {
 				if !strings.HasPrefix(l, "out") {
 					t.Errorf("written outside the output: %s", l)
 				}
@@ -565,7 +565,7 @@ func TestSinkAfterClose(t *testing.T) {
 func TestVerify(t *testing.T) {
 	t.Parallel()
 	_, layers := fixture(t)
-	l1 := sinktest.Hex(layers[1])
+	l1 := stagetest.Hex(layers[1])
 	tests := []struct {
 		name   string
 		damage func(t *testing.T, out string)
@@ -590,7 +590,7 @@ func TestVerify(t *testing.T) {
 			t.Parallel()
 			out, w := newWriter(t, Options{})
 			config, layers := fixture(t)
-			if err := sinktest.WriteImage(context.Background(), w, img, sinktest.Items(config, "c.json", layers, nil)); err != nil {
+			if err := stagetest.WriteImage(context.Background(), w, img, stagetest.Items(config, "c.json", layers, nil)); err != nil {
 				t.Fatal(err)
 			}
 			tc.damage(t, out)
@@ -646,7 +646,7 @@ func garble(layer string) func(*testing.T, string) {
 func TestPlantedSymlinks(t *testing.T) {
 	t.Parallel()
 	config, layers := fixture(t)
-	l0 := sinktest.Hex(layers[0])
+	l0 := stagetest.Hex(layers[0])
 	tests := []struct {
 		name   string
 		plant  func(t *testing.T, out, outside string)
@@ -687,11 +687,11 @@ func TestPlantedSymlinks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			items := sinktest.Items(config, tc.config, layers, nil)
+			items := stagetest.Items(config, tc.config, layers, nil)
 			if tc.rename != nil {
 				tc.rename(items)
 			}
-			err = sinktest.WriteImage(context.Background(), w, img, items)
+			err = stagetest.WriteImage(context.Background(), w, img, items)
 			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
 				t.Errorf("run = %v, want %v", err, tc.want)
 			}

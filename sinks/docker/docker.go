@@ -11,10 +11,10 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
-	"github.com/occystrap/occystrap/internal/engine"
 	"github.com/occystrap/occystrap/sinks/internal/gate"
 	"github.com/occystrap/occystrap/sinks/tarball"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/transport/dockerclient"
 )
 
 // Options tune an Output.
@@ -26,7 +26,7 @@ type Options struct {
 
 // Output is a docker:// destination. Create it with New.
 type Output struct {
-	c    *engine.Client
+	c    *dockerclient.Client
 	dest stage.Image
 	opts Options
 
@@ -37,7 +37,7 @@ type Output struct {
 
 // New returns the output that loads an image tagged dest into the engine c
 // talks to.
-func New(c *engine.Client, dest stage.Image, opts Options) *Output {
+func New(c *dockerclient.Client, dest stage.Image, opts Options) *Output {
 	return &Output{c: c, dest: dest, opts: opts}
 }
 
@@ -126,7 +126,7 @@ func (o *Output) Verify(ctx context.Context, _ stage.Image, _ bool) ([]string, e
 	want := o.config
 	o.mu.Unlock()
 	info, err := o.c.Inspect(ctx, ref)
-	if errors.Is(err, engine.ErrNotFound) {
+	if errors.Is(err, dockerclient.ErrNotFound) {
 		return []string{fmt.Sprintf("Image %s not found in Docker after load", ref)}, nil
 	}
 	if err != nil {

@@ -11,15 +11,15 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/occystrap/occystrap/internal/engine"
-	"github.com/occystrap/occystrap/internal/fixture"
-	"github.com/occystrap/occystrap/internal/sinktest"
-	"github.com/occystrap/occystrap/internal/testdocker"
+	"github.com/occystrap/occystrap/internal/testing/fixture"
+	"github.com/occystrap/occystrap/internal/testing/testdocker"
 	"github.com/occystrap/occystrap/sinks/docker"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/stagetest"
+	"github.com/occystrap/occystrap/transport/dockerclient"
 )
 
-func TestMain(m *testing.M) { sinktest.Main(m) }
+func TestMain(m *testing.M) { stagetest.Main(m) }
 
 func built(seed string) fixture.Built {
 	return fixture.Build(fixture.Image{Name: "src/" + seed, Tag: "v1", Layers: []fixture.Layer{
@@ -29,18 +29,18 @@ func built(seed string) fixture.Built {
 	}})
 }
 
-func items(b fixture.Built, rel *sinktest.Released) []stage.Item {
-	its := sinktest.Items(b.Config, b.ConfigDigest.Encoded()+".json", b.Layers, rel)
+func items(b fixture.Built, rel *stagetest.Released) []stage.Item {
+	its := stagetest.Items(b.Config, b.ConfigDigest.Encoded()+".json", b.Layers, rel)
 	for i := range its[1:] {
 		its[i+1].DiffID = b.DiffIDs[i]
 	}
 	return its
 }
 
-func setup(t *testing.T) (*testdocker.Engine, *engine.Client) {
+func setup(t *testing.T) (*testdocker.Engine, *dockerclient.Client) {
 	t.Helper()
 	eng := testdocker.Require(t)
-	c := engine.New(eng.Socket)
+	c := dockerclient.New(eng.Socket)
 	t.Cleanup(c.CloseIdle)
 	return eng, c
 }
@@ -50,7 +50,7 @@ func load(ctx context.Context, o *docker.Output, its []stage.Item) error {
 	if err != nil {
 		return err
 	}
-	return sinktest.Run(ctx, sink, its)
+	return stagetest.Run(ctx, sink, its)
 }
 
 func TestLoadTagsDestination(t *testing.T) {
@@ -65,7 +65,7 @@ func TestLoadTagsDestination(t *testing.T) {
 			ref := dest.Name + ":" + dest.Tag
 			t.Cleanup(func() { _ = eng.Remove(ctx, ref) })
 			b := built(strings.ReplaceAll(dest.Name, "/", "_"))
-			var rel sinktest.Released
+			var rel stagetest.Released
 			o := docker.New(c, dest, docker.Options{TempDir: t.TempDir()})
 			defer o.Close()
 			if err := load(ctx, o, items(b, &rel)); err != nil {
@@ -128,8 +128,8 @@ func TestVerifyProblems(t *testing.T) {
 		t.Errorf("after remove: Verify = %q, %v; want one not found", problems, err)
 	}
 
-	dead := docker.New(engine.New(filepath.Join(t.TempDir(), "none.sock")), dest, docker.Options{})
-	if _, err := dead.Verify(ctx, dest, false); err == nil || !strings.Contains(err.Error(), "Cannot connect") || !errors.Is(err, engine.ErrConnect) {
+	dead := docker.New(dockerclient.New(filepath.Join(t.TempDir(), "none.sock")), dest, docker.Options{})
+	if _, err := dead.Verify(ctx, dest, false); err == nil || !strings.Contains(err.Error(), "Cannot connect") || !errors.Is(err, dockerclient.ErrConnect) {
 		t.Errorf("Verify without an engine: %v, want a Cannot connect error", err)
 	}
 }
@@ -147,11 +147,11 @@ func TestLoadFailures(t *testing.T) {
 		{"engine rejects a config that is not JSON", func(b fixture.Built, its []stage.Item) []stage.Item {
 			its[0].Data = []byte("not json")
 			return its
-		}, func(err error) bool { return errors.Is(err, engine.ErrEngine) }, "load occy-sink/fail:v1 into docker"},
+		}, func(err error) bool { return errors.Is(err, dockerclient.ErrEngine) }, "load occy-sink/fail:v1 into docker"},
 		{"a layer body fails mid-stream", func(b fixture.Built, its []stage.Item) []stage.Item {
 			l := b.Layers[1]
 			its[2].Body = &stage.OpenerBody{OpenFunc: func() (io.ReadCloser, error) {
-				return io.NopCloser(sinktest.FailingReader(l, len(l)/2, boom)), nil
+				return io.NopCloser(stagetest.FailingReader(l, len(l)/2, boom)), nil
 			}}
 			return its
 		}, func(err error) bool { return errors.Is(err, boom) }, "source broke"},
@@ -169,7 +169,7 @@ func TestLoadFailures(t *testing.T) {
 }
 
 func TestSinkRefusedAfterClose(t *testing.T) {
-	o := docker.New(engine.New("/nonexistent.sock"), stage.Image{Name: "a", Tag: "b"}, docker.Options{})
+	o := docker.New(dockerclient.New("/nonexistent.sock"), stage.Image{Name: "a", Tag: "b"}, docker.Options{})
 	_ = o.Close()
 	if _, err := o.Sink(stage.Image{}); !errors.Is(err, docker.ErrClosed) {
 		t.Errorf("Sink after Close: %v", err)

@@ -15,19 +15,19 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/occystrap/occystrap/internal/extract"
-	"github.com/occystrap/occystrap/internal/sinktest"
-	"github.com/occystrap/occystrap/internal/testenv"
+	"github.com/occystrap/occystrap/internal/testing/testenv"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/sinks/oci"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/stagetest"
 )
 
 // These tests need root (trusted.* attributes, mknod, mount), as the
 // output does. Every overlay they mount is unmounted in t.Cleanup.
 
-type E = sinktest.Entry
+type E = stagetest.Entry
 
-func TestMain(m *testing.M) { sinktest.Main(m) }
+func TestMain(m *testing.M) { stagetest.Main(m) }
 
 var img = stage.Image{Name: "fixture/app", Tag: "v1"}
 
@@ -36,19 +36,19 @@ var img = stage.Image{Name: "fixture/app", Tag: "v1"}
 // and symlinks.
 func layers(t testing.TB) [][]byte {
 	return [][]byte{
-		sinktest.Layer(t,
+		stagetest.Layer(t,
 			E{Name: "etc/", Type: tar.TypeDir}, E{Name: "etc/app.conf", Body: "one"}, E{Name: "top", Body: "t"},
 			E{Name: "opt/app/old.conf", Body: "old"}, E{Name: "opt/app/gone/x", Body: "x"},
 			E{Name: "var/cache/", Type: tar.TypeDir}, E{Name: "var/cache/a", Body: "a"}, E{Name: "var/cache/sub/s", Body: "s"},
 			E{Name: "var/cachex/b", Body: "b"},
 			E{Name: "usr/bin/tool", Body: "#!/bin/sh\n", Mode: 0o755},
 			E{Name: "usr/bin/tool-link", Type: tar.TypeLink, Link: "usr/bin/tool"}),
-		sinktest.Layer(t,
+		stagetest.Layer(t,
 			E{Name: ".wh.top"}, E{Name: "opt/app/.wh.old.conf"}, E{Name: "opt/app/.wh.gone"},
 			E{Name: "var/cache/", Type: tar.TypeDir}, E{Name: "var/cache/.wh..wh..opq"}, E{Name: "var/cache/c", Body: "c"},
 			E{Name: "bin", Type: tar.TypeSymlink, Link: "usr/bin"},
 			E{Name: "etc/localtime", Type: tar.TypeSymlink, Link: "/usr/share/zoneinfo/UTC"}),
-		sinktest.Layer(t,
+		stagetest.Layer(t,
 			E{Name: "etc/app.conf", Body: "two"},
 			E{Name: "opt/app/new.conf", Body: "new", Mode: 0o600},
 			E{Name: "opt/app/hard.conf", Type: tar.TypeLink, Link: "opt/app/new.conf"}),
@@ -57,8 +57,8 @@ func layers(t testing.TB) [][]byte {
 
 const config = `{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/app"],"WorkingDir":""},"rootfs":{"type":"layers","diff_ids":[]}}`
 
-func items(t testing.TB, ls [][]byte, rel *sinktest.Released) []stage.Item {
-	return sinktest.Items([]byte(config), "cfg.json", ls, rel)
+func items(t testing.TB, ls [][]byte, rel *stagetest.Released) []stage.Item {
+	return stagetest.Items([]byte(config), "cfg.json", ls, rel)
 }
 
 // runMounts writes ls into a fresh mounts:// directory and unmounts its
@@ -74,7 +74,7 @@ func runMounts(t *testing.T, out string, its []stage.Item) (*Writer, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return w, sinktest.Run(context.Background(), s, its)
+	return w, stagetest.Run(context.Background(), s, its)
 }
 
 func cleanupMount(t *testing.T, rootfs string) {
@@ -90,11 +90,11 @@ func cleanupMount(t *testing.T, rootfs string) {
 	}
 }
 
-// listing is sinktest.Listing with whiteout devices shown as "whiteout"
+// listing is stagetest.Listing with whiteout devices shown as "whiteout"
 // (checked to be 0:0) and opaque directories marked.
 func listing(t *testing.T, dir string) []string {
 	t.Helper()
-	got := sinktest.Listing(t, dir)
+	got := stagetest.Listing(t, dir)
 	for i, l := range got {
 		name, rest, _ := strings.Cut(l, " ")
 		p := filepath.Join(dir, name)
@@ -123,7 +123,7 @@ func TestLayoutAndOverlay(t *testing.T) {
 	t.Parallel()
 	ls := layers(t)
 	out := t.TempDir()
-	var rel sinktest.Released
+	var rel stagetest.Released
 	w, err := runMounts(t, out, items(t, ls, &rel))
 	if err != nil {
 		t.Fatalf("run: %v", err)
@@ -134,8 +134,8 @@ func TestLayoutAndOverlay(t *testing.T) {
 
 	// Each layer's own tree, with the overlay markers.
 	for i, l := range ls {
-		name := sinktest.Hex(l)
-		sinktest.Golden(t, "layer"+string(rune('0'+i)), listing(t, filepath.Join(out, name, "layer")))
+		name := stagetest.Hex(l)
+		stagetest.Golden(t, "layer"+string(rune('0'+i)), listing(t, filepath.Join(out, name, "layer")))
 		b, err := os.ReadFile(filepath.Join(out, name, "layer.tar"))
 		if err != nil || string(b) != string(l) {
 			t.Errorf("layer %d: layer.tar is not the layer (%v)", i, err)
@@ -144,16 +144,16 @@ func TestLayoutAndOverlay(t *testing.T) {
 
 	// Manifest and catalog as dir://; the config moved to container-config.json.
 	var manifest []map[string]any
-	sinktest.ReadJSON(t, filepath.Join(out, "manifest.json"), &manifest)
+	stagetest.ReadJSON(t, filepath.Join(out, "manifest.json"), &manifest)
 	var lp []any
 	for _, l := range ls {
-		lp = append(lp, sinktest.Hex(l)+"/layer.tar")
+		lp = append(lp, stagetest.Hex(l)+"/layer.tar")
 	}
 	if d := cmp.Diff([]map[string]any{{"Config": "cfg.json", "Layers": lp, "RepoTags": []any{"app:v1"}}}, manifest); d != "" {
 		t.Errorf("manifest.json (-want +got):\n%s", d)
 	}
 	var catalog map[string]map[string]string
-	sinktest.ReadJSON(t, filepath.Join(out, "catalog.json"), &catalog)
+	stagetest.ReadJSON(t, filepath.Join(out, "catalog.json"), &catalog)
 	if d := cmp.Diff(map[string]map[string]string{"fixture/app": {"v1": "manifest.json"}}, catalog); d != "" {
 		t.Errorf("catalog.json (-want +got):\n%s", d)
 	}
@@ -172,7 +172,7 @@ func TestLayoutAndOverlay(t *testing.T) {
 			Path string `json:"path"`
 		} `json:"root"`
 	}
-	sinktest.ReadJSON(t, filepath.Join(out, "config.json"), &spec)
+	stagetest.ReadJSON(t, filepath.Join(out, "config.json"), &spec)
 	if spec.Process.Cwd != "/" || !cmp.Equal(spec.Process.Args, []string{"/bin/app"}) || spec.Root.Path != "rootfs" {
 		t.Errorf("config.json: %+v", spec)
 	}
@@ -186,11 +186,11 @@ func TestLayoutAndOverlay(t *testing.T) {
 	bundle := filepath.Join(t.TempDir(), "bundle")
 	ow, _ := oci.New(bundle, oci.Options{})
 	osink, _ := ow.Sink(img)
-	if err := sinktest.Run(context.Background(), osink, items(t, ls, nil)); err != nil {
+	if err := stagetest.Run(context.Background(), osink, items(t, ls, nil)); err != nil {
 		t.Fatal(err)
 	}
-	want := sinktest.Listing(t, filepath.Join(bundle, "rootfs"))
-	if d := cmp.Diff(want, sinktest.Listing(t, filepath.Join(out, "rootfs"))); d != "" {
+	want := stagetest.Listing(t, filepath.Join(bundle, "rootfs"))
+	if d := cmp.Diff(want, stagetest.Listing(t, filepath.Join(out, "rootfs"))); d != "" {
 		t.Errorf("overlay view differs from the oci:// rootfs (-oci +overlay):\n%s", d)
 	}
 
@@ -278,7 +278,7 @@ func TestDuplicateLayerMountedOnce(t *testing.T) {
 	if _, err := runMounts(t, out, items(t, ls, nil)); err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	if got := sinktest.Listing(t, filepath.Join(out, "rootfs")); !contains(got, "etc/app.conf file 0644 3 3fc4ccfe745870e2c0d99f71f30ff0656c8dedd41cc1d7d3d376b0dbe685e2f3") {
+	if got := stagetest.Listing(t, filepath.Join(out, "rootfs")); !contains(got, "etc/app.conf file 0644 3 3fc4ccfe745870e2c0d99f71f30ff0656c8dedd41cc1d7d3d376b0dbe685e2f3") {
 		t.Errorf("merged view lacks the newest etc/app.conf: %q", got)
 	}
 }
@@ -299,12 +299,12 @@ func TestRerunWhileMountedFails(t *testing.T) {
 	if _, err := runMounts(t, out, items(t, layers(t), nil)); err != nil {
 		t.Fatal(err)
 	}
-	before := sinktest.Listing(t, out)
+	before := stagetest.Listing(t, out)
 	_, err := runMounts(t, out, items(t, layers(t), nil))
 	if !errors.Is(err, ErrMounted) {
 		t.Fatalf("second run = %v, want ErrMounted", err)
 	}
-	if d := cmp.Diff(before, sinktest.Listing(t, out)); d != "" {
+	if d := cmp.Diff(before, stagetest.Listing(t, out)); d != "" {
 		t.Errorf("second run changed the output (-before +after):\n%s", d)
 	}
 
@@ -329,7 +329,7 @@ func TestVerifyFindsProblems(t *testing.T) {
 		t.Fatal(err)
 	}
 	cleanupMount(t, filepath.Join(out, "rootfs"))
-	tree := filepath.Join(out, sinktest.Hex(ls[1]), "layer")
+	tree := filepath.Join(out, stagetest.Hex(ls[1]), "layer")
 	if err := os.RemoveAll(tree); err != nil {
 		t.Fatal(err)
 	}
@@ -354,13 +354,13 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 		{"layer read fails", func(t *testing.T, its []stage.Item) []stage.Item {
 			data := layers(t)[1]
 			its[2].Body = &stage.OpenerBody{OpenFunc: func() (io.ReadCloser, error) {
-				return io.NopCloser(sinktest.FailingReader(data, len(data)/2, sinktest.ErrInjected)), nil
+				return io.NopCloser(stagetest.FailingReader(data, len(data)/2, stagetest.ErrInjected)), nil
 			}}
 			return its
-		}, sinktest.ErrInjected},
+		}, stagetest.ErrInjected},
 		{"unsafe entry", func(t *testing.T, its []stage.Item) []stage.Item {
-			l := sinktest.Layer(t, E{Name: "l", Type: tar.TypeSymlink, Link: "/"}, E{Name: "l/tmp/.wh.x"})
-			its[2] = stage.Item{Seq: 1, Kind: stage.KindLayer, Name: sinktest.Hex(l), Size: int64(len(l)), Body: sinktest.MemBody(l, nil)}
+			l := stagetest.Layer(t, E{Name: "l", Type: tar.TypeSymlink, Link: "/"}, E{Name: "l/tmp/.wh.x"})
+			its[2] = stage.Item{Seq: 1, Kind: stage.KindLayer, Name: stagetest.Hex(l), Size: int64(len(l)), Body: stagetest.MemBody(l, nil)}
 			return its
 		}, extract.ErrUnsafeEntry},
 	}
@@ -375,7 +375,7 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 			if m, _ := isMountPoint(filepath.Join(out, "rootfs")); m {
 				t.Error("rootfs mounted after a failure")
 			}
-			for _, l := range sinktest.Listing(t, out) {
+			for _, l := range stagetest.Listing(t, out) {
 				name, _, _ := strings.Cut(l, " ")
 				base := filepath.Base(name)
 				if strings.Contains(name, atomicfile.TempPrefix) || base == "rootfs" || base == "working" || base == "delta" ||

@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/occystrap/occystrap/internal/sinktest"
 	"github.com/occystrap/occystrap/sinks/dir"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/stagetest"
 )
 
 const (
@@ -32,7 +32,7 @@ func benchLayerTars(b *testing.B) (tars [][]byte, size int64) {
 			}
 			es = append(es, E{Name: fmt.Sprintf("d%d/f%d", (f+l*benchFiles/2)%16, f+l*benchFiles/2), Body: string(body)})
 		}
-		t := sinktest.Layer(b, es...)
+		t := stagetest.Layer(b, es...)
 		tars = append(tars, t)
 		size += int64(len(t))
 	}
@@ -67,7 +67,7 @@ func BenchmarkBundle(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := sinktest.Run(context.Background(), s, sinktest.Items([]byte(`{"config":{}}`), "c.json", tars, nil)); err != nil {
+				if err := stagetest.Run(context.Background(), s, stagetest.Items([]byte(`{"config":{}}`), "c.json", tars, nil)); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()

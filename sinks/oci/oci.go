@@ -82,7 +82,7 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) (err erro
 		return fmt.Errorf("create bundle directory %s: %w", s.w.path, err)
 	}
 	// What a killed run left goes now (best effort).
-	_, _ = tempname.RemoveStale(s.w.path, ".", 0, nil)
+	_, _ = beneath.RemoveMatching(s.w.path, ".", 0, tempname.Stale, nil)
 	tmpRel, err := beneath.MkdirTemp(s.w.path, ".", atomicfile.TempName("oci")+"-*")
 	if err != nil {
 		if created {

@@ -15,14 +15,14 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/occystrap/occystrap/internal/extract"
-	"github.com/occystrap/occystrap/internal/sinktest"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/stagetest"
 )
 
-type E = sinktest.Entry
+type E = stagetest.Entry
 
-func TestMain(m *testing.M) { sinktest.Main(m) }
+func TestMain(m *testing.M) { stagetest.Main(m) }
 
 var img = stage.Image{Name: "fixture/app", Tag: "v1"}
 
@@ -30,19 +30,19 @@ var img = stage.Image{Name: "fixture/app", Tag: "v1"}
 // a sibling whose name it prefixes, hard links and symlinks.
 func Layers(t testing.TB) [][]byte {
 	return [][]byte{
-		sinktest.Layer(t,
+		stagetest.Layer(t,
 			E{Name: "etc/", Type: tar.TypeDir}, E{Name: "etc/app.conf", Body: "one"},
 			E{Name: "opt/app/old.conf", Body: "old"}, E{Name: "opt/app/gone/x", Body: "x"},
 			E{Name: "var/cache/", Type: tar.TypeDir}, E{Name: "var/cache/a", Body: "a"},
 			E{Name: "var/cachex/b", Body: "b"},
 			E{Name: "usr/bin/tool", Body: "#!/bin/sh\n", Mode: 0o755},
 			E{Name: "usr/bin/tool-link", Type: tar.TypeLink, Link: "usr/bin/tool"}),
-		sinktest.Layer(t,
+		stagetest.Layer(t,
 			E{Name: "opt/app/.wh.old.conf"}, E{Name: "opt/app/.wh.gone"},
 			E{Name: "var/cache/", Type: tar.TypeDir}, E{Name: "var/cache/.wh..wh..opq"}, E{Name: "var/cache/c", Body: "c"},
 			E{Name: "bin", Type: tar.TypeSymlink, Link: "usr/bin"},
 			E{Name: "etc/localtime", Type: tar.TypeSymlink, Link: "/usr/share/zoneinfo/UTC"}),
-		sinktest.Layer(t,
+		stagetest.Layer(t,
 			E{Name: "etc/app.conf", Body: "two"},
 			E{Name: "opt/app/new.conf", Body: "new", Mode: 0o600},
 			E{Name: "opt/app/hard.conf", Type: tar.TypeLink, Link: "opt/app/new.conf"}),
@@ -51,8 +51,8 @@ func Layers(t testing.TB) [][]byte {
 
 const config = `{"architecture":"amd64","os":"linux","config":{"Entrypoint":["/bin/tini","--"],"Cmd":["/bin/app","-v"],"WorkingDir":"/srv","Env":["A=b"]},"rootfs":{"type":"layers","diff_ids":[]}}`
 
-func items(t testing.TB, cfg string, rel *sinktest.Released) []stage.Item {
-	return sinktest.Items([]byte(cfg), "blobs/sha256/cfg", Layers(t), rel)
+func items(t testing.TB, cfg string, rel *stagetest.Released) []stage.Item {
+	return stagetest.Items([]byte(cfg), "blobs/sha256/cfg", Layers(t), rel)
 }
 
 func TestBundle(t *testing.T) {
@@ -63,8 +63,8 @@ func TestBundle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	var rel sinktest.Released
-	if err := sinktest.WriteImage(context.Background(), w, img, items(t, config, &rel)); err != nil {
+	var rel stagetest.Released
+	if err := stagetest.WriteImage(context.Background(), w, img, items(t, config, &rel)); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	if rel.Count() != 3 {
@@ -81,7 +81,7 @@ func TestBundle(t *testing.T) {
 	if d := cmp.Diff([]string{"config.json", "container-config.json", "rootfs"}, top); d != "" {
 		t.Errorf("bundle directory (-want +got):\n%s", d)
 	}
-	sinktest.Golden(t, "rootfs", sinktest.Listing(t, filepath.Join(out, "rootfs")))
+	stagetest.Golden(t, "rootfs", stagetest.Listing(t, filepath.Join(out, "rootfs")))
 	cc, err := os.ReadFile(filepath.Join(out, "container-config.json"))
 	if err != nil || string(cc) != config {
 		t.Errorf("container-config.json = %q (%v), want the config as fetched", cc, err)
@@ -90,7 +90,7 @@ func TestBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sinktest.Golden(t, "config.json", strings.Split(string(spec), "\n"))
+	stagetest.Golden(t, "config.json", strings.Split(string(spec), "\n"))
 	a, err1 := os.Stat(filepath.Join(out, "rootfs/opt/app/new.conf"))
 	b, err2 := os.Stat(filepath.Join(out, "rootfs/opt/app/hard.conf"))
 	if err1 != nil || err2 != nil || !os.SameFile(a, b) {
@@ -128,7 +128,7 @@ func TestOutOfOrderItems(t *testing.T) {
 	if err := s.Consume(context.Background(), ch); err != nil {
 		t.Fatal(err)
 	}
-	sinktest.Golden(t, "rootfs", sinktest.Listing(t, filepath.Join(out, "rootfs")))
+	stagetest.Golden(t, "rootfs", stagetest.Listing(t, filepath.Join(out, "rootfs")))
 }
 
 func TestRefusesUnsafeEntries(t *testing.T) {
@@ -150,12 +150,12 @@ func TestRefusesUnsafeEntries(t *testing.T) {
 			out := filepath.Join(parent, "bundle")
 			w, _ := New(out, Options{})
 			its := items(t, config, nil)
-			its[2].Body = sinktest.MemBody(sinktest.Layer(t, tc.layer...), nil)
-			err := sinktest.WriteImage(context.Background(), w, img, its)
+			its[2].Body = stagetest.MemBody(stagetest.Layer(t, tc.layer...), nil)
+			err := stagetest.WriteImage(context.Background(), w, img, its)
 			if !errors.Is(err, extract.ErrUnsafeEntry) {
 				t.Fatalf("run = %v, want ErrUnsafeEntry", err)
 			}
-			if got := sinktest.Listing(t, parent); len(got) != 0 {
+			if got := stagetest.Listing(t, parent); len(got) != 0 {
 				t.Errorf("left behind after a refused entry: %q", got)
 			}
 		})
@@ -180,7 +180,7 @@ func TestRuntimeSpecArgsAndCwd(t *testing.T) {
 			t.Parallel()
 			out := filepath.Join(t.TempDir(), "b")
 			w, _ := New(out, Options{})
-			if err := sinktest.WriteImage(context.Background(), w, img, items(t, tc.cfg, nil)); err != nil {
+			if err := stagetest.WriteImage(context.Background(), w, img, items(t, tc.cfg, nil)); err != nil {
 				t.Fatal(err)
 			}
 			var spec struct {
@@ -210,13 +210,13 @@ func TestRuntimeSpecArgsAndCwd(t *testing.T) {
 
 func TestInterruptedRunLeavesNothing(t *testing.T) {
 	t.Parallel()
-	broken := func(t *testing.T, its []stage.Item, rel *sinktest.Released) []stage.Item {
+	broken := func(t *testing.T, its []stage.Item, rel *stagetest.Released) []stage.Item {
 		data := Layers(t)[1]
 		its[2].Body = &stage.OpenerBody{
 			OpenFunc: func() (io.ReadCloser, error) {
-				return io.NopCloser(sinktest.FailingReader(data, len(data)/2, sinktest.ErrInjected)), nil
+				return io.NopCloser(stagetest.FailingReader(data, len(data)/2, stagetest.ErrInjected)), nil
 			},
-			ReleaseFunc: sinktest.MemBody(nil, rel).Release,
+			ReleaseFunc: stagetest.MemBody(nil, rel).Release,
 		}
 		return its
 	}
@@ -224,15 +224,15 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 		t.Parallel()
 		parent := t.TempDir()
 		w, _ := New(filepath.Join(parent, "a", "bundle"), Options{})
-		var rel sinktest.Released
-		err := sinktest.WriteImage(context.Background(), w, img, broken(t, items(t, config, &rel), &rel))
-		if !errors.Is(err, sinktest.ErrInjected) {
+		var rel stagetest.Released
+		err := stagetest.WriteImage(context.Background(), w, img, broken(t, items(t, config, &rel), &rel))
+		if !errors.Is(err, stagetest.ErrInjected) {
 			t.Fatalf("run = %v, want the injected failure", err)
 		}
 		if rel.Count() != 3 {
 			t.Errorf("%d bodies released, want 3", rel.Count())
 		}
-		if got := sinktest.Listing(t, parent); !cmp.Equal(got, []string{"a dir 0755"}) {
+		if got := stagetest.Listing(t, parent); !cmp.Equal(got, []string{"a dir 0755"}) {
 			t.Errorf("left behind: %q", got)
 		}
 	})
@@ -240,15 +240,15 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 		t.Parallel()
 		out := filepath.Join(t.TempDir(), "bundle")
 		w, _ := New(out, Options{})
-		if err := sinktest.WriteImage(context.Background(), w, img, items(t, config, nil)); err != nil {
+		if err := stagetest.WriteImage(context.Background(), w, img, items(t, config, nil)); err != nil {
 			t.Fatal(err)
 		}
-		before := sinktest.Listing(t, out)
-		err := sinktest.WriteImage(context.Background(), w, img, broken(t, items(t, `{"config":{"Cmd":["other"]}}`, nil), nil))
-		if !errors.Is(err, sinktest.ErrInjected) {
+		before := stagetest.Listing(t, out)
+		err := stagetest.WriteImage(context.Background(), w, img, broken(t, items(t, `{"config":{"Cmd":["other"]}}`, nil), nil))
+		if !errors.Is(err, stagetest.ErrInjected) {
 			t.Fatalf("run = %v, want the injected failure", err)
 		}
-		if d := cmp.Diff(before, sinktest.Listing(t, out)); d != "" {
+		if d := cmp.Diff(before, stagetest.Listing(t, out)); d != "" {
 			t.Errorf("failed run changed the bundle (-before +after):\n%s", d)
 		}
 	})
@@ -263,10 +263,10 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 			cancel()
 			return io.NopCloser(strings.NewReader(string(data))), nil
 		}}
-		if err := sinktest.WriteImage(ctx, w, img, its); !errors.Is(err, context.Canceled) {
+		if err := stagetest.WriteImage(ctx, w, img, its); !errors.Is(err, context.Canceled) {
 			t.Fatalf("run = %v, want context.Canceled", err)
 		}
-		if got := sinktest.Listing(t, parent); len(got) != 0 {
+		if got := stagetest.Listing(t, parent); len(got) != 0 {
 			t.Errorf("left behind: %q", got)
 		}
 	})
@@ -279,14 +279,14 @@ func TestRerunReplacesBundle(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(out, "rootfs", "stale"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := sinktest.WriteImage(context.Background(), w, img, items(t, config, nil)); err != nil {
+	if err := stagetest.WriteImage(context.Background(), w, img, items(t, config, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if err := sinktest.WriteImage(context.Background(), w, img, items(t, config, nil)); err != nil {
+	if err := stagetest.WriteImage(context.Background(), w, img, items(t, config, nil)); err != nil {
 		t.Fatal(err)
 	}
-	sinktest.Golden(t, "rootfs", sinktest.Listing(t, filepath.Join(out, "rootfs")))
-	for _, l := range sinktest.Listing(t, out) {
+	stagetest.Golden(t, "rootfs", stagetest.Listing(t, filepath.Join(out, "rootfs")))
+	for _, l := range stagetest.Listing(t, out) {
 		if strings.Contains(l, atomicfile.TempPrefix) {
 			t.Errorf("temporary file left: %s", l)
 		}
@@ -312,10 +312,10 @@ func TestConsumeErrors(t *testing.T) {
 			t.Parallel()
 			parent := t.TempDir()
 			w, _ := New(filepath.Join(parent, "bundle"), Options{})
-			if err := sinktest.WriteImage(context.Background(), w, img, tc.items(t)); !errors.Is(err, tc.want) {
+			if err := stagetest.WriteImage(context.Background(), w, img, tc.items(t)); !errors.Is(err, tc.want) {
 				t.Fatalf("run = %v, want %v", err, tc.want)
 			}
-			if got := sinktest.Listing(t, parent); len(got) != 0 {
+			if got := stagetest.Listing(t, parent); len(got) != 0 {
 				t.Errorf("left behind: %q", got)
 			}
 		})
@@ -326,7 +326,7 @@ func TestVerifyFindsProblems(t *testing.T) {
 	t.Parallel()
 	out := filepath.Join(t.TempDir(), "bundle")
 	w, _ := New(out, Options{})
-	if err := sinktest.WriteImage(context.Background(), w, img, items(t, config, nil)); err != nil {
+	if err := stagetest.WriteImage(context.Background(), w, img, items(t, config, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Remove(filepath.Join(out, "container-config.json")); err != nil {

@@ -21,8 +21,8 @@ import (
 
 	"github.com/occystrap/occystrap/internal/accounting"
 	"github.com/occystrap/occystrap/internal/keylock"
-	"github.com/occystrap/occystrap/internal/layercache"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/layercache"
 	"github.com/occystrap/occystrap/transport"
 )
 

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/occystrap/occystrap/internal/sinktest"
+	"github.com/occystrap/occystrap/stage/stagetest"
 )
 
 // BenchmarkTarSink writes 8 layers of 16 MiB through the engine into an
@@ -19,7 +19,7 @@ func BenchmarkTarSink(b *testing.B) {
 			name = "body=file"
 		}
 		b.Run(name, func(b *testing.B) {
-			items := sinktest.BenchItems(b, layers, size, files)
+			items := stagetest.BenchItems(b, layers, size, files)
 			dest := filepath.Join(b.TempDir(), "image.tar")
 			b.SetBytes(layers * size)
 			b.ReportAllocs()
@@ -29,7 +29,7 @@ func BenchmarkTarSink(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := sinktest.WriteImage(context.Background(), w, img, items); err != nil {
+				if err := stagetest.WriteImage(context.Background(), w, img, items); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()

@@ -14,6 +14,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/rs/zerolog"
 
+	"github.com/occystrap/occystrap/internal/beneath"
 	"github.com/occystrap/occystrap/internal/pyjson"
 	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/internal/umask"
@@ -55,7 +56,7 @@ func New(path string, opts Options) (*Writer, error) {
 	}
 	// What a killed run left beside the archive goes now (best effort: a
 	// temporary that cannot be removed is only in the way of no one).
-	_, _ = tempname.RemoveStale(dir, ".", 0, nil)
+	_, _ = beneath.RemoveMatching(dir, ".", 0, tempname.Stale, nil)
 	return &Writer{path: path, opts: opts}, nil
 }
 

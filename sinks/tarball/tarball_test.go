@@ -16,23 +16,23 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/occystrap/occystrap/internal/sinktest"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/stagetest"
 )
 
-type E = sinktest.Entry
+type E = stagetest.Entry
 
-func TestMain(m *testing.M) { sinktest.Main(m) }
+func TestMain(m *testing.M) { stagetest.Main(m) }
 
 var img = stage.Image{Name: "fixture/app", Tag: "v1"}
 
 func fixture(t testing.TB) (config []byte, layers [][]byte) {
 	t.Helper()
 	layers = [][]byte{
-		sinktest.Layer(t, E{Name: "etc/", Type: tar.TypeDir}, E{Name: "etc/app.conf", Body: "one"}),
-		sinktest.Layer(t, E{Name: "usr/bin/app", Body: "#!/bin/sh\n", Mode: 0o755}),
-		sinktest.Layer(t, E{Name: "etc/.wh.app.conf"}, E{Name: strings.Repeat("long/", 30) + "name", Body: "pax"}),
+		stagetest.Layer(t, E{Name: "etc/", Type: tar.TypeDir}, E{Name: "etc/app.conf", Body: "one"}),
+		stagetest.Layer(t, E{Name: "usr/bin/app", Body: "#!/bin/sh\n", Mode: 0o755}),
+		stagetest.Layer(t, E{Name: "etc/.wh.app.conf"}, E{Name: strings.Repeat("long/", 30) + "name", Body: "pax"}),
 	}
 	return []byte(`{"architecture":"amd64","os":"linux"}`), layers
 }
@@ -70,15 +70,15 @@ func readArchive(t *testing.T, name string) []member {
 func TestArchive(t *testing.T) {
 	t.Parallel()
 	config, layers := fixture(t)
-	cfgName := sinktest.Hex(config) + ".json"
-	bodies := map[string]func(t *testing.T, i int, l []byte, rel *sinktest.Released) (stage.Body, int64){
-		"stream with size": func(t *testing.T, i int, l []byte, rel *sinktest.Released) (stage.Body, int64) {
-			return sinktest.MemBody(l, rel), int64(len(l))
+	cfgName := stagetest.Hex(config) + ".json"
+	bodies := map[string]func(t *testing.T, i int, l []byte, rel *stagetest.Released) (stage.Body, int64){
+		"stream with size": func(t *testing.T, i int, l []byte, rel *stagetest.Released) (stage.Body, int64) {
+			return stagetest.MemBody(l, rel), int64(len(l))
 		},
-		"stream without size": func(t *testing.T, i int, l []byte, rel *sinktest.Released) (stage.Body, int64) {
-			return sinktest.MemBody(l, rel), -1
+		"stream without size": func(t *testing.T, i int, l []byte, rel *stagetest.Released) (stage.Body, int64) {
+			return stagetest.MemBody(l, rel), -1
 		},
-		"file without size": func(t *testing.T, i int, l []byte, rel *sinktest.Released) (stage.Body, int64) {
+		"file without size": func(t *testing.T, i int, l []byte, rel *stagetest.Released) (stage.Body, int64) {
 			p := filepath.Join(t.TempDir(), fmt.Sprint(i))
 			if err := os.WriteFile(p, l, 0o600); err != nil {
 				t.Fatal(err)
@@ -90,11 +90,11 @@ func TestArchive(t *testing.T) {
 		for _, configLast := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/config last %v", bodyName, configLast), func(t *testing.T) {
 				t.Parallel()
-				var rel sinktest.Released
+				var rel stagetest.Released
 				items := []stage.Item{}
 				for i, l := range layers {
 					b, size := body(t, i, l, &rel)
-					items = append(items, stage.Item{Seq: i, Kind: stage.KindLayer, Name: sinktest.Hex(l), Size: size, Body: b})
+					items = append(items, stage.Item{Seq: i, Kind: stage.KindLayer, Name: stagetest.Hex(l), Size: size, Body: b})
 				}
 				cfg := stage.Item{Seq: -1, Kind: stage.KindConfig, Name: cfgName, Data: config}
 				if configLast {
@@ -108,7 +108,7 @@ func TestArchive(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := sinktest.WriteImage(context.Background(), w, img, items); err != nil {
+				if err := stagetest.WriteImage(context.Background(), w, img, items); err != nil {
 					t.Fatalf("run: %v", err)
 				}
 
@@ -119,7 +119,7 @@ func TestArchive(t *testing.T) {
 					names = append(names, m.hdr.Name)
 					h := m.hdr
 					listing = append(listing, fmt.Sprintf("%s %c %04o uid=%d gid=%d mtime=%d uname=%q gname=%q format=%v size=%d sha256=%s",
-						h.Name, h.Typeflag, h.Mode, h.Uid, h.Gid, h.ModTime.Unix(), h.Uname, h.Gname, h.Format, h.Size, sinktest.Hex(m.data)))
+						h.Name, h.Typeflag, h.Mode, h.Uid, h.Gid, h.ModTime.Unix(), h.Uname, h.Gname, h.Format, h.Size, stagetest.Hex(m.data)))
 					if h.Typeflag != tar.TypeReg || h.Mode != 0o644 || h.Uid != 0 || h.Gid != 0 || !h.ModTime.Equal(time.Unix(0, 0)) || h.Format != tar.FormatUSTAR {
 						t.Errorf("member %s header: type %c mode %o uid %d gid %d mtime %v format %v; want regular 0644 0 0 epoch USTAR",
 							h.Name, h.Typeflag, h.Mode, h.Uid, h.Gid, h.ModTime, h.Format)
@@ -127,13 +127,13 @@ func TestArchive(t *testing.T) {
 				}
 				wantNames := []string{cfgName}
 				for _, l := range layers {
-					wantNames = append(wantNames, sinktest.Hex(l)+"/layer.tar")
+					wantNames = append(wantNames, stagetest.Hex(l)+"/layer.tar")
 				}
 				wantNames = append(wantNames, "manifest.json")
 				if diff := cmp.Diff(wantNames, names); diff != "" {
 					t.Fatalf("member order (-want +got):\n%s", diff)
 				}
-				sinktest.Golden(t, "archive", listing)
+				stagetest.Golden(t, "archive", listing)
 
 				if !bytes.Equal(members[0].data, config) {
 					t.Errorf("config bytes changed: %q", members[0].data)
@@ -144,7 +144,7 @@ func TestArchive(t *testing.T) {
 					}
 				}
 				wantManifest := fmt.Sprintf(`[{"Layers": ["%s/layer.tar", "%s/layer.tar", "%s/layer.tar"], "RepoTags": ["app:v1"], "Config": "%s"}]`,
-					sinktest.Hex(layers[0]), sinktest.Hex(layers[1]), sinktest.Hex(layers[2]), cfgName)
+					stagetest.Hex(layers[0]), stagetest.Hex(layers[1]), stagetest.Hex(layers[2]), cfgName)
 				if diff := cmp.Diff(wantManifest, string(members[len(members)-1].data)); diff != "" {
 					t.Errorf("manifest.json (-want +got):\n%s", diff)
 				}
@@ -212,22 +212,22 @@ func TestArchiveErrors(t *testing.T) {
 		items func() []stage.Item
 		want  error
 	}{
-		{name: "no config", items: func() []stage.Item { return sinktest.Items(config, "c.json", layers, nil)[1:] }, want: ErrNoConfig},
+		{name: "no config", items: func() []stage.Item { return stagetest.Items(config, "c.json", layers, nil)[1:] }, want: ErrNoConfig},
 		{name: "skipped layer", items: func() []stage.Item {
-			it := sinktest.Items(config, "c.json", layers, nil)
+			it := stagetest.Items(config, "c.json", layers, nil)
 			it[2].Body = nil
 			return it
 		}, want: ErrSkippedLayer},
 		{name: "body fails midway", items: func() []stage.Item {
-			it := sinktest.Items(config, "c.json", layers, nil)
+			it := stagetest.Items(config, "c.json", layers, nil)
 			l := layers[1]
 			it[2].Body = &stage.OpenerBody{OpenFunc: func() (io.ReadCloser, error) {
-				return io.NopCloser(sinktest.FailingReader(l, len(l)/2, sinktest.ErrInjected)), nil
+				return io.NopCloser(stagetest.FailingReader(l, len(l)/2, stagetest.ErrInjected)), nil
 			}}
 			return it
-		}, want: sinktest.ErrInjected},
+		}, want: stagetest.ErrInjected},
 		{name: "body shorter than its size", items: func() []stage.Item {
-			it := sinktest.Items(config, "c.json", layers, nil)
+			it := stagetest.Items(config, "c.json", layers, nil)
 			it[1].Size += 512
 			return it
 		}},
@@ -240,7 +240,7 @@ func TestArchiveErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = sinktest.WriteImage(context.Background(), w, img, tc.items())
+			err = stagetest.WriteImage(context.Background(), w, img, tc.items())
 			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
 				t.Errorf("run = %v, want %v", err, tc.want)
 			}
@@ -299,7 +299,7 @@ func writeTar(t *testing.T, name string, members ...[2]string) {
 
 func TestVerify(t *testing.T) {
 	t.Parallel()
-	good := string(sinktest.Layer(t, E{Name: "f", Body: "x"}))
+	good := string(stagetest.Layer(t, E{Name: "f", Body: "x"}))
 	manifest := `[{"Layers": ["a/layer.tar", "b/layer.tar"], "RepoTags": ["app:v1"], "Config": "c.json"}]`
 	tests := []struct {
 		name    string
@@ -354,12 +354,12 @@ func TestInterruptedRunKeepsOldArchive(t *testing.T) {
 	}
 	config, layers := fixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	items := sinktest.Items(config, "c.json", layers, nil)
+	items := stagetest.Items(config, "c.json", layers, nil)
 	items[2].Body = &stage.OpenerBody{OpenFunc: func() (io.ReadCloser, error) {
 		cancel()
 		return io.NopCloser(bytes.NewReader(layers[1])), nil
 	}}
-	if err := sinktest.WriteImage(ctx, w, img, items); !errors.Is(err, context.Canceled) {
+	if err := stagetest.WriteImage(ctx, w, img, items); !errors.Is(err, context.Canceled) {
 		t.Errorf("run = %v, want context.Canceled", err)
 	}
 	if b, err := os.ReadFile(dest); err != nil || string(b) != "previous" {

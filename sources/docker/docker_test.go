@@ -19,11 +19,11 @@ import (
 	"github.com/sourcegraph/conc/pool"
 	"go.uber.org/goleak"
 
-	"github.com/occystrap/occystrap/internal/engine"
-	"github.com/occystrap/occystrap/internal/fixture"
-	"github.com/occystrap/occystrap/internal/testdocker"
+	"github.com/occystrap/occystrap/internal/testing/fixture"
+	"github.com/occystrap/occystrap/internal/testing/testdocker"
 	"github.com/occystrap/occystrap/sources/docker"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/transport/dockerclient"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -50,7 +50,7 @@ func want(a fixture.Built, config string, names []string) []testdocker.Got {
 
 // savedNames returns the config path and layer names of the engine's own
 // docker save of ref, from its manifest.json.
-func savedNames(t *testing.T, c *engine.Client, ref string) (string, []string) {
+func savedNames(t *testing.T, c *dockerclient.Client, ref string) (string, []string) {
 	t.Helper()
 	rc, err := c.Save(context.Background(), ref)
 	if err != nil {
@@ -73,7 +73,7 @@ func savedNames(t *testing.T, c *engine.Client, ref string) (string, []string) {
 
 func TestEmitFromEngine(t *testing.T) {
 	eng := testdocker.Require(t)
-	c := engine.New(eng.Socket)
+	c := dockerclient.New(eng.Socket)
 	t.Cleanup(c.CloseIdle)
 	ctx := context.Background()
 	tests := []struct {
@@ -119,7 +119,7 @@ func TestEmitFromEngine(t *testing.T) {
 
 func TestOpenNotFound(t *testing.T) {
 	eng := testdocker.Require(t)
-	c := engine.New(eng.Socket)
+	c := dockerclient.New(eng.Socket)
 	t.Cleanup(c.CloseIdle)
 	_, err := docker.Open(context.Background(), c, "occy-src/absent:nope", docker.Options{})
 	if !errors.Is(err, docker.ErrImageNotFound) || err.Error() != "Image not found: occy-src/absent:nope" {
@@ -165,7 +165,7 @@ func TestEmitOCILayout(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := engine.New(fakeEngine(t, buf.Bytes(), a.ConfigDigest, a.DiffIDs))
+			c := dockerclient.New(fakeEngine(t, buf.Bytes(), a.ConfigDigest, a.DiffIDs))
 			t.Cleanup(c.CloseIdle)
 			src, err := docker.Open(context.Background(), c, "occy/oci:v1", docker.Options{TempDir: t.TempDir()})
 			if err != nil {

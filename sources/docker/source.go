@@ -15,11 +15,11 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
-	"github.com/occystrap/occystrap/internal/engine"
 	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/sources/tarball"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/transport/dockerclient"
 )
 
 const (
@@ -36,9 +36,9 @@ type Options struct {
 	Inflate *inflate.Inflater
 }
 
-// Source is an image in a Docker engine. See the package documentation.
+// Source is an image in a Docker dockerclient. See the package documentation.
 type Source struct {
-	c       *engine.Client
+	c       *dockerclient.Client
 	img     stage.Image
 	ref     string
 	id      digest.Digest
@@ -55,11 +55,11 @@ type Source struct {
 func (s *Source) UseSkip(has func(name string) bool) { s.has = has }
 
 // Open inspects image (IMAGE[:TAG]) in the engine c talks to.
-func Open(ctx context.Context, c *engine.Client, image string, opts Options) (*Source, error) {
-	img := engine.ParseImage(image)
+func Open(ctx context.Context, c *dockerclient.Client, image string, opts Options) (*Source, error) {
+	img := dockerclient.ParseImage(image)
 	ref := img.Name + ":" + img.Tag
 	info, err := c.InspectImage(ctx, ref)
-	if errors.Is(err, engine.ErrNotFound) {
+	if errors.Is(err, dockerclient.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s", ErrImageNotFound, ref)
 	}
 	if err != nil {
@@ -110,7 +110,7 @@ const (
 	evEnd
 )
 
-// Emit streams the image out of the engine. See the package documentation.
+// Emit streams the image out of the dockerclient. See the package documentation.
 func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) error {
 	if s.spool != "" {
 		return fmt.Errorf("docker image %s: Emit called twice", s.ref)

@@ -9,18 +9,18 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
-	"github.com/occystrap/occystrap/internal/engine"
-	"github.com/occystrap/occystrap/internal/fixture"
-	"github.com/occystrap/occystrap/internal/testdocker"
+	"github.com/occystrap/occystrap/internal/testing/fixture"
+	"github.com/occystrap/occystrap/internal/testing/testdocker"
 	"github.com/occystrap/occystrap/sources/docker"
 	"github.com/occystrap/occystrap/sources/dockerpush"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/transport/dockerclient"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // repoTags lists every name the engine has for any image.
-func repoTags(t *testing.T, c *engine.Client, ref string) []string {
+func repoTags(t *testing.T, c *dockerclient.Client, ref string) []string {
 	t.Helper()
 	img, err := c.Inspect(context.Background(), ref)
 	if err != nil {
@@ -31,7 +31,7 @@ func repoTags(t *testing.T, c *engine.Client, ref string) []string {
 
 func TestEmitFromEngine(t *testing.T) {
 	eng := testdocker.Require(t)
-	c := engine.New(eng.Socket)
+	c := dockerclient.New(eng.Socket)
 	t.Cleanup(c.CloseIdle)
 	ctx := context.Background()
 	tests := []struct {
@@ -97,7 +97,7 @@ func TestEmitFromEngine(t *testing.T) {
 // do (docker save's directories there, DiffID hex here).
 func TestSameAsDockerInput(t *testing.T) {
 	eng := testdocker.Require(t)
-	c := engine.New(eng.Socket)
+	c := dockerclient.New(eng.Socket)
 	t.Cleanup(c.CloseIdle)
 	ctx := context.Background()
 	img := fixture.Image{Name: "occy-push/same", Tag: "v1"}
@@ -139,7 +139,7 @@ func TestSameAsDockerInput(t *testing.T) {
 
 func TestNotFound(t *testing.T) {
 	eng := testdocker.Require(t)
-	c := engine.New(eng.Socket)
+	c := dockerclient.New(eng.Socket)
 	t.Cleanup(c.CloseIdle)
 	_, err := dockerpush.Open(context.Background(), c, "occy-push/absent:nope", dockerpush.Options{})
 	if !errors.Is(err, dockerpush.ErrImageNotFound) || err.Error() != "Image not found: occy-push/absent:nope" {
@@ -151,7 +151,7 @@ func TestNotFound(t *testing.T) {
 // the tag step with the same error.
 func TestRemovedAfterOpen(t *testing.T) {
 	eng := testdocker.Require(t)
-	c := engine.New(eng.Socket)
+	c := dockerclient.New(eng.Socket)
 	t.Cleanup(c.CloseIdle)
 	ctx := context.Background()
 	img := testdocker.Image("occy-push/gone", "a")

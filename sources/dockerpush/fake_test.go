@@ -17,9 +17,9 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/sourcegraph/conc/pool"
 
-	"github.com/occystrap/occystrap/internal/engine"
-	"github.com/occystrap/occystrap/internal/testdocker"
+	"github.com/occystrap/occystrap/internal/testing/testdocker"
 	"github.com/occystrap/occystrap/sources/dockerpush"
+	"github.com/occystrap/occystrap/transport/dockerclient"
 )
 
 // fakeEngine answers inspect, tag, push and untag as the Engine API does,
@@ -100,7 +100,7 @@ func TestPushError(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			fe := &fakeEngine{}
-			c := engine.New(fe.start(t, tc.answer))
+			c := dockerclient.New(fe.start(t, tc.answer))
 			t.Cleanup(c.CloseIdle)
 			tmp := t.TempDir()
 			src, err := dockerpush.Open(context.Background(), c, "occy/app:v1", dockerpush.Options{TempDir: tmp, ManifestTimeout: 1})
@@ -111,8 +111,8 @@ func TestPushError(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
-			if tc.name == "error key" && !errors.Is(err, engine.ErrPush) {
-				t.Errorf("err = %v, want engine.ErrPush", err)
+			if tc.name == "error key" && !errors.Is(err, dockerclient.ErrPush) {
+				t.Errorf("err = %v, want dockerclient.ErrPush", err)
 			}
 			want := []string{
 				"GET /images/occy/app:v1/json",

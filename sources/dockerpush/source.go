@@ -20,10 +20,10 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/conc/pool"
 
-	"github.com/occystrap/occystrap/internal/engine"
 	"github.com/occystrap/occystrap/internal/inflate"
-	"github.com/occystrap/occystrap/internal/layercache"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/layercache"
+	"github.com/occystrap/occystrap/transport/dockerclient"
 )
 
 const (
@@ -56,7 +56,7 @@ type Options struct {
 // Source is an image in a Docker engine, read by making the engine push it
 // to an embedded registry. See the package documentation.
 type Source struct {
-	c       *engine.Client
+	c       *dockerclient.Client
 	img     stage.Image
 	ref     string
 	id      digest.Digest
@@ -68,14 +68,14 @@ type Source struct {
 
 // Open inspects image (IMAGE[:TAG]) in the engine c talks to: an unknown
 // image gives ErrImageNotFound.
-func Open(ctx context.Context, c *engine.Client, image string, opts Options) (*Source, error) {
+func Open(ctx context.Context, c *dockerclient.Client, image string, opts Options) (*Source, error) {
 	if opts.ManifestTimeout <= 0 {
 		opts.ManifestTimeout = DefaultManifestTimeout
 	}
-	img := engine.ParseImage(image)
+	img := dockerclient.ParseImage(image)
 	ref := img.Name + ":" + img.Tag
 	info, err := c.InspectImage(ctx, ref)
-	if errors.Is(err, engine.ErrNotFound) {
+	if errors.Is(err, dockerclient.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s", ErrImageNotFound, ref)
 	}
 	if err != nil {
@@ -159,7 +159,7 @@ func (s *Source) Emit(ctx context.Context, out chan<- stage.Item) (err error) {
 	pushRef := repo + ":" + s.img.Tag
 	lg.Debug().Str("registry", l.Addr().String()).Msg("Embedded registry listening")
 	if err := s.c.Tag(ctx, s.ref, repo, s.img.Tag); err != nil {
-		if errors.Is(err, engine.ErrNotFound) {
+		if errors.Is(err, dockerclient.ErrNotFound) {
 			return fmt.Errorf("%w: %s", ErrImageNotFound, s.ref)
 		}
 		return err

@@ -14,7 +14,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/fnmatch"
 	"github.com/occystrap/occystrap/internal/quote"
-	"github.com/occystrap/occystrap/internal/uri"
+	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
 )
 

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
 	"github.com/occystrap/occystrap/transport"
 )
 

@@ -10,8 +10,8 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/sourcegraph/conc/pool"
 
-	"github.com/occystrap/occystrap/internal/testquay"
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testquay"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
 	"github.com/occystrap/occystrap/sinks/dir"
 	"github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"

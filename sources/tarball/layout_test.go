@@ -15,7 +15,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 
-	"github.com/occystrap/occystrap/internal/fixture"
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/stage"
 )
 

@@ -18,7 +18,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 	"go.uber.org/goleak"
 
-	"github.com/occystrap/occystrap/internal/fixture"
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/stage"
 )
 

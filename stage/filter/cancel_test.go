@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/occystrap/occystrap/internal/tarfmt/tartest"
+	"github.com/occystrap/occystrap/internal/testing/tartest"
 	"github.com/occystrap/occystrap/stage"
 )
 

@@ -17,7 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/occystrap/occystrap/internal/pyjson"
-	"github.com/occystrap/occystrap/internal/tarfmt/tartest"
+	"github.com/occystrap/occystrap/internal/testing/tartest"
 	"github.com/occystrap/occystrap/stage"
 )
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/occystrap/occystrap/internal/tarfmt/tartest"
+	"github.com/occystrap/occystrap/internal/testing/tartest"
 	"github.com/occystrap/occystrap/stage"
 )
 

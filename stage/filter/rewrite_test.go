@@ -8,7 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	digest "github.com/opencontainers/go-digest"
 
-	"github.com/occystrap/occystrap/internal/tarfmt/tartest"
+	"github.com/occystrap/occystrap/internal/testing/tartest"
 	"github.com/occystrap/occystrap/stage"
 )
 

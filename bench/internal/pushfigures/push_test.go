@@ -13,12 +13,12 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/occystrap/occystrap/internal/fixture"
-	"github.com/occystrap/occystrap/internal/layercache"
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/sources/tarball"
+	"github.com/occystrap/occystrap/stage/layercache"
 
-	"github.com/occystrap/occystrap/internal/testenv"
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testenv"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
 	"github.com/occystrap/occystrap/sinks/registry"
 	regsrc "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"

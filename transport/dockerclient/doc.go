@@ -6,4 +6,4 @@
 //
 // A Client is safe for concurrent use; make one per socket per process
 // (Clients keeps them) so that connections are reused.
-package engine
+package dockerclient

@@ -14,6 +14,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/occystrap/occystrap/internal/beneath"
 	"github.com/occystrap/occystrap/internal/tempname"
 )
 
@@ -52,7 +53,7 @@ type Cache struct {
 func Open(path string) (c *Cache, warning error) {
 	c = &Cache{path: path, layers: map[string]Entry{}}
 	// What a killed run's Save left beside the file goes now (best effort).
-	_, _ = tempname.RemoveStale(filepath.Dir(path), ".", 0, nil)
+	_, _ = beneath.RemoveMatching(filepath.Dir(path), ".", 0, tempname.Stale, nil)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return c, nil

@@ -1,4 +1,4 @@
-package sinktest
+package stagetest
 
 import (
 	"archive/tar"

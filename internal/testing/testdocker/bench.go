@@ -10,9 +10,9 @@ import (
 
 	"github.com/sourcegraph/conc/pool"
 
-	"github.com/occystrap/occystrap/internal/engine"
-	"github.com/occystrap/occystrap/internal/fixture"
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/transport/dockerclient"
 )
 
 // Source is an engine input as BenchEmitToFiles runs it.
@@ -25,10 +25,10 @@ type Source interface {
 // ~100 MB image (5 layers of 20 MB of random data) into the engine, then
 // each round opens it with open (spooling into tmp), and copies every layer
 // it emits into a file, as dir:// does. Bytes per op are the layers' size.
-func BenchEmitToFiles(b *testing.B, open func(ctx context.Context, c *engine.Client, ref, tmp string) (Source, error)) {
+func BenchEmitToFiles(b *testing.B, open func(ctx context.Context, c *dockerclient.Client, ref, tmp string) (Source, error)) {
 	eng := Require(b)
 	ctx := context.Background()
-	c := engine.New(eng.Socket)
+	c := dockerclient.New(eng.Socket)
 	b.Cleanup(c.CloseIdle)
 	img := fixture.Image{Name: "occy-bench/app", Tag: "v1"}
 	for i := range 5 {

@@ -20,13 +20,13 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/occystrap/occystrap/internal/engine"
-	"github.com/occystrap/occystrap/internal/testdocker"
-	"github.com/occystrap/occystrap/internal/testenv"
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testdocker"
+	"github.com/occystrap/occystrap/internal/testing/testenv"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
 	"github.com/occystrap/occystrap/sinks/registry"
 	sourcereg "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/transport/dockerclient"
 )
 
 // TestDockerPushThroughProxy pushes an image from the Docker engine into
@@ -44,7 +44,7 @@ func TestDockerPushThroughProxy(t *testing.T) {
 
 	img := testdocker.Image("occy-proxy-push/app", "a", "b", "c")
 	a := eng.Seed(t, img)
-	c := engine.New(eng.Socket)
+	c := dockerclient.New(eng.Socket)
 	t.Cleanup(c.CloseIdle)
 	id, err := c.Inspect(ctx, "occy-proxy-push/app:v1")
 	if err != nil {

@@ -7,4 +7,4 @@
 //
 // It is imported by tests only. Its functions are safe to call from parallel
 // tests.
-package sinktest
+package stagetest

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
 )
 
 // BenchmarkPush pushes a 4-layer, 48 MiB image (incompressible, gzip)

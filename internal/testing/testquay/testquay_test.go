@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
 )
 
 func get(t *testing.T, c *http.Client, u, token string, into any) int {

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/occystrap/occystrap/internal/fixture"
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 )
 
 // Image is a small test image NAME:v1 with one layer per entry of layers:

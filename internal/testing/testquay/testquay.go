@@ -15,7 +15,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
-	"github.com/occystrap/occystrap/internal/testregistry"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
 )
 
 // Options configure the emulator.
