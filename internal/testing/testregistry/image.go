@@ -176,8 +176,13 @@ func (r *Registry) PushIndex(ctx context.Context, repo, tag string, oci bool, im
 
 // PushBlob uploads one blob (POST, then a monolithic PUT).
 func (r *Registry) PushBlob(ctx context.Context, repo string, blob []byte) error {
-	d := digest.FromBytes(blob)
-	rec := r.serve(ctx, http.MethodPost, "/v2/"+repo+"/blobs/uploads/", "", nil)
+	return r.PushBlobFrom(ctx, repo, digest.FromBytes(blob), bytes.NewReader(blob), int64(len(blob)))
+}
+
+// PushBlobFrom uploads the blob d of size bytes read from body (POST, then
+// a monolithic PUT), without holding it in memory.
+func (r *Registry) PushBlobFrom(ctx context.Context, repo string, d digest.Digest, body io.Reader, size int64) error {
+	rec := r.serve(ctx, http.MethodPost, "/v2/"+repo+"/blobs/uploads/", "", nil, 0)
 	if rec.Code != http.StatusAccepted {
 		return fmt.Errorf("start upload to %s: %d %s", repo, rec.Code, rec.Body.String())
 	}
@@ -187,7 +192,7 @@ func (r *Registry) PushBlob(ctx context.Context, repo string, blob []byte) error
 	}
 	q := loc.Query()
 	q.Set("digest", d.String())
-	rec = r.serve(ctx, http.MethodPut, loc.Path+"?"+q.Encode(), "application/octet-stream", blob)
+	rec = r.serve(ctx, http.MethodPut, loc.Path+"?"+q.Encode(), "application/octet-stream", body, size)
 	if rec.Code != http.StatusCreated {
 		return fmt.Errorf("upload %s to %s: %d %s", d, repo, rec.Code, rec.Body.String())
 	}
@@ -196,25 +201,22 @@ func (r *Registry) PushBlob(ctx context.Context, repo string, blob []byte) error
 
 // PushManifest stores a manifest under ref.
 func (r *Registry) PushManifest(ctx context.Context, repo, ref, mediaType string, body []byte) error {
-	rec := r.serve(ctx, http.MethodPut, "/v2/"+repo+"/manifests/"+ref, mediaType, body)
+	rec := r.serve(ctx, http.MethodPut, "/v2/"+repo+"/manifests/"+ref, mediaType, bytes.NewReader(body), int64(len(body)))
 	if rec.Code != http.StatusCreated {
 		return fmt.Errorf("put manifest %s:%s: %d %s", repo, ref, rec.Code, rec.Body.String())
 	}
 	return nil
 }
 
-func (r *Registry) serve(ctx context.Context, method, target, ctype string, body []byte) *httptest.ResponseRecorder {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req := httptest.NewRequestWithContext(ctx, method, target, rd)
+func (r *Registry) serve(ctx context.Context, method, target, ctype string, body io.Reader, size int64) *httptest.ResponseRecorder {
+	req := httptest.NewRequestWithContext(ctx, method, target, body)
 	req.Host = r.Host
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
 	if body != nil {
-		req.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		req.ContentLength = size
+		req.Header.Set("Content-Length", strconv.FormatInt(size, 10))
 	}
 	rec := httptest.NewRecorder()
 	r.app.ServeHTTP(rec, req)
