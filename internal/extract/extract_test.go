@@ -12,10 +12,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/stage/stagetest"
 )
 
-type E = stagetest.Entry
+type E = fixture.Entry
 
 func TestMain(m *testing.M) { stagetest.Main(m) }
 
@@ -26,7 +27,7 @@ func apply(t *testing.T, dir string, layers ...[]E) error {
 		t.Fatal(err)
 	}
 	for _, l := range layers {
-		if err := tree.Apply(context.Background(), bytes.NewReader(stagetest.Layer(t, l...))); err != nil {
+		if err := tree.Apply(context.Background(), bytes.NewReader(fixture.LayerTar(l))); err != nil {
 			_ = tree.Close()
 			return err
 		}
@@ -252,7 +253,7 @@ func TestApplyStopsOnCancel(t *testing.T) {
 	defer tree.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err = tree.Apply(ctx, bytes.NewReader(stagetest.Layer(t, E{Name: "f", Body: "x"})))
+	err = tree.Apply(ctx, bytes.NewReader(fixture.LayerTar(fixture.Layer{E{Name: "f", Body: "x"}})))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Apply with a cancelled context = %v, want context.Canceled", err)
 	}

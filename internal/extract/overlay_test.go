@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/internal/testing/testenv"
 	"github.com/occystrap/occystrap/stage/stagetest"
 )
@@ -26,7 +27,7 @@ func applyOverlay(t *testing.T, dir string, entries ...E) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tree.Apply(context.Background(), bytes.NewReader(stagetest.Layer(t, entries...))); err != nil {
+	if err := tree.Apply(context.Background(), bytes.NewReader(fixture.LayerTar(entries))); err != nil {
 		_ = tree.Close()
 		return err
 	}

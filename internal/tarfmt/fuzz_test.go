@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/internal/testing/tartest"
 )
 
@@ -11,7 +12,7 @@ import (
 // rewrites to itself.
 func FuzzRewrite(f *testing.F) {
 	f.Add(tartest.Layer())
-	f.Add(tartest.Build(tartest.Entry{Name: "a", PAX: [][2]string{{"atime", "-1.5"}}}))
+	f.Add(fixture.RawTar(fixture.Layer{{Name: "a", PAX: [][2]string{{"atime", "-1.5"}}}}))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var out bytes.Buffer

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/internal/testing/tartest"
 )
 
@@ -85,10 +86,10 @@ func TestRewriteTransform(t *testing.T) {
 
 func TestOldRegularType(t *testing.T) {
 	t.Parallel()
-	in := tartest.Build(
-		tartest.Entry{Name: "d/", OldType: true, Mode: 0o755},
-		tartest.Entry{Name: "d/f", OldType: true, Mode: 0o644, Data: []byte("x")},
-	)
+	in := fixture.RawTar(fixture.Layer{
+		fixture.Entry{Name: "d/", OldType: true, Mode: 0o755},
+		fixture.Entry{Name: "d/f", OldType: true, Mode: 0o644, Body: "x"},
+	})
 	var names []string
 	out, _ := rewrite(t, in, func(m *Member) bool {
 		names = append(names, m.Name+" "+TypeName(m.Header))
@@ -139,7 +140,7 @@ func TestRewriteErrors(t *testing.T) {
 	}{
 		{"truncated content", layer[:2048+100]},
 		{"bad header", append(bytes.Repeat([]byte{'x'}, 512), make([]byte, 1024)...)},
-		{"bad atime", tartest.Build(tartest.Entry{Name: "a", PAX: [][2]string{{"atime", "soon"}}})},
+		{"bad atime", fixture.RawTar(fixture.Layer{{Name: "a", PAX: [][2]string{{"atime", "soon"}}}})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

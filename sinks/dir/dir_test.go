@@ -20,12 +20,13 @@ import (
 
 	"github.com/occystrap/occystrap/internal/beneath"
 	"github.com/occystrap/occystrap/internal/extract"
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/stagetest"
 )
 
-type E = stagetest.Entry
+type E = fixture.Entry
 
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(catalogChildEnv); spec != "" {
@@ -36,13 +37,13 @@ func TestMain(m *testing.M) {
 
 var img = stage.Image{Name: "fixture/app", Tag: "v1"}
 
-// fixture is a three-layer image whose config and layers are fixed bytes.
-func fixture(t testing.TB) (config []byte, layers [][]byte) {
+// sample is a three-layer image whose config and layers are fixed bytes.
+func sample(t testing.TB) (config []byte, layers [][]byte) {
 	t.Helper()
 	layers = [][]byte{
-		stagetest.Layer(t, E{Name: "etc/", Type: tar.TypeDir}, E{Name: "etc/app.conf", Body: "one"}, E{Name: "opt/app/old.conf", Body: "old"}),
-		stagetest.Layer(t, E{Name: "opt/app/.wh.old.conf"}, E{Name: "usr/bin/app", Body: "#!/bin/sh\n", Mode: 0o755}),
-		stagetest.Layer(t, E{Name: "etc/app.conf", Body: "two"}, E{Name: "bin", Type: tar.TypeSymlink, Link: "usr/bin"}),
+		fixture.LayerTar(fixture.Layer{E{Name: "etc/", Type: tar.TypeDir}, E{Name: "etc/app.conf", Body: "one"}, E{Name: "opt/app/old.conf", Body: "old"}}),
+		fixture.LayerTar(fixture.Layer{E{Name: "opt/app/.wh.old.conf"}, E{Name: "usr/bin/app", Body: "#!/bin/sh\n", Mode: 0o755}}),
+		fixture.LayerTar(fixture.Layer{E{Name: "etc/app.conf", Body: "two"}, E{Name: "bin", Type: tar.TypeSymlink, Link: "usr/bin"}}),
 	}
 	var ids []string
 	for _, l := range layers {
@@ -64,7 +65,7 @@ func newWriter(t *testing.T, opts Options) (string, *Writer) {
 }
 
 func fixtureItems(t testing.TB, rel *stagetest.Released) []stage.Item {
-	config, layers := fixture(t)
+	config, layers := sample(t)
 	return stagetest.Items(config, stagetest.Hex(config)+".json", layers, rel)
 }
 
@@ -111,7 +112,7 @@ func listingWithFiles(t *testing.T, dir string) []string {
 
 func TestLayout(t *testing.T) {
 	t.Parallel()
-	config, layers := fixture(t)
+	config, layers := sample(t)
 	cfgName := stagetest.Hex(config) + ".json"
 	var layerPaths []string
 	for _, l := range layers {
@@ -160,7 +161,7 @@ func TestLayout(t *testing.T) {
 func TestConfigUnderSubdirectory(t *testing.T) {
 	t.Parallel()
 	out, w := newWriter(t, Options{})
-	config, layers := fixture(t)
+	config, layers := sample(t)
 	name := "blobs/sha256/" + stagetest.Hex(config)
 	if err := stagetest.WriteImage(context.Background(), w, img, stagetest.Items(config, name, layers, nil)); err != nil {
 		t.Fatal(err)
@@ -179,21 +180,19 @@ func TestConfigUnderSubdirectory(t *testing.T) {
 func expandLayers(t testing.TB) [][]byte {
 	long := strings.Repeat("a-long-directory-name/", 7) + "and-a-long-file-name.txt"
 	return [][]byte{
-		stagetest.Layer(t,
-			E{Name: "a/", Type: tar.TypeDir}, E{Name: "a/x", Body: "x"}, E{Name: "a/sub/y", Body: "y"},
+		fixture.LayerTar(fixture.Layer{E{Name: "a/", Type: tar.TypeDir}, E{Name: "a/x", Body: "x"}, E{Name: "a/sub/y", Body: "y"},
 			E{Name: "ab/", Type: tar.TypeDir}, E{Name: "ab/z", Body: "z"},
 			E{Name: "etc/old.conf", Body: "old"}, E{Name: "var/cache/f", Body: "cache"},
 			E{Name: "usr/bin/tool", Body: "tool", Mode: 0o755},
 			E{Name: "usr/bin/tool-link", Type: tar.TypeLink, Link: "usr/bin/tool"},
-		),
-		stagetest.Layer(t,
-			E{Name: "a/", Type: tar.TypeDir}, E{Name: "a/.wh..wh..opq"}, E{Name: "a/new", Body: "new"},
+		}),
+		fixture.LayerTar(fixture.Layer{E{Name: "a/", Type: tar.TypeDir}, E{Name: "a/.wh..wh..opq"}, E{Name: "a/new", Body: "new"},
 			E{Name: "etc/.wh.old.conf"}, E{Name: "var/.wh.cache"},
 			E{Name: "bin", Type: tar.TypeSymlink, Link: "usr/bin"},
 			E{Name: "etc/localtime", Type: tar.TypeSymlink, Link: "/usr/share/zoneinfo/UTC"},
 			E{Name: long, Body: "pax"},
-		),
-		stagetest.Layer(t, E{Name: "usr/bin/.wh.tool"}, E{Name: "etc/app.conf", Body: "conf"}),
+		}),
+		fixture.LayerTar(fixture.Layer{E{Name: "usr/bin/.wh.tool"}, E{Name: "etc/app.conf", Body: "conf"}}),
 	}
 }
 
@@ -273,7 +272,7 @@ func TestExpandRefusesUnsafeEntries(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			layers := [][]byte{stagetest.Layer(t, E{Name: "ok", Body: "ok"}), stagetest.Layer(t, tc.layer...)}
+			layers := [][]byte{fixture.LayerTar(fixture.Layer{E{Name: "ok", Body: "ok"}}), fixture.LayerTar(tc.layer)}
 			err = stagetest.WriteImage(context.Background(), w, img, stagetest.Items([]byte(`{}`), "c.json", layers, nil))
 			if !errors.Is(err, extract.ErrUnsafeEntry) {
 				t.Fatalf("run = %v, want ErrUnsafeEntry", err)
@@ -314,7 +313,7 @@ func TestRerunSkipsExistingLayers(t *testing.T) {
 	if err := stagetest.WriteImage(context.Background(), w, img, fixtureItems(t, nil)); err != nil {
 		t.Fatal(err)
 	}
-	_, layers := fixture(t)
+	_, layers := sample(t)
 	old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
 	before := map[string]os.FileInfo{}
 	for _, l := range layers {
@@ -370,7 +369,7 @@ func TestRerunSkipsExistingLayers(t *testing.T) {
 func TestInterruptedWriteLeavesNothing(t *testing.T) {
 	t.Parallel()
 	out, w := newWriter(t, Options{})
-	config, layers := fixture(t)
+	config, layers := sample(t)
 	items := stagetest.Items(config, "c.json", layers, nil)
 	broken := items[2]
 	data := layers[1]
@@ -506,7 +505,7 @@ func TestCatalogAcrossProcesses(t *testing.T) {
 
 func TestConsumeErrors(t *testing.T) {
 	t.Parallel()
-	config, layers := fixture(t)
+	config, layers := sample(t)
 	tests := []struct {
 		name  string
 		items func() []stage.Item
@@ -564,7 +563,7 @@ func TestSinkAfterClose(t *testing.T) {
 
 func TestVerify(t *testing.T) {
 	t.Parallel()
-	_, layers := fixture(t)
+	_, layers := sample(t)
 	l1 := stagetest.Hex(layers[1])
 	tests := []struct {
 		name   string
@@ -589,7 +588,7 @@ func TestVerify(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			out, w := newWriter(t, Options{})
-			config, layers := fixture(t)
+			config, layers := sample(t)
 			if err := stagetest.WriteImage(context.Background(), w, img, stagetest.Items(config, "c.json", layers, nil)); err != nil {
 				t.Fatal(err)
 			}
@@ -645,7 +644,7 @@ func garble(layer string) func(*testing.T, string) {
 // are refused before anything is touched.
 func TestPlantedSymlinks(t *testing.T) {
 	t.Parallel()
-	config, layers := fixture(t)
+	config, layers := sample(t)
 	l0 := stagetest.Hex(layers[0])
 	tests := []struct {
 		name   string

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/occystrap/occystrap/internal/extract"
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/internal/testing/testenv"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/sinks/oci"
@@ -25,7 +26,7 @@ import (
 // These tests need root (trusted.* attributes, mknod, mount), as the
 // output does. Every overlay they mount is unmounted in t.Cleanup.
 
-type E = stagetest.Entry
+type E = fixture.Entry
 
 func TestMain(m *testing.M) { stagetest.Main(m) }
 
@@ -36,22 +37,19 @@ var img = stage.Image{Name: "fixture/app", Tag: "v1"}
 // and symlinks.
 func layers(t testing.TB) [][]byte {
 	return [][]byte{
-		stagetest.Layer(t,
-			E{Name: "etc/", Type: tar.TypeDir}, E{Name: "etc/app.conf", Body: "one"}, E{Name: "top", Body: "t"},
+		fixture.LayerTar(fixture.Layer{E{Name: "etc/", Type: tar.TypeDir}, E{Name: "etc/app.conf", Body: "one"}, E{Name: "top", Body: "t"},
 			E{Name: "opt/app/old.conf", Body: "old"}, E{Name: "opt/app/gone/x", Body: "x"},
 			E{Name: "var/cache/", Type: tar.TypeDir}, E{Name: "var/cache/a", Body: "a"}, E{Name: "var/cache/sub/s", Body: "s"},
 			E{Name: "var/cachex/b", Body: "b"},
 			E{Name: "usr/bin/tool", Body: "#!/bin/sh\n", Mode: 0o755},
-			E{Name: "usr/bin/tool-link", Type: tar.TypeLink, Link: "usr/bin/tool"}),
-		stagetest.Layer(t,
-			E{Name: ".wh.top"}, E{Name: "opt/app/.wh.old.conf"}, E{Name: "opt/app/.wh.gone"},
+			E{Name: "usr/bin/tool-link", Type: tar.TypeLink, Link: "usr/bin/tool"}}),
+		fixture.LayerTar(fixture.Layer{E{Name: ".wh.top"}, E{Name: "opt/app/.wh.old.conf"}, E{Name: "opt/app/.wh.gone"},
 			E{Name: "var/cache/", Type: tar.TypeDir}, E{Name: "var/cache/.wh..wh..opq"}, E{Name: "var/cache/c", Body: "c"},
 			E{Name: "bin", Type: tar.TypeSymlink, Link: "usr/bin"},
-			E{Name: "etc/localtime", Type: tar.TypeSymlink, Link: "/usr/share/zoneinfo/UTC"}),
-		stagetest.Layer(t,
-			E{Name: "etc/app.conf", Body: "two"},
+			E{Name: "etc/localtime", Type: tar.TypeSymlink, Link: "/usr/share/zoneinfo/UTC"}}),
+		fixture.LayerTar(fixture.Layer{E{Name: "etc/app.conf", Body: "two"},
 			E{Name: "opt/app/new.conf", Body: "new", Mode: 0o600},
-			E{Name: "opt/app/hard.conf", Type: tar.TypeLink, Link: "opt/app/new.conf"}),
+			E{Name: "opt/app/hard.conf", Type: tar.TypeLink, Link: "opt/app/new.conf"}}),
 	}
 }
 
@@ -359,7 +357,7 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 			return its
 		}, stagetest.ErrInjected},
 		{"unsafe entry", func(t *testing.T, its []stage.Item) []stage.Item {
-			l := stagetest.Layer(t, E{Name: "l", Type: tar.TypeSymlink, Link: "/"}, E{Name: "l/tmp/.wh.x"})
+			l := fixture.LayerTar(fixture.Layer{E{Name: "l", Type: tar.TypeSymlink, Link: "/"}, E{Name: "l/tmp/.wh.x"}})
 			its[2] = stage.Item{Seq: 1, Kind: stage.KindLayer, Name: stagetest.Hex(l), Size: int64(len(l)), Body: stagetest.MemBody(l, nil)}
 			return its
 		}, extract.ErrUnsafeEntry},

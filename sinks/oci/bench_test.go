@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/sinks/dir"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/stagetest"
@@ -32,7 +33,7 @@ func benchLayerTars(b *testing.B) (tars [][]byte, size int64) {
 			}
 			es = append(es, E{Name: fmt.Sprintf("d%d/f%d", (f+l*benchFiles/2)%16, f+l*benchFiles/2), Body: string(body)})
 		}
-		t := stagetest.Layer(b, es...)
+		t := fixture.LayerTar(es)
 		tars = append(tars, t)
 		size += int64(len(t))
 	}

@@ -15,12 +15,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/occystrap/occystrap/internal/extract"
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/stagetest"
 )
 
-type E = stagetest.Entry
+type E = fixture.Entry
 
 func TestMain(m *testing.M) { stagetest.Main(m) }
 
@@ -30,22 +31,19 @@ var img = stage.Image{Name: "fixture/app", Tag: "v1"}
 // a sibling whose name it prefixes, hard links and symlinks.
 func Layers(t testing.TB) [][]byte {
 	return [][]byte{
-		stagetest.Layer(t,
-			E{Name: "etc/", Type: tar.TypeDir}, E{Name: "etc/app.conf", Body: "one"},
+		fixture.LayerTar(fixture.Layer{E{Name: "etc/", Type: tar.TypeDir}, E{Name: "etc/app.conf", Body: "one"},
 			E{Name: "opt/app/old.conf", Body: "old"}, E{Name: "opt/app/gone/x", Body: "x"},
 			E{Name: "var/cache/", Type: tar.TypeDir}, E{Name: "var/cache/a", Body: "a"},
 			E{Name: "var/cachex/b", Body: "b"},
 			E{Name: "usr/bin/tool", Body: "#!/bin/sh\n", Mode: 0o755},
-			E{Name: "usr/bin/tool-link", Type: tar.TypeLink, Link: "usr/bin/tool"}),
-		stagetest.Layer(t,
-			E{Name: "opt/app/.wh.old.conf"}, E{Name: "opt/app/.wh.gone"},
+			E{Name: "usr/bin/tool-link", Type: tar.TypeLink, Link: "usr/bin/tool"}}),
+		fixture.LayerTar(fixture.Layer{E{Name: "opt/app/.wh.old.conf"}, E{Name: "opt/app/.wh.gone"},
 			E{Name: "var/cache/", Type: tar.TypeDir}, E{Name: "var/cache/.wh..wh..opq"}, E{Name: "var/cache/c", Body: "c"},
 			E{Name: "bin", Type: tar.TypeSymlink, Link: "usr/bin"},
-			E{Name: "etc/localtime", Type: tar.TypeSymlink, Link: "/usr/share/zoneinfo/UTC"}),
-		stagetest.Layer(t,
-			E{Name: "etc/app.conf", Body: "two"},
+			E{Name: "etc/localtime", Type: tar.TypeSymlink, Link: "/usr/share/zoneinfo/UTC"}}),
+		fixture.LayerTar(fixture.Layer{E{Name: "etc/app.conf", Body: "two"},
 			E{Name: "opt/app/new.conf", Body: "new", Mode: 0o600},
-			E{Name: "opt/app/hard.conf", Type: tar.TypeLink, Link: "opt/app/new.conf"}),
+			E{Name: "opt/app/hard.conf", Type: tar.TypeLink, Link: "opt/app/new.conf"}}),
 	}
 }
 
@@ -150,7 +148,7 @@ func TestRefusesUnsafeEntries(t *testing.T) {
 			out := filepath.Join(parent, "bundle")
 			w, _ := New(out, Options{})
 			its := items(t, config, nil)
-			its[2].Body = stagetest.MemBody(stagetest.Layer(t, tc.layer...), nil)
+			its[2].Body = stagetest.MemBody(fixture.LayerTar(tc.layer), nil)
 			err := stagetest.WriteImage(context.Background(), w, img, its)
 			if !errors.Is(err, extract.ErrUnsafeEntry) {
 				t.Fatalf("run = %v, want ErrUnsafeEntry", err)

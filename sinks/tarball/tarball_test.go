@@ -16,23 +16,24 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/sinks/internal/atomicfile"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/stagetest"
 )
 
-type E = stagetest.Entry
+type E = fixture.Entry
 
 func TestMain(m *testing.M) { stagetest.Main(m) }
 
 var img = stage.Image{Name: "fixture/app", Tag: "v1"}
 
-func fixture(t testing.TB) (config []byte, layers [][]byte) {
+func sample(t testing.TB) (config []byte, layers [][]byte) {
 	t.Helper()
 	layers = [][]byte{
-		stagetest.Layer(t, E{Name: "etc/", Type: tar.TypeDir}, E{Name: "etc/app.conf", Body: "one"}),
-		stagetest.Layer(t, E{Name: "usr/bin/app", Body: "#!/bin/sh\n", Mode: 0o755}),
-		stagetest.Layer(t, E{Name: "etc/.wh.app.conf"}, E{Name: strings.Repeat("long/", 30) + "name", Body: "pax"}),
+		fixture.LayerTar(fixture.Layer{E{Name: "etc/", Type: tar.TypeDir}, E{Name: "etc/app.conf", Body: "one"}}),
+		fixture.LayerTar(fixture.Layer{E{Name: "usr/bin/app", Body: "#!/bin/sh\n", Mode: 0o755}}),
+		fixture.LayerTar(fixture.Layer{E{Name: "etc/.wh.app.conf"}, E{Name: strings.Repeat("long/", 30) + "name", Body: "pax"}}),
 	}
 	return []byte(`{"architecture":"amd64","os":"linux"}`), layers
 }
@@ -69,7 +70,7 @@ func readArchive(t *testing.T, name string) []member {
 
 func TestArchive(t *testing.T) {
 	t.Parallel()
-	config, layers := fixture(t)
+	config, layers := sample(t)
 	cfgName := stagetest.Hex(config) + ".json"
 	bodies := map[string]func(t *testing.T, i int, l []byte, rel *stagetest.Released) (stage.Body, int64){
 		"stream with size": func(t *testing.T, i int, l []byte, rel *stagetest.Released) (stage.Body, int64) {
@@ -206,7 +207,7 @@ func TestManifestJSON(t *testing.T) {
 
 func TestArchiveErrors(t *testing.T) {
 	t.Parallel()
-	config, layers := fixture(t)
+	config, layers := sample(t)
 	tests := []struct {
 		name  string
 		items func() []stage.Item
@@ -299,7 +300,7 @@ func writeTar(t *testing.T, name string, members ...[2]string) {
 
 func TestVerify(t *testing.T) {
 	t.Parallel()
-	good := string(stagetest.Layer(t, E{Name: "f", Body: "x"}))
+	good := string(fixture.LayerTar(fixture.Layer{E{Name: "f", Body: "x"}}))
 	manifest := `[{"Layers": ["a/layer.tar", "b/layer.tar"], "RepoTags": ["app:v1"], "Config": "c.json"}]`
 	tests := []struct {
 		name    string
@@ -352,7 +353,7 @@ func TestInterruptedRunKeepsOldArchive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	config, layers := fixture(t)
+	config, layers := sample(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	items := stagetest.Items(config, "c.json", layers, nil)
 	items[2].Body = &stage.OpenerBody{OpenFunc: func() (io.ReadCloser, error) {

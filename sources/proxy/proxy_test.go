@@ -22,6 +22,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 	"go.uber.org/goleak"
 
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/internal/testing/testregistry"
 	"github.com/occystrap/occystrap/sinks/registry"
 	sourcereg "github.com/occystrap/occystrap/sources/registry"
@@ -215,7 +216,7 @@ func TestPushThroughProxy(t *testing.T) {
 		o    testregistry.ImageOptions
 	}{
 		{"docker-gzip", testregistry.ImageOptions{Layers: 3}},
-		{"oci-zstd", testregistry.ImageOptions{Layers: 2, OCI: true, Compression: testregistry.Zstd}},
+		{"oci-zstd", testregistry.ImageOptions{Layers: 2, OCI: true, Compression: fixture.Zstd}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()

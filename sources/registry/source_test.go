@@ -20,6 +20,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.uber.org/goleak"
 
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/internal/testing/testregistry"
 	"github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
@@ -175,8 +176,8 @@ func TestPull(t *testing.T) {
 	}{
 		{name: "tls-h2-docker-gzip", img: testregistry.ImageOptions{Seed: 1, Layers: 5}},
 		{name: "plain-insecure", reg: testregistry.Options{Plain: true}, ropts: transport.RegistryOptions{Insecure: true}, img: testregistry.ImageOptions{Seed: 2}},
-		{name: "oci-zstd", img: testregistry.ImageOptions{Seed: 3, OCI: true, Compression: testregistry.Zstd}},
-		{name: "oci-uncompressed", img: testregistry.ImageOptions{Seed: 4, OCI: true, Compression: testregistry.Uncompressed}},
+		{name: "oci-zstd", img: testregistry.ImageOptions{Seed: 3, OCI: true, Compression: fixture.Zstd}},
+		{name: "oci-uncompressed", img: testregistry.ImageOptions{Seed: 4, OCI: true, Compression: fixture.Uncompressed}},
 		{name: "anonymous-token", reg: testregistry.Options{Auth: testregistry.AuthToken}, img: testregistry.ImageOptions{Seed: 5}},
 		{name: "token-with-credentials", reg: testregistry.Options{Auth: testregistry.AuthToken, Username: "u", Password: "p"},
 			ropts: transport.RegistryOptions{Username: "u", Password: "p"}, img: testregistry.ImageOptions{Seed: 6}},

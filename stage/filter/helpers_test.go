@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -12,11 +13,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	"go.uber.org/goleak"
 
 	"github.com/occystrap/occystrap/internal/pyjson"
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/internal/testing/tartest"
 	"github.com/occystrap/occystrap/stage"
 )
@@ -189,11 +192,11 @@ func emptyDir(t *testing.T, dir string) {
 
 // simpleLayer is a small second layer.
 func simpleLayer() []byte {
-	return tartest.Build(
-		tartest.Entry{Name: "app", Type: '5', Mode: 0o755, Mtime: 1650000000},
-		tartest.Entry{Name: "app/app.conf", Mode: 0o644, Mtime: 1650000001, Data: []byte("k=v\n")},
-		tartest.Entry{Name: "app/run", Mode: 0o755, Mtime: 1650000002, Data: []byte("#!/bin/sh\n"), PAX: [][2]string{{"mtime", "1650000002.123456789"}}},
-	)
+	return fixture.RawTar(fixture.Layer{
+		fixture.Entry{Name: "app", Type: tar.TypeDir, Mode: 0o755, Mtime: time.Unix(1650000000, 0)},
+		fixture.Entry{Name: "app/app.conf", Mode: 0o644, Mtime: time.Unix(1650000001, 0), Body: "k=v\n"},
+		fixture.Entry{Name: "app/run", Mode: 0o755, Mtime: time.Unix(1650000002, 0), Body: "#!/bin/sh\n", PAX: [][2]string{{"mtime", "1650000002.123456789"}}},
+	})
 }
 
 // configFor is an image config in the original's key order, with a

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/internal/testing/tartest"
 	"github.com/occystrap/occystrap/stage"
 )
@@ -23,7 +24,7 @@ func searchImage() *testImage {
 	return newImage(
 		layerSpec{data: tartest.Layer()},
 		layerSpec{data: simpleLayer(), file: true},
-		layerSpec{data: tartest.Build(tartest.Entry{Name: "skipped.conf"}), skipped: true},
+		layerSpec{data: fixture.RawTar(fixture.Layer{{Name: "skipped.conf"}}), skipped: true},
 	)
 }
 
@@ -157,7 +158,7 @@ func TestSearchErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ti := newImage(layerSpec{data: tartest.Layer()[:3000]}, layerSpec{data: tartest.Build(tartest.Entry{Name: "etc/later"})})
+	ti := newImage(layerSpec{data: tartest.Layer()[:3000]}, layerSpec{data: fixture.RawTar(fixture.Layer{{Name: "etc/later"}})})
 	if _, err := run(t, ti, s); !errors.Is(err, ErrCorruptLayer) || !strings.Contains(err.Error(), "layer 0 (layer0)") {
 		t.Errorf("run = %v, want ErrCorruptLayer naming layer 0", err)
 	}
@@ -171,11 +172,11 @@ func TestSearchErrors(t *testing.T) {
 // printed escaped, in both forms of output.
 func TestSearchQuotesNames(t *testing.T) {
 	t.Parallel()
-	layer := tartest.Build(
-		tartest.Entry{Name: "etc/\x1b[2J\x1b[31mred"},
-		tartest.Entry{Name: "etc/x\nfixture/app:v1:layer0:etc/forged"},
-		tartest.Entry{Name: "etc/link", Type: tar.TypeSymlink, Linkname: "\x1b]0;title\a"},
-	)
+	layer := fixture.RawTar(fixture.Layer{
+		fixture.Entry{Name: "etc/\x1b[2J\x1b[31mred"},
+		fixture.Entry{Name: "etc/x\nfixture/app:v1:layer0:etc/forged"},
+		fixture.Entry{Name: "etc/link", Type: tar.TypeSymlink, Link: "\x1b]0;title\a"},
+	})
 	for _, script := range []bool{true, false} {
 		var out bytes.Buffer
 		s, err := NewSearch(fixtureImage, &out, SearchOptions{Pattern: "etc/*", ScriptFriendly: script})
@@ -208,7 +209,7 @@ func TestInspect(t *testing.T) {
 	ti := newImage(
 		layerSpec{data: tartest.Layer(), name: "sha256:aa"},
 		layerSpec{data: simpleLayer(), file: true, name: "bb"},
-		layerSpec{data: tartest.Build(tartest.Entry{Name: "x"}), skipped: true, name: "cc"},
+		layerSpec{data: fixture.RawTar(fixture.Layer{{Name: "x"}}), skipped: true, name: "cc"},
 	)
 	f := NewInspect(fixtureImage, path, 2)
 	g, err := run(t, ti, f)

@@ -1,7 +1,6 @@
 package stagetest
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -20,7 +19,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
@@ -108,51 +106,6 @@ func BenchItems(b *testing.B, n, size int, files bool) []stage.Item {
 		items = append(items, stage.Item{Seq: i, Kind: stage.KindLayer, Name: name, Size: int64(size), Body: body})
 	}
 	return items
-}
-
-// Entry is one member of a test layer. Type defaults to a regular file, Mode
-// to 0644 (0755 for a directory).
-type Entry struct {
-	Name string
-	Type byte
-	Body string
-	Link string
-	Mode int64
-}
-
-// Layer builds a layer tar from entries. Names too long for USTAR get PAX
-// records, as archive/tar chooses.
-func Layer(tb testing.TB, entries ...Entry) []byte {
-	tb.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range entries {
-		h := &tar.Header{Name: e.Name, Typeflag: e.Type, Linkname: e.Link, Mode: e.Mode, ModTime: time.Unix(1700000000, 0)}
-		if h.Typeflag == 0 {
-			h.Typeflag = tar.TypeReg
-		}
-		if h.Mode == 0 {
-			h.Mode = 0o644
-			if h.Typeflag == tar.TypeDir {
-				h.Mode = 0o755
-			}
-		}
-		if h.Typeflag == tar.TypeReg {
-			h.Size = int64(len(e.Body))
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			tb.Fatalf("build layer: %v", err)
-		}
-		if h.Typeflag == tar.TypeReg {
-			if _, err := tw.Write([]byte(e.Body)); err != nil {
-				tb.Fatalf("build layer: %v", err)
-			}
-		}
-	}
-	if err := tw.Close(); err != nil {
-		tb.Fatalf("build layer: %v", err)
-	}
-	return buf.Bytes()
 }
 
 // Hex is the sha256 of b in hex.

@@ -1,45 +1,25 @@
 package env
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
-	"github.com/distribution/distribution/v3/configuration"
-	"github.com/distribution/distribution/v3/registry/handlers"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the storage driver
 	digest "github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"github.com/sirupsen/logrus"
 
 	"github.com/occystrap/occystrap/bench/internal/corpus"
+	"github.com/occystrap/occystrap/internal/testing/testquay"
+	"github.com/occystrap/occystrap/internal/testing/testregistry"
 )
-
-var quietOnce sync.Once
-
-// quiet silences the registry's logrus logging.
-func quiet() {
-	quietOnce.Do(func() {
-		logrus.SetLevel(logrus.ErrorLevel)
-		logrus.SetOutput(io.Discard)
-	})
-}
 
 // Counters are server-side totals.
 type Counters struct {
@@ -60,14 +40,6 @@ func (c Counters) Add(o Counters) Counters {
 	return Counters{c.Requests + o.Requests, c.Conns + o.Conns, c.Handshakes + o.Handshakes, c.BytesIn + o.BytesIn, c.BytesOut + o.BytesOut}
 }
 
-type counters struct {
-	requests, conns, handshakes, in, out atomic.Int64
-}
-
-func (c *counters) snapshot() Counters {
-	return Counters{c.requests.Load(), c.conns.Load(), c.handshakes.Load(), c.in.Load(), c.out.Load()}
-}
-
 // Net is the network shape every proxy gets.
 type Net struct {
 	// Latency is added each way.
@@ -84,21 +56,26 @@ type Server struct {
 	// Direct is the registry's own address, without the proxy.
 	Direct string
 
-	srv   *httptest.Server
+	reg   *testregistry.Registry
 	proxy *toxiproxy.Proxy
-	c     counters
-	close func()
+	root  string
 }
 
 // Counters are this server's totals so far.
-func (s *Server) Counters() Counters { return s.c.snapshot() }
+func (s *Server) Counters() Counters {
+	c := s.reg.Counters()
+	return Counters{c.Requests, c.Conns, c.Handshakes, c.BytesIn, c.BytesOut}
+}
 
-// Close stops the proxy, the server and the registry app.
+// Close stops the proxy, the registry and removes its storage.
 func (s *Server) Close() {
 	s.proxy.Stop()
-	s.srv.Close()
-	s.close()
+	s.reg.Close()
+	_ = os.RemoveAll(s.root)
 }
+
+// Client talks to the server directly (not through the proxy), trusting it.
+func (s *Server) Client() *http.Client { return s.reg.Client() }
 
 // Env is the whole set of servers.
 type Env struct {
@@ -114,23 +91,29 @@ type Env struct {
 	servers []*Server
 }
 
+// quayPageSize is how many repositories a Quay listing page holds.
+const quayPageSize = 20
+
+// corpusPushed is the push time the Quay API gives every corpus image.
+var corpusPushed = time.Unix(1712145600, 0).UTC()
+
 // Start starts the source registry, pushes c into it and serves the Quay API
 // for c's namespace on it. Temporary files go under tmp.
 func Start(ctx context.Context, tmp string, c *corpus.Corpus, n Net) (*Env, error) {
-	quiet()
 	e := &Env{net: n, tmp: tmp}
 	e.api = toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
-	src, app, err := e.newServer(ctx, "source", c)
+	q := testquay.New(testquay.Options{PageSize: quayPageSize})
+	src, err := e.newServer("source", q.Wrap)
 	if err != nil {
 		return nil, err
 	}
 	e.Source = src
-	if err := push(ctx, app, src.Host, c); err != nil {
+	if err := push(ctx, src.reg, q, c); err != nil {
 		e.Close()
 		return nil, err
 	}
 	// Every httptest TLS server shares one certificate; trust it.
-	crt := src.srv.Certificate()
+	crt := src.reg.Certificate()
 	e.CAFile = tmp + "/ca.pem"
 	if err := os.WriteFile(e.CAFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: crt.Raw}), 0o644); err != nil {
 		e.Close()
@@ -140,9 +123,8 @@ func Start(ctx context.Context, tmp string, c *corpus.Corpus, n Net) (*Env, erro
 }
 
 // NewDest starts an empty registry (a push destination); Close it after use.
-func (e *Env) NewDest(ctx context.Context) (*Server, error) {
-	s, _, err := e.newServer(ctx, "dest", nil)
-	return s, err
+func (e *Env) NewDest(context.Context) (*Server, error) {
+	return e.newServer("dest", nil)
 }
 
 // Close stops every server.
@@ -157,53 +139,34 @@ func (e *Env) Close() {
 
 var seq atomic.Int64
 
-func (e *Env) newServer(ctx context.Context, name string, c *corpus.Corpus) (*Server, http.Handler, error) {
+// newServer starts a registry storing blobs on disk under the temporary
+// directory, with wrap (if any) in front of it, behind a proxy.
+func (e *Env) newServer(name string, wrap func(http.Handler) http.Handler) (*Server, error) {
 	root, err := os.MkdirTemp(e.tmp, name+"-")
 	if err != nil {
-		return nil, nil, fmt.Errorf("env: %w", err)
+		return nil, fmt.Errorf("env: %w", err)
 	}
-	cfg := &configuration.Configuration{}
-	cfg.Storage = configuration.Storage{"filesystem": configuration.Parameters{"rootdirectory": root}}
-	cfg.Storage["maintenance"] = configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}}
-	cfg.HTTP.Secret = "bench"
-	cfg.Log.Level = "error"
-	cfg.Log.AccessLog.Disabled = true
-	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	app := handlers.NewApp(actx, cfg)
-	s := &Server{}
-	var h http.Handler = app
-	if c != nil {
-		h = quayAPI(c, app)
+	reg, err := testregistry.New(testregistry.Options{RootDirectory: root, Wrap: wrap})
+	if err != nil {
+		_ = os.RemoveAll(root)
+		return nil, fmt.Errorf("env: %w", err)
 	}
-	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.c.requests.Add(1)
-		h.ServeHTTP(w, r)
-	})
-	s.srv = httptest.NewUnstartedServer(counted)
-	s.srv.Listener = &countListener{Listener: s.srv.Listener, c: &s.c}
-	s.srv.EnableHTTP2 = true
-	s.srv.StartTLS()
-	s.srv.TLS.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		s.c.handshakes.Add(1)
-		return nil, nil
-	}
-	s.Direct = strings.TrimPrefix(s.srv.URL, "https://")
+	s := &Server{reg: reg, root: root, Direct: reg.Host}
 	s.proxy = toxiproxy.NewProxy(e.api, fmt.Sprintf("%s-%d", name, seq.Add(1)), "127.0.0.1:0", s.Direct)
 	if err := s.proxy.Start(); err != nil {
-		s.srv.Close()
-		cancel()
-		return nil, nil, fmt.Errorf("env: start proxy: %w", err)
+		reg.Close()
+		_ = os.RemoveAll(root)
+		return nil, fmt.Errorf("env: start proxy: %w", err)
 	}
 	s.Host = s.proxy.Listen
-	s.close = func() { cancel(); _ = os.RemoveAll(root) }
 	if err := e.addToxics(s.proxy); err != nil {
 		s.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	e.mu.Lock()
 	e.servers = append(e.servers, s)
 	e.mu.Unlock()
-	return s, app, nil
+	return s, nil
 }
 
 func (e *Env) addToxics(p *toxiproxy.Proxy) error {
@@ -226,47 +189,16 @@ func (e *Env) addToxics(p *toxiproxy.Proxy) error {
 	return nil
 }
 
-// countListener counts accepted connections and the bytes they carry.
-type countListener struct {
-	net.Listener
-	c *counters
-}
-
-func (l *countListener) Accept() (net.Conn, error) {
-	conn, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	l.c.conns.Add(1)
-	return &countConn{Conn: conn, c: l.c}, nil
-}
-
-type countConn struct {
-	net.Conn
-	c *counters
-}
-
-func (c *countConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.c.in.Add(int64(n))
-	return n, err
-}
-
-func (c *countConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	c.c.out.Add(int64(n))
-	return n, err
-}
-
-// push stores the corpus in the app, in-process (no network, not counted).
-func push(ctx context.Context, app http.Handler, host string, c *corpus.Corpus) error {
+// push stores the corpus in the registry, in-process (no network, not
+// counted), and registers every image with the Quay API.
+func push(ctx context.Context, reg *testregistry.Registry, q *testquay.Server, c *corpus.Corpus) error {
 	for _, im := range c.Images {
 		blobs := []string{im.Config.String()}
 		for _, l := range im.Layers {
 			blobs = append(blobs, l.Digest.String())
 		}
 		for _, d := range blobs {
-			if err := pushBlob(ctx, app, host, im.Repo, c, d); err != nil {
+			if err := pushBlob(ctx, reg, im.Repo, c, d); err != nil {
 				return err
 			}
 		}
@@ -274,27 +206,21 @@ func push(ctx context.Context, app http.Handler, host string, c *corpus.Corpus) 
 		if err != nil {
 			return err
 		}
-		rec := serve(ctx, app, host, http.MethodPut, "/v2/"+im.Repo+"/manifests/"+im.Tag, corpus.MediaTypeManifest, bytes.NewReader(mb), int64(len(mb)))
-		if rec.Code != http.StatusCreated {
-			return fmt.Errorf("env: put manifest %s: %d %s", im.Repo, rec.Code, rec.Body.String())
+		if err := reg.PushManifest(ctx, im.Repo, im.Tag, corpus.MediaTypeManifest, mb); err != nil {
+			return fmt.Errorf("env: %w", err)
 		}
+		pushed := corpusPushed
+		q.AddRepo(testquay.Repo{
+			Namespace:    corpus.Namespace,
+			Name:         strings.TrimPrefix(im.Repo, corpus.Namespace+"/"),
+			LastModified: &pushed,
+			Tags:         []testquay.Tag{{Name: im.Tag, ManifestDigest: im.Manifest, StartTS: corpusPushed}},
+		})
 	}
 	return nil
 }
 
-func pushBlob(ctx context.Context, app http.Handler, host, repo string, c *corpus.Corpus, d string) error {
-	rec := serve(ctx, app, host, http.MethodHead, "/v2/"+repo+"/blobs/"+d, "", nil, 0)
-	if rec.Code == http.StatusOK {
-		return nil
-	}
-	rec = serve(ctx, app, host, http.MethodPost, "/v2/"+repo+"/blobs/uploads/", "", nil, 0)
-	if rec.Code != http.StatusAccepted {
-		return fmt.Errorf("env: start upload to %s: %d %s", repo, rec.Code, rec.Body.String())
-	}
-	loc, err := url.Parse(rec.Header().Get("Location"))
-	if err != nil {
-		return err
-	}
+func pushBlob(ctx context.Context, reg *testregistry.Registry, repo string, c *corpus.Corpus, d string) error {
 	f, err := os.Open(c.Blob(digest.Digest(d)))
 	if err != nil {
 		return fmt.Errorf("env: %w", err)
@@ -302,87 +228,10 @@ func pushBlob(ctx context.Context, app http.Handler, host, repo string, c *corpu
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return err
+		return fmt.Errorf("env: %w", err)
 	}
-	q := loc.Query()
-	q.Set("digest", d)
-	rec = serve(ctx, app, host, http.MethodPut, loc.Path+"?"+q.Encode(), "application/octet-stream", f, fi.Size())
-	if rec.Code != http.StatusCreated {
-		return fmt.Errorf("env: upload %s to %s: %d %s", d, repo, rec.Code, rec.Body.String())
+	if err := reg.PushBlobFrom(ctx, repo, digest.Digest(d), f, fi.Size()); err != nil {
+		return fmt.Errorf("env: %w", err)
 	}
 	return nil
 }
-
-func serve(ctx context.Context, app http.Handler, host, method, target, ctype string, body io.Reader, n int64) *httptest.ResponseRecorder {
-	req := httptest.NewRequestWithContext(ctx, method, target, body)
-	req.Host = host
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	if body != nil {
-		req.ContentLength = n
-		req.Header.Set("Content-Length", strconv.FormatInt(n, 10))
-	}
-	rec := httptest.NewRecorder()
-	app.ServeHTTP(rec, req)
-	return rec
-}
-
-// quayAPI serves the two Quay endpoints occystrap's quay:// uses (the
-// repository list and the tag check) for c's namespace, and passes
-// everything else to the registry.
-func quayAPI(c *corpus.Corpus, next http.Handler) http.Handler {
-	type repo struct {
-		Namespace    string `json:"namespace"`
-		Name         string `json:"name"`
-		IsPublic     bool   `json:"is_public"`
-		LastModified int64  `json:"last_modified"`
-	}
-	repos := map[string]bool{}
-	var list []repo
-	for _, im := range c.Images {
-		name := strings.TrimPrefix(im.Repo, corpus.Namespace+"/")
-		repos[name] = true
-		list = append(list, repo{Namespace: corpus.Namespace, Name: name, IsPublic: true, LastModified: 1712145600})
-	}
-	const page = 20
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := r.URL.Path
-		switch {
-		case p == "/api/v1/repository":
-			if r.URL.Query().Get("namespace") != corpus.Namespace {
-				writeJSON(w, map[string]any{"repositories": []repo{}})
-				return
-			}
-			start, _ := strconv.Atoi(r.URL.Query().Get("next_page"))
-			end := min(start+page, len(list))
-			out := map[string]any{"repositories": list[start:end]}
-			if end < len(list) {
-				out["next_page"] = strconv.Itoa(end)
-			}
-			writeJSON(w, out)
-		case strings.HasPrefix(p, "/api/v1/repository/"+corpus.Namespace+"/") && strings.HasSuffix(p, "/tag/"):
-			name := strings.TrimSuffix(strings.TrimPrefix(p, "/api/v1/repository/"+corpus.Namespace+"/"), "/tag/")
-			tag := r.URL.Query().Get("specificTag")
-			if !repos[name] {
-				http.Error(w, `{"error_message":"Not Found"}`, http.StatusNotFound)
-				return
-			}
-			tags := []map[string]any{}
-			if tag == corpus.Tag {
-				tags = append(tags, map[string]any{"name": tag, "start_ts": 1712145600, "reversion": false})
-			}
-			writeJSON(w, map[string]any{"tags": tags, "page": 1, "has_additional": false})
-		default:
-			next.ServeHTTP(w, r)
-		}
-	})
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// Client talks to the server directly (not through the proxy), trusting it.
-func (s *Server) Client() *http.Client { return s.srv.Client() }

@@ -1,10 +1,14 @@
 package tartest
 
 import (
+	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+	"time"
+
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 )
 
 // Capability is a security.capability xattr value (cap_net_raw+ep).
@@ -31,22 +35,22 @@ var SparseOld = func() []byte {
 	return d
 }()
 
-func pax10Sparse() []byte {
+func pax10Sparse() string {
 	var b bytes.Buffer
 	b.WriteString("2\n0\n3\n8192\n2\n")
 	b.Write(make([]byte, 512-b.Len()))
 	b.WriteString("abc")
 	b.WriteString("xy")
-	return b.Bytes()
+	return b.String()
 }
 
 // Layer is a layer exercising the PAX rules: every kind of member and
 // record the filters must handle.
 func Layer() []byte {
-	return Build(
-		Entry{Name: "etc", Type: '5', Mode: 0o755, Mtime: 1600000000},
-		Entry{Name: "etc/plain.conf", Mode: 0o644, UID: 1, GID: 2, Uname: "root", Gname: "wheel", Mtime: 1600000001, Data: []byte("plain\n")},
-		Entry{Name: "bin/ping", Mode: 0o4755, Mtime: 1700000000, Data: []byte("\x7fELF ping"), PAX: [][2]string{
+	return fixture.RawTar(fixture.Layer{
+		fixture.Entry{Name: "etc", Type: tar.TypeDir, Mode: 0o755, Mtime: time.Unix(1600000000, 0)},
+		fixture.Entry{Name: "etc/plain.conf", Mode: 0o644, UID: 1, GID: 2, Uname: "root", Gname: "wheel", Mtime: time.Unix(1600000001, 0), Body: "plain\n"},
+		fixture.Entry{Name: "bin/ping", Mode: 0o4755, Mtime: time.Unix(1700000000, 0), Body: "\x7fELF ping", PAX: [][2]string{
 			{"path", "bin/ping"},
 			{"mtime", "1700000000.25"},
 			{"atime", "1700000100.5"},
@@ -55,32 +59,32 @@ func Layer() []byte {
 			{"SCHILY.xattr.security.capability", Capability},
 			{"SCHILY.xattr.user.note", "kept"},
 		}},
-		Entry{Name: "old/file", Mode: 0o600, Data: []byte("1969"), PAX: [][2]string{{"mtime", "-86400.5"}}},
-		Entry{Name: LongDir, Mode: 0o644, Mtime: 1600000002, Data: []byte("long")},
-		Entry{Name: LongBase[:100], Mode: 0o644, Mtime: 1600000003, Data: []byte("longbase"), PAX: [][2]string{{"path", LongBase}}},
-		Entry{Name: "data/ete.txt", Mode: 0o644, Mtime: 1600000004, Data: []byte("été"), PAX: [][2]string{
+		fixture.Entry{Name: "old/file", Mode: 0o600, Mtime: time.Unix(0, 0), Body: "1969", PAX: [][2]string{{"mtime", "-86400.5"}}},
+		fixture.Entry{Name: LongDir, Mode: 0o644, Mtime: time.Unix(1600000002, 0), Body: "long"},
+		fixture.Entry{Name: LongBase[:100], Mode: 0o644, Mtime: time.Unix(1600000003, 0), Body: "longbase", PAX: [][2]string{{"path", LongBase}}},
+		fixture.Entry{Name: "data/ete.txt", Mode: 0o644, Mtime: time.Unix(1600000004, 0), Body: "été", PAX: [][2]string{
 			{"hdrcharset", "ISO-IR 10646 2000 UTF-8"},
 			{"path", "données/été.txt"},
 		}},
-		Entry{Name: "home/owner", Mode: 0o644, Mtime: 1600000005, Data: []byte("o"), PAX: [][2]string{
+		fixture.Entry{Name: "home/owner", Mode: 0o644, Mtime: time.Unix(1600000005, 0), Body: "o", PAX: [][2]string{
 			{"uname", strings.Repeat("u", 40)},
 			{"uid", "3000000"},
 		}},
-		Entry{Name: "bin/sh", Type: '2', Mode: 0o777, Mtime: 1600000006, Linkname: "busybox"},
-		Entry{Name: "bin/busybox", Mode: 0o755, Mtime: 1600000007, Data: []byte("bb"), Global: [][2]string{{"comment", "built by test"}}},
-		Entry{Name: "bin/ash", Type: '1', Mode: 0o755, Mtime: 1600000008, Linkname: "bin/busybox"},
-		Entry{Name: "var/sparse.pax", Mode: 0o644, Mtime: 1600000009, Data: pax10Sparse(), PAX: [][2]string{
+		fixture.Entry{Name: "bin/sh", Type: tar.TypeSymlink, Mode: 0o777, Mtime: time.Unix(1600000006, 0), Link: "busybox"},
+		fixture.Entry{Name: "bin/busybox", Mode: 0o755, Mtime: time.Unix(1600000007, 0), Body: "bb", Global: [][2]string{{"comment", "built by test"}}},
+		fixture.Entry{Name: "bin/ash", Type: tar.TypeLink, Mode: 0o755, Mtime: time.Unix(1600000008, 0), Link: "bin/busybox"},
+		fixture.Entry{Name: "var/sparse.pax", Mode: 0o644, Mtime: time.Unix(1600000009, 0), Body: pax10Sparse(), PAX: [][2]string{
 			{"GNU.sparse.major", "1"},
 			{"GNU.sparse.minor", "0"},
 			{"GNU.sparse.name", "var/sparse.img"},
 			{"GNU.sparse.realsize", "10000"},
 		}},
-		Entry{Name: "var/sparse.old", Mode: 0o644, Mtime: 1600000010, Data: SparseOld, Sparse: [][2]int64{{1024, 5}, {4095, 1}}},
-		Entry{Name: "dev/fifo", Type: '6', Mode: 0o600, Mtime: 1600000011},
-		Entry{Name: "dev/null", Type: '3', Mode: 0o666, Mtime: 1600000012},
-		Entry{Name: "dev/sda", Type: '4', Mode: 0o660, Mtime: 1600000013},
-		Entry{Name: "opt/app/.wh.old.conf", Mode: 0o644, Mtime: 1600000014},
-	)
+		fixture.Entry{Name: "var/sparse.old", Mode: 0o644, Mtime: time.Unix(1600000010, 0), Body: string(SparseOld), Sparse: [][2]int64{{1024, 5}, {4095, 1}}},
+		fixture.Entry{Name: "dev/fifo", Type: tar.TypeFifo, Mode: 0o600, Mtime: time.Unix(1600000011, 0)},
+		fixture.Entry{Name: "dev/null", Type: tar.TypeChar, Mode: 0o666, Mtime: time.Unix(1600000012, 0)},
+		fixture.Entry{Name: "dev/sda", Type: tar.TypeBlock, Mode: 0o660, Mtime: time.Unix(1600000013, 0)},
+		fixture.Entry{Name: "opt/app/.wh.old.conf", Mode: 0o644, Mtime: time.Unix(1600000014, 0)},
+	})
 }
 
 // Sum is the sha256 hex of b.

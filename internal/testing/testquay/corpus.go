@@ -2,12 +2,10 @@ package testquay
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
-	specs "github.com/opencontainers/image-spec/specs-go"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/occystrap/occystrap/internal/testing/testregistry"
@@ -105,7 +103,7 @@ func (s *Server) Seed(ctx context.Context, reg *testregistry.Registry, c Corpus)
 			return Seeded{}, err
 		}
 		ls := append(append(append([]testregistry.Layer(nil), common...), groups[i%c.Groups]...), own...)
-		img, err := Compose(ls)
+		img, err := testregistry.Compose(ls, v1.Platform{OS: "linux", Architecture: "amd64"}, false)
 		if err != nil {
 			return Seeded{}, err
 		}
@@ -140,32 +138,4 @@ func (s *Server) Seed(ctx context.Context, reg *testregistry.Registry, c Corpus)
 		}
 	}
 	return out, nil
-}
-
-// Compose builds a Docker v2 image (config and manifest) from layers.
-func Compose(layers []testregistry.Layer) (testregistry.Image, error) {
-	img := testregistry.Image{Layers: layers, Platform: v1.Platform{OS: "linux", Architecture: "amd64"}}
-	cfg := v1.Image{Platform: img.Platform, RootFS: v1.RootFS{Type: "layers"}}
-	for _, l := range layers {
-		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.DiffID)
-	}
-	var err error
-	if img.Config, err = json.Marshal(cfg); err != nil {
-		return img, err
-	}
-	img.ConfigDigest = digest.FromBytes(img.Config)
-	m := v1.Manifest{
-		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: testregistry.MediaTypeDockerManifest,
-		Config:    v1.Descriptor{MediaType: testregistry.MediaTypeDockerConfig, Digest: img.ConfigDigest, Size: int64(len(img.Config))},
-	}
-	for _, l := range layers {
-		m.Layers = append(m.Layers, v1.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: int64(len(l.Blob))})
-	}
-	if img.Manifest, err = json.Marshal(m); err != nil {
-		return img, err
-	}
-	img.MediaType = m.MediaType
-	img.Digest = digest.FromBytes(img.Manifest)
-	return img, nil
 }

@@ -31,8 +31,9 @@
 //
 // Start starts the registry (testregistry.Start) with the emulator as its
 // outermost handler wrapper (inside any Wrap given in the registry options,
-// so injected latency or faults apply to the API too). New plus Wrap does the
-// same by hand. Seed pushes a corpus of N images in G groups: every image has
+// so injected latency or faults apply to the API too); NewRegistry does the
+// same without a testing.TB (the benchmark harness uses it) and leaves
+// closing the registry to the caller. New plus Wrap does the same by hand. Seed pushes a corpus of N images in G groups: every image has
 // Common layers shared by all, Group layers shared by its group (image i is in
 // group i mod G), and Own layers of its own; it registers each image's
 // repository and tag with the emulator. AddRepo and AddTag register

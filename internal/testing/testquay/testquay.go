@@ -71,9 +71,21 @@ func New(opts Options) *Server {
 }
 
 // Start starts a registry with the emulator in front of it (inside
-// ropts.Wrap, if any).
+// ropts.Wrap, if any), for the duration of the test.
 func Start(t testing.TB, opts Options, ropts testregistry.Options) (*Server, *testregistry.Registry) {
 	t.Helper()
+	q, reg, err := NewRegistry(opts, ropts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Close)
+	return q, reg
+}
+
+// NewRegistry starts a registry with the emulator in front of it (inside
+// ropts.Wrap, if any), for callers without a testing.TB (the benchmark
+// harness); Close the registry when done.
+func NewRegistry(opts Options, ropts testregistry.Options) (*Server, *testregistry.Registry, error) {
 	q := New(opts)
 	outer := ropts.Wrap
 	ropts.Wrap = func(h http.Handler) http.Handler {
@@ -83,7 +95,11 @@ func Start(t testing.TB, opts Options, ropts testregistry.Options) (*Server, *te
 		}
 		return h
 	}
-	return q, testregistry.Start(t, ropts)
+	reg, err := testregistry.New(ropts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return q, reg, nil
 }
 
 // AddRepo registers (or replaces) a repository.

@@ -3,11 +3,14 @@
 //
 // Start gives a registry over TLS with HTTP/2 (or plain HTTP), optionally
 // behind a token server or a Basic gate, optionally wrapped by handlers such
-// as the shared fault Injector or Latency. Push helpers seed images (random
-// layers, single-platform manifests and indexes) straight into the
-// in-process app, without the network. Server-side connection counting
+// as the shared fault Injector or Latency. NewImage generates images (random
+// layers built by internal/testing/fixture); the Push helpers seed images,
+// single-platform manifests and indexes straight into the in-process app,
+// without the network. Server-side connection counting
 // (Registry.NewConns) lets tests assert connection reuse.
 //
-// Everything is torn down by t.Cleanup. A Registry and an Injector are safe
-// for concurrent use.
+// Start tears everything down by t.Cleanup; New, for callers without a
+// testing.TB (the benchmark harness), leaves that to Close. Counters gives
+// the server-side totals (requests, connections, TLS handshakes, bytes on
+// the wire). A Registry and an Injector are safe for concurrent use.
 package testregistry

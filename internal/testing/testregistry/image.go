@@ -1,7 +1,6 @@
 package testregistry
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -12,12 +11,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strconv"
+	"time"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/occystrap/occystrap/internal/testing/fixture"
 )
 
 // Docker media types.
@@ -28,21 +28,13 @@ const (
 	MediaTypeDockerGzip     = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 )
 
-// Compression of generated layers.
-type Compression int
-
-const (
-	Gzip Compression = iota
-	Zstd
-	Uncompressed
-)
-
 // ImageOptions describe a generated image.
 type ImageOptions struct {
 	Seed      uint64
 	Layers    int // default 3
 	LayerSize int // bytes of random content per layer, default 64 KiB
-	Compression
+	// Compression of the layers; the zero value is gzip.
+	fixture.Compression
 	// OCI uses OCI media types; otherwise Docker v2.
 	OCI bool
 	// Platform; default linux/amd64.
@@ -70,7 +62,11 @@ type Image struct {
 }
 
 // NewImage builds an image of random, incompressible layers, deterministic
-// for a seed.
+// for a seed: layer i holds one file, layerI/data.bin, of LayerSize bytes
+// (mtime 0, no owner names), written by fixture.LayerTar and compressed by
+// fixture.Compress as o.Compression. The bytes are those the checked-in
+// archives under cmd/occystrap/testdata were made from: change nothing here
+// without remaking them.
 func NewImage(o ImageOptions) (Image, error) {
 	if o.Layers == 0 {
 		o.Layers = 3
@@ -85,8 +81,7 @@ func NewImage(o ImageOptions) (Image, error) {
 		o.Arch = "amd64"
 	}
 	rng := rand.New(rand.NewChaCha8([32]byte{byte(o.Seed), byte(o.Seed >> 8), byte(o.Seed >> 16), byte(o.Seed >> 24)}))
-	img := Image{Platform: v1.Platform{OS: o.OS, Architecture: o.Arch, Variant: o.Variant}}
-	cfg := v1.Image{Platform: img.Platform, RootFS: v1.RootFS{Type: "layers"}}
+	var layers []Layer
 	for i := range o.Layers {
 		data := make([]byte, o.LayerSize)
 		for j := 0; j+8 <= len(data); j += 8 {
@@ -95,52 +90,25 @@ func NewImage(o ImageOptions) (Image, error) {
 				data[j+k] = byte(v >> (8 * k))
 			}
 		}
-		var tb bytes.Buffer
-		tw := tar.NewWriter(&tb)
-		name := fmt.Sprintf("layer%d/data.bin", i)
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
+		t := fixture.LayerTar(fixture.Layer{{Name: fmt.Sprintf("layer%d/data.bin", i), Body: string(data), Mtime: time.Unix(0, 0)}})
+		blob, mt, err := fixture.Compress(t, o.Compression)
+		if err != nil {
 			return Image{}, err
 		}
-		if _, err := tw.Write(data); err != nil {
-			return Image{}, err
+		if mt == v1.MediaTypeImageLayerGzip && !o.OCI {
+			mt = MediaTypeDockerGzip
 		}
-		if err := tw.Close(); err != nil {
-			return Image{}, err
-		}
-		l := Layer{Tar: tb.Bytes(), DiffID: digest.FromBytes(tb.Bytes())}
-		var cb bytes.Buffer
-		switch o.Compression {
-		case Gzip:
-			zw := gzip.NewWriter(&cb)
-			if _, err := zw.Write(l.Tar); err != nil {
-				return Image{}, err
-			}
-			if err := zw.Close(); err != nil {
-				return Image{}, err
-			}
-			l.MediaType = MediaTypeDockerGzip
-			if o.OCI {
-				l.MediaType = v1.MediaTypeImageLayerGzip
-			}
-		case Zstd:
-			zw, err := zstd.NewWriter(&cb)
-			if err != nil {
-				return Image{}, err
-			}
-			if _, err := zw.Write(l.Tar); err != nil {
-				return Image{}, err
-			}
-			if err := zw.Close(); err != nil {
-				return Image{}, err
-			}
-			l.MediaType = v1.MediaTypeImageLayerZstd
-		case Uncompressed:
-			cb.Write(l.Tar)
-			l.MediaType = v1.MediaTypeImageLayer
-		}
-		l.Blob = cb.Bytes()
-		l.Digest = digest.FromBytes(l.Blob)
-		img.Layers = append(img.Layers, l)
+		layers = append(layers, Layer{Tar: t, DiffID: fixture.DiffID(t), Blob: blob, MediaType: mt, Digest: digest.FromBytes(blob)})
+	}
+	return Compose(layers, v1.Platform{OS: o.OS, Architecture: o.Arch, Variant: o.Variant}, o.OCI)
+}
+
+// Compose builds the config and manifest of an image made of layers (a
+// Docker v2 image, or OCI with oci).
+func Compose(layers []Layer, p v1.Platform, oci bool) (Image, error) {
+	img := Image{Layers: layers, Platform: p}
+	cfg := v1.Image{Platform: p, RootFS: v1.RootFS{Type: "layers"}}
+	for _, l := range layers {
 		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.DiffID)
 	}
 	var err error
@@ -153,7 +121,7 @@ func NewImage(o ImageOptions) (Image, error) {
 		MediaType: MediaTypeDockerManifest,
 		Config:    v1.Descriptor{MediaType: MediaTypeDockerConfig, Digest: img.ConfigDigest, Size: int64(len(img.Config))},
 	}
-	if o.OCI {
+	if oci {
 		m.MediaType = v1.MediaTypeImageManifest
 		m.Config.MediaType = v1.MediaTypeImageConfig
 	}
@@ -208,8 +176,13 @@ func (r *Registry) PushIndex(ctx context.Context, repo, tag string, oci bool, im
 
 // PushBlob uploads one blob (POST, then a monolithic PUT).
 func (r *Registry) PushBlob(ctx context.Context, repo string, blob []byte) error {
-	d := digest.FromBytes(blob)
-	rec := r.serve(ctx, http.MethodPost, "/v2/"+repo+"/blobs/uploads/", "", nil)
+	return r.PushBlobFrom(ctx, repo, digest.FromBytes(blob), bytes.NewReader(blob), int64(len(blob)))
+}
+
+// PushBlobFrom uploads the blob d of size bytes read from body (POST, then
+// a monolithic PUT), without holding it in memory.
+func (r *Registry) PushBlobFrom(ctx context.Context, repo string, d digest.Digest, body io.Reader, size int64) error {
+	rec := r.serve(ctx, http.MethodPost, "/v2/"+repo+"/blobs/uploads/", "", nil, 0)
 	if rec.Code != http.StatusAccepted {
 		return fmt.Errorf("start upload to %s: %d %s", repo, rec.Code, rec.Body.String())
 	}
@@ -219,7 +192,7 @@ func (r *Registry) PushBlob(ctx context.Context, repo string, blob []byte) error
 	}
 	q := loc.Query()
 	q.Set("digest", d.String())
-	rec = r.serve(ctx, http.MethodPut, loc.Path+"?"+q.Encode(), "application/octet-stream", blob)
+	rec = r.serve(ctx, http.MethodPut, loc.Path+"?"+q.Encode(), "application/octet-stream", body, size)
 	if rec.Code != http.StatusCreated {
 		return fmt.Errorf("upload %s to %s: %d %s", d, repo, rec.Code, rec.Body.String())
 	}
@@ -228,25 +201,22 @@ func (r *Registry) PushBlob(ctx context.Context, repo string, blob []byte) error
 
 // PushManifest stores a manifest under ref.
 func (r *Registry) PushManifest(ctx context.Context, repo, ref, mediaType string, body []byte) error {
-	rec := r.serve(ctx, http.MethodPut, "/v2/"+repo+"/manifests/"+ref, mediaType, body)
+	rec := r.serve(ctx, http.MethodPut, "/v2/"+repo+"/manifests/"+ref, mediaType, bytes.NewReader(body), int64(len(body)))
 	if rec.Code != http.StatusCreated {
 		return fmt.Errorf("put manifest %s:%s: %d %s", repo, ref, rec.Code, rec.Body.String())
 	}
 	return nil
 }
 
-func (r *Registry) serve(ctx context.Context, method, target, ctype string, body []byte) *httptest.ResponseRecorder {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req := httptest.NewRequestWithContext(ctx, method, target, rd)
+func (r *Registry) serve(ctx context.Context, method, target, ctype string, body io.Reader, size int64) *httptest.ResponseRecorder {
+	req := httptest.NewRequestWithContext(ctx, method, target, body)
 	req.Host = r.Host
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
 	if body != nil {
-		req.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		req.ContentLength = size
+		req.Header.Set("Content-Length", strconv.FormatInt(size, 10))
 	}
 	rec := httptest.NewRecorder()
 	r.app.ServeHTTP(rec, req)

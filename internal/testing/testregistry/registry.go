@@ -3,6 +3,7 @@ package testregistry
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -86,8 +87,11 @@ type Registry struct {
 	srv      *httptest.Server
 	store    *httptest.Server
 	app      http.Handler
+	cancel   context.CancelFunc
 	newConns atomic.Int64
-	tokens   atomic.Int64
+	// Counters.
+	requests, conns, handshakes, bytesIn, bytesOut atomic.Int64
+	tokens                                         atomic.Int64
 	// storeAuth counts requests the blob store got with an Authorization
 	// header (a leak).
 	storeAuth atomic.Int64
@@ -100,9 +104,21 @@ type Registry struct {
 	opts   Options
 }
 
-// Start runs a registry for the duration of the test.
+// Start runs a registry for the duration of the test: New, with Close
+// registered as a cleanup; it fails the test when New fails.
 func Start(t testing.TB, opts Options) *Registry {
 	t.Helper()
+	r, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// New runs a registry until Close, for callers without a testing.TB (the
+// benchmark harness).
+func New(opts Options) (*Registry, error) {
 	quiet()
 	if opts.TokenTTL <= 0 {
 		opts.TokenTTL = 5 * time.Minute
@@ -120,9 +136,20 @@ func Start(t testing.TB, opts Options) *Registry {
 	cfg.HTTP.Secret = "testregistry"
 	cfg.Log.Level = "error"
 	cfg.Log.AccessLog.Disabled = true
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("testregistry: listen: %w", err)
+	}
+	var storeLn net.Listener
+	if opts.BlobStore {
+		if storeLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("testregistry: listen: %w", err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	app := handlers.NewApp(ctx, cfg)
-	r := &Registry{app: app, issued: map[string]time.Time{}, opts: opts}
+	r := &Registry{app: app, issued: map[string]time.Time{}, opts: opts, cancel: cancel}
 
 	var h http.Handler = app
 	switch opts.Auth {
@@ -132,7 +159,12 @@ func Start(t testing.TB, opts Options) *Registry {
 	if opts.Wrap != nil {
 		h = opts.Wrap(h)
 	}
-	r.srv = httptest.NewUnstartedServer(h)
+	inner := h
+	h = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.requests.Add(1)
+		inner.ServeHTTP(w, req)
+	})
+	r.srv = &httptest.Server{Listener: &countListener{Listener: ln, r: r}, Config: &http.Server{Handler: h}}
 	r.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			r.newConns.Add(1)
@@ -142,6 +174,11 @@ func Start(t testing.TB, opts Options) *Registry {
 		r.srv.Start()
 	} else {
 		r.srv.EnableHTTP2 = true
+		// StartTLS completes this configuration (certificate, ALPN).
+		r.srv.TLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			r.handshakes.Add(1)
+			return nil, nil
+		}}
 		r.srv.StartTLS()
 	}
 	r.URL = r.srv.URL
@@ -161,24 +198,75 @@ func Start(t testing.TB, opts Options) *Registry {
 		if opts.Wrap != nil {
 			sh = opts.Wrap(sh)
 		}
-		r.store = httptest.NewUnstartedServer(sh)
+		r.store = &httptest.Server{Listener: storeLn, Config: &http.Server{Handler: sh}}
 		if opts.Plain {
 			r.store.Start()
 		} else {
 			r.store.EnableHTTP2 = true
 			r.store.TLS = r.srv.TLS.Clone()
+			r.store.TLS.GetConfigForClient = nil // count the registry's handshakes only
 			r.store.StartTLS()
 		}
 		r.BlobStoreURL = r.store.URL
 	}
-	t.Cleanup(func() {
-		r.srv.Close()
-		if r.store != nil {
-			r.store.Close()
-		}
-		cancel()
-	})
-	return r
+	return r, nil
+}
+
+// Close stops the servers and the registry app.
+func (r *Registry) Close() {
+	r.srv.Close()
+	if r.store != nil {
+		r.store.Close()
+	}
+	r.cancel()
+}
+
+// Client is an HTTP client that trusts the registry and speaks HTTP/2 to
+// it (plain HTTP for Plain).
+func (r *Registry) Client() *http.Client { return r.srv.Client() }
+
+// Counters are server-side totals of the registry's own server (not the
+// blob store's): requests, accepted connections, TLS handshakes, and bytes
+// read and written on the wire (TLS included).
+type Counters struct {
+	Requests, Conns, Handshakes, BytesIn, BytesOut int64
+}
+
+// Counters are the totals so far.
+func (r *Registry) Counters() Counters {
+	return Counters{r.requests.Load(), r.conns.Load(), r.handshakes.Load(), r.bytesIn.Load(), r.bytesOut.Load()}
+}
+
+// countListener counts accepted connections and the bytes they carry.
+type countListener struct {
+	net.Listener
+	r *Registry
+}
+
+func (l *countListener) Accept() (net.Conn, error) {
+	conn, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.r.conns.Add(1)
+	return &countConn{Conn: conn, r: l.r}, nil
+}
+
+type countConn struct {
+	net.Conn
+	r *Registry
+}
+
+func (c *countConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.r.bytesIn.Add(int64(n))
+	return n, err
+}
+
+func (c *countConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.r.bytesOut.Add(int64(n))
+	return n, err
 }
 
 // RootCAs trusts the registry's (and the blob store's) certificates.
