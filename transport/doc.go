@@ -24,7 +24,9 @@
 // challenges, credentials from options, the environment, and Docker's
 // config.json with credential helpers), caches tokens per registry and scope,
 // and speaks the distribution API (manifests; blobs streamed, verified against
-// their digest and resumed with a Range request when a connection drops).
+// their digest and resumed with a Range request when a connection drops;
+// uploads by PutBlob, whole or in PATCH chunks resumed at the registry's
+// offset after a failed chunk, and cross-repository mounts by MountBlob).
 // Every document read into memory goes through a size limit (MaxManifest
 // for manifests, indexes and Quay API pages, MaxConfig for configs, 1 MiB
 // for token responses), and a config is read no further than the size its
