@@ -13,6 +13,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/transport/mediatype"
 )
 
 // Consume is the intake: it takes the image's items in, starts a push
@@ -92,7 +93,7 @@ intake:
 			p.Go(func(ctx context.Context) error {
 				// The config is small and in memory: it takes no upload
 				// slot, so that the layers get all of them.
-				d, err := s.ensureBlob(ctx, v1.Descriptor{MediaType: MediaTypeDockerConfig, Digest: digest.FromBytes(c.Data), Size: int64(len(c.Data))},
+				d, err := s.ensureBlob(ctx, v1.Descriptor{MediaType: mediatype.DockerConfig, Digest: digest.FromBytes(c.Data), Size: int64(len(c.Data))},
 					bytesOpener(c.Data), from, nil)
 				if err != nil {
 					return fail(fmt.Errorf("config %s: %w", c.Name, err))

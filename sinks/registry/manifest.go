@@ -13,6 +13,7 @@ import (
 	"github.com/occystrap/occystrap/internal/accounting"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/layercache"
+	"github.com/occystrap/occystrap/transport/mediatype"
 )
 
 // finish pushes the manifest once every blob has landed, then records
@@ -93,16 +94,16 @@ func (s *Sink) manifest(cfg []byte, cfgDesc v1.Descriptor, results map[int]layer
 	}
 	oci := false
 	for _, r := range results {
-		oci = oci || isZstd(r.desc.MediaType)
+		oci = oci || mediatype.IsZstd(r.desc.MediaType)
 	}
 	m := schema2{
 		SchemaVersion: 2,
-		MediaType:     MediaTypeDockerManifest,
-		Config:        schema2Desc{MediaType: MediaTypeDockerConfig, Size: int64(len(cfg)), Digest: cfgDesc.Digest},
+		MediaType:     mediatype.DockerManifest,
+		Config:        schema2Desc{MediaType: mediatype.DockerConfig, Size: int64(len(cfg)), Digest: cfgDesc.Digest},
 	}
 	layerType := dockerMediaType
 	if oci {
-		m.MediaType, m.Config.MediaType, layerType = MediaTypeOCIManifest, MediaTypeOCIConfig, ociMediaType
+		m.MediaType, m.Config.MediaType, layerType = v1.MediaTypeImageManifest, v1.MediaTypeImageConfig, ociMediaType
 	}
 	for i := range len(results) {
 		d := results[i].desc
