@@ -81,19 +81,6 @@ func New(t *transport.Transport, opts Options) *Source {
 	return &Source{opts: opts, reg: t.Registry(opts.Host, opts.Registry)}
 }
 
-// ParseReference splits "IMAGE[:TAG]" (tag split at the last ':' after the
-// last '/', default "latest") or "IMAGE@DIGEST".
-func ParseReference(s string) (repo, tag string) {
-	if i := strings.LastIndex(s, "@"); i >= 0 {
-		return s[:i], s[i+1:]
-	}
-	i := strings.LastIndex(s, ":")
-	if i < 0 || strings.Contains(s[i:], "/") {
-		return s, "latest"
-	}
-	return s[:i], s[i+1:]
-}
-
 // Options are the options the source was made with (defaults filled in).
 func (s *Source) Options() Options { return s.opts }
 
