@@ -32,6 +32,10 @@
 // for token responses), and a config is read no further than the size its
 // descriptor declares.
 //
+// Two leaf subpackages name what the rest of the module shares about
+// registries: transport/reference parses image references (docker's rules,
+// digest-aware), transport/mediatype holds the media types.
+//
 // A Quay is a client of one Quay host's API (/api/v1) on the same
 // Transport: repository listings followed through next_page, and tag checks;
 // a 401 is ErrQuayAuth, with the original occystrap's text.
