@@ -21,7 +21,7 @@ func TestClasses(t *testing.T) {
 		{DockerZstd, false, true, true},
 		{v1.MediaTypeImageLayerZstd, false, true, true},
 		{v1.MediaTypeImageLayerGzip, false, false, true},
-		{v1.MediaTypeImageLayerNonDistributableGzip, false, false, true}, //nolint:staticcheck // still read
+		{"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", false, false, true},
 		{"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", false, false, true},
 		{v1.MediaTypeImageConfig, false, false, false},
 		{"", false, false, false},
