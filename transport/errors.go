@@ -53,8 +53,8 @@ type Error struct {
 	Errors []ErrorDetail
 	// Body is the start of a body that was not a distribution error.
 	Body string
-	// Problem is what was wrong with an answer whose status was not
-	// ("without a Location"); the Error then matches ErrStatus.
+	// Problem is what was wrong with the answer besides or instead of its
+	// status ("without a Location", "without a usable challenge").
 	Problem string
 }
 
@@ -107,9 +107,6 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) sentinel() error {
-	if e.Problem != "" {
-		return ErrStatus
-	}
 	switch e.StatusCode {
 	case http.StatusNotFound:
 		return ErrNotFound
@@ -132,9 +129,10 @@ func (e *Error) Has(codes ...string) bool {
 	return false
 }
 
-// protocolError is an answer with a good status that the protocol does not
-// allow (a session opened without a Location): an *Error matching ErrStatus.
-// It reads and closes resp's body.
+// protocolError is an answer the protocol does not allow (a session opened
+// without a Location, a 401 without a usable challenge): an *Error matching
+// the sentinel of its status (ErrStatus for a success status). It reads and
+// closes resp's body.
 func protocolError(what string, resp *http.Response, problem string) *Error {
 	e := newError(what, resp)
 	e.Problem = problem

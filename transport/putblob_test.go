@@ -6,11 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
-	"time"
 
 	digest "github.com/opencontainers/go-digest"
 
@@ -127,26 +123,3 @@ func TestPutBlobSourceErrorWins(t *testing.T) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
-
-// TestSessionWithoutLocation: an upload session opened without a Location
-// is a typed *Error matching ErrStatus.
-func TestSessionWithoutLocation(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	defer srv.Close()
-	tr, err := New(Options{NoRetries: true, StallTimeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	r := tr.Registry(strings.TrimPrefix(srv.URL, "http://"), RegistryOptions{Insecure: true})
-	_, _, err = r.StartUpload(context.Background(), "a/b", "", "")
-	var e *Error
-	if !errors.As(err, &e) || !errors.Is(err, ErrStatus) || e.StatusCode != http.StatusAccepted {
-		t.Fatalf("StartUpload = %v, want an *Error matching ErrStatus", err)
-	}
-	if want := "202 Accepted without a Location: unexpected HTTP status"; !strings.HasSuffix(err.Error(), want) {
-		t.Errorf("error %q, want it to end with %q", err, want)
-	}
-}
