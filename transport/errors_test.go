@@ -22,7 +22,7 @@ func TestProtocolErrorsAreTyped(t *testing.T) {
 		suffix   string
 	}{
 		{"session without a Location", http.StatusAccepted, nil, func(r *Registry) error {
-			_, _, err := r.StartUpload(context.Background(), "a/b", "", "")
+			_, _, err := r.startUpload(context.Background(), "a/b", "", "")
 			return err
 		}, ErrStatus, "202 Accepted without a Location: unexpected HTTP status"},
 		{"401 without a usable challenge", http.StatusUnauthorized, http.Header{"Www-Authenticate": {"Negotiate"}}, func(r *Registry) error {

@@ -106,7 +106,7 @@ func (r *Registry) PutBlob(ctx context.Context, repo string, open Opener, p Blob
 // repo (POST ?mount=&from=). mounted is true when it did; otherwise up is
 // the session the registry opened instead, to upload into (BlobPut.Session).
 func (r *Registry) MountBlob(ctx context.Context, repo string, d digest.Digest, from string) (mounted bool, up *Upload, err error) {
-	up, mounted, err = r.StartUpload(ctx, repo, d, from)
+	up, mounted, err = r.startUpload(ctx, repo, d, from)
 	return mounted, up, err
 }
 
@@ -147,7 +147,7 @@ func (r *Registry) openAndStart(ctx context.Context, repo string, up *Upload, op
 		rc, err = open(ctx) // the caller's ctx: the stream outlives the pool
 		return err
 	})
-	up, _, err := r.StartUpload(ctx, repo, "", "")
+	up, _, err := r.startUpload(ctx, repo, "", "")
 	if perr := p.Wait(); perr != nil {
 		return nil, nil, perr
 	}
@@ -204,7 +204,7 @@ func (r *Registry) putChunked(ctx context.Context, repo string, open Opener, p B
 			}
 		}
 		if up == nil {
-			if up, _, err = r.StartUpload(ctx, repo, "", ""); err != nil {
+			if up, _, err = r.startUpload(ctx, repo, "", ""); err != nil {
 				return BlobPutResult{}, err
 			}
 		}
@@ -214,7 +214,7 @@ func (r *Registry) putChunked(ctx context.Context, repo string, open Opener, p B
 		return BlobPutResult{Digest: d, Size: int64(n)}, nil
 	}
 	if up == nil {
-		if up, _, err = r.StartUpload(ctx, repo, "", ""); err != nil {
+		if up, _, err = r.startUpload(ctx, repo, "", ""); err != nil {
 			return BlobPutResult{}, err
 		}
 	}

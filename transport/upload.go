@@ -17,7 +17,9 @@ import (
 )
 
 // Upload is one blob upload session (POST, then PATCH chunks and a final
-// PUT, or one monolithic PUT). It is for one goroutine.
+// PUT, or one monolithic PUT), opened and driven by PutBlob; MountBlob
+// returns one when the registry opens it instead of mounting. It is for one
+// goroutine.
 type Upload struct {
 	r    *Registry
 	repo string
@@ -25,11 +27,11 @@ type Upload struct {
 	off  int64  // bytes the registry has
 }
 
-// StartUpload opens an upload session in repo. With mount and from set it
+// startUpload opens an upload session in repo. With mount and from set it
 // asks for a cross-repository mount first: mounted is true when the
 // registry mounted the blob (201) and there is nothing to upload; a 202
 // without mounting gives a session to upload into as usual.
-func (r *Registry) StartUpload(ctx context.Context, repo string, mount digest.Digest, from string) (up *Upload, mounted bool, err error) {
+func (r *Registry) startUpload(ctx context.Context, repo string, mount digest.Digest, from string) (up *Upload, mounted bool, err error) {
 	what := fmt.Sprintf("start blob upload to %s/%s", r.host, repo)
 	u := r.URL("/v2/" + repo + "/blobs/uploads/")
 	scope := pushScope(repo)
