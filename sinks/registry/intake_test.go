@@ -1,8 +1,12 @@
 package registry_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,19 +18,33 @@ import (
 )
 
 // TestConsumeStopsOnCancel gives Consume an intake channel that is never
-// closed: once its context is cancelled it must return (context.Canceled,
-// no manifest pushed) without waiting for another item, having released
-// every body it took.
+// closed, and cancels its context once every blob it took has been pushed
+// (so that no failing push can stop the intake instead): Consume must
+// return context.Canceled without waiting for another item, having
+// released every body it took, and push no manifest.
 func TestConsumeStopsOnCancel(t *testing.T) {
 	r := testregistry.Start(t, testregistry.Options{})
 	tr := newTransport(t, []*testregistry.Registry{r}, 1)
 	k := registry.New(tr, registry.Options{Host: r.Host, Repo: "cancel/app", Tag: "v1"})
-	var rel stagetest.Released
 	layers := [][]byte{
 		fixture.LayerTar(fixture.Layer{fixture.File("a", "one", 0o644)}),
 		fixture.LayerTar(fixture.Layer{fixture.File("b", "two", 0o644)}),
 	}
-	items := stagetest.Items([]byte(`{"rootfs":{"type":"layers"}}`), "config.json", layers, &rel)
+	var released sync.WaitGroup
+	var n atomic.Int64
+	items := stagetest.Items(nil, "", layers, nil)[1:] // the layers; no config
+	for i := range items {
+		released.Add(1)
+		l := layers[i]
+		items[i].Body = &stage.OpenerBody{
+			OpenFunc: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(l)), nil },
+			ReleaseFunc: func() error {
+				n.Add(1)
+				released.Done()
+				return nil
+			},
+		}
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -40,6 +58,7 @@ func TestConsumeStopsOnCancel(t *testing.T) {
 			t.Fatalf("Consume returned %v before its context was cancelled", err)
 		}
 	}
+	released.Wait() // every layer pushed: nothing in flight can fail
 	cancel()
 	var err error
 	select {
@@ -50,8 +69,8 @@ func TestConsumeStopsOnCancel(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Consume = %v, want context.Canceled", err)
 	}
-	if n := rel.Count(); n != int64(len(layers)) {
-		t.Errorf("%d bodies released, want %d", n, len(layers))
+	if got := n.Load(); got != int64(len(layers)) {
+		t.Errorf("%d bodies released, want %d", got, len(layers))
 	}
 	if k.Digest() != "" {
 		t.Errorf("manifest %s pushed after cancellation", k.Digest())
