@@ -24,11 +24,17 @@
 // challenges, credentials from options, the environment, and Docker's
 // config.json with credential helpers), caches tokens per registry and scope,
 // and speaks the distribution API (manifests; blobs streamed, verified against
-// their digest and resumed with a Range request when a connection drops).
+// their digest and resumed with a Range request when a connection drops;
+// uploads by PutBlob, whole or in PATCH chunks resumed at the registry's
+// offset after a failed chunk, and cross-repository mounts by MountBlob).
 // Every document read into memory goes through a size limit (MaxManifest
 // for manifests, indexes and Quay API pages, MaxConfig for configs, 1 MiB
 // for token responses), and a config is read no further than the size its
 // descriptor declares.
+//
+// Two leaf subpackages name what the rest of the module shares about
+// registries: transport/reference parses image references (docker's rules,
+// digest-aware), transport/mediatype holds the media types.
 //
 // A Quay is a client of one Quay host's API (/api/v1) on the same
 // Transport: repository listings followed through next_page, and tag checks;

@@ -53,6 +53,9 @@ type Error struct {
 	Errors []ErrorDetail
 	// Body is the start of a body that was not a distribution error.
 	Body string
+	// Problem is what was wrong with the answer besides or instead of its
+	// status ("without a Location", "without a usable challenge").
+	Problem string
 }
 
 // ErrorDetail is one entry of a distribution error body.
@@ -77,6 +80,9 @@ func (e *Error) Error() string {
 	b.WriteString(e.What)
 	b.WriteString(": ")
 	b.WriteString(e.Status)
+	if e.Problem != "" {
+		b.WriteString(" " + e.Problem)
+	}
 	if len(e.Errors) == 0 {
 		b.WriteString(": ")
 		b.WriteString(e.sentinel().Error())
@@ -121,6 +127,16 @@ func (e *Error) Has(codes ...string) bool {
 		}
 	}
 	return false
+}
+
+// protocolError is an answer the protocol does not allow (a session opened
+// without a Location, a 401 without a usable challenge): an *Error matching
+// the sentinel of its status (ErrStatus for a success status). It reads and
+// closes resp's body.
+func protocolError(what string, resp *http.Response, problem string) *Error {
+	e := newError(what, resp)
+	e.Problem = problem
+	return e
 }
 
 // newError reads resp's body (at most 64 KiB) into an Error and closes it.

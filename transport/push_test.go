@@ -92,7 +92,7 @@ func TestBulkUploadsOverHTTP1(t *testing.T) {
 	big := bytes.Repeat([]byte("x"), BulkMin+1)
 	small := []byte("small")
 	for _, blob := range [][]byte{big, small} {
-		up, _, err := reg.StartUpload(ctx, "a", "", "")
+		up, _, err := reg.startUpload(ctx, "a", "", "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -155,12 +155,12 @@ func (r *Registry) Do(ctx context.Context, req Request) (*http.Response, error) 
 			return nil, fmt.Errorf("%s %s: redirected to %s, which answered 401: %w: %w", req.Method, redact(req.URL), final, ErrOtherHost, ErrUnauthorized)
 		}
 		cs := ParseChallenges(strings.Join(resp.Header.Values("WWW-Authenticate"), ", "))
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
 		c, ok := pickChallenge(cs)
 		if !ok {
-			return nil, fmt.Errorf("%s %s: 401 without a usable challenge: %w", req.Method, redact(req.URL), ErrUnauthorized)
+			return nil, protocolError(req.Method+" "+redact(req.URL), resp, "without a usable challenge")
 		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
 		if c.Scheme == "bearer" {
 			if s := c.Params["scope"]; s != "" {
 				req.Scope = strings.Join(MergeScopes(req.Scope, s), " ")
@@ -319,8 +319,7 @@ func (b *blobReader) open() error {
 	case resp.StatusCode == http.StatusPartialContent && b.off > 0:
 		cr := resp.Header.Get("Content-Range")
 		if !strings.HasPrefix(cr, "bytes "+strconv.FormatInt(b.off, 10)+"-") {
-			resp.Body.Close()
-			return fmt.Errorf("%s: resume at %d got Content-Range %q", b.what(), b.off, cr)
+			return protocolError(b.what(), resp, fmt.Sprintf("with Content-Range %q to a resume at %d", cr, b.off))
 		}
 	default:
 		return statusError(b.what(), resp)

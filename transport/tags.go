@@ -12,7 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/occystrap/occystrap/internal/quote"
-	"github.com/occystrap/occystrap/stage/uri"
+	"github.com/occystrap/occystrap/transport/reference"
 )
 
 // Tags lists repo's tags (GET /v2/REPO/tags/list), following the Link
@@ -55,7 +55,7 @@ func (r *Registry) TagsPaged(ctx context.Context, repo string, n int) ([]string,
 		for _, t := range page.Tags {
 			// A tag no registry can hold (a hostile listing): never
 			// used, never printed.
-			if !uri.ValidTag(t) {
+			if !reference.ValidTag(t) {
 				zerolog.Ctx(ctx).Warn().Str("repository", repo).Str("tag", quote.Name(t)).Msg("Tag with an invalid name skipped")
 				continue
 			}

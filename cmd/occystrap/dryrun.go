@@ -64,7 +64,8 @@ func (c *ProcessCmd) dryRun(ctx context.Context, a *app) error {
 		}
 		defer src.Close()
 		rs := src.(*registry.Source)
-		host, _, _ := u.Registry()
+		ref, _ := u.Reference()
+		host := ref.Host
 		img := src.Image()
 		p.Images = []planned{planImage(ctx, rs, host+"/"+img.Name+":"+img.Tag, c.Destination)}
 	default:

@@ -9,7 +9,6 @@ import (
 
 	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/sources/quay"
-	"github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -75,11 +74,11 @@ func lsRegistry(ctx context.Context, a *app, u uri.URI) ([]listed, error) {
 	if err := knownOptions(u, "username", "password", "insecure", "tls_verify"); err != nil {
 		return nil, err
 	}
-	host, ref, err := u.Registry()
+	ref, err := u.Reference()
 	if err != nil {
 		return nil, err
 	}
-	repo, _ := registry.ParseReference(ref)
+	host, repo := ref.Host, ref.Repo
 	ro, _, err := registryAccess(a, u)
 	if err != nil {
 		return nil, err

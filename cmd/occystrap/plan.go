@@ -16,6 +16,7 @@ import (
 	"github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
+	"github.com/occystrap/occystrap/transport/reference"
 )
 
 // PlanCmd is `occystrap plan SOURCE --shards N [--out FILE]`.
@@ -215,9 +216,9 @@ func shardRefs(ctx context.Context, a *app, src, spec, planName string) ([]quay.
 // parseRef reads a quay.Ref back from its String form HOST/NS/NAME:TAG.
 func parseRef(s string) (quay.Ref, error) {
 	host, rest, ok := strings.Cut(s, "/")
-	i := strings.LastIndex(rest, ":")
-	if !ok || i <= 0 || host == "" || i == len(rest)-1 {
+	r, err := reference.ParseName(rest)
+	if !ok || host == "" || err != nil || r.Repo == "" || r.Tag == "" || r.Digest != "" {
 		return quay.Ref{}, fmt.Errorf("image %q: want HOST/NAMESPACE/NAME:TAG", s)
 	}
-	return quay.Ref{Host: host, Repo: rest[:i], Tag: rest[i+1:]}, nil
+	return quay.Ref{Host: host, Repo: r.Repo, Tag: r.Tag}, nil
 }

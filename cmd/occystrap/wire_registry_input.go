@@ -12,14 +12,14 @@ import (
 func init() { inputs["registry"] = openRegistryInput }
 
 // openRegistryInput opens registry://[HOST/]IMAGE[:TAG] (docker.io by
-// default, see uri.URI.Registry); the URI's options os, arch/architecture,
+// default, see uri.URI.Reference); the URI's options os, arch/architecture,
 // variant, platform, all_platforms, username, password, insecure,
 // tls_verify and max_workers override the globals.
 func openRegistryInput(_ context.Context, a *app, u uri.URI) (source, error) {
 	if err := knownOptions(u, "os", "arch", "architecture", "variant", "platform", "all_platforms", "username", "password", "insecure", "tls_verify", "max_workers"); err != nil {
 		return nil, err
 	}
-	host, ref, err := u.Registry()
+	ref, err := u.Reference()
 	if err != nil {
 		return nil, err
 	}
@@ -27,9 +27,8 @@ func openRegistryInput(_ context.Context, a *app, u uri.URI) (source, error) {
 	if err != nil {
 		return nil, err
 	}
-	repo, tag := registry.ParseReference(ref)
 	o := registry.Options{
-		Host: host, Repo: repo, Tag: tag,
+		Host: ref.Host, Repo: ref.Repo, Tag: ref.Identifier(),
 		OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant,
 		TempDir: a.g.TempDir, Inflate: a.chosenInflater(),
 	}

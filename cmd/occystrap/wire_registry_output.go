@@ -8,7 +8,6 @@ import (
 
 	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/sinks/registry"
-	sourcereg "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage/layercache"
 	"github.com/occystrap/occystrap/stage/uri"
 )
@@ -16,14 +15,14 @@ import (
 func init() { outputs["registry"] = openRegistryOutput }
 
 // openRegistryOutput opens registry://[HOST/]IMAGE[:TAG] (docker.io by
-// default, see uri.URI.Registry); the URI's options
+// default, see uri.URI.Reference); the URI's options
 // insecure, compression, max_workers, username and password override the
 // globals.
 func openRegistryOutput(ctx context.Context, a *app, u uri.URI) (output, error) {
 	if err := knownOptions(u, "insecure", "tls_verify", "compression", "max_workers", "username", "password"); err != nil {
 		return nil, err
 	}
-	host, ref, err := u.Registry()
+	ref, err := u.Reference()
 	if err != nil {
 		return nil, err
 	}
@@ -31,9 +30,8 @@ func openRegistryOutput(ctx context.Context, a *app, u uri.URI) (output, error) 
 	if err != nil {
 		return nil, err
 	}
-	repo, tag := sourcereg.ParseReference(ref)
 	o := registry.Options{
-		Host: host, Repo: repo, Tag: tag,
+		Host: ref.Host, Repo: ref.Repo, Tag: ref.Identifier(),
 		Compression: a.g.Compression,
 		Pushed:      a.pushedSet(),
 	}

@@ -6,30 +6,15 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/occystrap/occystrap/transport/mediatype"
 )
 
 // Compression formats of --compression.
 const (
 	Gzip = "gzip"
 	Zstd = "zstd"
-)
-
-// Media types of the manifests the sink builds. Gzip layers go in a Docker
-// schema 2 manifest, as the original writes; zstd layers go in an OCI
-// manifest, because the original's Docker "tar.zstd" layer type is not a
-// type clients know (crane validate and containerd reject it).
-const (
-	MediaTypeOCIManifest = "application/vnd.oci.image.manifest.v1+json"
-	MediaTypeOCIConfig   = "application/vnd.oci.image.config.v1+json"
-	MediaTypeOCITar      = "application/vnd.oci.image.layer.v1.tar"
-	MediaTypeOCIGzip     = "application/vnd.oci.image.layer.v1.tar+gzip"
-	MediaTypeOCIZstd     = "application/vnd.oci.image.layer.v1.tar+zstd"
-
-	MediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
-	MediaTypeDockerConfig   = "application/vnd.docker.container.image.v1+json"
-	MediaTypeDockerTar      = "application/vnd.docker.image.rootfs.diff.tar"
-	MediaTypeDockerGzip     = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-	MediaTypeDockerZstd     = "application/vnd.docker.image.rootfs.diff.tar.zstd"
 )
 
 // Deterministic compression settings: the same layer tar always gives the
@@ -64,24 +49,24 @@ func compressor(format string, w io.Writer) (io.WriteCloser, error) {
 	return nil, fmt.Errorf("unknown compression %q (gzip or zstd)", format)
 }
 
-// layerMediaType is the layer media type for a compression.
+// layerMediaType is the layer media type for a compression. Gzip layers go
+// in a Docker schema 2 manifest, as the original writes; zstd layers go in
+// an OCI manifest, because the original's Docker "tar.zstd" layer type is
+// not a type clients know (crane validate and containerd reject it).
 func layerMediaType(format string) string {
 	if format == Zstd {
-		return MediaTypeOCIZstd
+		return v1.MediaTypeImageLayerZstd
 	}
-	return MediaTypeDockerGzip
+	return mediatype.DockerGzip
 }
-
-// isZstd reports a zstd layer media type.
-func isZstd(mt string) bool { return mt == MediaTypeOCIZstd || mt == MediaTypeDockerZstd }
 
 // dockerMediaType maps a layer media type into a Docker schema 2 manifest.
 func dockerMediaType(mt string) string {
 	switch mt {
-	case MediaTypeOCIGzip:
-		return MediaTypeDockerGzip
-	case MediaTypeOCITar:
-		return MediaTypeDockerTar
+	case v1.MediaTypeImageLayerGzip:
+		return mediatype.DockerGzip
+	case v1.MediaTypeImageLayer:
+		return mediatype.DockerTar
 	}
 	return mt
 }
@@ -89,12 +74,12 @@ func dockerMediaType(mt string) string {
 // ociMediaType maps a layer media type into an OCI manifest.
 func ociMediaType(mt string) string {
 	switch mt {
-	case MediaTypeDockerGzip:
-		return MediaTypeOCIGzip
-	case MediaTypeDockerZstd:
-		return MediaTypeOCIZstd
-	case MediaTypeDockerTar:
-		return MediaTypeOCITar
+	case mediatype.DockerGzip:
+		return v1.MediaTypeImageLayerGzip
+	case mediatype.DockerZstd:
+		return v1.MediaTypeImageLayerZstd
+	case mediatype.DockerTar:
+		return v1.MediaTypeImageLayer
 	}
 	return mt
 }

@@ -38,8 +38,10 @@
 // mount unless the HEAD sent ahead has already answered: the mount's own
 // answer covers a blob the repository has, one round trip less.
 //
-// Uploads stream. A blob of known digest and size (a copied blob, the
-// config) up to min(MonolithicMax (32 MiB), ChunkSize) goes in one PUT
+// Uploads stream, through the transport's upload engine
+// (transport.Registry.PutBlob; the sink decides only what to send and
+// whether to mount). A blob of known digest and size (a copied blob, the
+// config) up to min(transport.MonolithicMax (32 MiB), ChunkSize) goes in one PUT
 // ?digest= after the POST, its body streamed from the source (opened while
 // the POST is answered); a PUT that fails is sent again from the start in a
 // new session. Otherwise the first min(1 MiB, ChunkSize) bytes are read
@@ -55,8 +57,8 @@
 // transport.Request.Bulk).
 //
 // Retries without holding the layer: a streamed body cannot be re-read, so
-// the transport does not resend a chunk it has started to send; instead the
-// sink asks the registry for the upload's offset (GET on the session), opens
+// the transport does not resend a chunk it has started to send; instead
+// PutBlob asks the registry for the upload's offset (GET on the session), opens
 // the blob's stream again (the source blob again, or the compression run
 // again from the layer's start; it is deterministic), skips and hashes what
 // the registry has, and resumes from there (up to --retries times). Memory
@@ -69,6 +71,11 @@
 // the image with "Upload failed: ..." and no manifest is pushed. An image
 // with no config fails with "No config file was processed". The layer cache
 // is recorded and saved after the manifest push.
+//
+// Files: intake.go (Consume), ahead.go (HEADs sent ahead), blobs.go (mount,
+// skip or upload), pushed.go (the run-wide record of pushed blobs),
+// manifest.go (the manifest built and pushed), pools.go (read-ahead
+// buffers), compress.go, output.go (the destination and its verify).
 //
 // A Sink serves one run; an Output and its shared Pushed and cache are safe
 // for concurrent use by many sinks.

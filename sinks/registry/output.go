@@ -14,6 +14,7 @@ import (
 
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
+	"github.com/occystrap/occystrap/transport/mediatype"
 )
 
 // Output is a registry:// destination: it makes one Sink per image, and
@@ -111,7 +112,7 @@ func (o *Output) Verify(ctx context.Context, img stage.Image, _ bool) ([]string,
 			head(d)
 		}
 	}
-	m, err := reg.GetManifest(ctx, o.opts.Repo, o.opts.Tag, []string{MediaTypeDockerManifest, MediaTypeOCIManifest})
+	m, err := reg.GetManifest(ctx, o.opts.Repo, o.opts.Tag, []string{mediatype.DockerManifest, v1.MediaTypeImageManifest})
 	var problems []string
 	var blobs []v1.Descriptor
 	switch {

@@ -28,6 +28,7 @@ import (
 	"github.com/occystrap/occystrap/stage/filter"
 	"github.com/occystrap/occystrap/stage/layercache"
 	"github.com/occystrap/occystrap/transport"
+	"github.com/occystrap/occystrap/transport/mediatype"
 )
 
 func TestMain(m *testing.M) {
@@ -171,7 +172,7 @@ func pull(t *testing.T, tr *transport.Transport, r *testregistry.Registry, plain
 func manifestOf(t *testing.T, tr *transport.Transport, r *testregistry.Registry, plain bool, repo, tag string) transport.Manifest {
 	t.Helper()
 	m, err := tr.Registry(r.Host, regOpts(r, plain)).GetManifest(context.Background(), repo, tag,
-		[]string{registry.MediaTypeDockerManifest, registry.MediaTypeOCIManifest})
+		[]string{mediatype.DockerManifest, v1.MediaTypeImageManifest})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,9 +363,9 @@ func TestTarToRegistry(t *testing.T) {
 					t.Errorf("counts %+v, passthrough %v", c, tc.passthrough)
 				}
 				m := manifestOf(t, tr, r, mode.plain, "fixture/app", "v1")
-				wantManifest, wantConfig, wantMT := registry.MediaTypeDockerManifest, registry.MediaTypeDockerConfig, registry.MediaTypeDockerGzip
+				wantManifest, wantConfig, wantMT := mediatype.DockerManifest, mediatype.DockerConfig, mediatype.DockerGzip
 				if tc.compression == registry.Zstd {
-					wantManifest, wantConfig, wantMT = registry.MediaTypeOCIManifest, registry.MediaTypeOCIConfig, registry.MediaTypeOCIZstd
+					wantManifest, wantConfig, wantMT = v1.MediaTypeImageManifest, v1.MediaTypeImageConfig, v1.MediaTypeImageLayerZstd
 				}
 				if m.MediaType != wantManifest {
 					t.Errorf("manifest media type %s, want %s", m.MediaType, wantManifest)
@@ -450,7 +451,7 @@ func TestFilterToRegistry(t *testing.T) {
 		t.Fatalf("pulled %d layers", len(got.diffIDs))
 	}
 	m := manifestOf(t, tr, dst, false, "norm/app", "v1")
-	if m.MediaType != registry.MediaTypeDockerManifest {
+	if m.MediaType != mediatype.DockerManifest {
 		t.Errorf("media type %s", m.MediaType)
 	}
 }
@@ -545,7 +546,7 @@ func TestFailedBlobPushesNoManifest(t *testing.T) {
 	if n := cnt.get(http.MethodPut) - inj.Fired(testregistry.Unavailable); n != 0 {
 		t.Errorf("%d PUTs got through (a manifest?)", n)
 	}
-	_, err = tr.Registry(r.Host, transport.RegistryOptions{}).GetManifest(ctx, "fail/app", "v1", []string{registry.MediaTypeDockerManifest})
+	_, err = tr.Registry(r.Host, transport.RegistryOptions{}).GetManifest(ctx, "fail/app", "v1", []string{mediatype.DockerManifest})
 	if !errors.Is(err, transport.ErrNotFound) {
 		t.Errorf("manifest after a failed push: %v, want not found", err)
 	}
@@ -588,7 +589,7 @@ func TestPassthroughCorruptSourceBlobFails(t *testing.T) {
 	if !errors.Is(err, transport.ErrDigestMismatch) {
 		t.Fatalf("error %v, want a digest mismatch", err)
 	}
-	_, err = tr.Registry(dst.Host, transport.RegistryOptions{}).GetManifest(ctx, "copy/app", "v1", []string{registry.MediaTypeDockerManifest})
+	_, err = tr.Registry(dst.Host, transport.RegistryOptions{}).GetManifest(ctx, "copy/app", "v1", []string{mediatype.DockerManifest})
 	if !errors.Is(err, transport.ErrNotFound) {
 		t.Errorf("manifest after a failed copy: %v, want not found", err)
 	}

@@ -19,10 +19,7 @@ import (
 	sourcereg "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
-)
-
-const (
-	mediaTypeDockerList = "application/vnd.docker.distribution.manifest.list.v2+json"
+	"github.com/occystrap/occystrap/transport/mediatype"
 )
 
 // pushRefusal is a manifest PUT answered with a 4xx: status, code, why.
@@ -109,9 +106,9 @@ func (s *Server) pushManifest(ctx context.Context, lg zerolog.Logger, r *http.Re
 	if mediaType == "" {
 		mediaType = shape.MediaType
 	}
-	isIndex := shape.Manifests != nil || mediaType == v1.MediaTypeImageIndex || mediaType == mediaTypeDockerList
+	isIndex := shape.Manifests != nil || mediaType == v1.MediaTypeImageIndex || mediaType == mediatype.DockerList
 	if mediaType == "" {
-		mediaType = mediaTypeDockerManifest
+		mediaType = mediatype.DockerManifest
 		if isIndex {
 			mediaType = v1.MediaTypeImageIndex
 		}
@@ -331,7 +328,7 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, name, ref s
 }
 
 // acceptAll is asked of the downstream for a client that accepts anything.
-var acceptAll = []string{mediaTypeDockerManifest, v1.MediaTypeImageManifest, mediaTypeDockerList, v1.MediaTypeImageIndex}
+var acceptAll = []string{mediatype.DockerManifest, v1.MediaTypeImageManifest, mediatype.DockerList, v1.MediaTypeImageIndex}
 
 // pullThrough pulls name:ref from the upstream through the filters into
 // the downstream, once per name:ref at a time.

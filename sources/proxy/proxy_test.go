@@ -29,6 +29,7 @@ import (
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/filter"
 	"github.com/occystrap/occystrap/transport"
+	"github.com/occystrap/occystrap/transport/mediatype"
 )
 
 func TestMain(m *testing.M) {
@@ -56,7 +57,7 @@ func newTransport(t testing.TB) *transport.Transport {
 var plain = transport.RegistryOptions{Insecure: true}
 
 // accept asks for single-platform manifests.
-var accept = []string{mediaTypeDockerManifest, v1.MediaTypeImageManifest}
+var accept = []string{mediatype.DockerManifest, v1.MediaTypeImageManifest}
 
 // counter counts a registry's requests by "METHOD kind" (kind = manifests,
 // blobs or uploads).

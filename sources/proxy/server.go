@@ -39,8 +39,6 @@ const (
 	// the next new upload drops it (a client that gave up).
 	DefaultUploadIdle = time.Hour
 	maxManifest       = 4 << 20
-
-	mediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
 )
 
 // Options configure a Server.

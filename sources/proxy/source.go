@@ -17,6 +17,7 @@ import (
 	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
+	"github.com/occystrap/occystrap/transport/mediatype"
 )
 
 // blobRef is a blob named by a manifest pushed into the proxy: a file of
@@ -76,13 +77,12 @@ type pushed struct {
 // imageConfigTypes are the config media types of images the proxy can
 // read layer by layer ("" for a manifest that names none).
 var imageConfigTypes = map[string]bool{
-	"": true, v1.MediaTypeImageConfig: true, "application/vnd.docker.container.image.v1+json": true,
+	"": true, v1.MediaTypeImageConfig: true, mediatype.DockerConfig: true,
 }
 
 // isLayerMediaType: a Docker or OCI image layer (a tar, compressed or not).
 func isLayerMediaType(mt string) bool {
-	return mt == "" || strings.HasPrefix(mt, "application/vnd.oci.image.layer.") ||
-		strings.HasPrefix(mt, "application/vnd.docker.image.rootfs.")
+	return mt == "" || mediatype.IsLayer(mt)
 }
 
 // newPushed reads the config of a pushed image manifest m and checks it

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -10,6 +12,8 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	"github.com/rs/zerolog"
+
+	"github.com/occystrap/occystrap/transport"
 )
 
 // uploadHeaders describe upload id of name holding n bytes.
@@ -247,14 +251,7 @@ func (s *Server) copyUpload(r *http.Request, repo string, b *blob) error {
 	if err != nil || there {
 		return err
 	}
-	up, _, err := s.down.StartUpload(ctx, repo, "", "")
-	if err != nil {
-		return err
-	}
-	f, err := os.Open(b.Path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return up.PutStream(ctx, b.Digest, f, b.Size)
+	open := func(context.Context) (io.ReadCloser, error) { return os.Open(b.Path) }
+	_, err = s.down.PutBlob(ctx, repo, open, transport.BlobPut{Digest: b.Digest, Size: b.Size})
+	return err
 }

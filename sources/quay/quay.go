@@ -16,6 +16,7 @@ import (
 	"github.com/occystrap/occystrap/internal/quote"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
+	"github.com/occystrap/occystrap/transport/reference"
 )
 
 // DefaultHost is the Quay host when neither ?host= nor OCCYSTRAP_QUAY_HOST
@@ -135,7 +136,7 @@ func ResolveFunc(ctx context.Context, q *transport.Quay, spec Spec, workers int,
 	var names []string
 	skipped, invalid := 0, 0
 	for _, r := range repos {
-		if !uri.ValidNameComponent(r.Name) {
+		if !reference.ValidNameComponent(r.Name) {
 			// A name no registry can hold: a hostile or broken listing.
 			invalid++
 			log.Warn().Str("namespace", spec.Namespace).Str("repository", quote.Name(r.Name)).

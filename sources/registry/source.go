@@ -23,16 +23,11 @@ import (
 	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
-)
-
-// Manifest media types.
-const (
-	MediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
-	MediaTypeDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
+	"github.com/occystrap/occystrap/transport/mediatype"
 )
 
 // accepted is the Accept list, in the original's order.
-var accepted = []string{MediaTypeDockerManifest, MediaTypeDockerList, v1.MediaTypeImageManifest, v1.MediaTypeImageIndex}
+var accepted = []string{mediatype.DockerManifest, mediatype.DockerList, v1.MediaTypeImageManifest, v1.MediaTypeImageIndex}
 
 // Options say which image to pull and how.
 type Options struct {
@@ -86,19 +81,6 @@ func New(t *transport.Transport, opts Options) *Source {
 	return &Source{opts: opts, reg: t.Registry(opts.Host, opts.Registry)}
 }
 
-// ParseReference splits "IMAGE[:TAG]" (tag split at the last ':' after the
-// last '/', default "latest") or "IMAGE@DIGEST".
-func ParseReference(s string) (repo, tag string) {
-	if i := strings.LastIndex(s, "@"); i >= 0 {
-		return s[:i], s[i+1:]
-	}
-	i := strings.LastIndex(s, ":")
-	if i < 0 || strings.Contains(s[i:], "/") {
-		return s, "latest"
-	}
-	return s[:i], s[i+1:]
-}
-
 // Options are the options the source was made with (defaults filled in).
 func (s *Source) Options() Options { return s.opts }
 
@@ -107,7 +89,7 @@ func Accepted() []string { return append([]string(nil), accepted...) }
 
 // IsIndex reports whether mediaType is a manifest list or an OCI index.
 func IsIndex(mediaType string) bool {
-	return mediaType == MediaTypeDockerList || mediaType == v1.MediaTypeImageIndex
+	return mediatype.IsIndex(mediaType)
 }
 
 // Top fetches what the source's tag names, a list not followed.
@@ -158,7 +140,7 @@ func (s *Source) resolve(ctx context.Context) (v1.Manifest, error) {
 		return v1.Manifest{}, s.notFound(ctx, err)
 	}
 	switch m.MediaType {
-	case MediaTypeDockerList, v1.MediaTypeImageIndex:
+	case mediatype.DockerList, v1.MediaTypeImageIndex:
 		var idx v1.Index
 		if err := json.Unmarshal(m.Body, &idx); err != nil {
 			return v1.Manifest{}, fmt.Errorf("parse manifest list of %s: %w", s.where(), err)
@@ -174,10 +156,10 @@ func (s *Source) resolve(ctx context.Context) (v1.Manifest, error) {
 		if err != nil {
 			return v1.Manifest{}, err
 		}
-		if m.MediaType != MediaTypeDockerManifest && m.MediaType != v1.MediaTypeImageManifest {
+		if m.MediaType != mediatype.DockerManifest && m.MediaType != v1.MediaTypeImageManifest {
 			return v1.Manifest{}, &manifestTypeError{m.MediaType}
 		}
-	case MediaTypeDockerManifest, v1.MediaTypeImageManifest:
+	case mediatype.DockerManifest, v1.MediaTypeImageManifest:
 	default:
 		return v1.Manifest{}, &manifestTypeError{m.MediaType}
 	}
@@ -412,7 +394,7 @@ func decompressor(ctx context.Context, z *inflate.Inflater, d v1.Descriptor, br 
 		kind = "gzip"
 	case strings.HasSuffix(mediaType, "zstd"):
 		kind = "zstd"
-	case mediaType == v1.MediaTypeImageLayer || mediaType == "application/vnd.docker.image.rootfs.diff.tar":
+	case mediaType == v1.MediaTypeImageLayer || mediaType == mediatype.DockerTar:
 		kind = "tar"
 	default:
 		magic, _ := br.Peek(4)

@@ -17,12 +17,10 @@ import (
 	"github.com/occystrap/occystrap/internal/platform"
 	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/transport/mediatype"
 )
 
-// Media types of Docker manifests and lists, as an OCI layout may hold them.
 const (
-	mediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
-	mediaTypeDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
 	// maxIndexDepth bounds how deeply indexes may nest.
 	maxIndexDepth = 8
 	// annotationContainerdName is the image name containerd (and nerdctl,
@@ -115,7 +113,7 @@ func (s *Source) walk(idx map[string]member, d v1.Descriptor, names map[string]s
 		return err
 	}
 	switch d.MediaType {
-	case v1.MediaTypeImageIndex, mediaTypeDockerList:
+	case v1.MediaTypeImageIndex, mediatype.DockerList:
 		var ix v1.Index
 		if err := json.Unmarshal(raw, &ix); err != nil {
 			return fmt.Errorf("archive %s: index %s: %w: %w", s.path, d.Digest, ErrBadManifest, err)
@@ -126,7 +124,7 @@ func (s *Source) walk(idx map[string]member, d v1.Descriptor, names map[string]s
 			}
 		}
 		return nil
-	case v1.MediaTypeImageManifest, mediaTypeDockerManifest, "":
+	case v1.MediaTypeImageManifest, mediatype.DockerManifest, "":
 	default:
 		return nil // not an image (an artifact, a signature): ignored
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/internal/platform"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/transport/reference"
 )
 
 const (
@@ -322,13 +323,15 @@ func (s *Source) addLayers(idx map[string]member, paths []string) error {
 	return nil
 }
 
-// splitRef splits a reference "name:tag" at its last ':' after the last
-// '/' ("latest" without a tag), for the names OCI layouts record.
+// splitRef splits a reference "name[:tag][@digest]" (transport/reference's
+// ParseName: the tag follows the last ':' after the last '/'; "latest"
+// without a tag or digest), for the names OCI layouts record.
 func splitRef(rt string) stage.Image {
-	if i := strings.LastIndex(rt, ":"); i >= 0 && !strings.Contains(rt[i:], "/") {
-		return stage.Image{Name: rt[:i], Tag: rt[i+1:]}
+	r, err := reference.ParseName(rt)
+	if err != nil {
+		return stage.Image{Name: rt, Tag: reference.DefaultTag}
 	}
-	return stage.Image{Name: rt, Tag: "latest"}
+	return stage.Image{Name: r.Repo, Tag: r.Identifier()}
 }
 
 // layerName is the name occystrap gives the layer at manifest path p. The

@@ -5,8 +5,11 @@ import (
 	"io"
 	"strings"
 
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/occystrap/occystrap/internal/pyjson"
 	"github.com/occystrap/occystrap/internal/quote"
+	"github.com/occystrap/occystrap/transport/mediatype"
 )
 
 // Severities of check results.
@@ -125,10 +128,10 @@ func CheckMetadata(m Meta) Results {
 			r.warnf("zstd-compat", "%d layer(s) use zstd compression; Docker Engine < 20.10 and containerd < 1.5 cannot pull this image", zstd)
 		}
 		mt := getOr(man, "mediaType", "")
-		if mt == mediaOCIManifest || mt == mediaOCIIndex {
+		if mt == v1.MediaTypeImageManifest || mt == v1.MediaTypeImageIndex {
 			r.infof("oci-media-type", "Image uses OCI media types; older Docker versions may not handle this correctly")
 		}
-		if mt == mediaDockerManifest {
+		if mt == mediatype.DockerManifest {
 			r.infof("docker-media-type", "Image uses Docker v2 media types; some OCI-only tooling may not handle this")
 		}
 		for i, l := range manLayers {

@@ -7,8 +7,11 @@ import (
 	"io"
 	"strings"
 
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/occystrap/occystrap/internal/pyjson"
 	"github.com/occystrap/occystrap/internal/quote"
+	"github.com/occystrap/occystrap/transport/mediatype"
 )
 
 // Meta is what an input knows of an image without reading its layers.
@@ -54,19 +57,6 @@ const (
 	CompressionUnknown = "unknown"
 )
 
-// Layer media types the original knows by name.
-const (
-	mediaDockerGzip = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-	mediaDockerZstd = "application/vnd.docker.image.rootfs.diff.tar.zstd"
-	mediaOCIGzip    = "application/vnd.oci.image.layer.v1.tar+gzip"
-	mediaOCIZstd    = "application/vnd.oci.image.layer.v1.tar+zstd"
-	mediaOCITar     = "application/vnd.oci.image.layer.v1.tar"
-
-	mediaDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
-	mediaOCIManifest    = "application/vnd.oci.image.manifest.v1+json"
-	mediaOCIIndex       = "application/vnd.oci.image.index.v1+json"
-)
-
 // CompressionOf is the compression a layer media type names.
 func CompressionOf(mediaType any) string {
 	mt, ok := mediaType.(string)
@@ -74,11 +64,11 @@ func CompressionOf(mediaType any) string {
 		return CompressionUnknown
 	}
 	switch mt {
-	case mediaDockerGzip, mediaOCIGzip:
+	case mediatype.DockerGzip, v1.MediaTypeImageLayerGzip:
 		return CompressionGzip
-	case mediaDockerZstd, mediaOCIZstd:
+	case mediatype.DockerZstd, v1.MediaTypeImageLayerZstd:
 		return CompressionZstd
-	case mediaOCITar:
+	case v1.MediaTypeImageLayer:
 		return CompressionNone
 	}
 	switch {

@@ -22,6 +22,8 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sourcegraph/conc/pool"
+
+	"github.com/occystrap/occystrap/transport/mediatype"
 )
 
 // version changes whenever Generate's output would change, so old caches
@@ -30,9 +32,9 @@ const version = 1
 
 // Docker media types (what Kolla images on quay.io use).
 const (
-	MediaTypeManifest = "application/vnd.docker.distribution.manifest.v2+json"
-	MediaTypeConfig   = "application/vnd.docker.container.image.v1+json"
-	MediaTypeLayer    = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	MediaTypeManifest = mediatype.DockerManifest
+	MediaTypeConfig   = mediatype.DockerConfig
+	MediaTypeLayer    = mediatype.DockerGzip
 )
 
 // Params pick a corpus.

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/occystrap/occystrap/bench/internal/corpus"
 	"github.com/occystrap/occystrap/bench/internal/env"
 )
@@ -287,7 +289,7 @@ func checkRegistry(c *corpus.Corpus, imgs []corpus.Image, dest *env.Server, pref
 		var repo string
 		for _, cand := range []string{prefix + im.Repo, prefix + im.Repo[strings.LastIndex(im.Repo, "/")+1:]} {
 			req, _ := http.NewRequest(http.MethodGet, "https://"+dest.Direct+"/v2/"+cand+"/manifests/"+im.Tag, nil)
-			req.Header.Set("Accept", corpus.MediaTypeManifest+",application/vnd.oci.image.manifest.v1+json")
+			req.Header.Set("Accept", corpus.MediaTypeManifest+","+v1.MediaTypeImageManifest)
 			resp, err := cl.Do(req)
 			if err != nil {
 				return fmt.Errorf("check dest: %w", err)

@@ -18,14 +18,15 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/occystrap/occystrap/internal/testing/fixture"
+	"github.com/occystrap/occystrap/transport/mediatype"
 )
 
-// Docker media types.
+// Docker media types (transport/mediatype's).
 const (
-	MediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
-	MediaTypeDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
-	MediaTypeDockerConfig   = "application/vnd.docker.container.image.v1+json"
-	MediaTypeDockerGzip     = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	MediaTypeDockerManifest = mediatype.DockerManifest
+	MediaTypeDockerList     = mediatype.DockerList
+	MediaTypeDockerConfig   = mediatype.DockerConfig
+	MediaTypeDockerGzip     = mediatype.DockerGzip
 )
 
 // ImageOptions describe a generated image.

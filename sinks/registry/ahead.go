@@ -1,0 +1,79 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+
+	digest "github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sourcegraph/conc/pool"
+)
+
+// headAhead is a HEAD sent ahead of its blob: done is closed when there
+// and err are set.
+type headAhead struct {
+	done  chan struct{}
+	there bool
+	err   error
+}
+
+// headAhead sends, when the source's manifest comes (passthrough), a HEAD
+// for its config and each layer, before the source sends them: the
+// answers are ready when the blobs come, and ensureBlob uses them.
+func (s *Sink) headAhead(ctx context.Context, p *pool.ContextPool, body []byte) {
+	var m v1.Manifest
+	if json.Unmarshal(body, &m) != nil || m.Config.Digest.Validate() != nil {
+		return
+	}
+	s.aheadMu.Lock()
+	defer s.aheadMu.Unlock()
+	s.ahead = map[digest.Digest]*headAhead{}
+	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+		if d.Digest.Validate() != nil || s.ahead[d.Digest] != nil {
+			continue
+		}
+		h := &headAhead{done: make(chan struct{})}
+		s.ahead[d.Digest] = h
+		p.Go(func(ctx context.Context) error {
+			defer close(h.done)
+			h.there, _, h.err = s.reg.BlobExists(ctx, s.opts.Repo, d.Digest)
+			return nil // ensureBlob sends its own HEAD after a failed one
+		})
+	}
+}
+
+// headAnswered says whether the HEAD sent ahead for d has its answer.
+func (s *Sink) headAnswered(d digest.Digest) bool {
+	s.aheadMu.Lock()
+	h := s.ahead[d]
+	s.aheadMu.Unlock()
+	if h == nil {
+		return false
+	}
+	select {
+	case <-h.done:
+		return h.err == nil
+	default:
+		return false
+	}
+}
+
+// exists says whether the destination's repository has blob d: the HEAD
+// sent ahead for it, else one now.
+func (s *Sink) exists(ctx context.Context, d digest.Digest) (bool, error) {
+	s.aheadMu.Lock()
+	h := s.ahead[d]
+	s.aheadMu.Unlock()
+	if h != nil {
+		select {
+		case <-h.done:
+			if h.err == nil {
+				return h.there, nil
+			}
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+	there, _, err := s.reg.BlobExists(ctx, s.opts.Repo, d)
+	return there, err
+}
