@@ -62,7 +62,8 @@
 //
 // Ownership: every layer file belongs to the body of the item it was sent
 // in (the last Release removes it); files of blobs not sent, and uploads in
-// progress, are removed before Emit returns. Goroutines: the HTTP server's
+// progress, are removed before Emit returns. Layers that complete out of
+// order wait in a stage.Ordered. Goroutines: the HTTP server's
 // Serve and the spoolers are owned by pools that Emit waits for; the push
 // and the collector run in a conc pool whose first error cancels the other.
 // A Source runs Emit once.
