@@ -65,7 +65,8 @@ type ErrorDetail struct {
 	Detail  json.RawMessage `json:"detail,omitempty"`
 }
 
-// The distribution error codes callers branch on.
+// The distribution error codes: the ones callers branch on, and the ones
+// the receivers of package sources/receiver answer with.
 const (
 	CodeManifestUnknown = "MANIFEST_UNKNOWN"
 	CodeNameUnknown     = "NAME_UNKNOWN"
@@ -73,6 +74,18 @@ const (
 	CodeUnauthorized    = "UNAUTHORIZED"
 	CodeDenied          = "DENIED"
 	CodeTooManyRequests = "TOOMANYREQUESTS"
+
+	CodeBlobUploadUnknown   = "BLOB_UPLOAD_UNKNOWN"
+	CodeBlobUploadInvalid   = "BLOB_UPLOAD_INVALID"
+	CodeDigestInvalid       = "DIGEST_INVALID"
+	CodeSizeInvalid         = "SIZE_INVALID"
+	CodeNameInvalid         = "NAME_INVALID"
+	CodeTagInvalid          = "TAG_INVALID"
+	CodeManifestInvalid     = "MANIFEST_INVALID"
+	CodeManifestBlobUnknown = "MANIFEST_BLOB_UNKNOWN"
+	CodeUnsupported         = "UNSUPPORTED"
+	CodeUnavailable         = "UNAVAILABLE"
+	CodeUnknown             = "UNKNOWN"
 )
 
 func (e *Error) Error() string {

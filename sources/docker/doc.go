@@ -14,8 +14,9 @@
 // the end. It is known from the inspect, though: while spooling, each
 // `X/layer.tar` (or uncompressed `blobs/sha256/X`) member is hashed, and a
 // member whose sha256 is the DiffID of exactly one layer is that layer. Layers
-// are emitted in Seq order as soon as they and every layer before them are
-// complete in the spool, so the sink works while the rest still streams in.
+// are emitted in Seq order (a stage.Ordered holds the early ones) as soon as
+// they and every layer before them are complete in the spool, so the sink
+// works while the rest still streams in.
 // The config (`<Id hex>.json`, or `blobs/sha256/<Id hex>`) is emitted when it
 // arrives. Bodies read their section of the spool file; each Open has its own
 // descriptor, so bodies may be read concurrently, and a copy into a file uses

@@ -247,9 +247,8 @@ func (s *Source) emit(ctx context.Context, events <-chan event, out chan<- stage
 	log := zerolog.Ctx(ctx).With().Str("image", s.ref).Logger()
 	var (
 		config string
-		next   int
-		ready  = map[int]event{}
-		names  []string // names of the layers emitted early
+		order  stage.Ordered[event] // layers spooled until the ones before them are
+		names  []string             // names of the layers emitted early
 	)
 	for {
 		var ev event
@@ -270,14 +269,17 @@ func (s *Source) emit(ctx context.Context, events <-chan event, out chan<- stage
 				return err
 			}
 		case evLayer:
-			ready[ev.seq] = ev
+			if err := order.Put(ev.seq, ev); errors.Is(err, stage.ErrDuplicate) {
+				continue // the same layer twice in the archive: the first stands
+			} else if err != nil {
+				return fmt.Errorf("docker image %s: %w", s.ref, err)
+			}
 			for {
-				r, ok := ready[next]
+				r, ok := order.Pop()
 				if !ok {
 					break
 				}
-				delete(ready, next)
-				it := stage.Item{Seq: next, Kind: stage.KindLayer, Name: r.name, DiffID: r.layer, Size: r.size,
+				it := stage.Item{Seq: r.seq, Kind: stage.KindLayer, Name: r.name, DiffID: r.layer, Size: r.size,
 					Body: &stage.OpenerBody{OpenFunc: s.opener(r)}}
 				if s.has != nil && s.has(r.name) {
 					it.Body, it.Size = nil, -1
@@ -286,10 +288,9 @@ func (s *Source) emit(ctx context.Context, events <-chan event, out chan<- stage
 					return err
 				}
 				names = append(names, r.name)
-				next++
 			}
 		case evEnd:
-			log.Debug().Int("early_layers", next).Int("layers", len(s.diffIDs)).Msg("Image spooled")
+			log.Debug().Int("early_layers", order.Next()).Int("layers", len(s.diffIDs)).Msg("Image spooled")
 			return s.tail(ctx, config, names, out)
 		}
 	}

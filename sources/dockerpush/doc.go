@@ -26,16 +26,19 @@
 // insecure (no certificate verification); HTTPS rather than plain HTTP
 // because some engines do not fall back from HTTPS to HTTP.
 //
-// The embedded registry implements what a push uses: GET /v2/; HEAD
-// .../blobs/DIGEST (200 once received, else 404); POST .../blobs/uploads/
-// (202, Location, Docker-Upload-UUID, Range 0-0); PATCH (202, Range 0-N-1);
-// PUT ?digest= (the sha256 of the bytes is checked: 201 with Location and
-// Docker-Content-Digest, or 400 on a mismatch or a missing digest); PUT
-// .../manifests/TAG (201 with Docker-Content-Digest; a manifest list is
-// refused with 400 and fails the run). Chunked and monolithic uploads both
-// work. Cross-repository mounts are not offered (a mount request starts a
-// plain upload), and no blob is claimed before it arrives (the original's
-// {FILE}.digests layer-cache companion is not kept).
+// The embedded registry is package sources/receiver, the push side shared
+// with `occystrap proxy`, with this package's ingest plugged in: GET /v2/;
+// HEAD .../blobs/DIGEST (200 once received, else 404; GET of a blob is not
+// served, its compressed bytes are not kept); POST .../blobs/uploads/
+// (202, Location, Docker-Upload-UUID, Range 0-0); PATCH (202, Range
+// 0-N-1; a body cut off ends the upload); PUT ?digest= (the sha256 of the
+// bytes is checked: 201 with Location and Docker-Content-Digest, or 400 on
+// a mismatch or a missing digest); PUT .../manifests/TAG (201 with
+// Docker-Content-Digest; a manifest list is refused with 400 and fails the
+// run). Chunked and monolithic uploads both work. Cross-repository mounts
+// are not offered (a mount request starts a plain upload). With
+// Options.Digests, HEAD answers 200 for the blobs of the layers the output
+// already has, by the .digests file (below).
 //
 // Streaming: each upload's bytes go through a pipe to a spooler goroutine
 // that recognises gzip and zstd by their magic bytes, decompresses on the
@@ -53,11 +56,14 @@
 // pushed once and sent twice, sharing one file.
 //
 // A sink that already has a layer (stage.Haver, by DiffID hex) gets it with
-// a nil Body, and its blob is dropped on arrival; the engine still pushes it.
+// a nil Body, and its blob is dropped on arrival; the engine still pushes
+// it unless the .digests file names its blob, which HEAD then reports
+// present.
 //
 // Ownership: every layer file belongs to the body of the item it was sent
 // in (the last Release removes it); files of blobs not sent, and uploads in
-// progress, are removed before Emit returns. Goroutines: the HTTP server's
+// progress, are removed before Emit returns. Layers that complete out of
+// order wait in a stage.Ordered. Goroutines: the HTTP server's
 // Serve and the spoolers are owned by pools that Emit waits for; the push
 // and the collector run in a conc pool whose first error cancels the other.
 // A Source runs Emit once.

@@ -192,7 +192,7 @@ func TestUploads(t *testing.T) {
 				}
 				return
 			}
-			if resp.Header.Get("Docker-Content-Digest") != d.String() || resp.Header.Get("Location") != "/v2/_/blobs/"+d.String() {
+			if resp.Header.Get("Docker-Content-Digest") != d.String() || resp.Header.Get("Location") != "/v2/occy/app/blobs/"+d.String() {
 				t.Errorf("PUT headers: %v", resp.Header)
 			}
 			if head.StatusCode != 200 || head.Header.Get("Docker-Content-Digest") != d.String() || head.ContentLength != int64(len(tc.blob)) {

@@ -231,14 +231,15 @@ func (w debugWriter) Write(p []byte) (int, error) {
 
 // collector places received blobs in the image and sends the items.
 type collector struct {
-	s       *Source
-	reg     *registry
-	out     chan<- stage.Item
-	seqsOf  map[digest.Digest][]int
-	skip    []bool
-	ready   []stage.Body // bodies of layers received and not yet sent
-	have    []bool
-	next    int                     // the next layer to send
+	s      *Source
+	reg    *registry
+	out    chan<- stage.Item
+	seqsOf map[digest.Digest][]int
+	skip   []bool
+	have   []bool
+	// order holds the layers received (or skipped) until the ones before
+	// them are sent.
+	order   stage.Ordered[stage.Item]
 	byDiges map[digest.Digest]*blob // every blob received, by pushed digest
 	stray   []*blob                 // blobs that are no layer of the image (yet)
 	config  []byte
@@ -250,10 +251,17 @@ type collector struct {
 func (s *Source) collect(ctx context.Context, reg *registry, pushed <-chan struct{}, out chan<- stage.Item) error {
 	n := len(s.diffIDs)
 	c := &collector{s: s, reg: reg, out: out, seqsOf: map[digest.Digest][]int{}, skip: make([]bool, n),
-		ready: make([]stage.Body, n), have: make([]bool, n), byDiges: map[digest.Digest]*blob{}}
+		have: make([]bool, n), byDiges: map[digest.Digest]*blob{}}
 	for i, d := range s.diffIDs {
 		c.seqsOf[d] = append(c.seqsOf[d], i)
 		c.skip[i] = s.has != nil && s.has(d.Encoded())
+		if c.skip[i] {
+			// Sent with a nil Body when its turn comes.
+			it := stage.Item{Seq: i, Kind: stage.KindLayer, Name: d.Encoded(), DiffID: d, Size: -1}
+			if err := c.order.Put(i, it); err != nil {
+				return fmt.Errorf("dockerpush image %s: layer %d: %w", s.ref, i, err)
+			}
+		}
 	}
 	defer c.cleanup()
 	var (
@@ -338,33 +346,28 @@ func (c *collector) place(ctx context.Context, b *blob) error {
 	sf.refs.Store(int32(len(seqs)))
 	b.Path = "" // the bodies own it now
 	for _, i := range seqs {
-		c.ready[i] = &fileRef{f: sf, size: b.USize}
+		it := stage.Item{Seq: i, Kind: stage.KindLayer, Name: b.DiffID.Encoded(), DiffID: b.DiffID, Size: b.USize,
+			Body: &fileRef{f: sf, size: b.USize}}
+		if err := c.order.Put(i, it); err != nil {
+			_ = it.Body.Release()
+			return fmt.Errorf("dockerpush image %s: layer %d: %w", s.ref, i, err)
+		}
 	}
 	return nil
 }
 
 // flush sends the layers that are next in order and ready (or skipped).
 func (c *collector) flush(ctx context.Context) error {
-	s := c.s
-	for c.next < len(s.diffIDs) {
-		i := c.next
-		d := s.diffIDs[i]
-		it := stage.Item{Seq: i, Kind: stage.KindLayer, Name: d.Encoded(), DiffID: d, Size: -1}
-		switch {
-		case c.skip[i]:
-		case c.ready[i] != nil:
-			it.Body = c.ready[i]
-			it.Size = c.ready[i].(*fileRef).size
-			c.ready[i] = nil
-		default:
+	for {
+		it, ok := c.order.Pop()
+		if !ok {
 			return nil
 		}
 		if err := stage.Send(ctx, c.out, it); err != nil {
+			// Send released the body.
 			return err
 		}
-		c.next++
 	}
-	return nil
 }
 
 // finish checks the manifest against what was received and sent.
@@ -407,9 +410,9 @@ func (c *collector) finish(ctx context.Context, raw []byte) error {
 			return fmt.Errorf("dockerpush image %s: %w: layer %d blob %s has media type %s but its content is %s", s.ref, ErrPushed, i, l.Digest, l.MediaType, b.Comp)
 		}
 	}
-	if c.next != len(s.diffIDs) {
+	if n := c.order.Next(); n != len(s.diffIDs) {
 		// Every DiffID matched a blob, so every layer was sent.
-		return fmt.Errorf("dockerpush image %s: %w: layer %d not received", s.ref, ErrPushed, c.next)
+		return fmt.Errorf("dockerpush image %s: %w: layer %d not received", s.ref, ErrPushed, n)
 	}
 	zerolog.Ctx(ctx).Info().Str("image", s.ref).Int("layers", len(m.Layers)).Msg("Fetch complete")
 	return nil
@@ -417,12 +420,7 @@ func (c *collector) finish(ctx context.Context, raw []byte) error {
 
 // cleanup removes the files nobody took: layers not sent, stray blobs.
 func (c *collector) cleanup() {
-	for i, b := range c.ready {
-		if b != nil {
-			_ = b.Release()
-			c.ready[i] = nil
-		}
-	}
+	c.order.Drain(func(it stage.Item) { _ = it.Release() })
 	for _, b := range c.stray {
 		_ = removeFile(b.Path)
 	}

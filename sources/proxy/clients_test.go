@@ -24,8 +24,10 @@ import (
 	"github.com/occystrap/occystrap/internal/testing/testenv"
 	"github.com/occystrap/occystrap/internal/testing/testregistry"
 	"github.com/occystrap/occystrap/sinks/registry"
+	"github.com/occystrap/occystrap/sources/receiver"
 	sourcereg "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/transport"
 	"github.com/occystrap/occystrap/transport/dockerclient"
 )
 
@@ -167,7 +169,7 @@ func TestCranePushWithRetriedChunk(t *testing.T) {
 			if rec.Code != http.StatusAccepted {
 				t.Errorf("the chunk whose answer is lost: %d %s", rec.Code, rec.Body)
 			}
-			regError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "answer lost on purpose") // ...the client never hears
+			receiver.WriteError(w, http.StatusServiceUnavailable, transport.CodeUnavailable, "answer lost on purpose") // ...the client never hears
 			return
 		}
 		srv.ServeHTTP(w, r)

@@ -4,13 +4,16 @@
 // passes the OCI distribution-spec conformance suite in both modes
 // (conformance_test.go runs it).
 //
-// Pushing (both modes): blob uploads (POST, PATCH, PUT ?digest=; a whole
-// blob in one POST ?digest=; chunks checked against Content-Range, 416
-// for one out of order or sent again, nothing appended; GET of an upload
-// gives 204 with its Range; DELETE cancels it) land in files of the temp
-// dir (made on the first byte), compressed as sent, their sha256 checked
-// on the final PUT; an upload left unused for Options.UploadIdle is
-// dropped with its file when the next one starts. A blob
+// Pushing (both modes): blob uploads are answered by package
+// sources/receiver, the push side shared with dockerpush:// (POST, PATCH,
+// PUT ?digest=; a whole blob in one POST ?digest=; chunks checked against
+// Content-Range, 416 for one out of order or sent again, nothing
+// appended; a chunk cut off keeps what arrived; GET of an upload gives
+// 204 with its Range; DELETE cancels it). The proxy's ingest (blobs.go)
+// puts them in files of the temp dir (made on the first byte), compressed
+// as sent, their sha256 checked on the final PUT; an upload left unused
+// for Options.UploadIdle is dropped with its file when the next one
+// starts. A blob
 // is seen only in the repositories it was uploaded to or mounted into
 // (?mount=&from= of a blob held here); the file is shared. When a
 // manifest is PUT it is checked (JSON, the digest it is pushed under, its

@@ -1,6 +1,10 @@
 package proxy
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/occystrap/occystrap/sources/receiver"
+)
 
 var (
 	// ErrUninterpretable is a pushed manifest the proxy cannot read layer
@@ -12,6 +16,6 @@ var (
 	// ErrBlobUnknown is a manifest naming a blob neither pushed into the
 	// repository nor held by the downstream.
 	ErrBlobUnknown = errors.New("blob not pushed")
-	// ErrClosed is a request after the proxy closed.
-	ErrClosed = errors.New("proxy closed")
+	// ErrClosed is a request after the proxy closed: the receiver's.
+	ErrClosed = receiver.ErrClosed
 )

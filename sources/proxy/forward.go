@@ -2,21 +2,21 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
-	"time"
 
+	digest "github.com/opencontainers/go-digest"
 	"github.com/rs/zerolog"
 
+	"github.com/occystrap/occystrap/sources/receiver"
 	"github.com/occystrap/occystrap/transport"
 )
-
-// zeroTime: blobs have no modification time to offer.
-var zeroTime time.Time
 
 // relayHeaders are the response headers passed on from the downstream.
 var relayHeaders = []string{
@@ -72,7 +72,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, path, name stri
 	resp, err := s.downstream(r, r.Method, path, nil)
 	if err != nil {
 		zerolog.Ctx(r.Context()).Error().Err(err).Msg("Downstream request failed")
-		regError(w, http.StatusBadGateway, "UNKNOWN", err.Error())
+		receiver.WriteError(w, http.StatusBadGateway, transport.CodeUnknown, err.Error())
 		return
 	}
 	defer resp.Body.Close()
@@ -110,7 +110,7 @@ func (s *Server) tagsList(w http.ResponseWriter, r *http.Request, name string) {
 	repo := s.downRepo(name)
 	resp, err := s.downstream(r, http.MethodGet, "/v2/"+repo+"/tags/list", nil)
 	if err != nil {
-		regError(w, http.StatusBadGateway, "UNKNOWN", err.Error())
+		receiver.WriteError(w, http.StatusBadGateway, transport.CodeUnknown, err.Error())
 		return
 	}
 	defer resp.Body.Close()
@@ -123,7 +123,7 @@ func (s *Server) tagsList(w http.ResponseWriter, r *http.Request, name string) {
 		Tags []string `json:"tags"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&tl); err != nil {
-		regError(w, http.StatusBadGateway, "UNKNOWN", "downstream tags list: "+err.Error())
+		receiver.WriteError(w, http.StatusBadGateway, transport.CodeUnknown, "downstream tags list: "+err.Error())
 		return
 	}
 	tl.Name = name
@@ -154,7 +154,7 @@ func (s *Server) catalog(w http.ResponseWriter, r *http.Request) {
 		r2.URL.RawQuery = q.Encode()
 		resp, err := s.downstream(r2, http.MethodGet, "/v2/_catalog", nil)
 		if err != nil {
-			regError(w, http.StatusBadGateway, "UNKNOWN", err.Error())
+			receiver.WriteError(w, http.StatusBadGateway, transport.CodeUnknown, err.Error())
 			return
 		}
 		if resp.StatusCode != http.StatusOK {
@@ -168,7 +168,7 @@ func (s *Server) catalog(w http.ResponseWriter, r *http.Request) {
 		err = json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&c)
 		resp.Body.Close()
 		if err != nil {
-			regError(w, http.StatusBadGateway, "UNKNOWN", "downstream catalog: "+err.Error())
+			receiver.WriteError(w, http.StatusBadGateway, transport.CodeUnknown, "downstream catalog: "+err.Error())
 			return
 		}
 		past := false
@@ -202,3 +202,45 @@ func (s *Server) catalog(w http.ResponseWriter, r *http.Request) {
 // maxCatalogPages bounds the downstream pages one catalog request reads
 // to find the repositories under the prefix.
 const maxCatalogPages = 100
+
+// forwardBlob answers HEAD and GET of a blob not received here: the
+// downstream's.
+func (s *Server) forwardBlob(w http.ResponseWriter, r *http.Request, name string, d digest.Digest) {
+	s.forward(w, r, "/v2/"+s.downRepo(name)+"/blobs/"+d.String(), name)
+}
+
+// deleteBlob forwards the DELETE to the downstream and forgets the
+// repository's copy here: 202 when either held it, 405 when the
+// downstream does not delete.
+func (s *Server) deleteBlob(w http.ResponseWriter, r *http.Request, name string, d digest.Digest) {
+	resp, err := s.downstream(r, http.MethodDelete, "/v2/"+s.downRepo(name)+"/blobs/"+d.String(), nil)
+	if err != nil {
+		receiver.WriteError(w, http.StatusBadGateway, transport.CodeUnknown, err.Error())
+		return
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusAccepted, http.StatusOK, http.StatusNoContent, http.StatusNotFound:
+		local := s.store.unlink(name, d)
+		if resp.StatusCode == http.StatusNotFound && !local {
+			relay(w, r, resp, name, s.downRepo(name))
+			return
+		}
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusAccepted)
+	default:
+		relay(w, r, resp, name, s.downRepo(name))
+	}
+}
+
+// copyUpload sends blob b to the downstream repository unless it is there.
+func (s *Server) copyUpload(r *http.Request, repo string, b *blob) error {
+	ctx := r.Context()
+	there, _, err := s.down.BlobExists(ctx, repo, b.Digest)
+	if err != nil || there {
+		return err
+	}
+	open := func(context.Context) (io.ReadCloser, error) { return os.Open(b.Path) }
+	_, err = s.down.PutBlob(ctx, repo, open, transport.BlobPut{Digest: b.Digest, Size: b.Size})
+	return err
+}

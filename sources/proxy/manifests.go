@@ -16,6 +16,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
 
+	"github.com/occystrap/occystrap/sources/receiver"
 	sourcereg "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
@@ -56,14 +57,14 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, name, ref s
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxManifest+1))
 	if err != nil || len(body) > maxManifest {
 		s.pushFailed.Add(1)
-		regError(w, http.StatusBadRequest, "MANIFEST_INVALID", "manifest unreadable or larger than 4 MiB")
+		receiver.WriteError(w, http.StatusBadRequest, transport.CodeManifestInvalid, "manifest unreadable or larger than 4 MiB")
 		return
 	}
 	d := digest.FromBytes(body)
 	if want, err := digest.Parse(ref); err == nil {
 		if !want.Algorithm().Available() || want.Algorithm().FromBytes(body) != want {
 			s.pushFailed.Add(1)
-			regError(w, http.StatusBadRequest, "DIGEST_INVALID", fmt.Sprintf("manifest pushed as %s has digest %s", want, d))
+			receiver.WriteError(w, http.StatusBadRequest, transport.CodeDigestInvalid, fmt.Sprintf("manifest pushed as %s has digest %s", want, d))
 			return
 		}
 		d = want
@@ -74,11 +75,11 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, name, ref s
 		s.pushFailed.Add(1)
 		if errors.As(err, &refusal) {
 			lg.Warn().Str("code", refusal.code).Msg("Push refused: " + refusal.msg)
-			regError(w, refusal.status, refusal.code, refusal.msg)
+			receiver.WriteError(w, refusal.status, refusal.code, refusal.msg)
 			return
 		}
 		lg.Error().Err(err).Msg("Proxy push failed")
-		regError(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
+		receiver.WriteError(w, http.StatusInternalServerError, transport.CodeUnknown, err.Error())
 		return
 	}
 	if resp != nil { // the downstream refused the manifest forwarded
@@ -99,7 +100,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, name, ref s
 func (s *Server) pushManifest(ctx context.Context, lg zerolog.Logger, r *http.Request, hdr http.Header, name, ref string, body []byte, d digest.Digest) (*http.Response, error) {
 	var shape manifestShape
 	if err := json.Unmarshal(body, &shape); err != nil {
-		return nil, refuse(http.StatusBadRequest, "MANIFEST_INVALID", "manifest is not JSON: %v", err)
+		return nil, refuse(http.StatusBadRequest, transport.CodeManifestInvalid, "manifest is not JSON: %v", err)
 	}
 	mediaType, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
 	mediaType = strings.TrimSpace(mediaType)
@@ -114,7 +115,7 @@ func (s *Server) pushManifest(ctx context.Context, lg zerolog.Logger, r *http.Re
 		}
 	}
 	if !isIndex && (shape.SchemaVersion != 2 || shape.Config == nil) {
-		return nil, refuse(http.StatusBadRequest, "MANIFEST_INVALID", "not a schema 2 image manifest or index")
+		return nil, refuse(http.StatusBadRequest, transport.CodeManifestInvalid, "not a schema 2 image manifest or index")
 	}
 	stages, err := s.opts.Filters(stage.Image{Name: name, Tag: ref})
 	if err != nil {
@@ -134,7 +135,7 @@ func (s *Server) pushManifest(ctx context.Context, lg zerolog.Logger, r *http.Re
 	}
 	var m v1.Manifest
 	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, refuse(http.StatusBadRequest, "MANIFEST_INVALID", "%v", err)
+		return nil, refuse(http.StatusBadRequest, transport.CodeManifestInvalid, "%v", err)
 	}
 	cfg, err := s.blobRef(ctx, name, m.Config)
 	if err != nil {
@@ -200,7 +201,7 @@ func readable(stages []stage.Stage, why error) error {
 			if nm, ok := st.(interface{ Name() string }); ok {
 				n = nm.Name()
 			}
-			return refuse(http.StatusBadRequest, "MANIFEST_INVALID",
+			return refuse(http.StatusBadRequest, transport.CodeManifestInvalid,
 				"filter %s changes layer content, and the proxy cannot rewrite this manifest: %v", n, why)
 		}
 	}
@@ -212,7 +213,7 @@ func readable(stages []stage.Stage, why error) error {
 // answered from there).
 func (s *Server) blobRef(ctx context.Context, name string, desc v1.Descriptor) (*blobRef, error) {
 	if err := desc.Digest.Validate(); err != nil {
-		return nil, refuse(http.StatusBadRequest, "MANIFEST_INVALID", "digest %q: %v", desc.Digest, err)
+		return nil, refuse(http.StatusBadRequest, transport.CodeManifestInvalid, "digest %q: %v", desc.Digest, err)
 	}
 	ref := &blobRef{desc: desc, down: s.down, repo: s.downRepo(name), ctx: ctx}
 	if b := s.store.get(name, desc.Digest); b != nil {
@@ -224,7 +225,7 @@ func (s *Server) blobRef(ctx context.Context, name string, desc v1.Descriptor) (
 		return nil, err
 	}
 	if !there {
-		return nil, refuse(http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN", "blob %s: %v", desc.Digest, ErrBlobUnknown)
+		return nil, refuse(http.StatusBadRequest, transport.CodeManifestBlobUnknown, "blob %s: %v", desc.Digest, ErrBlobUnknown)
 	}
 	if desc.Size <= 0 {
 		ref.desc.Size = size
@@ -301,7 +302,7 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, name, ref s
 	}
 	resp, err := s.downstream(r, r.Method, path, nil)
 	if err != nil {
-		regError(w, http.StatusBadGateway, "UNKNOWN", err.Error())
+		receiver.WriteError(w, http.StatusBadGateway, transport.CodeUnknown, err.Error())
 		return
 	}
 	if resp.StatusCode == http.StatusNotFound && s.opts.Upstream != "" {
@@ -309,15 +310,15 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, name, ref s
 		if err := s.pullThrough(ctx, name, ref); err != nil {
 			s.pullFailed.Add(1)
 			if errors.Is(err, transport.ErrNotFound) {
-				regError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "manifest unknown here and upstream")
+				receiver.WriteError(w, http.StatusNotFound, transport.CodeManifestUnknown, "manifest unknown here and upstream")
 				return
 			}
 			zerolog.Ctx(ctx).Error().Err(err).Str("image", name+":"+ref).Msg("Pull-through failed")
-			regError(w, http.StatusBadGateway, "UNKNOWN", err.Error())
+			receiver.WriteError(w, http.StatusBadGateway, transport.CodeUnknown, err.Error())
 			return
 		}
 		if resp, err = s.downstream(r, r.Method, path, nil); err != nil {
-			regError(w, http.StatusBadGateway, "UNKNOWN", err.Error())
+			receiver.WriteError(w, http.StatusBadGateway, transport.CodeUnknown, err.Error())
 			return
 		}
 	} else if resp.StatusCode == http.StatusOK && s.opts.Upstream != "" {
@@ -378,7 +379,7 @@ func (s *Server) deleteManifest(w http.ResponseWriter, r *http.Request, name, re
 	s.mu.Unlock()
 	resp, err := s.downstream(r, http.MethodDelete, "/v2/"+s.downRepo(name)+"/manifests/"+target, nil)
 	if err != nil {
-		regError(w, http.StatusBadGateway, "UNKNOWN", err.Error())
+		receiver.WriteError(w, http.StatusBadGateway, transport.CodeUnknown, err.Error())
 		return
 	}
 	defer resp.Body.Close()

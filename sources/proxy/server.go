@@ -2,15 +2,12 @@ package proxy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,8 +19,8 @@ import (
 
 	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/internal/keylock"
-	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/sinks/registry"
+	"github.com/occystrap/occystrap/sources/receiver"
 	sourcereg "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
@@ -97,7 +94,8 @@ type cached struct {
 // Server is the proxy. See the package documentation.
 type Server struct {
 	opts   Options
-	store  *store
+	store  *store             // the blobs pushed here
+	recv   *receiver.Receiver // the push side of the API, into store
 	down   *transport.Registry
 	host   string // downstream host
 	prefix string // downstream path prefix, or ""
@@ -132,13 +130,22 @@ func New(opts Options) (*Server, error) {
 	if host == "" {
 		return nil, fmt.Errorf("proxy: downstream %q: expected HOST[/PREFIX]", opts.Downstream)
 	}
-	return &Server{
-		opts: opts, store: newStore(opts.TempDir, opts.UploadIdle),
+	s := &Server{
+		opts: opts, store: newStore(opts.TempDir),
 		down: opts.Transport.Registry(host, opts.DownstreamRegistry),
 		host: host, prefix: strings.Trim(prefix, "/"),
 		sem:       make(chan struct{}, opts.Concurrency),
 		manifests: map[string]cached{},
-	}, nil
+	}
+	s.recv = receiver.New(receiver.Options{
+		Ingest:      s.store,
+		Manifest:    s.manifest,
+		BlobMissing: s.forwardBlob,
+		DeleteBlob:  s.deleteBlob,
+		UploadIdle:  opts.UploadIdle,
+		KeepCut:     true,
+	})
+	return s, nil
 }
 
 // Stats returns the counters so far.
@@ -187,15 +194,16 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		Int64("cache_hits", st.Hits).Int64("cache_misses", st.Misses).
 		Str("text", fmt.Sprintf("Proxy stopped. Pushed %d images (%d failed). Pulled %d images (%d cache hits, %d misses).",
 			st.Pushed, st.PushFailed, st.Pulled, st.Hits, st.Misses)).Msg("Proxy stopped")
-	cerr := s.store.Close()
+	cerr := s.Close()
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("proxy: serve on %s: %w", l.Addr(), serveErr)
 	}
 	return cerr
 }
 
-// Close removes the received blobs (for a Server used only as a handler).
-func (s *Server) Close() error { return s.store.Close() }
+// Close ends the uploads in progress and removes the received blobs (for
+// a Server used only as a handler). Requests after Close fail.
+func (s *Server) Close() error { return errors.Join(s.recv.Close(), s.store.Close()) }
 
 // debugWriter sends the HTTP server's own messages to the debug log.
 type debugWriter struct{ l *zerolog.Logger }
@@ -213,136 +221,55 @@ func (s *Server) downRepo(name string) string {
 	return s.prefix + "/" + name
 }
 
-// The API's paths, as the distribution spec defines names and references.
+// The paths the proxy answers itself; the receiver answers the rest.
 var (
-	nameRE      = `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*)*`
-	manifestsRE = regexp.MustCompile(`^/v2/(` + nameRE + `)/manifests/([^/]+)$`)
-	uploadsRE   = regexp.MustCompile(`^/v2/(` + nameRE + `)/blobs/uploads/?([^/]*)$`)
-	blobsRE     = regexp.MustCompile(`^/v2/(` + nameRE + `)/blobs/([^/]+)$`)
-	tagsRE      = regexp.MustCompile(`^/v2/(` + nameRE + `)/tags/list$`)
-	referrersRE = regexp.MustCompile(`^/v2/(` + nameRE + `)/referrers/([^/]+)$`)
-	tagRE       = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+	tagsRE      = regexp.MustCompile(`^/v2/(` + receiver.NamePattern + `)/tags/list$`)
+	referrersRE = regexp.MustCompile(`^/v2/(` + receiver.NamePattern + `)/referrers/([^/]+)$`)
 )
 
-// ServeHTTP routes a registry request.
+// ServeHTTP routes a registry request: the catalog, tags lists and
+// referrers here, the rest (uploads, blobs, manifests) by the receiver.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.active.Add(1)
 	defer s.active.Done()
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	p := r.URL.Path
-	zerolog.Ctx(r.Context()).Debug().Str("method", r.Method).Str("path", p).Msg("Proxy request")
 	var m []string
 	match := func(re *regexp.Regexp) bool { m = re.FindStringSubmatch(p); return m != nil }
 	switch {
-	case p == "/v2/" || p == "/v2":
-		if !allow(w, r, http.MethodGet, http.MethodHead) {
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Content-Length", "2")
-		w.WriteHeader(http.StatusOK)
-		if r.Method == http.MethodGet {
-			_, _ = io.WriteString(w, "{}")
-		}
 	case p == "/v2/_catalog":
-		if allow(w, r, http.MethodGet) {
+		if receiver.Allow(w, r, http.MethodGet) {
 			s.catalog(w, r)
 		}
-	case match(uploadsRE):
-		name, id := m[1], m[2]
-		switch {
-		case r.Method == http.MethodPost && id == "":
-			s.startUpload(w, r, name)
-		case id == "":
-			allow(w, r, http.MethodPost)
-		case r.Method == http.MethodPatch:
-			s.patchUpload(w, r, name, id)
-		case r.Method == http.MethodPut:
-			s.putUpload(w, r, name, id)
-		case r.Method == http.MethodGet:
-			s.uploadStatus(w, r, name, id)
-		case r.Method == http.MethodDelete:
-			s.cancelUpload(w, r, name, id)
-		default:
-			allow(w, r, http.MethodPatch, http.MethodPut, http.MethodGet, http.MethodDelete)
-		}
-	case match(blobsRE):
-		d, err := digest.Parse(m[2])
-		if err != nil {
-			regError(w, http.StatusBadRequest, "DIGEST_INVALID", fmt.Sprintf("invalid digest %q", m[2]))
-			return
-		}
-		switch r.Method {
-		case http.MethodGet, http.MethodHead:
-			s.serveBlob(w, r, m[1], d)
-		case http.MethodDelete:
-			s.deleteBlob(w, r, m[1], d)
-		default:
-			allow(w, r, http.MethodGet, http.MethodHead, http.MethodDelete)
-		}
-	case match(manifestsRE):
-		name, ref := m[1], m[2]
-		if strings.Contains(ref, ":") {
-			if _, err := digest.Parse(ref); err != nil {
-				regError(w, http.StatusBadRequest, "DIGEST_INVALID", fmt.Sprintf("invalid digest %q", ref))
-				return
-			}
-		} else if !tagRE.MatchString(ref) {
-			if r.Method == http.MethodPut {
-				regError(w, http.StatusBadRequest, "TAG_INVALID", fmt.Sprintf("invalid tag %q", ref))
-			} else {
-				regError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", fmt.Sprintf("manifest unknown: invalid tag %q", ref))
-			}
-			return
-		}
-		switch r.Method {
-		case http.MethodPut:
-			s.putManifest(w, r, name, ref)
-		case http.MethodGet, http.MethodHead:
-			s.getManifest(w, r, name, ref)
-		case http.MethodDelete:
-			s.deleteManifest(w, r, name, ref)
-		default:
-			allow(w, r, http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete)
-		}
 	case match(tagsRE):
-		if allow(w, r, http.MethodGet) {
+		if receiver.Allow(w, r, http.MethodGet) {
 			s.tagsList(w, r, m[1])
 		}
 	case match(referrersRE):
 		if _, err := digest.Parse(m[2]); err != nil {
-			regError(w, http.StatusBadRequest, "DIGEST_INVALID", fmt.Sprintf("invalid digest %q", m[2]))
+			receiver.WriteError(w, http.StatusBadRequest, transport.CodeDigestInvalid, fmt.Sprintf("invalid digest %q", m[2]))
 			return
 		}
-		if allow(w, r, http.MethodGet) {
+		if receiver.Allow(w, r, http.MethodGet) {
 			s.forward(w, r, "/v2/"+s.downRepo(m[1])+"/referrers/"+m[2], m[1])
 		}
-	case strings.HasPrefix(p, "/v2/"):
-		regError(w, http.StatusNotFound, "NAME_INVALID", "not a registry API path, or an invalid repository name")
 	default:
-		regError(w, http.StatusNotFound, "UNSUPPORTED", "not a registry API path")
+		s.recv.ServeHTTP(w, r)
 	}
 }
 
-// allow answers 405 unless r's method is one of methods.
-func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
-	for _, m := range methods {
-		if r.Method == m {
-			return true
-		}
+// manifest answers a request for a manifest (ref checked by the receiver).
+func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref string) {
+	switch r.Method {
+	case http.MethodPut:
+		s.putManifest(w, r, name, ref)
+	case http.MethodGet, http.MethodHead:
+		s.getManifest(w, r, name, ref)
+	case http.MethodDelete:
+		s.deleteManifest(w, r, name, ref)
+	default:
+		receiver.Allow(w, r, http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete)
 	}
-	w.Header().Set("Allow", strings.Join(methods, ", "))
-	regError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", r.Method+" not allowed here")
-	return false
-}
-
-// regError answers with a registry error body.
-func regError(w http.ResponseWriter, status int, code, msg string) {
-	b, _ := json.Marshal(map[string]any{"errors": []map[string]string{{"code": code, "message": redact.Text(msg)}}})
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
 }
 
 // acquire takes a slot of the image semaphore.

@@ -10,8 +10,10 @@
 // names the glob matches (fnmatch, on the name within the namespace), then
 // checks the tag of each with Workers concurrent requests (a 404 skips the
 // repository, a 401 stops with ErrQuayAuth's text, a tag pushed before since
-// is skipped), and returns the images in sorted order. Pulling them is the
-// registry source's job (package sources/registry); cmd runs one per image.
+// is skipped), and returns the images in sorted order (ResolveFunc hands
+// them over in that order as they are checked, through a stage.Ordered).
+// Pulling them is the registry source's job (package sources/registry);
+// cmd runs one per image.
 //
 // Everything here is safe for concurrent use; Resolve owns the goroutines it
 // starts and returns only after they have ended.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/fnmatch"
 	"github.com/occystrap/occystrap/internal/quote"
+	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
 	"github.com/occystrap/occystrap/transport/reference"
@@ -160,22 +161,29 @@ func ResolveFunc(ctx context.Context, q *transport.Quay, spec Spec, workers int,
 	log.Info().Str("namespace", spec.Namespace).Int("repositories", len(repos)).Int("older_than_since", skipped).Int("invalid_names", invalid).
 		Str("glob", spec.Glob).Int("matched", len(names)).Msg("Listed repositories")
 
-	// Checked in sorted order; done[i] says name i is checked and ref[i]
-	// (if not nil) is its image; the ones before next were handed over.
+	// Checked concurrently, handed over in sorted order: the answer for
+	// name i (its image, or nil) waits in order until those before it are
+	// in.
 	slices.Sort(names)
 	var (
-		mu   sync.Mutex
-		done = make([]bool, len(names))
-		refs = make([]*Ref, len(names))
-		next int
+		mu    sync.Mutex
+		order stage.Ordered[*Ref]
+		out   []Ref
 	)
 	checked := func(i int, r *Ref) {
 		mu.Lock()
 		defer mu.Unlock()
-		done[i], refs[i] = true, r
-		for ; next < len(names) && done[next]; next++ {
-			if refs[next] != nil && found != nil {
-				found(*refs[next])
+		_ = order.Put(i, r) // each name is checked once
+		for {
+			r, ok := order.Pop()
+			if !ok {
+				return
+			}
+			if r != nil {
+				out = append(out, *r)
+				if found != nil {
+					found(*r)
+				}
 			}
 		}
 	}
@@ -206,12 +214,6 @@ func ResolveFunc(ctx context.Context, q *transport.Quay, spec Spec, workers int,
 	}
 	if err := p.Wait(); err != nil {
 		return nil, err
-	}
-	var out []Ref
-	for _, r := range refs {
-		if r != nil {
-			out = append(out, *r)
-		}
 	}
 	slices.SortFunc(out, func(a, b Ref) int { return strings.Compare(a.Repo, b.Repo) })
 	log.Info().Int("images", len(out)).Str("source", spec.String()).Msg("Resolved images")
