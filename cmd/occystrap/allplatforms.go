@@ -11,12 +11,12 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
-	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/accounting"
 	sinkreg "github.com/occystrap/occystrap/sinks/registry"
 	"github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/schedule"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -127,15 +127,13 @@ func (c *indexCopier) copyList(ctx context.Context, m transport.Manifest) error 
 	if err := json.Unmarshal(m.Body, &idx); err != nil {
 		return fmt.Errorf("parse manifest list %s: %w", m.Digest, err)
 	}
-	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError().WithMaxGoroutines(max(c.a.g.ImageParallel, 1))
-	for _, d := range idx.Manifests {
+	_, err := schedule.Each(ctx, c.a.g.ImageParallel, idx.Manifests, func(ctx context.Context, _ int, d v1.Descriptor) (struct{}, error) {
 		if registry.IsIndex(d.MediaType) {
-			p.Go(func(ctx context.Context) error { return c.copyNested(ctx, d) })
-			continue
+			return struct{}{}, c.copyNested(ctx, d)
 		}
-		p.Go(func(ctx context.Context) error { return c.copyChild(ctx, d) })
-	}
-	return p.Wait()
+		return struct{}{}, c.copyChild(ctx, d)
+	})
+	return err
 }
 
 func (c *indexCopier) copyNested(ctx context.Context, d v1.Descriptor) error {

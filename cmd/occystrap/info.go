@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/rs/zerolog"
-	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/pyjson"
 	"github.com/occystrap/occystrap/internal/redact"
@@ -17,6 +16,7 @@ import (
 	"github.com/occystrap/occystrap/sources/tarball"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/imageinfo"
+	"github.com/occystrap/occystrap/stage/schedule"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -87,37 +87,31 @@ func (c *InfoCmd) runMulti(ctx context.Context, a *app) error {
 		})
 		return nil
 	}
-	infos := make([]*pyjson.Object, len(refs))
-	failed := 0
-	p := pool.New().WithContext(ctx).WithMaxGoroutines(max(a.g.ImageParallel, 1))
-	for i, ref := range refs {
-		p.Go(func(ctx context.Context) error {
-			src := registry.New(t, registry.Options{
-				Host: ref.Host, Repo: ref.Repo, Tag: ref.Tag,
-				OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant,
-				Registry: transport.RegistryOptions{Insecure: spec.Insecure},
-			})
-			m, err := registryMeta(ctx, src, ref.Repo, ref.Tag)
-			if err == nil {
-				infos[i] = imageinfo.Info(m)
-				if idx := src.Index(); idx != nil {
-					setIndex(infos[i], idx)
-				}
-				return nil
-			}
-			zerolog.Ctx(ctx).Error().Err(err).Str("image", ref.String()).Msg("Info failed")
-			o := &pyjson.Object{}
-			o.Set("image", ref.Repo)
-			o.Set("tag", ref.Tag)
-			o.Set("error", err.Error())
-			infos[i] = o
-			return nil
+	infos, _ := schedule.Each(ctx, a.g.ImageParallel, refs, func(ctx context.Context, _ int, ref quay.Ref) (*pyjson.Object, error) { // failures are infos
+		src := registry.New(t, registry.Options{
+			Host: ref.Host, Repo: ref.Repo, Tag: ref.Tag,
+			OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant,
+			Registry: transport.RegistryOptions{Insecure: spec.Insecure},
 		})
-	}
-	_ = p.Wait() // tasks report through infos
+		m, err := registryMeta(ctx, src, ref.Repo, ref.Tag)
+		if err == nil {
+			info := imageinfo.Info(m)
+			if idx := src.Index(); idx != nil {
+				setIndex(info, idx)
+			}
+			return info, nil
+		}
+		zerolog.Ctx(ctx).Error().Err(err).Str("image", ref.String()).Msg("Info failed")
+		o := &pyjson.Object{}
+		o.Set("image", ref.Repo)
+		o.Set("tag", ref.Tag)
+		o.Set("error", err.Error())
+		return o, nil
+	})
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	failed := 0
 	for _, o := range infos {
 		if _, ok := o.Get("error"); ok {
 			failed++

@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/accounting"
 	"github.com/occystrap/occystrap/internal/redact"
@@ -19,6 +17,7 @@ import (
 	"github.com/occystrap/occystrap/sources/quay"
 	"github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/schedule"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -103,81 +102,59 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	// an image slot then finds its manifest, config and layers ready. The
 	// layers are fetched ahead only into a shared output (opened when the
 	// first image is found), which tells which layers it has already.
-	var (
-		shared  output
-		openErr error
-		has     func(string) bool
-		found   []quay.Ref // guarded by foundMu
-		foundMu sync.Mutex
-	)
+	var shared *sharedOutput // nil when each image gets its own output
+	if !perImage {
+		shared = &sharedOutput{dest: c.Destination}
+		defer shared.close()
+	}
 	run := accounting.NewRun()
 	blobs := registry.NewBlobs()
 	slots := make(chan struct{}, aheadSlots(a.g.Parallel, jobs))
 	budget := registry.NewBudget(aheadBytes)
-	fa := registry.NewLookahead(jobs+aheadImages(jobs), func(ctx context.Context, i int, resolved func()) *registry.Prefetched {
-		foundMu.Lock()
-		ref := found[i]
-		foundMu.Unlock()
-		// What is fetched ahead counts as the image's.
-		ctx = accounting.WithImage(ctx, run.Image(ref.String()))
-		return blobs.Prefetch(ctx, t, sourceOptions(a, spec, ref, blobs), registry.PrefetchOptions{
-			Layers: shared != nil, Has: has, Resolved: resolved, Slots: slots, Budget: budget,
-		})
+	s := schedule.New[quay.Ref, imageResult](ctx, schedule.Options[quay.Ref]{
+		Jobs: jobs, Ahead: aheadImages(jobs),
+		Prepare: func(ctx context.Context, _ int, ref quay.Ref, ready func()) func() {
+			// What is fetched ahead counts as the image's.
+			ctx = accounting.WithImage(ctx, run.Image(ref.String()))
+			return blobs.Prefetch(ctx, t, sourceOptions(a, spec, ref, blobs), registry.PrefetchOptions{
+				Layers: shared.output() != nil, Has: shared.has, Resolved: ready, Slots: slots, Budget: budget,
+			}).Release
+		},
 	})
-	defer func() {
-		if shared != nil {
-			shared.Close()
-		}
-	}()
-	aheadCtx, stopAhead := context.WithCancel(ctx)
-	ahead := pool.New().WithContext(aheadCtx)
-	ahead.Go(fa.Run)
-	defer func() { // before the output is closed
-		stopAhead()
-		_ = ahead.Wait()
-		fa.ReleaseAll()
-	}()
+	defer s.Close() // before the output is closed
 
 	resolveStart := time.Now()
-	resolve := func(found func(quay.Ref)) ([]quay.Ref, error) {
-		return quay.ResolveFunc(ctx, t.Quay(spec.Host, transport.QuayOptions{Insecure: spec.Insecure, Token: spec.Token}), spec, a.g.Parallel, found)
+	list := func(ctx context.Context, found func(quay.Ref)) error {
+		_, err := quay.ResolveFunc(ctx, t.Quay(spec.Host, transport.QuayOptions{Insecure: spec.Insecure, Token: spec.Token}), spec, a.g.Parallel, found)
+		return err
 	}
 	if sh := shardArg(c.Shard); sh != "" {
 		// A shard: its images are known only once every image's manifest
 		// is, so resolution runs whole first.
 		mine, err := shardRefs(ctx, a, c.Source, sh, c.Plan)
 		if err != nil {
-			fa.Close()
 			return err
 		}
 		log.Info().Str("event", "shard").Str("shard", sh).Int("images", len(mine)).Msg("Processing one shard")
-		resolve = func(found func(quay.Ref)) ([]quay.Ref, error) {
+		list = func(_ context.Context, found func(quay.Ref)) error {
 			for _, r := range mine {
 				found(r)
 			}
-			return mine, nil
+			return nil
 		}
 	}
-	refs, err := resolve(
-		func(ref quay.Ref) {
+	refs, err := s.List(ctx, func(ctx context.Context, found func(quay.Ref)) error {
+		return list(ctx, func(ref quay.Ref) {
 			// One output for all images, unless each gets its own name.
-			if !perImage && shared == nil && openErr == nil {
-				if shared, _, openErr = openOutput(ctx, a, c.Destination); openErr == nil {
-					if h, ok := shared.(stage.Haver); ok {
-						has = h.Has
-					}
-				}
+			if shared.open(ctx, a) == nil {
+				found(ref)
 			}
-			if openErr != nil {
-				return
-			}
-			foundMu.Lock()
-			found = append(found, ref)
-			foundMu.Unlock()
-			fa.Add()
 		})
-	fa.Close()
+	})
 	if err != nil {
+		return err
+	}
+	if err := shared.err(); err != nil {
 		return err
 	}
 	log.Debug().Dur("elapsed_ms", time.Since(resolveStart)).Int("images", len(refs)).Msg("Resolution complete")
@@ -187,48 +164,33 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 		})
 		return nil
 	}
-	if openErr != nil {
-		return openErr
-	}
 	a.out.printer.Status("Processing images", fmt.Sprintf("Processing %d images (%d parallel)...", len(refs), jobs), func(e *zerolog.Event) {
 		e.Int("images", len(refs)).Int("parallel", jobs)
 	})
 
 	run.SetTotal(len(refs))
-	results := make([]imageResult, len(refs))
 	stopProgress := startProgress(ctx, a, run)
-	var doneMu sync.Mutex
 	done := 0
-	p := pool.New().WithContext(ctx).WithMaxGoroutines(jobs)
-	// Verifications (and closing an image's own output) run after the
-	// image leaves its slot, at most jobs at once: a slot whose image is
-	// written waits only when that many are still verifying.
-	verifying := pool.New().WithMaxGoroutines(jobs)
-	for i, ref := range refs { // sorted, as found: started in this order
-		p.Go(func(ctx context.Context) error {
-			if err := fa.Take(ctx, i); err != nil {
-				fa.Finished(i)
-				results[i] = imageResult{ref: ref, err: err}
-				run.Image(ref.String()).Finish(err)
-				return nil
+	results, _ := s.Run(ctx, schedule.Task[quay.Ref, imageResult]{ // tasks report through their results
+		Run: func(ctx context.Context, _ int, ref quay.Ref) (imageResult, func(context.Context) imageResult, error) {
+			r, then := c.processImage(ctx, a, t, spec, ref, shared.output(), c.Destination, filterFacs, blobs, run.Image(ref.String()))
+			return r, then, nil
+		},
+		NotRun: func(_ int, ref quay.Ref, err error) imageResult {
+			run.Image(ref.String()).Finish(err)
+			return imageResult{ref: ref, err: err}
+		},
+		// One call at a time, as images finish: the [k/N] lines in order.
+		Done: func(_ int, ref quay.Ref, r imageResult) {
+			if r.err != nil {
+				return
 			}
-			after := c.processImage(ctx, a, t, spec, ref, shared, c.Destination, filterFacs, blobs, run.Image(ref.String()), &results[i])
-			fa.Finished(i)
-			if results[i].err == nil {
-				// Counted and printed under one lock: the [k/N] lines in order.
-				doneMu.Lock()
-				done++
-				a.out.printer.Status("Image complete", fmt.Sprintf("[%d/%d] %s", done, len(refs), ref), func(e *zerolog.Event) {
-					e.Str("image", ref.String()).Int("images_done", done).Int("images_total", len(refs))
-				})
-				doneMu.Unlock()
-			}
-			verifying.Go(func() { after(ctx) })
-			return nil
-		})
-	}
-	_ = p.Wait() // tasks report through results
-	verifying.Wait()
+			done++
+			a.out.printer.Status("Image complete", fmt.Sprintf("[%d/%d] %s", done, len(refs), ref), func(e *zerolog.Event) {
+				e.Str("image", ref.String()).Int("images_done", done).Int("images_total", len(refs))
+			})
+		},
+	})
 	stopProgress()
 
 	sum := summary{multi: true, totalImages: len(refs), elapsed: time.Since(start)}
@@ -298,17 +260,22 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 }
 
 // processImage runs one image into out (or, when out is nil, into the
-// output dest names for this image), filling *r. It returns what is left to
-// do once the image is written: verify it (when asked) and close its own
-// output. The caller runs that outside the image's -J slot, so that the
+// output dest names for this image) and returns what it came to and what
+// is left to do once the image is written: verify it (when asked) and
+// close its own output, which returns the image's final result. The
+// scheduler runs that outside the image's -J slot, so that the
 // verification's round trips overlap the next image's.
 func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Transport, spec quay.Spec, ref quay.Ref,
-	out output, dest string, facs []filterFactory, blobs *registry.Blobs, im *accounting.Image, r *imageResult) (after func(context.Context)) {
-	r.ref = ref
+	out output, dest string, facs []filterFactory, blobs *registry.Blobs, im *accounting.Image) (imageResult, func(context.Context) imageResult) {
+	r := imageResult{ref: ref}
 	var closeOut func()
-	after = func(context.Context) {
-		if closeOut != nil {
-			closeOut()
+	// finish is the result r and an after that only closes the output.
+	finish := func(r imageResult) (imageResult, func(context.Context) imageResult) {
+		return r, func(context.Context) imageResult {
+			if closeOut != nil {
+				closeOut()
+			}
+			return r
 		}
 	}
 	log := zerolog.Ctx(ctx).With().Str("image", ref.String()).Logger()
@@ -317,12 +284,12 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 		d, err := multiDestination(dest, ref)
 		if err != nil {
 			r.err = err
-			return after
+			return finish(r)
 		}
 		o, _, err := openOutput(ctx, a, d)
 		if err != nil {
 			r.err = err
-			return after
+			return finish(r)
 		}
 		closeOut = func() { o.Close() }
 		out = o
@@ -339,29 +306,29 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 				if err != nil {
 					log.Error().Err(err).Msg("Image failed")
 				}
-				return after
+				return finish(r)
 			}
 			if err != nil {
 				r.err = err
-				return after
+				return finish(r)
 			}
 		}
 	}
 	stages, err := buildFilters(facs, img)
 	if err != nil {
 		r.err = err
-		return after
+		return finish(r)
 	}
 	sink, err := out.Sink(img)
 	if err != nil {
 		r.err = err
-		return after
+		return finish(r)
 	}
 	rep, err := runImage(ctx, a, im, src, stages, sink)
 	if err != nil {
 		log.Error().Err(redact.Error(err)).Msg("Image failed")
 		r.err = err
-		return after
+		return finish(r)
 	}
 	f := im.Figures()
 	r.layers, r.bytes, r.moved, r.digest = int(f.Layers), f.Size, f.Bytes, f.Digest
@@ -369,18 +336,73 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 		Msg("Processing complete")
 	v, ok := out.(verifier)
 	if !ok || !(a.g.Verify || a.g.VerifyFull) {
-		return after
+		return finish(r)
 	}
-	closeOnly := after // the named result is reassigned by the return below
-	return func(ctx context.Context) {
-		defer closeOnly(ctx)
+	return r, func(ctx context.Context) imageResult {
+		if closeOut != nil {
+			defer closeOut()
+		}
 		problems, err := v.Verify(log.WithContext(ctx), img, a.g.VerifyFull)
 		if err != nil {
 			log.Warn().Err(err).Msg("Verification failed")
-			return
+			return r
 		}
 		r.verified = true
 		r.verifyErrors = problems
+		return r
+	}
+}
+
+// sharedOutput is the one output of a multi-image run whose images do not
+// each get their own, opened when the first image is found. Its methods
+// are called from the resolution (open) and after it; every method of a
+// nil *sharedOutput reports no output.
+type sharedOutput struct {
+	dest    string
+	out     output
+	hasFunc func(string) bool
+	openErr error
+}
+
+// open opens the output, once; it returns the error opening it gave.
+func (o *sharedOutput) open(ctx context.Context, a *app) error {
+	if o == nil {
+		return nil
+	}
+	if o.out == nil && o.openErr == nil {
+		if o.out, _, o.openErr = openOutput(ctx, a, o.dest); o.openErr == nil {
+			if h, ok := o.out.(stage.Haver); ok {
+				o.hasFunc = h.Has
+			}
+		}
+	}
+	return o.openErr
+}
+
+// output is the opened output, or nil.
+func (o *sharedOutput) output() output {
+	if o == nil {
+		return nil
+	}
+	return o.out
+}
+
+// has reports whether the output has the layer name (false when it cannot
+// tell).
+func (o *sharedOutput) has(name string) bool {
+	return o != nil && o.hasFunc != nil && o.hasFunc(name)
+}
+
+func (o *sharedOutput) err() error {
+	if o == nil {
+		return nil
+	}
+	return o.openErr
+}
+
+func (o *sharedOutput) close() {
+	if o != nil && o.out != nil {
+		o.out.Close()
 	}
 }
 
