@@ -16,6 +16,7 @@ import (
 	sinkreg "github.com/occystrap/occystrap/sinks/registry"
 	"github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/progress"
 	"github.com/occystrap/occystrap/stage/schedule"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
@@ -238,22 +239,19 @@ func (c *ProcessCmd) runAllPlatforms(ctx context.Context, a *app, src source, ou
 	if !isIndex || err != nil {
 		return isIndex, err
 	}
-	sum := summary{layers: res.layers, bytes: res.bytes, digest: res.digest.String(), elapsed: time.Since(start)}
-	if st, ok := a.transportStats(); ok {
-		sum.retries, sum.rateLimits = st.Retries, st.RateLimited
-	}
+	sum := withNetwork(a, progress.Summary{Layers: res.layers, Bytes: res.bytes, Digest: res.digest.String(), Elapsed: time.Since(start)})
 	if a.g.Verify || a.g.VerifyFull {
-		sum.verified = true
-		sum.verifyErrors = len(res.problems)
+		sum.Verified = true
+		sum.VerifyErrors = len(res.problems)
 		for _, p := range res.problems {
 			zerolog.Ctx(ctx).Error().Str("image", src.Image().String()).Str("problem", p).Msg("Verify error")
 		}
 	}
-	sum.emit(a)
-	if err := writeDigests(a, c.DigestFile, sum.digest, nil); err != nil {
+	sum.Emit(a.out.printer)
+	if err := progress.WriteDigests(a.stdout, c.DigestFile, sum.Digest, nil); err != nil {
 		return true, err
 	}
-	if sum.verifyErrors > 0 {
+	if sum.VerifyErrors > 0 {
 		return true, errors.New("verification found problems with the output")
 	}
 	return true, nil

@@ -17,6 +17,7 @@ import (
 	"github.com/occystrap/occystrap/sources/quay"
 	"github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/progress"
 	"github.com/occystrap/occystrap/stage/schedule"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
@@ -36,18 +37,6 @@ func isMulti(src string) bool {
 
 // errImagesFailed ends a multi-image run in which some image failed.
 var errImagesFailed = errors.New("images failed")
-
-// imageResult is what one image of a multi-image run came to.
-type imageResult struct {
-	ref          quay.Ref
-	layers       int
-	bytes        int64
-	moved        int64
-	digest       string
-	err          error
-	verified     bool
-	verifyErrors []string
-}
 
 // runMulti processes every image the quay:// source resolves to.
 func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
@@ -111,7 +100,7 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	blobs := registry.NewBlobs()
 	slots := make(chan struct{}, aheadSlots(a.g.Parallel, jobs))
 	budget := registry.NewBudget(aheadBytes)
-	s := schedule.New[quay.Ref, imageResult](ctx, schedule.Options[quay.Ref]{
+	s := schedule.New[quay.Ref, progress.Outcome](ctx, schedule.Options[quay.Ref]{
 		Jobs: jobs, Ahead: aheadImages(jobs),
 		Prepare: func(ctx context.Context, _ int, ref quay.Ref, ready func()) func() {
 			// What is fetched ahead counts as the image's.
@@ -171,18 +160,18 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	run.SetTotal(len(refs))
 	stopProgress := startProgress(ctx, a, run)
 	done := 0
-	results, _ := s.Run(ctx, schedule.Task[quay.Ref, imageResult]{ // tasks report through their results
-		Run: func(ctx context.Context, _ int, ref quay.Ref) (imageResult, func(context.Context) imageResult, error) {
+	results, _ := s.Run(ctx, schedule.Task[quay.Ref, progress.Outcome]{ // tasks report through their results
+		Run: func(ctx context.Context, _ int, ref quay.Ref) (progress.Outcome, func(context.Context) progress.Outcome, error) {
 			r, then := c.processImage(ctx, a, t, spec, ref, shared.output(), c.Destination, filterFacs, blobs, run.Image(ref.String()))
 			return r, then, nil
 		},
-		NotRun: func(_ int, ref quay.Ref, err error) imageResult {
+		NotRun: func(_ int, ref quay.Ref, err error) progress.Outcome {
 			run.Image(ref.String()).Finish(err)
-			return imageResult{ref: ref, err: err}
+			return progress.Outcome{Image: ref.String(), Err: err}
 		},
 		// One call at a time, as images finish: the [k/N] lines in order.
-		Done: func(_ int, ref quay.Ref, r imageResult) {
-			if r.err != nil {
+		Done: func(_ int, ref quay.Ref, r progress.Outcome) {
+			if r.Err != nil {
 				return
 			}
 			done++
@@ -193,70 +182,30 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	})
 	stopProgress()
 
-	sum := summary{multi: true, totalImages: len(refs), elapsed: time.Since(start)}
-	var failed, verifyFailed []imageResult
-	for _, r := range results {
-		o := imageOutcome{Image: r.ref.String(), Layers: int64(r.layers), Bytes: r.bytes, Moved: r.moved, Digest: r.digest, Err: r.err, VerifyErrors: r.verifyErrors}
-		if r.err != nil {
-			o.Err = redact.Error(r.err)
-		}
-		sum.outcomes = append(sum.outcomes, o)
-		if r.err != nil {
-			failed = append(failed, r)
-			continue
-		}
-		sum.images++
-		sum.layers += int64(r.layers)
-		sum.bytes += r.bytes
-		sum.moved += r.moved
-		if r.verified {
-			sum.verified = true
-			sum.verifyErrors += len(r.verifyErrors)
-			if len(r.verifyErrors) > 0 {
-				verifyFailed = append(verifyFailed, r)
-			}
-		}
-	}
-	sum.failed = len(failed)
+	sum := progress.Tally(results)
+	sum.Elapsed = time.Since(start)
 	if st, ok := a.transportStats(); ok {
-		sum.retries, sum.rateLimits = st.Retries, st.RateLimited
+		sum.Retries, sum.RateLimits = st.Retries, st.RateLimited
 		log.Debug().Int64("requests", st.Requests).Int64("retries", st.Retries).Int64("rate_limited", st.RateLimited).
 			Int64("connections", st.Connections).Int64("bytes_in", st.BytesIn).Msg("Network")
 	}
 	bs := blobs.Stats()
 	log.Info().Int64("layers_fetched", bs.Fetched).Int64("layers_shared", bs.Shared).Int64("layers_skipped", bs.Skipped).Msg("Layer transfers")
-	sum.emit(a)
-	if err := writeDigests(a, c.DigestFile, "", sum.outcomes); err != nil {
+	sum.Emit(a.out.printer)
+	if err := progress.WriteDigests(a.stdout, c.DigestFile, "", sum.Outcomes); err != nil {
 		return err
 	}
-	pr := a.out.printer
-	if len(failed) == 0 && len(verifyFailed) == 0 {
-		if !a.g.Quiet {
-			pr.ConsoleOnly("No failed images.")
-		}
-		return ctx.Err()
-	}
-	if len(failed) > 0 {
-		pr.ConsoleOnly("Failed images:")
-		for _, r := range failed {
-			pr.ConsoleOnly(fmt.Sprintf("  %s: %v", r.ref, redact.Error(r.err)))
-		}
-	}
-	if len(verifyFailed) > 0 {
-		pr.ConsoleOnly("Verification errors:")
-		for _, r := range verifyFailed {
-			for _, p := range r.verifyErrors {
-				pr.ConsoleOnly(fmt.Sprintf("  %s: %s", r.ref, p))
-			}
-		}
-	}
+	sum.PrintProblems(a.out.printer)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if len(failed) > 0 {
-		return fmt.Errorf("%d of %d images failed: %w", len(failed), len(refs), errImagesFailed)
+	if sum.Failed > 0 {
+		return fmt.Errorf("%d of %d images failed: %w", sum.Failed, len(refs), errImagesFailed)
 	}
-	return errors.New("verification found problems with the output")
+	if sum.VerifyErrors > 0 {
+		return errors.New("verification found problems with the output")
+	}
+	return nil
 }
 
 // processImage runs one image into out (or, when out is nil, into the
@@ -266,12 +215,12 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 // scheduler runs that outside the image's -J slot, so that the
 // verification's round trips overlap the next image's.
 func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Transport, spec quay.Spec, ref quay.Ref,
-	out output, dest string, facs []filterFactory, blobs *registry.Blobs, im *accounting.Image) (imageResult, func(context.Context) imageResult) {
-	r := imageResult{ref: ref}
+	out output, dest string, facs []filterFactory, blobs *registry.Blobs, im *accounting.Image) (progress.Outcome, func(context.Context) progress.Outcome) {
+	r := progress.Outcome{Image: ref.String()}
 	var closeOut func()
 	// finish is the result r and an after that only closes the output.
-	finish := func(r imageResult) (imageResult, func(context.Context) imageResult) {
-		return r, func(context.Context) imageResult {
+	finish := func(r progress.Outcome) (progress.Outcome, func(context.Context) progress.Outcome) {
+		return r, func(context.Context) progress.Outcome {
 			if closeOut != nil {
 				closeOut()
 			}
@@ -283,12 +232,12 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 	if out == nil {
 		d, err := multiDestination(dest, ref)
 		if err != nil {
-			r.err = err
+			r.Err = err
 			return finish(r)
 		}
 		o, _, err := openOutput(ctx, a, d)
 		if err != nil {
-			r.err = err
+			r.Err = err
 			return finish(r)
 		}
 		closeOut = func() { o.Close() }
@@ -301,44 +250,44 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 		if ro, ok := out.(*sinkreg.Output); ok {
 			res, isIndex, err := copyIndex(ctx, a, t, src, ro)
 			if isIndex {
-				r.err, r.layers, r.bytes = err, int(res.layers), res.bytes
-				r.verified, r.verifyErrors = err == nil && (a.g.Verify || a.g.VerifyFull), res.problems
+				r.Err, r.Layers, r.Bytes = err, res.layers, res.bytes
+				r.Verified, r.VerifyErrors = err == nil && (a.g.Verify || a.g.VerifyFull), res.problems
 				if err != nil {
 					log.Error().Err(err).Msg("Image failed")
 				}
 				return finish(r)
 			}
 			if err != nil {
-				r.err = err
+				r.Err = err
 				return finish(r)
 			}
 		}
 	}
 	stages, err := buildFilters(facs, img)
 	if err != nil {
-		r.err = err
+		r.Err = err
 		return finish(r)
 	}
 	sink, err := out.Sink(img)
 	if err != nil {
-		r.err = err
+		r.Err = err
 		return finish(r)
 	}
 	rep, err := runImage(ctx, a, im, src, stages, sink)
 	if err != nil {
 		log.Error().Err(redact.Error(err)).Msg("Image failed")
-		r.err = err
+		r.Err = err
 		return finish(r)
 	}
 	f := im.Figures()
-	r.layers, r.bytes, r.moved, r.digest = int(f.Layers), f.Size, f.Bytes, f.Digest
-	stagesEvent(log.Info().Int64("layers", f.Layers).Int64("bytes", f.Size).Int64("bytes_moved", f.Bytes).Int64("elapsed_ms", f.Elapsed.Milliseconds()), rep).
+	r.Layers, r.Bytes, r.Moved, r.Digest = f.Layers, f.Size, f.Bytes, f.Digest
+	progress.StagesEvent(log.Info().Int64("layers", f.Layers).Int64("bytes", f.Size).Int64("bytes_moved", f.Bytes).Int64("elapsed_ms", f.Elapsed.Milliseconds()), rep).
 		Msg("Processing complete")
 	v, ok := out.(verifier)
 	if !ok || !(a.g.Verify || a.g.VerifyFull) {
 		return finish(r)
 	}
-	return r, func(ctx context.Context) imageResult {
+	return r, func(ctx context.Context) progress.Outcome {
 		if closeOut != nil {
 			defer closeOut()
 		}
@@ -347,8 +296,8 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 			log.Warn().Err(err).Msg("Verification failed")
 			return r
 		}
-		r.verified = true
-		r.verifyErrors = problems
+		r.Verified = true
+		r.VerifyErrors = problems
 		return r
 	}
 }
