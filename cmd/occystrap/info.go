@@ -40,7 +40,7 @@ func (c *InfoCmd) Run(ctx context.Context, a *app) error {
 	if im.index != nil {
 		setIndex(info, im.index)
 	}
-	return writeInfo(a, info)
+	return imageinfo.WriteInfo(a.stdout, a.g.OutputFormat, info)
 }
 
 // setIndex adds the list an image was chosen from to its info.
@@ -53,13 +53,6 @@ func setIndex(info *pyjson.Object, idx *registry.IndexInfo) {
 		}
 	}
 	imageinfo.SetIndex(info, idx.Digest.String(), idx.MediaType, entries)
-}
-
-func writeInfo(a *app, v *pyjson.Object) error {
-	if a.g.OutputFormat == "json" {
-		return imageinfo.WriteJSON(a.stdout, v)
-	}
-	return imageinfo.WriteInfoText(a.stdout, v)
 }
 
 // runMulti prints the info of every image a quay:// source resolves to,
@@ -102,38 +95,14 @@ func (c *InfoCmd) runMulti(ctx context.Context, a *app) error {
 			return info, nil
 		}
 		zerolog.Ctx(ctx).Error().Err(err).Str("image", ref.String()).Msg("Info failed")
-		o := &pyjson.Object{}
-		o.Set("image", ref.Repo)
-		o.Set("tag", ref.Tag)
-		o.Set("error", err.Error())
-		return o, nil
+		return imageinfo.ErrorInfo(ref.Repo, ref.Tag, err), nil
 	})
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	failed := 0
-	for _, o := range infos {
-		if _, ok := o.Get("error"); ok {
-			failed++
-		}
-	}
-	if a.g.OutputFormat == "json" {
-		all := make([]any, len(infos))
-		for i, o := range infos {
-			all[i] = o
-		}
-		if err := imageinfo.WriteJSON(a.stdout, all); err != nil {
-			return err
-		}
-	} else {
-		for i, o := range infos {
-			if i > 0 {
-				fmt.Fprint(a.stdout, "\n---\n\n")
-			}
-			if err := imageinfo.WriteInfoText(a.stdout, o); err != nil {
-				return err
-			}
-		}
+	failed, err := imageinfo.WriteInfos(a.stdout, a.g.OutputFormat, infos)
+	if err != nil {
+		return err
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d images failed: %w", failed, len(refs), errImagesFailed)
