@@ -98,7 +98,7 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	}
 	run := accounting.NewRun()
 	blobs := registry.NewBlobs()
-	slots := make(chan struct{}, aheadSlots(a.g.Parallel, jobs))
+	slots := registry.NewSlots(aheadSlots(a.g.Parallel, jobs))
 	budget := registry.NewBudget(aheadBytes)
 	s := schedule.New[quay.Ref, progress.Outcome](ctx, schedule.Options[quay.Ref]{
 		Jobs: jobs, Ahead: aheadImages(jobs),

@@ -123,6 +123,10 @@ type PrefetchOptions struct {
 	Budget *Budget
 }
 
+// NewSlots makes the Slots of prefetches that download at most n layers
+// at once (at least 1).
+func NewSlots(n int) chan struct{} { return make(chan struct{}, max(n, 1)) }
+
 // Budget is a byte budget shared by prefetches (PrefetchOptions.Budget):
 // a layer fetched ahead holds its compressed size (at most the whole
 // budget) from before it starts until the prefetch is released. Waiters
