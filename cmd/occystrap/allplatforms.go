@@ -11,12 +11,13 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
-	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/accounting"
 	sinkreg "github.com/occystrap/occystrap/sinks/registry"
 	"github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/progress"
+	"github.com/occystrap/occystrap/stage/schedule"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -127,15 +128,13 @@ func (c *indexCopier) copyList(ctx context.Context, m transport.Manifest) error 
 	if err := json.Unmarshal(m.Body, &idx); err != nil {
 		return fmt.Errorf("parse manifest list %s: %w", m.Digest, err)
 	}
-	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError().WithMaxGoroutines(max(c.a.g.ImageParallel, 1))
-	for _, d := range idx.Manifests {
+	_, err := schedule.Each(ctx, c.a.g.ImageParallel, idx.Manifests, func(ctx context.Context, _ int, d v1.Descriptor) (struct{}, error) {
 		if registry.IsIndex(d.MediaType) {
-			p.Go(func(ctx context.Context) error { return c.copyNested(ctx, d) })
-			continue
+			return struct{}{}, c.copyNested(ctx, d)
 		}
-		p.Go(func(ctx context.Context) error { return c.copyChild(ctx, d) })
-	}
-	return p.Wait()
+		return struct{}{}, c.copyChild(ctx, d)
+	})
+	return err
 }
 
 func (c *indexCopier) copyNested(ctx context.Context, d v1.Descriptor) error {
@@ -240,22 +239,19 @@ func (c *ProcessCmd) runAllPlatforms(ctx context.Context, a *app, src source, ou
 	if !isIndex || err != nil {
 		return isIndex, err
 	}
-	sum := summary{layers: res.layers, bytes: res.bytes, digest: res.digest.String(), elapsed: time.Since(start)}
-	if st, ok := a.transportStats(); ok {
-		sum.retries, sum.rateLimits = st.Retries, st.RateLimited
-	}
+	sum := withNetwork(a, progress.Summary{Layers: res.layers, Bytes: res.bytes, Digest: res.digest.String(), Elapsed: time.Since(start)})
 	if a.g.Verify || a.g.VerifyFull {
-		sum.verified = true
-		sum.verifyErrors = len(res.problems)
+		sum.Verified = true
+		sum.VerifyErrors = len(res.problems)
 		for _, p := range res.problems {
 			zerolog.Ctx(ctx).Error().Str("image", src.Image().String()).Str("problem", p).Msg("Verify error")
 		}
 	}
-	sum.emit(a)
-	if err := writeDigests(a, c.DigestFile, sum.digest, nil); err != nil {
+	sum.Emit(a.out.printer)
+	if err := progress.WriteDigests(a.stdout, c.DigestFile, sum.Digest, nil); err != nil {
 		return true, err
 	}
-	if sum.verifyErrors > 0 {
+	if sum.VerifyErrors > 0 {
 		return true, errors.New("verification found problems with the output")
 	}
 	return true, nil

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/occystrap/occystrap/stage"
-	"github.com/occystrap/occystrap/stage/filter"
 	"github.com/occystrap/occystrap/stage/imageinfo"
 )
 
@@ -22,21 +20,11 @@ func (c *CheckCmd) Run(ctx context.Context, a *app) error {
 		return err
 	}
 	defer im.close()
-	results := imageinfo.CheckMetadata(im.meta)
-	if !c.Fast {
-		lc := imageinfo.NewLayerCheck(im.meta, a.g.Parallel)
-		par := max(a.g.Parallel, 1)
-		if _, err := stage.Run(ctx, im.full(ctx), []stage.Stage{lc}, filter.Discard{}, stage.Options{Window: 2 * par, Buffer: par}); err != nil {
-			return err
-		}
-		results = append(results, lc.Results()...)
-	}
-	if a.g.OutputFormat == "json" {
-		err = imageinfo.WriteJSON(a.stdout, imageinfo.CheckDocument(im.meta.Image, im.meta.Tag, results, c.Fast))
-	} else {
-		err = imageinfo.WriteCheckText(a.stdout, results, c.Fast)
-	}
+	results, err := imageinfo.Check(ctx, im.meta, im.full, c.Fast, a.g.Parallel)
 	if err != nil {
+		return err
+	}
+	if err := imageinfo.WriteCheck(a.stdout, a.g.OutputFormat, im.meta, results, c.Fast); err != nil {
 		return err
 	}
 	if results.Count(imageinfo.SeverityError) > 0 {

@@ -7,10 +7,10 @@ import (
 	"os"
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/sources/quay"
 	"github.com/occystrap/occystrap/sources/registry"
+	"github.com/occystrap/occystrap/stage/schedule"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -134,20 +134,13 @@ func planQuay(ctx context.Context, a *app, u uri.URI, dest string) ([]planned, e
 	case "tar", "oci", "mounts":
 		return nil, fmt.Errorf("%s:// output is not supported for multi-image sources, as every image would overwrite the last. Use dir://?unique_names=true instead.", du.Scheme)
 	}
-	out := make([]planned, len(refs))
-	wp := pool.New().WithContext(ctx).WithMaxGoroutines(a.g.ImageParallel)
-	for i, ref := range refs {
-		wp.Go(func(ctx context.Context) error {
-			d, err := multiDestination(dest, ref)
-			if err != nil {
-				out[i] = planned{Reference: ref.String(), Error: err.Error()}
-				return nil
-			}
-			out[i] = planImage(ctx, registry.New(t, sourceOptions(a, spec, ref, nil)), ref.String(), d)
-			return nil
-		})
-	}
-	_ = wp.Wait() // tasks report through out
+	out, _ := schedule.Each(ctx, a.g.ImageParallel, refs, func(ctx context.Context, _ int, ref quay.Ref) (planned, error) { // failures are planned
+		d, err := multiDestination(dest, ref)
+		if err != nil {
+			return planned{Reference: ref.String(), Error: err.Error()}, nil
+		}
+		return planImage(ctx, registry.New(t, sourceOptions(a, spec, ref, nil)), ref.String(), d), nil
+	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

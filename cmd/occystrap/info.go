@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/rs/zerolog"
-	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/pyjson"
 	"github.com/occystrap/occystrap/internal/redact"
@@ -17,6 +16,7 @@ import (
 	"github.com/occystrap/occystrap/sources/tarball"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/imageinfo"
+	"github.com/occystrap/occystrap/stage/schedule"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -40,7 +40,7 @@ func (c *InfoCmd) Run(ctx context.Context, a *app) error {
 	if im.index != nil {
 		setIndex(info, im.index)
 	}
-	return writeInfo(a, info)
+	return imageinfo.WriteInfo(a.stdout, a.g.OutputFormat, info)
 }
 
 // setIndex adds the list an image was chosen from to its info.
@@ -53,13 +53,6 @@ func setIndex(info *pyjson.Object, idx *registry.IndexInfo) {
 		}
 	}
 	imageinfo.SetIndex(info, idx.Digest.String(), idx.MediaType, entries)
-}
-
-func writeInfo(a *app, v *pyjson.Object) error {
-	if a.g.OutputFormat == "json" {
-		return imageinfo.WriteJSON(a.stdout, v)
-	}
-	return imageinfo.WriteInfoText(a.stdout, v)
 }
 
 // runMulti prints the info of every image a quay:// source resolves to,
@@ -87,59 +80,29 @@ func (c *InfoCmd) runMulti(ctx context.Context, a *app) error {
 		})
 		return nil
 	}
-	infos := make([]*pyjson.Object, len(refs))
-	failed := 0
-	p := pool.New().WithContext(ctx).WithMaxGoroutines(max(a.g.ImageParallel, 1))
-	for i, ref := range refs {
-		p.Go(func(ctx context.Context) error {
-			src := registry.New(t, registry.Options{
-				Host: ref.Host, Repo: ref.Repo, Tag: ref.Tag,
-				OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant,
-				Registry: transport.RegistryOptions{Insecure: spec.Insecure},
-			})
-			m, err := registryMeta(ctx, src, ref.Repo, ref.Tag)
-			if err == nil {
-				infos[i] = imageinfo.Info(m)
-				if idx := src.Index(); idx != nil {
-					setIndex(infos[i], idx)
-				}
-				return nil
-			}
-			zerolog.Ctx(ctx).Error().Err(err).Str("image", ref.String()).Msg("Info failed")
-			o := &pyjson.Object{}
-			o.Set("image", ref.Repo)
-			o.Set("tag", ref.Tag)
-			o.Set("error", err.Error())
-			infos[i] = o
-			return nil
+	infos, _ := schedule.Each(ctx, a.g.ImageParallel, refs, func(ctx context.Context, _ int, ref quay.Ref) (*pyjson.Object, error) { // failures are infos
+		src := registry.New(t, registry.Options{
+			Host: ref.Host, Repo: ref.Repo, Tag: ref.Tag,
+			OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant,
+			Registry: transport.RegistryOptions{Insecure: spec.Insecure},
 		})
-	}
-	_ = p.Wait() // tasks report through infos
+		m, err := registryMeta(ctx, src, ref.Repo, ref.Tag)
+		if err == nil {
+			info := imageinfo.Info(m)
+			if idx := src.Index(); idx != nil {
+				setIndex(info, idx)
+			}
+			return info, nil
+		}
+		zerolog.Ctx(ctx).Error().Err(err).Str("image", ref.String()).Msg("Info failed")
+		return imageinfo.ErrorInfo(ref.Repo, ref.Tag, err), nil
+	})
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	for _, o := range infos {
-		if _, ok := o.Get("error"); ok {
-			failed++
-		}
-	}
-	if a.g.OutputFormat == "json" {
-		all := make([]any, len(infos))
-		for i, o := range infos {
-			all[i] = o
-		}
-		if err := imageinfo.WriteJSON(a.stdout, all); err != nil {
-			return err
-		}
-	} else {
-		for i, o := range infos {
-			if i > 0 {
-				fmt.Fprint(a.stdout, "\n---\n\n")
-			}
-			if err := imageinfo.WriteInfoText(a.stdout, o); err != nil {
-				return err
-			}
-		}
+	failed, err := imageinfo.WriteInfos(a.stdout, a.g.OutputFormat, infos)
+	if err != nil {
+		return err
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d images failed: %w", failed, len(refs), errImagesFailed)

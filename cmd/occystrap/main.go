@@ -23,6 +23,7 @@ import (
 	"github.com/occystrap/occystrap/internal/platform"
 	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/internal/tempname"
+	"github.com/occystrap/occystrap/sources/proxy"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -265,7 +266,7 @@ type app struct {
 // flags or the environment, and those in URIs), for the redactors.
 func (cli *CLI) secrets(args []string) []string {
 	out := []string{cli.Password, cli.Proxy.UpstreamPassword}
-	if _, _, pass := parseUpstream(cli.Proxy.Upstream); pass != "" {
+	if _, _, pass := proxy.ParseUpstream(cli.Proxy.Upstream); pass != "" {
 		out = append(out, pass)
 	}
 	for _, a := range args {

@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/accounting"
 	"github.com/occystrap/occystrap/internal/redact"
@@ -19,6 +17,8 @@ import (
 	"github.com/occystrap/occystrap/sources/quay"
 	"github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
+	"github.com/occystrap/occystrap/stage/progress"
+	"github.com/occystrap/occystrap/stage/schedule"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -37,18 +37,6 @@ func isMulti(src string) bool {
 
 // errImagesFailed ends a multi-image run in which some image failed.
 var errImagesFailed = errors.New("images failed")
-
-// imageResult is what one image of a multi-image run came to.
-type imageResult struct {
-	ref          quay.Ref
-	layers       int
-	bytes        int64
-	moved        int64
-	digest       string
-	err          error
-	verified     bool
-	verifyErrors []string
-}
 
 // runMulti processes every image the quay:// source resolves to.
 func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
@@ -103,81 +91,59 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	// an image slot then finds its manifest, config and layers ready. The
 	// layers are fetched ahead only into a shared output (opened when the
 	// first image is found), which tells which layers it has already.
-	var (
-		shared  output
-		openErr error
-		has     func(string) bool
-		found   []quay.Ref // guarded by foundMu
-		foundMu sync.Mutex
-	)
+	var shared *sharedOutput // nil when each image gets its own output
+	if !perImage {
+		shared = &sharedOutput{dest: c.Destination}
+		defer shared.close()
+	}
 	run := accounting.NewRun()
 	blobs := registry.NewBlobs()
-	slots := make(chan struct{}, aheadSlots(a.g.Parallel, jobs))
+	slots := registry.NewSlots(aheadSlots(a.g.Parallel, jobs))
 	budget := registry.NewBudget(aheadBytes)
-	fa := registry.NewLookahead(jobs+aheadImages(jobs), func(ctx context.Context, i int, resolved func()) *registry.Prefetched {
-		foundMu.Lock()
-		ref := found[i]
-		foundMu.Unlock()
-		// What is fetched ahead counts as the image's.
-		ctx = accounting.WithImage(ctx, run.Image(ref.String()))
-		return blobs.Prefetch(ctx, t, sourceOptions(a, spec, ref, blobs), registry.PrefetchOptions{
-			Layers: shared != nil, Has: has, Resolved: resolved, Slots: slots, Budget: budget,
-		})
+	s := schedule.New[quay.Ref, progress.Outcome](ctx, schedule.Options[quay.Ref]{
+		Jobs: jobs, Ahead: aheadImages(jobs),
+		Prepare: func(ctx context.Context, _ int, ref quay.Ref, ready func()) func() {
+			// What is fetched ahead counts as the image's.
+			ctx = accounting.WithImage(ctx, run.Image(ref.String()))
+			return blobs.Prefetch(ctx, t, sourceOptions(a, spec, ref, blobs), registry.PrefetchOptions{
+				Layers: shared.output() != nil, Has: shared.has, Resolved: ready, Slots: slots, Budget: budget,
+			}).Release
+		},
 	})
-	defer func() {
-		if shared != nil {
-			shared.Close()
-		}
-	}()
-	aheadCtx, stopAhead := context.WithCancel(ctx)
-	ahead := pool.New().WithContext(aheadCtx)
-	ahead.Go(fa.Run)
-	defer func() { // before the output is closed
-		stopAhead()
-		_ = ahead.Wait()
-		fa.ReleaseAll()
-	}()
+	defer s.Close() // before the output is closed
 
 	resolveStart := time.Now()
-	resolve := func(found func(quay.Ref)) ([]quay.Ref, error) {
-		return quay.ResolveFunc(ctx, t.Quay(spec.Host, transport.QuayOptions{Insecure: spec.Insecure, Token: spec.Token}), spec, a.g.Parallel, found)
+	list := func(ctx context.Context, found func(quay.Ref)) error {
+		_, err := quay.ResolveFunc(ctx, t.Quay(spec.Host, transport.QuayOptions{Insecure: spec.Insecure, Token: spec.Token}), spec, a.g.Parallel, found)
+		return err
 	}
 	if sh := shardArg(c.Shard); sh != "" {
 		// A shard: its images are known only once every image's manifest
 		// is, so resolution runs whole first.
 		mine, err := shardRefs(ctx, a, c.Source, sh, c.Plan)
 		if err != nil {
-			fa.Close()
 			return err
 		}
 		log.Info().Str("event", "shard").Str("shard", sh).Int("images", len(mine)).Msg("Processing one shard")
-		resolve = func(found func(quay.Ref)) ([]quay.Ref, error) {
+		list = func(_ context.Context, found func(quay.Ref)) error {
 			for _, r := range mine {
 				found(r)
 			}
-			return mine, nil
+			return nil
 		}
 	}
-	refs, err := resolve(
-		func(ref quay.Ref) {
+	refs, err := s.List(ctx, func(ctx context.Context, found func(quay.Ref)) error {
+		return list(ctx, func(ref quay.Ref) {
 			// One output for all images, unless each gets its own name.
-			if !perImage && shared == nil && openErr == nil {
-				if shared, _, openErr = openOutput(ctx, a, c.Destination); openErr == nil {
-					if h, ok := shared.(stage.Haver); ok {
-						has = h.Has
-					}
-				}
+			if shared.open(ctx, a) == nil {
+				found(ref)
 			}
-			if openErr != nil {
-				return
-			}
-			foundMu.Lock()
-			found = append(found, ref)
-			foundMu.Unlock()
-			fa.Add()
 		})
-	fa.Close()
+	})
 	if err != nil {
+		return err
+	}
+	if err := shared.err(); err != nil {
 		return err
 	}
 	log.Debug().Dur("elapsed_ms", time.Since(resolveStart)).Int("images", len(refs)).Msg("Resolution complete")
@@ -187,128 +153,78 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 		})
 		return nil
 	}
-	if openErr != nil {
-		return openErr
-	}
 	a.out.printer.Status("Processing images", fmt.Sprintf("Processing %d images (%d parallel)...", len(refs), jobs), func(e *zerolog.Event) {
 		e.Int("images", len(refs)).Int("parallel", jobs)
 	})
 
 	run.SetTotal(len(refs))
-	results := make([]imageResult, len(refs))
 	stopProgress := startProgress(ctx, a, run)
-	var doneMu sync.Mutex
 	done := 0
-	p := pool.New().WithContext(ctx).WithMaxGoroutines(jobs)
-	// Verifications (and closing an image's own output) run after the
-	// image leaves its slot, at most jobs at once: a slot whose image is
-	// written waits only when that many are still verifying.
-	verifying := pool.New().WithMaxGoroutines(jobs)
-	for i, ref := range refs { // sorted, as found: started in this order
-		p.Go(func(ctx context.Context) error {
-			if err := fa.Take(ctx, i); err != nil {
-				fa.Finished(i)
-				results[i] = imageResult{ref: ref, err: err}
-				run.Image(ref.String()).Finish(err)
-				return nil
+	results, _ := s.Run(ctx, schedule.Task[quay.Ref, progress.Outcome]{ // tasks report through their results
+		Run: func(ctx context.Context, _ int, ref quay.Ref) (progress.Outcome, func(context.Context) progress.Outcome, error) {
+			r, then := c.processImage(ctx, a, t, spec, ref, shared.output(), c.Destination, filterFacs, blobs, run.Image(ref.String()))
+			return r, then, nil
+		},
+		NotRun: func(_ int, ref quay.Ref, err error) progress.Outcome {
+			run.Image(ref.String()).Finish(err)
+			return progress.Outcome{Image: ref.String(), Err: err}
+		},
+		// One call at a time, as images finish: the [k/N] lines in order.
+		Done: func(_ int, ref quay.Ref, r progress.Outcome) {
+			if r.Err != nil {
+				return
 			}
-			after := c.processImage(ctx, a, t, spec, ref, shared, c.Destination, filterFacs, blobs, run.Image(ref.String()), &results[i])
-			fa.Finished(i)
-			if results[i].err == nil {
-				// Counted and printed under one lock: the [k/N] lines in order.
-				doneMu.Lock()
-				done++
-				a.out.printer.Status("Image complete", fmt.Sprintf("[%d/%d] %s", done, len(refs), ref), func(e *zerolog.Event) {
-					e.Str("image", ref.String()).Int("images_done", done).Int("images_total", len(refs))
-				})
-				doneMu.Unlock()
-			}
-			verifying.Go(func() { after(ctx) })
-			return nil
-		})
-	}
-	_ = p.Wait() // tasks report through results
-	verifying.Wait()
+			done++
+			a.out.printer.Status("Image complete", fmt.Sprintf("[%d/%d] %s", done, len(refs), ref), func(e *zerolog.Event) {
+				e.Str("image", ref.String()).Int("images_done", done).Int("images_total", len(refs))
+			})
+		},
+	})
 	stopProgress()
 
-	sum := summary{multi: true, totalImages: len(refs), elapsed: time.Since(start)}
-	var failed, verifyFailed []imageResult
-	for _, r := range results {
-		o := imageOutcome{Image: r.ref.String(), Layers: int64(r.layers), Bytes: r.bytes, Moved: r.moved, Digest: r.digest, Err: r.err, VerifyErrors: r.verifyErrors}
-		if r.err != nil {
-			o.Err = redact.Error(r.err)
-		}
-		sum.outcomes = append(sum.outcomes, o)
-		if r.err != nil {
-			failed = append(failed, r)
-			continue
-		}
-		sum.images++
-		sum.layers += int64(r.layers)
-		sum.bytes += r.bytes
-		sum.moved += r.moved
-		if r.verified {
-			sum.verified = true
-			sum.verifyErrors += len(r.verifyErrors)
-			if len(r.verifyErrors) > 0 {
-				verifyFailed = append(verifyFailed, r)
-			}
-		}
-	}
-	sum.failed = len(failed)
+	sum := progress.Tally(results)
+	sum.Elapsed = time.Since(start)
 	if st, ok := a.transportStats(); ok {
-		sum.retries, sum.rateLimits = st.Retries, st.RateLimited
+		sum.Retries, sum.RateLimits = st.Retries, st.RateLimited
 		log.Debug().Int64("requests", st.Requests).Int64("retries", st.Retries).Int64("rate_limited", st.RateLimited).
 			Int64("connections", st.Connections).Int64("bytes_in", st.BytesIn).Msg("Network")
 	}
 	bs := blobs.Stats()
 	log.Info().Int64("layers_fetched", bs.Fetched).Int64("layers_shared", bs.Shared).Int64("layers_skipped", bs.Skipped).Msg("Layer transfers")
-	sum.emit(a)
-	if err := writeDigests(a, c.DigestFile, "", sum.outcomes); err != nil {
+	sum.Emit(a.out.printer)
+	if err := progress.WriteDigests(a.stdout, c.DigestFile, "", sum.Outcomes); err != nil {
 		return err
 	}
-	pr := a.out.printer
-	if len(failed) == 0 && len(verifyFailed) == 0 {
-		if !a.g.Quiet {
-			pr.ConsoleOnly("No failed images.")
-		}
-		return ctx.Err()
-	}
-	if len(failed) > 0 {
-		pr.ConsoleOnly("Failed images:")
-		for _, r := range failed {
-			pr.ConsoleOnly(fmt.Sprintf("  %s: %v", r.ref, redact.Error(r.err)))
-		}
-	}
-	if len(verifyFailed) > 0 {
-		pr.ConsoleOnly("Verification errors:")
-		for _, r := range verifyFailed {
-			for _, p := range r.verifyErrors {
-				pr.ConsoleOnly(fmt.Sprintf("  %s: %s", r.ref, p))
-			}
-		}
-	}
+	sum.PrintProblems(a.out.printer)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if len(failed) > 0 {
-		return fmt.Errorf("%d of %d images failed: %w", len(failed), len(refs), errImagesFailed)
+	if sum.Failed > 0 {
+		return fmt.Errorf("%d of %d images failed: %w", sum.Failed, len(refs), errImagesFailed)
 	}
-	return errors.New("verification found problems with the output")
+	if sum.VerifyErrors > 0 {
+		return errors.New("verification found problems with the output")
+	}
+	return nil
 }
 
 // processImage runs one image into out (or, when out is nil, into the
-// output dest names for this image), filling *r. It returns what is left to
-// do once the image is written: verify it (when asked) and close its own
-// output. The caller runs that outside the image's -J slot, so that the
+// output dest names for this image) and returns what it came to and what
+// is left to do once the image is written: verify it (when asked) and
+// close its own output, which returns the image's final result. The
+// scheduler runs that outside the image's -J slot, so that the
 // verification's round trips overlap the next image's.
 func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Transport, spec quay.Spec, ref quay.Ref,
-	out output, dest string, facs []filterFactory, blobs *registry.Blobs, im *accounting.Image, r *imageResult) (after func(context.Context)) {
-	r.ref = ref
+	out output, dest string, facs []filterFactory, blobs *registry.Blobs, im *accounting.Image) (progress.Outcome, func(context.Context) progress.Outcome) {
+	r := progress.Outcome{Image: ref.String()}
 	var closeOut func()
-	after = func(context.Context) {
-		if closeOut != nil {
-			closeOut()
+	// finish is the result r and an after that only closes the output.
+	finish := func(r progress.Outcome) (progress.Outcome, func(context.Context) progress.Outcome) {
+		return r, func(context.Context) progress.Outcome {
+			if closeOut != nil {
+				closeOut()
+			}
+			return r
 		}
 	}
 	log := zerolog.Ctx(ctx).With().Str("image", ref.String()).Logger()
@@ -316,13 +232,13 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 	if out == nil {
 		d, err := multiDestination(dest, ref)
 		if err != nil {
-			r.err = err
-			return after
+			r.Err = err
+			return finish(r)
 		}
 		o, _, err := openOutput(ctx, a, d)
 		if err != nil {
-			r.err = err
-			return after
+			r.Err = err
+			return finish(r)
 		}
 		closeOut = func() { o.Close() }
 		out = o
@@ -334,53 +250,108 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 		if ro, ok := out.(*sinkreg.Output); ok {
 			res, isIndex, err := copyIndex(ctx, a, t, src, ro)
 			if isIndex {
-				r.err, r.layers, r.bytes = err, int(res.layers), res.bytes
-				r.verified, r.verifyErrors = err == nil && (a.g.Verify || a.g.VerifyFull), res.problems
+				r.Err, r.Layers, r.Bytes = err, res.layers, res.bytes
+				r.Verified, r.VerifyErrors = err == nil && (a.g.Verify || a.g.VerifyFull), res.problems
 				if err != nil {
 					log.Error().Err(err).Msg("Image failed")
 				}
-				return after
+				return finish(r)
 			}
 			if err != nil {
-				r.err = err
-				return after
+				r.Err = err
+				return finish(r)
 			}
 		}
 	}
 	stages, err := buildFilters(facs, img)
 	if err != nil {
-		r.err = err
-		return after
+		r.Err = err
+		return finish(r)
 	}
 	sink, err := out.Sink(img)
 	if err != nil {
-		r.err = err
-		return after
+		r.Err = err
+		return finish(r)
 	}
 	rep, err := runImage(ctx, a, im, src, stages, sink)
 	if err != nil {
 		log.Error().Err(redact.Error(err)).Msg("Image failed")
-		r.err = err
-		return after
+		r.Err = err
+		return finish(r)
 	}
 	f := im.Figures()
-	r.layers, r.bytes, r.moved, r.digest = int(f.Layers), f.Size, f.Bytes, f.Digest
-	stagesEvent(log.Info().Int64("layers", f.Layers).Int64("bytes", f.Size).Int64("bytes_moved", f.Bytes).Int64("elapsed_ms", f.Elapsed.Milliseconds()), rep).
+	r.Layers, r.Bytes, r.Moved, r.Digest = f.Layers, f.Size, f.Bytes, f.Digest
+	progress.StagesEvent(log.Info().Int64("layers", f.Layers).Int64("bytes", f.Size).Int64("bytes_moved", f.Bytes).Int64("elapsed_ms", f.Elapsed.Milliseconds()), rep).
 		Msg("Processing complete")
 	v, ok := out.(verifier)
 	if !ok || !(a.g.Verify || a.g.VerifyFull) {
-		return after
+		return finish(r)
 	}
-	closeOnly := after // the named result is reassigned by the return below
-	return func(ctx context.Context) {
-		defer closeOnly(ctx)
+	return r, func(ctx context.Context) progress.Outcome {
+		if closeOut != nil {
+			defer closeOut()
+		}
 		problems, err := v.Verify(log.WithContext(ctx), img, a.g.VerifyFull)
 		if err != nil {
 			log.Warn().Err(err).Msg("Verification failed")
-			return
+			return r
 		}
-		r.verified = true
-		r.verifyErrors = problems
+		r.Verified = true
+		r.VerifyErrors = problems
+		return r
+	}
+}
+
+// sharedOutput is the one output of a multi-image run whose images do not
+// each get their own, opened when the first image is found. Its methods
+// are called from the resolution (open) and after it; every method of a
+// nil *sharedOutput reports no output.
+type sharedOutput struct {
+	dest    string
+	out     output
+	hasFunc func(string) bool
+	openErr error
+}
+
+// open opens the output, once; it returns the error opening it gave.
+func (o *sharedOutput) open(ctx context.Context, a *app) error {
+	if o == nil {
+		return nil
+	}
+	if o.out == nil && o.openErr == nil {
+		if o.out, _, o.openErr = openOutput(ctx, a, o.dest); o.openErr == nil {
+			if h, ok := o.out.(stage.Haver); ok {
+				o.hasFunc = h.Has
+			}
+		}
+	}
+	return o.openErr
+}
+
+// output is the opened output, or nil.
+func (o *sharedOutput) output() output {
+	if o == nil {
+		return nil
+	}
+	return o.out
+}
+
+// has reports whether the output has the layer name (false when it cannot
+// tell).
+func (o *sharedOutput) has(name string) bool {
+	return o != nil && o.hasFunc != nil && o.hasFunc(name)
+}
+
+func (o *sharedOutput) err() error {
+	if o == nil {
+		return nil
+	}
+	return o.openErr
+}
+
+func (o *sharedOutput) close() {
+	if o != nil && o.out != nil {
+		o.out.Close()
 	}
 }
 

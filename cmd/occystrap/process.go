@@ -9,6 +9,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/accounting"
 	"github.com/occystrap/occystrap/internal/redact"
+	"github.com/occystrap/occystrap/stage/progress"
 )
 
 // ProcessCmd is `occystrap process SOURCE DESTINATION [-f FILTER]...`.
@@ -99,12 +100,11 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 		return err
 	}
 	f := im.Figures()
-	stagesEvent(log.Info().Str("image", img.String()).Int64("layers", f.Layers).Int64("bytes", f.Size).Int64("bytes_moved", f.Bytes).
+	progress.StagesEvent(log.Info().Str("image", img.String()).Int64("layers", f.Layers).Int64("bytes", f.Size).Int64("bytes_moved", f.Bytes).
 		Int64("elapsed_ms", f.Elapsed.Milliseconds()), rep).Msg("Processing complete")
 
-	sum := summary{layers: f.Layers, bytes: f.Size, moved: f.Bytes, digest: f.Digest}
+	sum := withNetwork(a, progress.Summary{Layers: f.Layers, Bytes: f.Size, Moved: f.Bytes, Digest: f.Digest})
 	if st, ok := a.transportStats(); ok {
-		sum.retries, sum.rateLimits = st.Retries, st.RateLimited
 		log.Debug().Int64("requests", st.Requests).Int64("retries", st.Retries).Int64("rate_limited", st.RateLimited).
 			Int64("rate_limit_waits", st.RateLimitWaits).Int64("connections", st.Connections).Int64("tls_handshakes", st.TLSHandshakes).
 			Int64("resumes", st.Resumes).Int64("bytes_in", st.BytesIn).Int64("bytes_out", st.BytesOut).
@@ -117,20 +117,20 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 			if err != nil {
 				log.Warn().Err(err).Msg("Verification failed")
 			} else {
-				sum.verified = true
-				sum.verifyErrors = len(problems)
+				sum.Verified = true
+				sum.VerifyErrors = len(problems)
 				for _, p := range problems {
 					log.Error().Str("image", img.String()).Str("problem", p).Msg("Verify error")
 				}
 			}
 		}
 	}
-	sum.elapsed = time.Since(start)
-	sum.emit(a)
-	if err := writeDigests(a, c.DigestFile, sum.digest, nil); err != nil {
+	sum.Elapsed = time.Since(start)
+	sum.Emit(a.out.printer)
+	if err := progress.WriteDigests(a.stdout, c.DigestFile, sum.Digest, nil); err != nil {
 		return err
 	}
-	if sum.verifyErrors > 0 {
+	if sum.VerifyErrors > 0 {
 		return errors.New("verification found problems with the output")
 	}
 	return nil

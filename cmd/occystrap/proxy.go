@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -16,9 +14,6 @@ import (
 	"github.com/occystrap/occystrap/stage/layercache"
 	"github.com/occystrap/occystrap/transport"
 )
-
-// defaultProxyPort is the port of a --listen without one.
-const defaultProxyPort = "5050"
 
 // ProxyCmd is `occystrap proxy`: a registry that filters what passes
 // through it into a downstream registry.
@@ -32,34 +27,9 @@ type ProxyCmd struct {
 	UpstreamPassword string   `name:"upstream-password" env:"OCCYSTRAP_UPSTREAM_PASSWORD" help:"Upstream password (overrides one in --upstream)."`
 }
 
-// parseListen gives HOST:PORT; a listen address without a colon gets port
-// 5050; a port that is not a number in 0..65535 is an error.
-func parseListen(s string) (string, error) {
-	i := strings.LastIndex(s, ":")
-	if i < 0 {
-		return net.JoinHostPort(s, defaultProxyPort), nil
-	}
-	host, port := s[:i], s[i+1:]
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return "", fmt.Errorf("invalid port: %s", port)
-	}
-	return net.JoinHostPort(strings.Trim(host, "[]"), port), nil
-}
-
-// parseUpstream splits [USER:PASS@]HOST at the last '@', then the
-// credentials at the first ':'.
-func parseUpstream(s string) (host, user, pass string) {
-	i := strings.LastIndex(s, "@")
-	if i < 0 {
-		return s, "", ""
-	}
-	user, pass, _ = strings.Cut(s[:i], ":")
-	return s[i+1:], user, pass
-}
-
 // Run serves until interrupted.
 func (c *ProxyCmd) Run(ctx context.Context, a *app) error {
-	addr, err := parseListen(c.Listen)
+	addr, err := proxy.ListenAddr(c.Listen)
 	if err != nil {
 		return err
 	}
@@ -75,7 +45,7 @@ func (c *ProxyCmd) Run(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	upHost, upUser, upPass := parseUpstream(c.Upstream)
+	upHost, upUser, upPass := proxy.ParseUpstream(c.Upstream)
 	if c.UpstreamUsername != "" {
 		upUser = c.UpstreamUsername
 	}
@@ -95,7 +65,7 @@ func (c *ProxyCmd) Run(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	srv, err := proxy.New(proxy.Options{
+	return proxy.ListenAndServe(ctx, addr, proxy.Options{
 		Transport:          t,
 		Downstream:         c.Downstream,
 		DownstreamRegistry: transport.RegistryOptions{Insecure: a.g.Insecure, Username: a.g.Username, Password: a.g.Password},
@@ -109,12 +79,4 @@ func (c *ProxyCmd) Run(ctx context.Context, a *app) error {
 		Inflate:            z,
 		Engine:             stage.Options{Window: 2 * max(a.g.Parallel, 1), Buffer: max(a.g.Parallel, 1)},
 	})
-	if err != nil {
-		return err
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("proxy: listen on %s: %w", addr, err)
-	}
-	return srv.Serve(ctx, l)
 }

@@ -53,4 +53,8 @@
 // image runs use a context that outlives the caller's cancellation until
 // that bound. Received blobs are kept until Close, which removes them, or
 // until deleted.
+//
+// The proxy command (listen.go): ListenAddr and ParseUpstream read its
+// --listen and --upstream forms, and ListenAndServe makes the Server,
+// listens and serves until the context is cancelled.
 package proxy

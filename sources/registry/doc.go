@@ -20,9 +20,10 @@
 // image's source shares one Blobs (Options.Blobs), a digest-keyed scheduler
 // through which a layer several images need is downloaded once and its
 // temporary file shared, reference-counted (see Blobs). Such a run also
-// fetches images ahead of their turn (Blobs.Prefetch, ordered by a
-// Lookahead): the manifest and config a source will ask for are kept in
-// Blobs, and the layers held as flights, so the source finds them ready.
+// fetches images ahead of their turn (Blobs.Prefetch, ordered by the
+// multi-image scheduler, package stage/schedule): the manifest and config
+// a source will ask for are kept in Blobs, and the layers held as flights,
+// so the source finds them ready.
 //
 // Passthrough (passthrough.go): when the engine calls UseCompressed (a sink
 // that copies compressed blobs, no stage changing content), nothing is

@@ -16,7 +16,12 @@
 // layer held in memory), and checks the config bytes against the manifest.
 // Its Results, once the run is over, lists the results in the original's
 // order: config checks, then each layer's in layer order, then duplicate
-// files. WriteCheckText and CheckJSON print them.
+// files. WriteCheckText and CheckDocument print them.
+//
+// The commands' output (render.go): WriteInfo and WriteInfos print one or
+// many images' info documents and WriteCheck a check's results, as text or
+// JSON (--output-format); Check runs the metadata checks and, unless fast,
+// the LayerCheck over the image.
 //
 // Everything here is a pure function of its inputs except LayerCheck, whose
 // Run is called once by the engine; its Results may be read after Run
