@@ -104,7 +104,7 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	// layers are fetched ahead only into a shared output (opened when the
 	// first image is found), which tells which layers it has already.
 	var (
-		shared  output
+		shared  stage.Output
 		openErr error
 		has     func(string) bool
 		found   []quay.Ref // guarded by foundMu
@@ -163,7 +163,7 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 			// One output for all images, unless each gets its own name.
 			if !perImage && shared == nil && openErr == nil {
 				if shared, _, openErr = openOutput(ctx, a, c.Destination); openErr == nil {
-					if h, ok := shared.(stage.Haver); ok {
+					if h, ok := shared.(interface{ Has(name string) bool }); ok {
 						has = h.Has
 					}
 				}
@@ -303,7 +303,7 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 // output. The caller runs that outside the image's -J slot, so that the
 // verification's round trips overlap the next image's.
 func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Transport, spec quay.Spec, ref quay.Ref,
-	out output, dest string, facs []filterFactory, blobs *registry.Blobs, im *accounting.Image, r *imageResult) (after func(context.Context)) {
+	out stage.Output, dest string, facs []filterFactory, blobs *registry.Blobs, im *accounting.Image, r *imageResult) (after func(context.Context)) {
 	r.ref = ref
 	var closeOut func()
 	after = func(context.Context) {
@@ -367,7 +367,7 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 	r.layers, r.bytes, r.moved, r.digest = int(f.Layers), f.Size, f.Bytes, f.Digest
 	stagesEvent(log.Info().Int64("layers", f.Layers).Int64("bytes", f.Size).Int64("bytes_moved", f.Bytes).Int64("elapsed_ms", f.Elapsed.Milliseconds()), rep).
 		Msg("Processing complete")
-	v, ok := out.(verifier)
+	v, ok := out.(stage.Verifier)
 	if !ok || !(a.g.Verify || a.g.VerifyFull) {
 		return after
 	}

@@ -49,7 +49,9 @@ func startProgress(ctx context.Context, a *app, run *accounting.Run) (stop func(
 // digest of the config the sink gets. It passes every item on unchanged.
 type accountStage struct{ im *accounting.Image }
 
-func (s *accountStage) Name() string { return "account" }
+func (s *accountStage) Properties() stage.StageProperties {
+	return stage.StageProperties{Name: "account"}
+}
 
 func (s *accountStage) Run(ctx context.Context, in <-chan stage.Item, out chan<- stage.Item) error {
 	for it := range in {

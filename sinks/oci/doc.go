@@ -7,7 +7,7 @@
 //
 // The original builds it as a dir:// output with expand and then moves
 // things around; no manifest, catalog or layer directory is left. Here the
-// layers are applied straight from their bodies, in Seq order (NeedsOrder),
+// layers are applied straight from their bodies, in Seq order (SinkProperties.Ordered),
 // onto one tree (package internal/extract: safe extraction, whiteouts and
 // opaque directories matched by path component), so no layer.tar is ever
 // written. Owners recorded in the layers are applied when the Writer is told

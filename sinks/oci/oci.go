@@ -65,11 +65,10 @@ type imageSink struct {
 	img stage.Image
 }
 
-// Name is the sink's name in the statistics.
-func (s *imageSink) Name() string { return "oci" }
-
-// NeedsOrder is true: layers are applied onto rootfs in order.
-func (s *imageSink) NeedsOrder() bool { return true }
+// Properties: layers in order (they are applied onto rootfs in order).
+func (s *imageSink) Properties() stage.SinkProperties {
+	return stage.SinkProperties{Name: "oci", Ordered: true}
+}
 
 // Consume applies the layers as they arrive and puts the bundle in place
 // when in is closed.
@@ -131,7 +130,7 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) (err erro
 		switch it.Kind {
 		case stage.KindConfig:
 			if haveCfg {
-				return fmt.Errorf("image %s: second config %q", s.img, it.Name)
+				return fmt.Errorf("image %s: %w %q", s.img, stage.ErrSecondConfig, it.Name)
 			}
 			config, haveCfg = it.Data, true
 		case stage.KindLayer:

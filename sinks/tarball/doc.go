@@ -14,7 +14,7 @@
 // destination and renamed into place at the end, so an interrupted run leaves
 // no partial archive under the destination's name.
 //
-// Order and speed: the sink declares NeedsOrder, and each layer is streamed
+// Order and speed: the sink declares Ordered (stage.SinkProperties), and each layer is streamed
 // straight into the archive as it arrives, so nothing is copied twice. A tar
 // header needs the member's size first: Item.Size when the source knows it,
 // or the file's size for a file-backed body. Only a layer with unknown size

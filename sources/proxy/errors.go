@@ -1,6 +1,10 @@
 package proxy
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/occystrap/occystrap/stage"
+)
 
 var (
 	// ErrUninterpretable is a pushed manifest the proxy cannot read layer
@@ -13,5 +17,5 @@ var (
 	// repository nor held by the downstream.
 	ErrBlobUnknown = errors.New("blob not pushed")
 	// ErrClosed is a request after the proxy closed.
-	ErrClosed = errors.New("proxy closed")
+	ErrClosed = stage.Sentinel(stage.ErrClosed, "proxy closed")
 )
