@@ -292,28 +292,27 @@ func (s *imageSink) apply(ctx context.Context, dir string, done <-chan layerDone
 		return err
 	}
 	defer tree.Close()
-	pending := map[int]layerDone{}
-	next := 0
+	var held stage.Ordered[layerDone]
 	for {
 		select {
 		case d, ok := <-done:
 			if !ok {
-				if len(pending) > 0 {
-					return fmt.Errorf("expand %s: layer %d never arrived (%d later layers did)", s.img, next, len(pending))
+				if held.Held() > 0 {
+					return fmt.Errorf("expand %s: layer %d never arrived (%d later layers did): %w", s.img, held.Next(), held.Held(), stage.ErrMissingLayer)
 				}
 				return tree.Close()
 			}
-			pending[d.seq] = d
+			if err := held.Put(d.seq, d); err != nil {
+				return fmt.Errorf("expand %s: layer %s: %w", s.img, d.name, err)
+			}
 			for {
-				d, ok := pending[next]
+				d, ok := held.Pop()
 				if !ok {
 					break
 				}
-				delete(pending, next)
 				if err := s.applyOne(ctx, tree, d); err != nil {
 					return err
 				}
-				next++
 			}
 		case <-ctx.Done():
 			return ctx.Err()
