@@ -101,6 +101,7 @@ func RunSinkConformance(t *testing.T, s SinkSuite) {
 	t.Run("missing config", func(t *testing.T) { checkFails(t, s, img, ConformanceItems(nil)[1:], stage.ErrNoConfig) })
 	t.Run("cancel mid-run", func(t *testing.T) { checkCancel(t, s, img) })
 	t.Run("consume returns on cancel", func(t *testing.T) { checkConsumeCancel(t, s, img) })
+	t.Run("consume returns on cancel while idle", func(t *testing.T) { checkConsumeIdle(t, s, img) })
 }
 
 // orders are the arrival orders checked: as built, config last with the
@@ -379,6 +380,22 @@ func checkConsumeCancel(t *testing.T, s SinkSuite, img stage.Image) {
 		_ = (<-in).Release()
 	}
 	checkReleased(t, &rel, 3)
+}
+
+// checkConsumeIdle cancels Consume while it waits for its first item on
+// an input that stays open: it must return (a sink whose receive does not
+// select on its context hangs here until the test binary's timeout).
+func checkConsumeIdle(t *testing.T, s SinkSuite, img stage.Image) {
+	out := open(t, s)
+	sink := sinkOf(t, out, img)
+	ctx, cancel := context.WithCancel(t.Context())
+	in := make(chan stage.Item)
+	done := make(chan error, 1)
+	go func() { done <- sink.Consume(ctx, in) }()
+	cancel()
+	if err := <-done; err == nil {
+		t.Errorf("Consume cancelled before any item returned no error: it must not finish an output")
+	}
 }
 
 // gateBody gives the first half of its layer, then blocks until ctx is
