@@ -293,6 +293,7 @@ func (s *Sink) Consume(ctx context.Context, in <-chan stage.Item) error {
 	// The first failed blob stops the intake: Consume returns its error,
 	// and the engine cancels the source and releases what is in flight.
 	failed := make(chan struct{})
+	var secondConfig error
 	var failOnce sync.Once
 	fail := func(err error) error {
 		if err != nil {
@@ -311,6 +312,8 @@ intake:
 			}
 		case <-failed:
 			break intake
+		case <-ctx.Done():
+			break intake
 		}
 		switch it.Kind {
 		case stage.KindManifest:
@@ -318,6 +321,12 @@ intake:
 			manifest = &m
 			s.headAhead(ctx, p, m.Data)
 		case stage.KindConfig:
+			if config != nil {
+				_ = it.Release()
+				secondConfig = fmt.Errorf("%s: %w %q after %q", s.where(), stage.ErrSecondConfig, it.Name, config.Name)
+				p.Go(func(context.Context) error { return fail(secondConfig) }) // stops the uploads in flight
+				break intake
+			}
 			c := it
 			config = &c
 			// A config that says where its blob is (a registry source in
@@ -358,7 +367,9 @@ intake:
 			_ = it.Release()
 		}
 	}
-	if err := p.Wait(); err != nil {
+	if err := p.Wait(); secondConfig != nil {
+		return secondConfig
+	} else if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			return err
 		}
