@@ -33,10 +33,10 @@
 // Layers do not depend on each other, so Consume writes them as they arrive,
 // Parallel at a time, in any order, and the config may come before, between
 // or after them; the manifest's Layers list is built by Seq at the end. Only
-// Expand needs order (Properties reports it as Ordered): the tree is built by applying
-// each layer.tar in Seq order as soon as it and the ones before it are on
-// disk, overlapping with the writes of later layers. Extraction is safe
-// (package internal/extract): no entry writes outside the tree.
+// Expand needs order (Properties reports it as Ordered): the tree is built by
+// applying each layer.tar in Seq order as soon as it and the ones before it
+// are on disk, overlapping with the writes of later layers. Extraction is
+// safe (package internal/extract): no entry writes outside the tree.
 //
 // catalog.json is read, modified and written back (atomically) under one
 // lock per catalog path for the whole process and an exclusive flock on

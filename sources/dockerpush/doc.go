@@ -52,8 +52,9 @@
 // Layers are named by their DiffID hex. A layer the image holds twice is
 // pushed once and sent twice, sharing one file.
 //
-// A sink that already has a layer (stage.SinkProperties.Has, by DiffID hex) gets it with
-// a nil Body, and its blob is dropped on arrival; the engine still pushes it.
+// A sink that already has a layer (stage.SinkProperties.Has, by DiffID hex)
+// gets it with a nil Body, and its blob is dropped on arrival; the engine
+// still pushes it.
 //
 // Ownership: every layer file belongs to the body of the item it was sent
 // in (the last Release removes it); files of blobs not sent, and uploads in

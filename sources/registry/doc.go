@@ -15,11 +15,11 @@
 // the source takes a window credit before starting each layer.
 //
 // Layers the destination already has are not fetched: the engine hands a
-// source the sink's Has (stage.Wiring) when nothing between them changes content,
-// and such a layer is sent with a nil Body. In a multi-image run every
-// image's source shares one Blobs (Options.Blobs), a digest-keyed scheduler
-// through which a layer several images need is downloaded once and its
-// temporary file shared, reference-counted (see Blobs). Such a run also
+// source the sink's Has (stage.Wiring) when nothing between them changes
+// content, and such a layer is sent with a nil Body. In a multi-image run
+// every image's source shares one Blobs (Options.Blobs), a digest-keyed
+// scheduler through which a layer several images need is downloaded once and
+// its temporary file shared, reference-counted (see Blobs). Such a run also
 // fetches images ahead of their turn (Blobs.Prefetch, ordered by a
 // Lookahead): the manifest and config a source will ask for are kept in
 // Blobs, and the layers held as flights, so the source finds them ready.
