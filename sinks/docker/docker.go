@@ -103,6 +103,12 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 		return nil
 	})
 	if err := p.Wait(); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			// The run was cancelled: a failure here (the HTTP client
+			// closing the request body, so the archive writer finds its
+			// pipe closed) follows from it and is not the run's error.
+			return cerr
+		}
 		return err
 	}
 	s.o.mu.Lock()
