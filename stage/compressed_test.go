@@ -9,14 +9,19 @@ import (
 
 type passthroughSource struct{ used bool }
 
-func (s *passthroughSource) UseCompressed() { s.used = true }
+func (s *passthroughSource) Wire(w stage.Wiring) { s.used = w.Compressed }
+func (s *passthroughSource) Properties() stage.SourceProperties {
+	return stage.SourceProperties{}
+}
 func (s *passthroughSource) Emit(context.Context, chan<- stage.Item) error {
 	return nil
 }
 
 type wantingSink struct{ wants bool }
 
-func (s wantingSink) WantsCompressed() bool { return s.wants }
+func (s wantingSink) Properties() stage.SinkProperties {
+	return stage.SinkProperties{Compressed: s.wants}
+}
 func (s wantingSink) Consume(_ context.Context, in <-chan stage.Item) error {
 	for it := range in {
 		_ = it.Release()
@@ -25,6 +30,8 @@ func (s wantingSink) Consume(_ context.Context, in <-chan stage.Item) error {
 }
 
 type plainSink struct{}
+
+func (plainSink) Properties() stage.SinkProperties { return stage.SinkProperties{} }
 
 func (plainSink) Consume(_ context.Context, in <-chan stage.Item) error {
 	for it := range in {
@@ -38,7 +45,9 @@ type changer struct {
 	changes bool
 }
 
-func (c changer) ChangesContent() bool { return c.changes }
+func (c changer) Properties() stage.StageProperties {
+	return stage.StageProperties{ChangesContent: c.changes}
+}
 
 func TestPassthroughWiredOnlyWhenNothingChangesContent(t *testing.T) {
 	tests := []struct {
@@ -61,7 +70,7 @@ func TestPassthroughWiredOnlyWhenNothingChangesContent(t *testing.T) {
 				t.Fatal(err)
 			}
 			if src.used != tc.want {
-				t.Errorf("UseCompressed called: %v, want %v", src.used, tc.want)
+				t.Errorf("Wiring.Compressed: %v, want %v", src.used, tc.want)
 			}
 		})
 	}

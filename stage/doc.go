@@ -17,28 +17,35 @@
 // file or a re-openable stream (never a whole layer in memory) whose ownership
 // passes with the send: whoever holds an item last calls Body.Release.
 //
-// When the sink declares that it needs layers in order (OrderedSink), the
+// The contract a source, filter or sink author needs is in contract.go:
+// Source, Stage and Sink (with Input, Output and Verifier, the opened forms
+// the command line wires), each declaring its capabilities as data in one
+// Properties method (SourceProperties, StageProperties, SinkProperties)
+// that Run reads once, and Wiring, what Run tells a source (Wirable). The
+// error categories every package wraps are in errors.go, with FirstError,
+// the one "keep the first real error" helper. stage/stagetest's
+// RunSinkConformance checks a sink against the contract.
+//
+// When the sink declares that it needs layers in order (Ordered), the
 // engine puts a credit-based reorder buffer (Window) in front of it. Sources
 // that produce layers out of order (parallel downloads) take a credit per
-// layer before starting it (WindowUser), so at most W layers are outstanding
-// and the buffer never holds more than W items. Such a source must wait for
-// credit with a context that its own workers' failure cancels: the credit for
-// a layer after a failed one never comes. Sinks that do not need order
-// take layers as they finish.
+// layer before starting it (Wiring.Window), so at most W layers are
+// outstanding and the buffer never holds more than W items. Such a source
+// must wait for credit with a context that its own workers' failure
+// cancels: the credit for a layer after a failed one never comes. Sinks
+// that do not need order take layers as they finish.
 //
-// A sink that already holds some layers (Haver) lets a source that can
-// (SkipUser) emit those layers with a nil Body instead of fetching them; the
-// engine wires this only when no stage rewrites layers (ContentChanger) or
-// needs to read every layer (AllLayersNeeder).
+// A sink that already holds some layers (SinkProperties.Has) lets a source
+// emit those layers with a nil Body instead of fetching them
+// (Wiring.Has); the engine wires this only when no stage rewrites layers
+// (ChangesContent) or needs to read every layer (NeedsAllLayers).
 //
-// Passthrough of compressed blobs: a sink that implements CompressedSink
-// (WantsCompressed) and a source that implements CompressedSource
-// (UseCompressed) are wired by Run when no stage implements ContentChanger
-// with true. The source then gives layer bodies that also implement
-// Compressed, and sends its manifest as fetched in one KindManifest item
-// (Seq -2, Data = bytes, Name = media type), in any order relative to the
-// other items. Stages that do not change content forward it unchanged; no
-// other sink ever sees one.
+// Passthrough of compressed blobs: when the sink declares Compressed and no
+// stage changes content, Run wires the source with Compressed. The source
+// may then give layer bodies that also implement Compressed, and send its
+// manifest as fetched in one KindManifest item (Seq -2, Data = bytes, Name
+// = media type), in any order relative to the other items. Stages that do
+// not change content forward it unchanged; no other sink ever sees one.
 //
 // Concurrency: Run may be called from many goroutines at once (one per image);
 // a Stats value is updated atomically and may be read while a run is going.

@@ -2,52 +2,12 @@ package stage
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sourcegraph/conc/pool"
 )
-
-// Source produces the items of one image: the config and every layer. It
-// must not close out; the engine closes it after Emit returns.
-type Source interface {
-	Emit(ctx context.Context, out chan<- Item) error
-}
-
-// Stage reads items, and writes the same or rewritten items. A stage that
-// rewrites layers may hold the config back until every layer has passed (the
-// layer names and DiffIDs it refers to change on the way). It must not close
-// out.
-type Stage interface {
-	Run(ctx context.Context, in <-chan Item, out chan<- Item) error
-}
-
-// Sink consumes the items of one image and finishes the output when in is
-// closed.
-type Sink interface {
-	Consume(ctx context.Context, in <-chan Item) error
-}
-
-// OrderedSink is implemented by a sink that needs layers in Seq order.
-type OrderedSink interface {
-	NeedsOrder() bool
-}
-
-// WindowUser is implemented by a source that produces layers out of order
-// (parallel downloads). The engine hands it the run's reorder window when the
-// sink needs order; the source must Acquire a layer's Seq before it starts
-// working on it. Sources that emit layers in Seq order need not implement it.
-type WindowUser interface {
-	UseWindow(w *Window)
-}
-
-// Named is implemented by components that want a name in the statistics.
-type Named interface {
-	Name() string
-}
 
 // Options tune a run.
 type Options struct {
@@ -89,29 +49,29 @@ func Run(ctx context.Context, src Source, stages []Stage, sink Sink, opts Option
 		opts.Buffer = 1
 	}
 
-	wireCompressed(src, stages, sink)
-
+	// The sink's properties are read once; the source is told what they
+	// and the stages allow (Wiring).
+	props := sink.Properties()
 	var win *Window
-	if o, ok := sink.(OrderedSink); ok && o.NeedsOrder() {
+	if props.Ordered {
 		win = NewWindow(opts.Window)
-		if wu, ok := src.(WindowUser); ok {
-			wu.UseWindow(win)
-		}
 	}
-
-	if h, ok := sink.(Haver); ok && skipAllowed(stages) {
-		if su, ok := src.(SkipUser); ok {
-			su.UseSkip(h.Has)
+	if w, ok := src.(Wirable); ok {
+		wiring := Wiring{Window: win}
+		if props.Has != nil && SkipAllowed(stages) {
+			wiring.Has = props.Has
 		}
+		wiring.Compressed = props.Compressed && !ChangesContent(stages)
+		w.Wire(wiring)
 	}
 
 	n := len(stages) + 2
 	counters := make([]counter, n)
-	counters[0].name = nameOf(src, "source")
+	counters[0].name = orDefault(src.Properties().Name, "source")
 	for i, s := range stages {
-		counters[i+1].name = nameOf(s, fmt.Sprintf("stage%d", i+1))
+		counters[i+1].name = orDefault(s.Properties().Name, fmt.Sprintf("stage%d", i+1))
 	}
-	counters[n-1].name = nameOf(sink, "sink")
+	counters[n-1].name = orDefault(props.Name, "sink")
 
 	// raw[i] is written by component i; fwd[i] is read by component i+1. A
 	// relay between them counts what passes (and, in front of an ordered
@@ -129,7 +89,7 @@ func Run(ctx context.Context, src Source, stages []Stage, sink Sink, opts Option
 	// source failed; Recv reports the cancellation instead of the close).
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var errs firstError
+	var errs FirstError
 	p := pool.New().WithContext(ctx).WithCancelOnError()
 	run := func(c *counter, out chan Item, f func(ctx context.Context) error) {
 		p.Go(func(ctx context.Context) (err error) {
@@ -145,7 +105,7 @@ func Run(ctx context.Context, src Source, stages []Stage, sink Sink, opts Option
 			}()
 			err = f(ctx)
 			c.elapsed.Store(int64(time.Since(start)))
-			errs.record(err)
+			errs.Record(err)
 			ok = err == nil
 			return err
 		})
@@ -179,7 +139,7 @@ func Run(ctx context.Context, src Source, stages []Stage, sink Sink, opts Option
 			p.Go(func(ctx context.Context) (err error) {
 				defer func() { closeAfter(err, cancel, fwd[i]) }()
 				err = reorder.run(ctx, raw[i], fwd[i], c)
-				errs.record(err)
+				errs.Record(err)
 				return err
 			})
 			continue
@@ -187,7 +147,7 @@ func Run(ctx context.Context, src Source, stages []Stage, sink Sink, opts Option
 		p.Go(func(ctx context.Context) (err error) {
 			defer func() { closeAfter(err, cancel, fwd[i]) }()
 			err = relay(ctx, raw[i], fwd[i], c, win, i == 0)
-			errs.record(err)
+			errs.Record(err)
 			return err
 		})
 	}
@@ -215,7 +175,7 @@ func Run(ctx context.Context, src Source, stages []Stage, sink Sink, opts Option
 	if reorder != nil {
 		rep.MaxReordered = reorder.maxHeld
 	}
-	if err := errs.get(); err != nil {
+	if err := errs.Err(); err != nil {
 		return rep, err
 	}
 	if waitErr != nil {
@@ -233,11 +193,11 @@ func closeAfter(err error, cancel context.CancelFunc, out chan Item) {
 	close(out)
 }
 
-func nameOf(v any, def string) string {
-	if n, ok := v.(Named); ok {
-		return n.Name()
+func orDefault(name, def string) string {
+	if name == "" {
+		return def
 	}
-	return def
+	return name
 }
 
 func drain(ch chan Item) {
@@ -303,87 +263,4 @@ func (c *counter) stats() Stats {
 		Bytes:   c.bytes.Load(),
 		Elapsed: time.Duration(c.elapsed.Load()),
 	}
-}
-
-// firstError keeps the first error that is not a cancellation, or else the
-// first cancellation.
-type firstError struct {
-	mu       sync.Mutex
-	real     error
-	canceled error
-}
-
-func (f *firstError) record(err error) {
-	if err == nil {
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		if f.canceled == nil {
-			f.canceled = err
-		}
-		return
-	}
-	if f.real == nil {
-		f.real = err
-	}
-}
-
-func (f *firstError) get() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.real != nil {
-		return f.real
-	}
-	return f.canceled
-}
-
-// Haver is implemented by a sink that may already hold a layer, by its name
-// (for example a dir:// output whose <name>/layer.tar exists).
-type Haver interface {
-	Has(name string) bool
-}
-
-// SkipUser is implemented by a source that can avoid fetching layers the sink
-// already has: for those it emits the layer with a nil Body.
-type SkipUser interface {
-	UseSkip(has func(name string) bool)
-}
-
-// ContentChanger is implemented by a stage that may rewrite layer content,
-// and so layer names: the sink cannot tell from a source name whether it has
-// the rewritten layer, and compressed passthrough is off.
-type ContentChanger interface {
-	ChangesContent() bool
-}
-
-// AllLayersNeeder is implemented by a stage that must read every layer, even
-// one the sink already has (search).
-type AllLayersNeeder interface {
-	NeedsAllLayers() bool
-}
-
-// ChangesContent reports whether any of stages rewrites layer content.
-func ChangesContent(stages []Stage) bool {
-	for _, s := range stages {
-		if c, ok := s.(ContentChanger); ok && c.ChangesContent() {
-			return true
-		}
-	}
-	return false
-}
-
-// skipAllowed reports whether a source may skip layers the sink has: no stage
-// renames layers or needs to see them all.
-func skipAllowed(stages []Stage) bool {
-	if ChangesContent(stages) {
-		return false
-	}
-	for _, s := range stages {
-		if n, ok := s.(AllLayersNeeder); ok && n.NeedsAllLayers() {
-			return false
-		}
-	}
-	return true
 }

@@ -52,8 +52,10 @@ type scrambleSource struct {
 	created  atomic.Int64
 }
 
-func (s *scrambleSource) UseWindow(w *stage.Window) { s.win = w }
-func (s *scrambleSource) Name() string              { return "scramble" }
+func (s *scrambleSource) Wire(w stage.Wiring) { s.win = w.Window }
+func (s *scrambleSource) Properties() stage.SourceProperties {
+	return stage.SourceProperties{Name: "scramble"}
+}
 
 func (s *scrambleSource) Emit(ctx context.Context, out chan<- stage.Item) error {
 	if err := stage.Send(ctx, out, stage.Item{Seq: -1, Kind: stage.KindConfig, Name: "cfg.json", Data: []byte("{}")}); err != nil {
@@ -98,7 +100,9 @@ type recordSink struct {
 	delay   time.Duration
 }
 
-func (s *recordSink) NeedsOrder() bool { return s.ordered }
+func (s *recordSink) Properties() stage.SinkProperties {
+	return stage.SinkProperties{Ordered: s.ordered}
+}
 
 func (s *recordSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 	n := 0
@@ -125,6 +129,8 @@ func (s *recordSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 
 // passStage forwards items, optionally failing on one layer.
 type passStage struct{ failAt int }
+
+func (passStage) Properties() stage.StageProperties { return stage.StageProperties{} }
 
 func (p passStage) Run(ctx context.Context, in <-chan stage.Item, out chan<- stage.Item) error {
 	for it := range in {
@@ -252,7 +258,7 @@ type blockingSink struct {
 	seen  chan struct{}
 }
 
-func (s *blockingSink) NeedsOrder() bool { return true }
+func (s *blockingSink) Properties() stage.SinkProperties { return stage.SinkProperties{Ordered: true} }
 
 func (s *blockingSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 	first := true
@@ -341,6 +347,8 @@ func BenchmarkEngineOverheadPerItem(b *testing.B) {
 
 type countSource struct{ n int }
 
+func (s *countSource) Properties() stage.SourceProperties { return stage.SourceProperties{} }
+
 func (s *countSource) Emit(ctx context.Context, out chan<- stage.Item) error {
 	for i := 0; i < s.n; i++ {
 		if err := stage.Send(ctx, out, stage.Item{Seq: i, Kind: stage.KindLayer, Size: 1}); err != nil {
@@ -355,7 +363,9 @@ type countSink struct {
 	n       int
 }
 
-func (s *countSink) NeedsOrder() bool { return s.ordered }
+func (s *countSink) Properties() stage.SinkProperties {
+	return stage.SinkProperties{Ordered: s.ordered}
+}
 func (s *countSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 	for range in {
 		s.n++
@@ -368,6 +378,8 @@ type failingSource struct{}
 
 var errSourceFailed = errors.New("source failed (no space left on device)")
 
+func (failingSource) Properties() stage.SourceProperties { return stage.SourceProperties{} }
+
 func (failingSource) Emit(ctx context.Context, out chan<- stage.Item) error {
 	if err := stage.Send(ctx, out, stage.Item{Seq: -1, Kind: stage.KindConfig, Name: "cfg.json", Data: []byte("{}")}); err != nil {
 		return err
@@ -378,6 +390,8 @@ func (failingSource) Emit(ctx context.Context, out chan<- stage.Item) error {
 // finishingSink finishes its output (counts a finish) whenever Recv reports
 // the end of its input without an error, as every sink does.
 type finishingSink struct{ finished *atomic.Int64 }
+
+func (finishingSink) Properties() stage.SinkProperties { return stage.SinkProperties{} }
 
 func (s finishingSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 	for {

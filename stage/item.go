@@ -18,9 +18,9 @@ const (
 	// KindLayer is one filesystem layer; its uncompressed tar is in Item.Body.
 	KindLayer
 	// KindManifest is the source's manifest, exactly as fetched, for a sink
-	// that copies compressed blobs through (see CompressedSink). Data holds
-	// its bytes and Name its media type; Seq is -2. Only a source told to
-	// UseCompressed sends one.
+	// that copies compressed blobs through (see Wiring.Compressed). Data holds
+	// its bytes and Name its media type; Seq is -2. Only a source wired with
+	// Compressed sends one.
 	KindManifest
 )
 

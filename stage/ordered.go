@@ -1,13 +1,6 @@
 package stage
 
-import (
-	"errors"
-	"fmt"
-)
-
-// ErrDuplicate is returned by Ordered.Put for an index already put or
-// already handed over.
-var ErrDuplicate = errors.New("arrived twice")
+import "fmt"
 
 // Ordered holds values that complete out of order (the layers of an image,
 // the images of a listing) and hands them over in the order of their
@@ -20,7 +13,7 @@ type Ordered[T any] struct {
 }
 
 // Put records the value of index i. An index below the next one to hand
-// over, or one already held, is refused with ErrDuplicate.
+// over, or one already held, is refused with an error that is ErrDuplicate.
 func (o *Ordered[T]) Put(i int, v T) error {
 	if i < 0 {
 		return fmt.Errorf("index %d: negative", i)

@@ -225,7 +225,7 @@ func platformString(p *v1.Platform) string {
 // runAllPlatforms is process with --all-platforms for one image: done is
 // false when the source's tag names a single image (the caller then copies
 // it as usual).
-func (c *ProcessCmd) runAllPlatforms(ctx context.Context, a *app, src source, out output, start time.Time) (done bool, err error) {
+func (c *ProcessCmd) runAllPlatforms(ctx context.Context, a *app, src stage.Input, out stage.Output, start time.Time) (done bool, err error) {
 	rs, ok1 := src.(*registry.Source)
 	ro, ok2 := out.(*sinkreg.Output)
 	if !ok1 || !ok2 {

@@ -215,7 +215,7 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 // scheduler runs that outside the image's -J slot, so that the
 // verification's round trips overlap the next image's.
 func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Transport, spec quay.Spec, ref quay.Ref,
-	out output, dest string, facs []filterFactory, blobs *registry.Blobs, im *accounting.Image) (progress.Outcome, func(context.Context) progress.Outcome) {
+	out stage.Output, dest string, facs []filterFactory, blobs *registry.Blobs, im *accounting.Image) (progress.Outcome, func(context.Context) progress.Outcome) {
 	r := progress.Outcome{Image: ref.String()}
 	var closeOut func()
 	// finish is the result r and an after that only closes the output.
@@ -283,7 +283,7 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 	r.Layers, r.Bytes, r.Moved, r.Digest = f.Layers, f.Size, f.Bytes, f.Digest
 	progress.StagesEvent(log.Info().Int64("layers", f.Layers).Int64("bytes", f.Size).Int64("bytes_moved", f.Bytes).Int64("elapsed_ms", f.Elapsed.Milliseconds()), rep).
 		Msg("Processing complete")
-	v, ok := out.(verifier)
+	v, ok := out.(stage.Verifier)
 	if !ok || !(a.g.Verify || a.g.VerifyFull) {
 		return finish(r)
 	}
@@ -308,7 +308,7 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 // nil *sharedOutput reports no output.
 type sharedOutput struct {
 	dest    string
-	out     output
+	out     stage.Output
 	hasFunc func(string) bool
 	openErr error
 }
@@ -320,7 +320,7 @@ func (o *sharedOutput) open(ctx context.Context, a *app) error {
 	}
 	if o.out == nil && o.openErr == nil {
 		if o.out, _, o.openErr = openOutput(ctx, a, o.dest); o.openErr == nil {
-			if h, ok := o.out.(stage.Haver); ok {
+			if h, ok := o.out.(interface{ Has(name string) bool }); ok {
 				o.hasFunc = h.Has
 			}
 		}
@@ -329,7 +329,7 @@ func (o *sharedOutput) open(ctx context.Context, a *app) error {
 }
 
 // output is the opened output, or nil.
-func (o *sharedOutput) output() output {
+func (o *sharedOutput) output() stage.Output {
 	if o == nil {
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/accounting"
 	"github.com/occystrap/occystrap/internal/redact"
+	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/progress"
 )
 
@@ -24,7 +25,7 @@ type ProcessCmd struct {
 
 	// input, when set, is the opened source to use instead of Source (a
 	// legacy command reading what no URI names: recreate-image).
-	input source
+	input stage.Input
 }
 
 // Run processes one image.
@@ -112,7 +113,7 @@ func (c *ProcessCmd) Run(ctx context.Context, a *app) error {
 			Int64("upload_resumes", st.UploadResumes).Msg("Network")
 	}
 	if a.g.Verify || a.g.VerifyFull {
-		if v, ok := out.(verifier); ok {
+		if v, ok := out.(stage.Verifier); ok {
 			problems, err := v.Verify(ctx, img, a.g.VerifyFull)
 			if err != nil {
 				log.Warn().Err(err).Msg("Verification failed")

@@ -9,11 +9,12 @@ import (
 	"strings"
 
 	"github.com/occystrap/occystrap/sinks/dir"
+	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/uri"
 )
 
 func init() {
-	outputs["dir"] = func(ctx context.Context, a *app, u uri.URI) (output, error) {
+	outputs["dir"] = func(ctx context.Context, a *app, u uri.URI) (stage.Output, error) {
 		if err := knownOptions(u, "unique_names", "expand"); err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/uri"
 )
 
@@ -37,7 +38,7 @@ func TestDirAndTarOutputOptions(t *testing.T) {
 			t.Errorf("open %s: %v", tc.dest, err)
 			continue
 		}
-		if _, ok := out.(verifier); !ok {
+		if _, ok := out.(stage.Verifier); !ok {
 			t.Errorf("output of %s cannot verify", tc.dest)
 		}
 		if err := out.Close(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/occystrap/occystrap/sources/docker"
+	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport/dockerclient"
 )
@@ -14,7 +15,7 @@ var dockerEngines dockerclient.Clients
 
 // docker://IMAGE[:TAG][?socket=PATH]: an image in the local Docker dockerclient.
 func init() {
-	inputs["docker"] = func(ctx context.Context, a *app, u uri.URI) (source, error) {
+	inputs["docker"] = func(ctx context.Context, a *app, u uri.URI) (stage.Input, error) {
 		if err := knownOptions(u, "socket"); err != nil {
 			return nil, err
 		}

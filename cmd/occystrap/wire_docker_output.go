@@ -6,6 +6,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/sinks/docker"
+	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport/dockerclient"
 )
@@ -13,7 +14,7 @@ import (
 // docker://IMAGE[:TAG][?socket=PATH]: load into the local Docker engine,
 // tagged IMAGE:TAG (TAG defaults to latest).
 func init() {
-	outputs["docker"] = func(_ context.Context, a *app, u uri.URI) (output, error) {
+	outputs["docker"] = func(_ context.Context, a *app, u uri.URI) (stage.Output, error) {
 		if err := knownOptions(u, "socket"); err != nil {
 			return nil, err
 		}

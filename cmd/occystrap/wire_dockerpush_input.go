@@ -6,6 +6,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/occystrap/occystrap/sources/dockerpush"
+	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/layercache"
 	"github.com/occystrap/occystrap/stage/uri"
 )
@@ -15,7 +16,7 @@ import (
 // FILE, FILE.digests remembers the blobs the engine pushed, so that it is
 // not sent the layers the output already has.
 func init() {
-	inputs["dockerpush"] = func(ctx context.Context, a *app, u uri.URI) (source, error) {
+	inputs["dockerpush"] = func(ctx context.Context, a *app, u uri.URI) (stage.Input, error) {
 		if err := knownOptions(u, "socket"); err != nil {
 			return nil, err
 		}

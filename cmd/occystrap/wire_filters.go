@@ -105,20 +105,13 @@ func makeInspect(_ context.Context, a *app, f uri.Filter) (filterFactory, error)
 // changesContent reports whether any stage changes layer content: then the
 // layers reaching the output are not the source's compressed blobs, and a
 // registry output must compress them anew.
-func changesContent(stages []stage.Stage) bool {
-	for _, s := range stages {
-		if c, ok := s.(interface{ ChangesContent() bool }); ok && c.ChangesContent() {
-			return true
-		}
-	}
-	return false
-}
+func changesContent(stages []stage.Stage) bool { return stage.ChangesContent(stages) }
 
 // needsAllLayers reports whether any stage must read every layer, so the
 // source must not skip layers the destination already has.
 func needsAllLayers(stages []stage.Stage) bool {
 	for _, s := range stages {
-		if c, ok := s.(interface{ NeedsAllLayers() bool }); ok && c.NeedsAllLayers() {
+		if s.Properties().NeedsAllLayers {
 			return true
 		}
 	}

@@ -53,7 +53,7 @@ func TestMakeFilters(t *testing.T) {
 			}
 			var names []string
 			for _, s := range stages {
-				names = append(names, s.(interface{ Name() string }).Name())
+				names = append(names, s.Properties().Name)
 			}
 			if strings.Join(names, " ") != strings.Join(tt.want, " ") {
 				t.Errorf("stages %v, want %v", names, tt.want)

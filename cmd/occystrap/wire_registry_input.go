@@ -6,6 +6,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/platform"
 	"github.com/occystrap/occystrap/sources/registry"
+	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/uri"
 )
 
@@ -15,7 +16,7 @@ func init() { inputs["registry"] = openRegistryInput }
 // default, see uri.URI.Reference); the URI's options os, arch/architecture,
 // variant, platform, all_platforms, username, password, insecure,
 // tls_verify and max_workers override the globals.
-func openRegistryInput(_ context.Context, a *app, u uri.URI) (source, error) {
+func openRegistryInput(_ context.Context, a *app, u uri.URI) (stage.Input, error) {
 	if err := knownOptions(u, "os", "arch", "architecture", "variant", "platform", "all_platforms", "username", "password", "insecure", "tls_verify", "max_workers"); err != nil {
 		return nil, err
 	}

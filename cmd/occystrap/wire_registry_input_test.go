@@ -36,7 +36,7 @@ func (n *names) Consume(_ context.Context, in <-chan stage.Item) error {
 	return nil
 }
 
-func (n *names) NeedsOrder() bool { return true }
+func (n *names) Properties() stage.SinkProperties { return stage.SinkProperties{Ordered: true} }
 
 func TestRegistryInput(t *testing.T) {
 	ctx := context.Background()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/sinks/registry"
+	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/layercache"
 	"github.com/occystrap/occystrap/stage/uri"
 )
@@ -18,7 +19,7 @@ func init() { outputs["registry"] = openRegistryOutput }
 // default, see uri.URI.Reference); the URI's options
 // insecure, compression, max_workers, username and password override the
 // globals.
-func openRegistryOutput(ctx context.Context, a *app, u uri.URI) (output, error) {
+func openRegistryOutput(ctx context.Context, a *app, u uri.URI) (stage.Output, error) {
 	if err := knownOptions(u, "insecure", "tls_verify", "compression", "max_workers", "username", "password"); err != nil {
 		return nil, err
 	}

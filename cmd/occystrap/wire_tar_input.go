@@ -5,6 +5,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/platform"
 	"github.com/occystrap/occystrap/sources/tarball"
+	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/uri"
 )
 
@@ -12,7 +13,7 @@ import (
 // (docker save, crane, skopeo, regctl, podman), compressed as a whole or not.
 // It takes no URI option; one given is refused, as every scheme does.
 func init() {
-	inputs["tar"] = func(_ context.Context, a *app, u uri.URI) (source, error) {
+	inputs["tar"] = func(_ context.Context, a *app, u uri.URI) (stage.Input, error) {
 		if err := knownOptions(u); err != nil {
 			return nil, err
 		}

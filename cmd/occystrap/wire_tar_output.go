@@ -9,11 +9,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/occystrap/occystrap/sinks/tarball"
+	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/uri"
 )
 
 func init() {
-	outputs["tar"] = func(ctx context.Context, a *app, u uri.URI) (output, error) {
+	outputs["tar"] = func(ctx context.Context, a *app, u uri.URI) (stage.Output, error) {
 		if err := knownOptions(u); err != nil {
 			return nil, err
 		}

@@ -14,32 +14,13 @@ import (
 // Each input, output and filter registers itself here from its own wire_*.go
 // file, so that adding one touches no other file.
 
-// source is an opened input: it knows the image it yields before it runs.
-type source interface {
-	stage.Source
-	Image() stage.Image
-	Close() error
-}
-
-// output is an opened destination. Sink gives the sink for one image; a
-// multi-image run asks for one per image of the same output. A sink finishes
-// its image's output before its Consume returns; Close only releases what the
-// output holds and is safe to call more than once.
-type output interface {
-	Sink(img stage.Image) (stage.Sink, error)
-	Close() error
-}
-
-// verifier is an output that can check what it wrote. It returns the problems
-// it found, as the original's messages, and an error only when it could not
-// check at all.
-type verifier interface {
-	Verify(ctx context.Context, img stage.Image, full bool) (problems []string, err error)
-}
+// An input opens as a stage.Input, an output as a stage.Output (a
+// stage.Verifier when it can check what it wrote): the contract is in
+// package stage.
 
 type (
-	inputOpener  func(ctx context.Context, a *app, u uri.URI) (source, error)
-	outputOpener func(ctx context.Context, a *app, u uri.URI) (output, error)
+	inputOpener  func(ctx context.Context, a *app, u uri.URI) (stage.Input, error)
+	outputOpener func(ctx context.Context, a *app, u uri.URI) (stage.Output, error)
 	// filterMaker checks a filter spec (its options) before anything runs and
 	// returns the factory that builds the filter for each image: a filter
 	// stage holds one run's state.
@@ -53,7 +34,7 @@ var (
 	filters = map[string]filterMaker{}
 )
 
-func openInput(ctx context.Context, a *app, s string) (source, uri.URI, error) {
+func openInput(ctx context.Context, a *app, s string) (stage.Input, uri.URI, error) {
 	u, err := uri.ParseInput(s)
 	if err != nil {
 		return nil, u, usage(err)
@@ -70,7 +51,7 @@ func openInput(ctx context.Context, a *app, s string) (source, uri.URI, error) {
 	return src, u, err
 }
 
-func openOutput(ctx context.Context, a *app, s string) (output, uri.URI, error) {
+func openOutput(ctx context.Context, a *app, s string) (stage.Output, uri.URI, error) {
 	u, err := uri.ParseOutput(s)
 	if err != nil {
 		return nil, u, usage(err)

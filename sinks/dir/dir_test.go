@@ -202,8 +202,8 @@ func TestExpand(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			out, w := newWriter(t, Options{Expand: true, Parallel: 3})
-			if !mustSink(t, w).(stage.OrderedSink).NeedsOrder() {
-				t.Fatal("NeedsOrder is false with Expand")
+			if !mustSink(t, w).Properties().Ordered {
+				t.Fatal("Ordered is false with Expand")
 			}
 			items := stagetest.Items([]byte(`{}`), "c.json", expandLayers(t), nil)
 			if err := stagetest.WriteImage(context.Background(), w, img, ord(items)); err != nil {
@@ -245,8 +245,8 @@ func TestNeedsOrderOnlyWithExpand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mustSink(t, w).(stage.OrderedSink).NeedsOrder() {
-		t.Error("NeedsOrder is true without Expand")
+	if mustSink(t, w).Properties().Ordered {
+		t.Error("Ordered is true without Expand")
 	}
 }
 

@@ -11,7 +11,8 @@
 // a layer whose layer.tar exists is not written again, and Has tells a source
 // so before it fetches anything. Sources call Has(name) with the layer's
 // folder name and send the layer with a nil Body when it returns true (each
-// image's sink is a stage.Haver, so the engine wires this). Images that
+// image's sink declares it in stage.SinkProperties.Has, so the engine wires
+// this). Images that
 // bring the same layer at the same time write it once: the others wait for
 // that write and then find it in place.
 //
@@ -32,10 +33,10 @@
 // Layers do not depend on each other, so Consume writes them as they arrive,
 // Parallel at a time, in any order, and the config may come before, between
 // or after them; the manifest's Layers list is built by Seq at the end. Only
-// Expand needs order (NeedsOrder reports it): the tree is built by applying
-// each layer.tar in Seq order as soon as it and the ones before it are on
-// disk, overlapping with the writes of later layers. Extraction is safe
-// (package internal/extract): no entry writes outside the tree.
+// Expand needs order (Properties reports it as Ordered): the tree is built by
+// applying each layer.tar in Seq order as soon as it and the ones before it
+// are on disk, overlapping with the writes of later layers. Extraction is
+// safe (package internal/extract): no entry writes outside the tree.
 //
 // catalog.json is read, modified and written back (atomically) under one
 // lock per catalog path for the whole process and an exclusive flock on

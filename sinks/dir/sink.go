@@ -26,16 +26,12 @@ type imageSink struct {
 	img stage.Image
 }
 
-// Name is the sink's name in the statistics.
-func (s *imageSink) Name() string { return "dir" }
-
-// NeedsOrder is true only with Expand: the merged tree is built in layer
-// order (the layer.tar files themselves are written in any order).
-func (s *imageSink) NeedsOrder() bool { return s.w.opts.Expand }
-
-// Has reports whether the directory has the layer (Writer.Has), so that
-// the engine lets the source skip it.
-func (s *imageSink) Has(name string) bool { return s.w.Has(name) }
+// Properties: layers in order only with Expand (the merged tree is built
+// in layer order; the layer.tar files themselves are written in any
+// order); the directory's layers (Writer.Has) may be skipped by the source.
+func (s *imageSink) Properties() stage.SinkProperties {
+	return stage.SinkProperties{Name: "dir", Ordered: s.w.opts.Expand, Has: s.w.Has}
+}
 
 // layerDone is a layer whose layer.tar is in place.
 type layerDone struct {
@@ -59,19 +55,12 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 	p := pool.New().WithContext(ctx).WithMaxGoroutines(workers)
 	// fail keeps the first real error (not a cancellation it caused) and
 	// stops the receive loop and the other tasks.
-	var (
-		errMu    sync.Mutex
-		firstErr error
-	)
+	var errs stage.FirstError
 	fail := func(err error) error {
 		if err == nil {
 			return nil
 		}
-		errMu.Lock()
-		if firstErr == nil && !errors.Is(err, context.Canceled) {
-			firstErr = err
-		}
-		errMu.Unlock()
+		errs.Record(err)
 		cancel()
 		return err
 	}
@@ -134,7 +123,7 @@ loop:
 		switch it.Kind {
 		case stage.KindConfig:
 			if haveConfig {
-				loopErr = fmt.Errorf("image %s: second config %q after %q", s.img, it.Name, config)
+				loopErr = fmt.Errorf("image %s: %w %q after %q", s.img, stage.ErrSecondConfig, it.Name, config)
 				break loop
 			}
 			if err := s.writeConfig(it); err != nil {
@@ -185,8 +174,8 @@ loop:
 		close(done)
 	}
 	waitErr := p.Wait()
-	if firstErr != nil {
-		return firstErr
+	if err := errs.Real(); err != nil {
+		return err
 	}
 	if waitErr != nil {
 		return waitErr
@@ -303,28 +292,27 @@ func (s *imageSink) apply(ctx context.Context, dir string, done <-chan layerDone
 		return err
 	}
 	defer tree.Close()
-	pending := map[int]layerDone{}
-	next := 0
+	var held stage.Ordered[layerDone]
 	for {
 		select {
 		case d, ok := <-done:
 			if !ok {
-				if len(pending) > 0 {
-					return fmt.Errorf("expand %s: layer %d never arrived (%d later layers did)", s.img, next, len(pending))
+				if held.Held() > 0 {
+					return fmt.Errorf("expand %s: layer %d never arrived (%d later layers did): %w", s.img, held.Next(), held.Held(), stage.ErrMissingLayer)
 				}
 				return tree.Close()
 			}
-			pending[d.seq] = d
+			if err := held.Put(d.seq, d); err != nil {
+				return fmt.Errorf("expand %s: layer %s: %w", s.img, d.name, err)
+			}
 			for {
-				d, ok := pending[next]
+				d, ok := held.Pop()
 				if !ok {
 					break
 				}
-				delete(pending, next)
 				if err := s.applyOne(ctx, tree, d); err != nil {
 					return err
 				}
-				next++
 			}
 		case <-ctx.Done():
 			return ctx.Err()

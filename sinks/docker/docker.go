@@ -67,11 +67,10 @@ type imageSink struct {
 	img stage.Image
 }
 
-// Name is the sink's name in the statistics.
-func (s *imageSink) Name() string { return "docker" }
-
-// NeedsOrder is true: the archive holds the layers in order.
-func (s *imageSink) NeedsOrder() bool { return true }
+// Properties: layers in order (the archive holds them in order).
+func (s *imageSink) Properties() stage.SinkProperties {
+	return stage.SinkProperties{Name: "docker", Ordered: true}
+}
 
 // Consume streams the archive into the engine's load request.
 func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) error {
@@ -104,6 +103,12 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 		return nil
 	})
 	if err := p.Wait(); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			// The run was cancelled: a failure here (the HTTP client
+			// closing the request body, so the archive writer finds its
+			// pipe closed) follows from it and is not the run's error.
+			return cerr
+		}
 		return err
 	}
 	s.o.mu.Lock()

@@ -1,10 +1,10 @@
 package docker
 
-import "errors"
+import "github.com/occystrap/occystrap/stage"
 
 var (
 	// ErrOneImage is returned by a second Sink on one Output.
-	ErrOneImage = errors.New("docker:// output holds one image")
+	ErrOneImage = stage.Sentinel(stage.ErrOneImage, "docker:// output holds one image")
 	// ErrClosed is returned by Sink after Close.
-	ErrClosed = errors.New("docker output is closed")
+	ErrClosed = stage.Sentinel(stage.ErrClosed, "docker output is closed")
 )

@@ -1,6 +1,10 @@
 package mounts
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/occystrap/occystrap/stage"
+)
 
 var (
 	// ErrMounted is returned when PATH/rootfs is already a mount point.
@@ -9,5 +13,5 @@ var (
 	// carry (it holds ',', ':' or '\').
 	ErrBadPath = errors.New("path cannot be given to an overlay mount")
 	// ErrClosed is returned by Sink after Close.
-	ErrClosed = errors.New("mounts output is closed")
+	ErrClosed = stage.Sentinel(stage.ErrClosed, "mounts output is closed")
 )

@@ -110,12 +110,11 @@ type imageSink struct {
 	dir stage.Sink
 }
 
-// Name is the sink's name in the statistics.
-func (s *imageSink) Name() string { return "mounts" }
-
-// Has lets the engine skip fetching a layer whose layer.tar is in place (its
-// tree, if missing, is made from that file).
-func (s *imageSink) Has(name string) bool { return s.w.dir.Has(name) }
+// Properties: layers in any order; a layer whose layer.tar is in place may
+// be skipped by the source (its tree, if missing, is made from that file).
+func (s *imageSink) Properties() stage.SinkProperties {
+	return stage.SinkProperties{Name: "mounts", Has: s.w.dir.Has}
+}
 
 // manifest is the dir:// manifest, read back.
 type manifest struct {

@@ -5,13 +5,13 @@
 //	PATH/container-config.json    the image's config, exactly as fetched
 //	PATH/config.json              the runtime spec (package sinks/internal/bundle)
 //
-// The original builds it as a dir:// output with expand and then moves
-// things around; no manifest, catalog or layer directory is left. Here the
-// layers are applied straight from their bodies, in Seq order (NeedsOrder),
-// onto one tree (package internal/extract: safe extraction, whiteouts and
-// opaque directories matched by path component), so no layer.tar is ever
-// written. Owners recorded in the layers are applied when the Writer is told
-// to (SameOwner; only root may).
+// The original builds it as a dir:// output with expand and then moves things
+// around; no manifest, catalog or layer directory is left. Here the layers
+// are applied straight from their bodies, in Seq order
+// (SinkProperties.Ordered), onto one tree (package internal/extract: safe
+// extraction, whiteouts and opaque directories matched by path component), so
+// no layer.tar is ever written. Owners recorded in the layers are applied
+// when the Writer is told to (SameOwner; only root may).
 //
 // Everything is built in a temporary directory inside PATH and renamed into
 // place at the end: rootfs (replacing an older one), then the two config

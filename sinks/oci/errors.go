@@ -1,13 +1,13 @@
 package oci
 
-import "errors"
+import "github.com/occystrap/occystrap/stage"
 
 var (
 	// ErrNoConfig is returned when an image's items ended without a config.
-	ErrNoConfig = errors.New("no config received")
+	ErrNoConfig = stage.ErrNoConfig
 	// ErrMissingLayer is returned when a layer comes without content (a
 	// source skipped it) or never comes.
-	ErrMissingLayer = errors.New("layer missing")
+	ErrMissingLayer = stage.ErrMissingLayer
 	// ErrClosed is returned by Sink after Close.
-	ErrClosed = errors.New("oci output is closed")
+	ErrClosed = stage.Sentinel(stage.ErrClosed, "oci output is closed")
 )

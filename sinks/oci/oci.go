@@ -65,11 +65,10 @@ type imageSink struct {
 	img stage.Image
 }
 
-// Name is the sink's name in the statistics.
-func (s *imageSink) Name() string { return "oci" }
-
-// NeedsOrder is true: layers are applied onto rootfs in order.
-func (s *imageSink) NeedsOrder() bool { return true }
+// Properties: layers in order (they are applied onto rootfs in order).
+func (s *imageSink) Properties() stage.SinkProperties {
+	return stage.SinkProperties{Name: "oci", Ordered: true}
+}
 
 // Consume applies the layers as they arrive and puts the bundle in place
 // when in is closed.
@@ -112,14 +111,11 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) (err erro
 	var (
 		config  []byte
 		haveCfg bool
-		pending = map[int]stage.Item{}
-		next    = 0
+		// The engine hands an Ordered sink its layers in order; held is
+		// what a direct caller sends early.
+		held stage.Ordered[stage.Item]
 	)
-	defer func() {
-		for _, it := range pending {
-			_ = it.Release()
-		}
-	}()
+	defer held.Drain(func(it stage.Item) { _ = it.Release() })
 	for {
 		it, ok, rerr := stage.Recv(ctx, in)
 		if rerr != nil {
@@ -131,24 +127,22 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) (err erro
 		switch it.Kind {
 		case stage.KindConfig:
 			if haveCfg {
-				return fmt.Errorf("image %s: second config %q", s.img, it.Name)
+				return fmt.Errorf("image %s: %w %q", s.img, stage.ErrSecondConfig, it.Name)
 			}
 			config, haveCfg = it.Data, true
 		case stage.KindLayer:
 			if it.Skipped() {
 				return fmt.Errorf("image %s: layer %d (%s) has no content: %w", s.img, it.Seq, it.Name, ErrMissingLayer)
 			}
-			if _, dup := pending[it.Seq]; dup || it.Seq < next {
+			if err := held.Put(it.Seq, it); err != nil {
 				_ = it.Release()
-				return fmt.Errorf("image %s: layer %d arrived twice", s.img, it.Seq)
+				return fmt.Errorf("image %s: layer %s: %w", s.img, it.Name, err)
 			}
-			pending[it.Seq] = it
 			for {
-				it, ok := pending[next]
+				it, ok := held.Pop()
 				if !ok {
 					break
 				}
-				delete(pending, next)
 				err := s.apply(ctx, tree, it)
 				if rerr := it.Release(); rerr != nil && err == nil {
 					err = fmt.Errorf("release layer %s: %w", it.Name, rerr)
@@ -156,14 +150,13 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) (err erro
 				if err != nil {
 					return err
 				}
-				next++
 			}
 		default:
 			_ = it.Release()
 		}
 	}
-	if len(pending) > 0 {
-		return fmt.Errorf("image %s: layer %d never arrived (%d later layers did): %w", s.img, next, len(pending), ErrMissingLayer)
+	if held.Held() > 0 {
+		return fmt.Errorf("image %s: layer %d never arrived (%d later layers did): %w", s.img, held.Next(), held.Held(), ErrMissingLayer)
 	}
 	if !haveCfg {
 		return fmt.Errorf("image %s: %w", s.img, ErrNoConfig)
@@ -180,7 +173,7 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) (err erro
 	if err := s.install(tmpRel); err != nil {
 		return fmt.Errorf("image %s: %w", s.img, err)
 	}
-	log.Debug().Int("layers", next).Str("bundle", s.w.path).Msg("Bundle written")
+	log.Debug().Int("layers", held.Next()).Str("bundle", s.w.path).Msg("Bundle written")
 	return nil
 }
 

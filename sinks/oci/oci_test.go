@@ -104,7 +104,7 @@ func TestNeedsOrder(t *testing.T) {
 	t.Parallel()
 	w, _ := New(t.TempDir(), Options{})
 	s, _ := w.Sink(img)
-	if o, ok := s.(stage.OrderedSink); !ok || !o.NeedsOrder() {
+	if !s.Properties().Ordered {
 		t.Error("the oci sink does not ask for layers in order")
 	}
 }

@@ -6,8 +6,9 @@
 // and whether the destination has it, then uploads it if not:
 //
 //   - Passthrough. When the engine wired it (no stage changes content; see
-//     stage.CompressedSink), layer bodies implement stage.Compressed: the
-//     source's compressed blob is copied byte for byte with its media type.
+//     stage.SinkProperties.Compressed), layer bodies implement
+//     stage.Compressed: the source's compressed blob is copied byte for byte
+//     with its media type.
 //     A registry source's body also tells the blob's descriptor and origin
 //     and streams it under the sink's context (BlobOrigin), so the blob is
 //     not even downloaded when the destination has it or can mount it, and

@@ -51,6 +51,7 @@ func (s *Sink) Consume(ctx context.Context, in <-chan stage.Item) error {
 	// and the engine cancels the source and releases what is in flight. A
 	// cancelled ctx stops it too, without waiting for the next item.
 	failed := make(chan struct{})
+	var secondConfig error
 	var failOnce sync.Once
 	fail := func(err error) error {
 		if err != nil {
@@ -79,6 +80,12 @@ intake:
 			manifest = &m
 			s.headAhead(ctx, p, m.Data)
 		case stage.KindConfig:
+			if config != nil {
+				_ = it.Release()
+				secondConfig = fmt.Errorf("%s: %w %q after %q", s.where(), stage.ErrSecondConfig, it.Name, config.Name)
+				p.Go(func(context.Context) error { return fail(secondConfig) }) // stops the uploads in flight
+				break intake
+			}
 			c := it
 			config = &c
 			// A config that says where its blob is (a registry source in
@@ -119,7 +126,9 @@ intake:
 			_ = it.Release()
 		}
 	}
-	if err := p.Wait(); err != nil {
+	if err := p.Wait(); secondConfig != nil {
+		return secondConfig
+	} else if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/layercache"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -100,11 +101,11 @@ func New(t *transport.Transport, opts Options) *Sink {
 	return s
 }
 
-// Name is the sink's name in statistics.
-func (s *Sink) Name() string { return "registry" }
-
-// WantsCompressed asks for the source's compressed blobs (stage.CompressedSink).
-func (s *Sink) WantsCompressed() bool { return true }
+// Properties: layers in any order, and the source's compressed blobs
+// when nothing changes content.
+func (s *Sink) Properties() stage.SinkProperties {
+	return stage.SinkProperties{Name: "registry", Compressed: true}
+}
 
 // Counts returns what the sink did so far.
 func (s *Sink) Counts() Counts {

@@ -156,6 +156,7 @@ func (o *Output) Verify(ctx context.Context, img stage.Image, _ bool) ([]string,
 
 // compile-time checks
 var (
-	_ stage.Sink           = (*Sink)(nil)
-	_ stage.CompressedSink = (*Sink)(nil)
+	_ stage.Sink     = (*Sink)(nil)
+	_ stage.Output   = (*Output)(nil)
+	_ stage.Verifier = (*Output)(nil)
 )

@@ -133,6 +133,8 @@ type collect struct {
 	ids map[int]digest.Digest
 }
 
+func (c *collect) Properties() stage.SinkProperties { return stage.SinkProperties{} }
+
 func (c *collect) Consume(ctx context.Context, in <-chan stage.Item) error {
 	c.ids = map[int]digest.Digest{}
 	for it := range in {
@@ -553,6 +555,8 @@ func TestFailedBlobPushesNoManifest(t *testing.T) {
 }
 
 type layersOnly struct{}
+
+func (layersOnly) Properties() stage.SourceProperties { return stage.SourceProperties{} }
 
 func (layersOnly) Emit(ctx context.Context, out chan<- stage.Item) error {
 	tarBytes := fixture.LayerTar(fixture.Layer{fixture.File("a", "b", 0o644)})

@@ -112,6 +112,8 @@ type bigSource struct {
 	diffID digest.Digest
 }
 
+func (s bigSource) Properties() stage.SourceProperties { return stage.SourceProperties{} }
+
 func (s bigSource) Emit(ctx context.Context, out chan<- stage.Item) error {
 	cfg, _ := json.Marshal(v1.Image{Platform: v1.Platform{OS: "linux", Architecture: "amd64"},
 		RootFS: v1.RootFS{Type: "layers", DiffIDs: []digest.Digest{s.diffID}}})

@@ -14,16 +14,17 @@
 // destination and renamed into place at the end, so an interrupted run leaves
 // no partial archive under the destination's name.
 //
-// Order and speed: the sink declares NeedsOrder, and each layer is streamed
-// straight into the archive as it arrives, so nothing is copied twice. A tar
-// header needs the member's size first: Item.Size when the source knows it,
-// or the file's size for a file-backed body. Only a layer with unknown size
-// and a streamed body is first spooled to a temporary file in TempDir (one
-// extra local copy, rather than producing the stream twice). The copy from a
-// file-backed body is done by the kernel (copy_file_range). Writing members
-// out of order and spooling each would cost a second copy of every layer; the
-// reorder buffer in front of the sink costs nothing but a bounded lag, as
-// sources that fetch in parallel take window credits.
+// Order and speed: the sink declares Ordered (stage.SinkProperties), and each
+// layer is streamed straight into the archive as it arrives, so nothing is
+// copied twice. A tar header needs the member's size first: Item.Size when
+// the source knows it, or the file's size for a file-backed body. Only a
+// layer with unknown size and a streamed body is first spooled to a temporary
+// file in TempDir (one extra local copy, rather than producing the stream
+// twice). The copy from a file-backed body is done by the kernel
+// (copy_file_range). Writing members out of order and spooling each would
+// cost a second copy of every layer; the reorder buffer in front of the sink
+// costs nothing but a bounded lag, as sources that fetch in parallel take
+// window credits.
 //
 // Names come from the input: a config or layer name that is not a plain
 // relative path (absolute, "..", a hidden or control-character component, a

@@ -83,11 +83,11 @@ type imageSink struct {
 	img stage.Image
 }
 
-// Name is the sink's name in the statistics.
-func (s *imageSink) Name() string { return "tar" }
-
-// NeedsOrder is true: layers are streamed into the archive in Seq order.
-func (s *imageSink) NeedsOrder() bool { return true }
+// Properties: layers in order (they are streamed into the archive in Seq
+// order).
+func (s *imageSink) Properties() stage.SinkProperties {
+	return stage.SinkProperties{Name: "tar", Ordered: true}
+}
 
 // Consume writes the archive and renames it into place when in is closed.
 func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) (err error) {
@@ -150,7 +150,7 @@ type Written struct {
 // Stream writes the archive of the items received on in to w, in order and
 // in one pass, so that w may be a pipe (docker:// streams it into the
 // engine's load request). Layers must arrive in Seq order (the sink's
-// NeedsOrder); those that arrive before the config are held, not copied. A
+// Ordered); those that arrive before the config are held, not copied. A
 // copy into an *os.File from a file-backed body is done by the kernel. On
 // error, Stream releases what it holds and returns without draining in.
 func Stream(ctx context.Context, w io.Writer, in <-chan stage.Item, o StreamOptions) (Written, error) {
@@ -195,7 +195,7 @@ func Stream(ctx context.Context, w io.Writer, in <-chan stage.Item, o StreamOpti
 		switch it.Kind {
 		case stage.KindConfig:
 			if haveConfig {
-				return res, fmt.Errorf("image %s: second config %q after %q", img, it.Name, res.Config)
+				return res, fmt.Errorf("image %s: %w %q after %q", img, stage.ErrSecondConfig, it.Name, res.Config)
 			}
 			if err := names.Config(it.Name, names.Archive); err != nil {
 				return res, fmt.Errorf("image %s: %w", img, err)

@@ -84,8 +84,10 @@ func readJSON(p string, v any) error {
 // Image is the image read.
 func (s *Source) Image() stage.Image { return s.img }
 
-// Name names the source in statistics.
-func (s *Source) Name() string { return "dir" }
+// Properties names the source in statistics.
+func (s *Source) Properties() stage.SourceProperties {
+	return stage.SourceProperties{Name: "dir"}
+}
 
 // Close releases nothing; it is there for the CLI's source interface.
 func (s *Source) Close() error { return nil }

@@ -50,9 +50,10 @@ type Source struct {
 	has     func(name string) bool
 }
 
-// UseSkip takes the sink's test for layers it already has: those are
-// emitted with a nil Body, as the original's fetch_callback skips them.
-func (s *Source) UseSkip(has func(name string) bool) { s.has = has }
+// Wire takes the sink's test for layers it already has (stage.Wirable):
+// those are emitted with a nil Body, as the original's fetch_callback
+// skips them.
+func (s *Source) Wire(w stage.Wiring) { s.has = w.Has }
 
 // Open inspects image (IMAGE[:TAG]) in the engine c talks to.
 func Open(ctx context.Context, c *dockerclient.Client, image string, opts Options) (*Source, error) {
@@ -74,8 +75,10 @@ func (s *Source) Image() stage.Image { return s.img }
 // ID is the image's config digest, as the engine reports it.
 func (s *Source) ID() digest.Digest { return s.id }
 
-// Name names the source in statistics.
-func (s *Source) Name() string { return "docker" }
+// Properties names the source in statistics.
+func (s *Source) Properties() stage.SourceProperties {
+	return stage.SourceProperties{Name: "docker"}
+}
 
 // Close removes the spool file. Bodies must all be closed before.
 func (s *Source) Close() error {
@@ -303,9 +306,7 @@ func (s *Source) tail(ctx context.Context, config string, early []string, out ch
 		return fmt.Errorf("docker image %s: %w", s.ref, err)
 	}
 	s.archive = a
-	if s.has != nil {
-		a.UseSkip(s.has)
-	}
+	a.Wire(stage.Wiring{Has: s.has})
 	items := make(chan stage.Item)
 	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError()
 	p.Go(func(ctx context.Context) error {

@@ -55,10 +55,10 @@
 // Layers are named by their DiffID hex. A layer the image holds twice is
 // pushed once and sent twice, sharing one file.
 //
-// A sink that already has a layer (stage.Haver, by DiffID hex) gets it with
-// a nil Body, and its blob is dropped on arrival; the engine still pushes
-// it unless the .digests file names its blob, which HEAD then reports
-// present.
+// A sink that already has a layer (stage.SinkProperties.Has, by DiffID hex)
+// gets it with a nil Body, and its blob is dropped on arrival; the engine
+// still pushes it unless the .digests file names its blob, which HEAD then
+// reports present.
 //
 // Ownership: every layer file belongs to the body of the item it was sent
 // in (the last Release removes it); files of blobs not sent, and uploads in

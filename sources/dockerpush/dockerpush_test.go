@@ -61,7 +61,7 @@ func TestEmitFromEngine(t *testing.T) {
 			for i := range tc.skip {
 				has[a.DiffIDs[i].Encoded()] = true
 			}
-			src.UseSkip(func(name string) bool { return has[name] })
+			src.Wire(stage.Wiring{Has: func(name string) bool { return has[name] }})
 			items, err := testdocker.Collect(t, src)
 			if err != nil {
 				t.Fatalf("Emit: %v", err)

@@ -1,12 +1,16 @@
 package dockerpush
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/occystrap/occystrap/stage"
+)
 
 var (
 	// ErrImageNotFound is returned by Open for an image the engine does not
 	// have; the error reads "Image not found: IMAGE:TAG", the original's text.
-	//lint:ignore ST1005 the text is the original occystrap's, which users grep for
-	ErrImageNotFound = errors.New("Image not found")
+	// The text is the original occystrap's, which users grep for.
+	ErrImageNotFound = stage.Sentinel(stage.ErrImageNotFound, "Image not found")
 	// ErrManifestList is returned when the engine pushes a manifest list
 	// instead of a single image manifest.
 	//lint:ignore ST1005 the text is the original occystrap's, which users grep for

@@ -95,12 +95,15 @@ func (s *Source) Image() stage.Image { return s.img }
 // ID is the image's config digest, as the engine reports it.
 func (s *Source) ID() digest.Digest { return s.id }
 
-// Name names the source in statistics.
-func (s *Source) Name() string { return "dockerpush" }
+// Properties names the source in statistics.
+func (s *Source) Properties() stage.SourceProperties {
+	return stage.SourceProperties{Name: "dockerpush"}
+}
 
-// UseSkip takes the sink's test for layers it already has (by DiffID hex):
-// those are emitted with a nil Body, and their blobs are dropped on arrival.
-func (s *Source) UseSkip(has func(name string) bool) { s.has = has }
+// Wire takes the sink's test for layers it already has, by DiffID hex
+// (stage.Wirable): those are emitted with a nil Body, and their blobs are
+// dropped on arrival.
+func (s *Source) Wire(w stage.Wiring) { s.has = w.Has }
 
 // Close releases nothing: every file Emit made belongs to an item's body or
 // was removed before Emit returned. It is there for the CLI's source

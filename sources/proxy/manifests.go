@@ -196,10 +196,10 @@ func (s *Server) pushManifest(ctx context.Context, lg zerolog.Logger, r *http.Re
 // read when a filter must change its content.
 func readable(stages []stage.Stage, why error) error {
 	for _, st := range stages {
-		if c, ok := st.(stage.ContentChanger); ok && c.ChangesContent() {
-			n := fmt.Sprintf("%T", st)
-			if nm, ok := st.(interface{ Name() string }); ok {
-				n = nm.Name()
+		if p := st.Properties(); p.ChangesContent {
+			n := p.Name
+			if n == "" {
+				n = fmt.Sprintf("%T", st)
 			}
 			return refuse(http.StatusBadRequest, transport.CodeManifestInvalid,
 				"filter %s changes layer content, and the proxy cannot rewrite this manifest: %v", n, why)

@@ -188,7 +188,7 @@ func pulledDiffIDs(ctx context.Context, tr *transport.Transport, host, repo, tag
 // diffSink hashes every layer it gets, in order.
 type diffSink struct{ ids []digest.Digest }
 
-func (s *diffSink) NeedsOrder() bool { return true }
+func (s *diffSink) Properties() stage.SinkProperties { return stage.SinkProperties{Ordered: true} }
 
 func (s *diffSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 	for it := range in {
@@ -463,8 +463,9 @@ func TestEndpoints(t *testing.T) {
 // rewriting is a filter that changes layer content (never run here).
 type rewriting struct{}
 
-func (rewriting) Name() string         { return "test-rewrite" }
-func (rewriting) ChangesContent() bool { return true }
+func (rewriting) Properties() stage.StageProperties {
+	return stage.StageProperties{Name: "test-rewrite", ChangesContent: true}
+}
 func (rewriting) Run(ctx context.Context, in <-chan stage.Item, out chan<- stage.Item) error {
 	for it := range in {
 		if err := stage.Send(ctx, out, it); err != nil {

@@ -117,12 +117,14 @@ func newPushed(ctx context.Context, img stage.Image, body []byte, mediaType stri
 		layers: layers, diffIDs: c.RootFS.DiffIDs}, nil
 }
 
-// Name names the source in statistics.
-func (p *pushed) Name() string { return "proxy" }
+// Properties names the source in statistics.
+func (p *pushed) Properties() stage.SourceProperties {
+	return stage.SourceProperties{Name: "proxy"}
+}
 
-// UseCompressed makes the layer bodies offer their blobs as received, and
-// sends the manifest received (stage.CompressedSource).
-func (p *pushed) UseCompressed() { p.compressed = true }
+// Wire with Compressed makes the layer bodies offer their blobs as
+// received, and sends the manifest received (stage.Wirable).
+func (p *pushed) Wire(w stage.Wiring) { p.compressed = w.Compressed }
 
 // Emit sends the manifest (passthrough only), the config, then the layers.
 func (p *pushed) Emit(ctx context.Context, out chan<- stage.Item) error {

@@ -1,11 +1,15 @@
 package receiver
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/occystrap/occystrap/stage"
+)
 
 var (
 	// ErrClosed is a request to a closed Receiver, or an Ingest's refusal
 	// of an upload because it closed (503 UNAVAILABLE).
-	ErrClosed = errors.New("registry closed")
+	ErrClosed = stage.Sentinel(stage.ErrClosed, "registry closed")
 	// ErrStorage marks an Ingest's failure of its own storage, not the
 	// client's (500 UNKNOWN).
 	ErrStorage = errors.New("registry storage")

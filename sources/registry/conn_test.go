@@ -73,6 +73,8 @@ func TestConnectionReuse(t *testing.T) {
 // discard is a sink that reads and drops every layer.
 type discard struct{}
 
+func (discard) Properties() stage.SinkProperties { return stage.SinkProperties{} }
+
 func (discard) Consume(ctx context.Context, in <-chan stage.Item) error {
 	for it := range in {
 		if it.Body != nil {

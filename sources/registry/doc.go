@@ -15,17 +15,17 @@
 // the source takes a window credit before starting each layer.
 //
 // Layers the destination already has are not fetched: the engine hands a
-// source the sink's Has (UseSkip) when nothing between them changes content,
-// and such a layer is sent with a nil Body. In a multi-image run every
-// image's source shares one Blobs (Options.Blobs), a digest-keyed scheduler
-// through which a layer several images need is downloaded once and its
-// temporary file shared, reference-counted (see Blobs). Such a run also
+// source the sink's Has (stage.Wiring) when nothing between them changes
+// content, and such a layer is sent with a nil Body. In a multi-image run
+// every image's source shares one Blobs (Options.Blobs), a digest-keyed
+// scheduler through which a layer several images need is downloaded once and
+// its temporary file shared, reference-counted (see Blobs). Such a run also
 // fetches images ahead of their turn (Blobs.Prefetch, ordered by the
-// multi-image scheduler, package stage/schedule): the manifest and config
-// a source will ask for are kept in Blobs, and the layers held as flights,
-// so the source finds them ready.
+// multi-image scheduler, package stage/schedule): the manifest and config a
+// source will ask for are kept in Blobs, and the layers held as flights, so
+// the source finds them ready.
 //
-// Passthrough (passthrough.go): when the engine calls UseCompressed (a sink
+// Passthrough (passthrough.go): when the engine wires Compressed (a sink
 // that copies compressed blobs, no stage changing content), nothing is
 // downloaded ahead. The manifest is sent as fetched (stage.KindManifest) and
 // each layer at once, with a body that streams its verified blob from the

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/occystrap/occystrap/internal/platform"
+	"github.com/occystrap/occystrap/stage"
 )
 
 // Sentinel errors; callers test them with errors.Is.
@@ -16,7 +17,7 @@ var (
 	// read.
 	ErrManifestType = errors.New("unknown manifest content type")
 	// ErrDiffID: a layer's uncompressed content does not match the config.
-	ErrDiffID = errors.New("layer DiffID does not match the image config")
+	ErrDiffID = stage.ErrDiffID
 	// ErrTagUnknown: the repository exists but has no such tag (the
 	// registry's MANIFEST_UNKNOWN, told apart by listing its tags).
 	ErrTagUnknown = errors.New("the repository has no such tag")

@@ -12,7 +12,7 @@ import (
 	"github.com/occystrap/occystrap/stage"
 )
 
-// Passthrough (stage.CompressedSource): a sink that copies compressed blobs
+// Passthrough (stage.Wiring.Compressed): a sink that copies compressed blobs
 // (a registry output) with no stage that changes content in between. Then
 // nothing is downloaded ahead: each layer is sent at once with a body that
 // streams its blob from the registry when, and only when, someone reads it
@@ -27,9 +27,6 @@ import (
 // (the compressed digest is what is verified). The config item, its bytes
 // in Data as always, also has a body: its blob in this registry, so that a
 // sink on the same registry can mount it (BlobOrigin) rather than upload.
-
-// UseCompressed turns passthrough on (stage.CompressedSource).
-func (s *Source) UseCompressed() { s.compressed = true }
 
 // sendManifest sends the manifest as fetched.
 func (s *Source) sendManifest(ctx context.Context, out chan<- stage.Item) error {

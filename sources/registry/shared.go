@@ -24,7 +24,7 @@ import (
 // image failed) is not shared: a waiter then tries again itself.
 //
 // With a skip function (a destination that keeps layers, see
-// Source.UseSkip), a layer the destination has is not fetched at all; the
+// Source.Wire), a layer the destination has is not fetched at all; the
 // check runs under the scheduler's lock, so a layer whose transfer has just
 // been shared and written is seen as present, never fetched twice. Layers
 // shared while in flight still reach the destination with a Body; the dir

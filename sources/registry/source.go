@@ -104,15 +104,18 @@ func (s *Source) Index() *IndexInfo { return s.index }
 // Image names the image.
 func (s *Source) Image() stage.Image { return stage.Image{Name: s.opts.Repo, Tag: s.opts.Tag} }
 
-// Name is the source's name in statistics.
-func (s *Source) Name() string { return "registry" }
+// Properties names the source in statistics.
+func (s *Source) Properties() stage.SourceProperties {
+	return stage.SourceProperties{Name: "registry"}
+}
 
-// UseWindow takes the reorder window of a sink that needs order.
-func (s *Source) UseWindow(w *stage.Window) { s.win = w }
-
-// UseSkip takes the destination's test for layers it already has: those
-// are sent with a nil Body and not fetched.
-func (s *Source) UseSkip(has func(name string) bool) { s.has = has }
+// Wire takes what the engine allows (stage.Wirable): the reorder window of
+// a sink that needs order; the destination's test for layers it already
+// has (those are sent with a nil Body and not fetched); and passthrough
+// (passthrough.go).
+func (s *Source) Wire(w stage.Wiring) {
+	s.win, s.has, s.compressed = w.Window, w.Has, w.Compressed
+}
 
 // Close releases nothing: the transport belongs to the process.
 func (s *Source) Close() error { return nil }

@@ -66,7 +66,9 @@ type collector struct {
 	arrival []int
 }
 
-func (c *collector) NeedsOrder() bool { return c.ordered }
+func (c *collector) Properties() stage.SinkProperties {
+	return stage.SinkProperties{Ordered: c.ordered}
+}
 
 func (c *collector) Consume(ctx context.Context, in <-chan stage.Item) error {
 	for it := range in {

@@ -1,6 +1,10 @@
 package tarball
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/occystrap/occystrap/stage"
+)
 
 var (
 	// ErrLegacyFormat is returned for an archive with a `repositories` file
@@ -32,11 +36,11 @@ var (
 
 	// ErrDiffID is returned when a layer's content is not what the
 	// config's DiffID says.
-	ErrDiffID = errors.New("layer DiffID does not match the image config")
+	ErrDiffID = stage.ErrDiffID
 
 	// ErrDigest is returned when a blob of an OCI layout does not have the
 	// digest it is stored under.
-	ErrDigest = errors.New("blob digest mismatch")
+	ErrDigest = stage.ErrDigestMismatch
 
 	// ErrNoImage is returned for an OCI image layout with no image in it.
 	ErrNoImage = errors.New("the image layout holds no image")

@@ -71,10 +71,10 @@ type Source struct {
 	has       func(name string) bool
 }
 
-// UseSkip takes the sink's test for layers it already has: those are
-// emitted with a nil Body, as the original's fetch_callback skips them (so
-// that, for one, inspect gives them size 0).
-func (s *Source) UseSkip(has func(name string) bool) { s.has = has }
+// Wire takes the sink's test for layers it already has (stage.Wirable):
+// those are emitted with a nil Body, as the original's fetch_callback
+// skips them (so that, for one, inspect gives them size 0).
+func (s *Source) Wire(w stage.Wiring) { s.has = w.Has }
 
 // Options tune Open.
 type Options struct {
@@ -397,8 +397,10 @@ func (s *Source) checkConfig() error {
 // Image is the image the archive holds.
 func (s *Source) Image() stage.Image { return s.img }
 
-// Name names the source in statistics.
-func (s *Source) Name() string { return "tar" }
+// Properties names the source in statistics.
+func (s *Source) Properties() stage.SourceProperties {
+	return stage.SourceProperties{Name: "tar"}
+}
 
 // Close closes the archive and removes its decompressed copy, if any.
 // Bodies opened before stay readable until they are closed (each has its

@@ -14,6 +14,8 @@ var errSink = errors.New("sink gave up")
 // failingSink takes one item, then fails.
 type failingSink struct{}
 
+func (failingSink) Properties() stage.SinkProperties { return stage.SinkProperties{} }
+
 func (failingSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 	it := <-in
 	_ = it.Release()

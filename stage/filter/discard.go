@@ -10,8 +10,8 @@ import (
 // only looks at an image (`occystrap search`).
 type Discard struct{}
 
-// Name is the sink's name in statistics.
-func (Discard) Name() string { return "discard" }
+// Properties names the sink in statistics; it takes layers in any order.
+func (Discard) Properties() stage.SinkProperties { return stage.SinkProperties{Name: "discard"} }
 
 // Consume releases every item until in closes or the run is cancelled.
 func (Discard) Consume(ctx context.Context, in <-chan stage.Item) error {

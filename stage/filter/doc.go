@@ -16,12 +16,12 @@
 // layer is read (Search lists its members, Inspect measures it) before it is
 // forwarded, and what they gathered is written when their input closes.
 //
-// Optional capabilities, found by type assertion:
-//   - ChangesContent() bool: true when the stage changes layer content, so the
+// Each stage declares its capabilities in Properties (stage.StageProperties):
+//   - ChangesContent: true when the stage changes layer content, so the
 //     layers it emits are not the source's compressed blobs (a registry output
 //     must not copy compressed blobs through). Rewriters say true, Search and
 //     Inspect false.
-//   - NeedsAllLayers() bool: true when the stage must see every layer's
+//   - NeedsAllLayers: true when the stage must see every layer's
 //     content, so no layer may be skipped because the destination has it
 //     (Search).
 //

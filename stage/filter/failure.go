@@ -2,30 +2,26 @@ package filter
 
 import (
 	"context"
-	"sync"
+
+	"github.com/occystrap/occystrap/stage"
 )
 
-// failure keeps the first error of a stage's layer workers and cancels their
-// context with it. Its methods are safe for concurrent use.
+// failure keeps the first real error of a stage's layer workers
+// (stage.FirstError: a failure wins over the cancellations it causes) and
+// cancels their context with each error. Its methods are safe for
+// concurrent use.
 type failure struct {
 	cancel context.CancelCauseFunc
-	mu     sync.Mutex
-	err    error
+	errs   stage.FirstError
 }
 
-// set records err if it is the first and cancels the context with it.
+// set records err and cancels the context with it (the first cancel sets
+// the cause).
 func (f *failure) set(err error) {
-	f.mu.Lock()
-	if f.err == nil {
-		f.err = err
-	}
-	f.mu.Unlock()
+	f.errs.Record(err)
 	f.cancel(err)
 }
 
-// first is the first error recorded, or nil.
-func (f *failure) first() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.err
-}
+// first is the first real error recorded, else the first cancellation, or
+// nil.
+func (f *failure) first() error { return f.errs.Err() }

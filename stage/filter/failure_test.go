@@ -24,3 +24,18 @@ func TestFailureKeepsFirst(t *testing.T) {
 		t.Errorf("context cause = %v, want %v", err, first)
 	}
 }
+
+// TestFailureKeepsFirstReal: a worker's failure wins over the cancellation
+// an earlier worker saw first.
+func TestFailureKeepsFirstReal(t *testing.T) {
+	t.Parallel()
+	real := errors.New("bad tar")
+	_, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	f := &failure{cancel: cancel}
+	f.set(context.Canceled)
+	f.set(real)
+	if err := f.first(); err != real {
+		t.Errorf("first() = %v, want %v", err, real)
+	}
+}

@@ -105,6 +105,8 @@ func (ti *testImage) source(t *testing.T) stage.Source {
 
 type sourceFunc func(ctx context.Context, out chan<- stage.Item) error
 
+func (f sourceFunc) Properties() stage.SourceProperties { return stage.SourceProperties{} }
+
 func (f sourceFunc) Emit(ctx context.Context, out chan<- stage.Item) error { return f(ctx, out) }
 
 // got is what a collecting sink received: items in arrival order, layer
@@ -121,6 +123,8 @@ type collectSink struct {
 	mu  sync.Mutex
 	got got
 }
+
+func (s *collectSink) Properties() stage.SinkProperties { return stage.SinkProperties{} }
 
 func (s *collectSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 	s.got.contents = map[int][]byte{}

@@ -41,11 +41,10 @@ func NewInspect(img stage.Image, path string, parallel int) *Inspect {
 	return &Inspect{img: img, path: path, parallel: parallel, layers: map[int]inspectLayer{}}
 }
 
-// Name is the stage's name in statistics.
-func (f *Inspect) Name() string { return "inspect" }
-
-// ChangesContent reports false: layers pass unchanged.
-func (f *Inspect) ChangesContent() bool { return false }
+// Properties: layers pass unchanged.
+func (f *Inspect) Properties() stage.StageProperties {
+	return stage.StageProperties{Name: "inspect"}
+}
 
 // Run records and forwards every item, then appends the line.
 func (f *Inspect) Run(ctx context.Context, in <-chan stage.Item, out chan<- stage.Item) error {

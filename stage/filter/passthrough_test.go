@@ -119,7 +119,7 @@ func TestSearch(t *testing.T) {
 				t.Errorf("output (-want +got):\n%s", diff)
 			}
 			checkUnchanged(t, ti, g)
-			if s.ChangesContent() || !s.NeedsAllLayers() {
+			if p := s.Properties(); p.ChangesContent || !p.NeedsAllLayers {
 				t.Error("search's capabilities are wrong")
 			}
 		})
@@ -217,7 +217,7 @@ func TestInspect(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkUnchanged(t, ti, g)
-	if f.ChangesContent() {
+	if f.Properties().ChangesContent {
 		t.Error("inspect says it changes content")
 	}
 	// Run an image with no tag and no history too: its line follows.

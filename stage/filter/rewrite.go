@@ -80,11 +80,10 @@ func NewRewriter(name string, tf tarfmt.Transform, opts Options) *Rewriter {
 	return &Rewriter{name: name, tf: tf, opts: opts}
 }
 
-// Name is the stage's name in statistics.
-func (r *Rewriter) Name() string { return r.name }
-
-// ChangesContent reports true: the layers this stage emits are new.
-func (r *Rewriter) ChangesContent() bool { return true }
+// Properties: the layers this stage emits are new (ChangesContent).
+func (r *Rewriter) Properties() stage.StageProperties {
+	return stage.StageProperties{Name: r.name, ChangesContent: true}
+}
 
 // Run rewrites the layers from in to out, then sends the rewritten config.
 func (r *Rewriter) Run(ctx context.Context, in <-chan stage.Item, out chan<- stage.Item) error {

@@ -148,7 +148,7 @@ func TestExclude(t *testing.T) {
 		t.Errorf("layer 1 (-want +got):\n%s", diff)
 	}
 	checkConfig(t, g, []string{"sha256:" + sha(l0), "sha256:" + sha(l1)})
-	if !f.ChangesContent() {
+	if !f.Properties().ChangesContent {
 		t.Error("exclude does not say it changes content")
 	}
 	emptyDir(t, tmp)

@@ -79,15 +79,11 @@ func NewSearch(img stage.Image, w io.Writer, opts SearchOptions) (*Search, error
 	return s, nil
 }
 
-// Name is the stage's name in statistics.
-func (s *Search) Name() string { return "search" }
-
-// ChangesContent reports false: layers pass unchanged.
-func (s *Search) ChangesContent() bool { return false }
-
-// NeedsAllLayers reports true: every layer must be read, even one the
-// destination already has.
-func (s *Search) NeedsAllLayers() bool { return true }
+// Properties: layers pass unchanged, and every layer must be read, even
+// one the destination already has (NeedsAllLayers).
+func (s *Search) Properties() stage.StageProperties {
+	return stage.StageProperties{Name: "search", NeedsAllLayers: true}
+}
 
 // Run searches and forwards every item, then prints the results. A layer
 // that cannot be read to its end (a corrupt tar) does not stop the others:

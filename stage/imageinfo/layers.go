@@ -42,11 +42,10 @@ func NewLayerCheck(m Meta, parallel int) *LayerCheck {
 	return &LayerCheck{meta: m, parallel: max(parallel, 1), layers: map[int]layerResult{}}
 }
 
-// Name is the stage's name in statistics.
-func (c *LayerCheck) Name() string { return "check" }
-
-// NeedsAllLayers: a check reads every layer (stage.AllLayersNeeder).
-func (c *LayerCheck) NeedsAllLayers() bool { return true }
+// Properties: a check reads every layer (NeedsAllLayers).
+func (c *LayerCheck) Properties() stage.StageProperties {
+	return stage.StageProperties{Name: "check", NeedsAllLayers: true}
+}
 
 // Run checks the config and every layer as they come.
 func (c *LayerCheck) Run(ctx context.Context, in <-chan stage.Item, _ chan<- stage.Item) error {

@@ -14,8 +14,10 @@ type ItemSource struct {
 	Items []stage.Item
 }
 
-// Name is the source's name in statistics.
-func (s *ItemSource) Name() string { return "check-source" }
+// Properties names the source in statistics.
+func (s *ItemSource) Properties() stage.SourceProperties {
+	return stage.SourceProperties{Name: "check-source"}
+}
 
 // Emit sends every item; those not sent are released.
 func (s *ItemSource) Emit(ctx context.Context, out chan<- stage.Item) error {

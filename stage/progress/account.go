@@ -16,8 +16,10 @@ import (
 // unchanged.
 type Account struct{ Image *accounting.Image }
 
-// Name is the stage's name in the run's report.
-func (s *Account) Name() string { return "account" }
+// Properties names the stage in the run's report.
+func (s *Account) Properties() stage.StageProperties {
+	return stage.StageProperties{Name: "account"}
+}
 
 // Run counts and passes on every item of in.
 func (s *Account) Run(ctx context.Context, in <-chan stage.Item, out chan<- stage.Item) error {
