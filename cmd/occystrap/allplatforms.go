@@ -13,8 +13,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/occystrap/occystrap/internal/accounting"
-	sinkreg "github.com/occystrap/occystrap/sinks/registry"
-	"github.com/occystrap/occystrap/sources/registry"
+	registrysink "github.com/occystrap/occystrap/sinks/registry"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/progress"
 	"github.com/occystrap/occystrap/stage/schedule"
@@ -82,12 +82,12 @@ type indexCopy struct {
 
 // copyIndex copies what src's tag names into out when it is a manifest list
 // (ok false when it names a single image: nothing was done).
-func copyIndex(ctx context.Context, a *app, t *transport.Transport, src *registry.Source, out *sinkreg.Output) (res indexCopy, ok bool, err error) {
+func copyIndex(ctx context.Context, a *app, t *transport.Transport, src *registrysrc.Source, out *registrysink.Output) (res indexCopy, ok bool, err error) {
 	top, err := src.Top(ctx)
 	if err != nil {
 		return res, false, err
 	}
-	if !registry.IsIndex(top.MediaType) {
+	if !registrysrc.IsIndex(top.MediaType) {
 		return res, false, nil
 	}
 	c := &indexCopier{a: a, t: t, opts: src.Options(), out: out}
@@ -113,8 +113,8 @@ func copyIndex(ctx context.Context, a *app, t *transport.Transport, src *registr
 type indexCopier struct {
 	a    *app
 	t    *transport.Transport
-	opts registry.Options
-	out  *sinkreg.Output
+	opts registrysrc.Options
+	out  *registrysink.Output
 
 	children atomic.Int64
 	layers   atomic.Int64
@@ -129,7 +129,7 @@ func (c *indexCopier) copyList(ctx context.Context, m transport.Manifest) error 
 		return fmt.Errorf("parse manifest list %s: %w", m.Digest, err)
 	}
 	_, err := schedule.Each(ctx, c.a.g.ImageParallel, idx.Manifests, func(ctx context.Context, _ int, d v1.Descriptor) (struct{}, error) {
-		if registry.IsIndex(d.MediaType) {
+		if registrysrc.IsIndex(d.MediaType) {
 			return struct{}{}, c.copyNested(ctx, d)
 		}
 		return struct{}{}, c.copyChild(ctx, d)
@@ -139,7 +139,7 @@ func (c *indexCopier) copyList(ctx context.Context, m transport.Manifest) error 
 
 func (c *indexCopier) copyNested(ctx context.Context, d v1.Descriptor) error {
 	reg := c.t.Registry(c.opts.Host, c.opts.Registry)
-	m, err := reg.GetManifest(ctx, c.opts.Repo, d.Digest.String(), registry.Accepted())
+	m, err := reg.GetManifest(ctx, c.opts.Repo, d.Digest.String(), registrysrc.Accepted())
 	if err != nil {
 		return err
 	}
@@ -155,7 +155,7 @@ func (c *indexCopier) copyNested(ctx context.Context, d v1.Descriptor) error {
 func (c *indexCopier) copyChild(ctx context.Context, d v1.Descriptor) error {
 	opts := c.opts
 	opts.Tag = d.Digest.String()
-	src := registry.New(c.t, opts)
+	src := registrysrc.New(c.t, opts)
 	defer src.Close()
 	out := c.out.ForRef(d.Digest.String())
 	img := src.Image()
@@ -184,7 +184,7 @@ func (c *indexCopier) copyChild(ctx context.Context, d v1.Descriptor) error {
 // verify checks the destination's tag names the list's digest, and that
 // every child the list names is there.
 func (c *indexCopier) verify(ctx context.Context, want digest.Digest) ([]string, error) {
-	m, err := c.out.Manifest(ctx, registry.Accepted())
+	m, err := c.out.Manifest(ctx, registrysrc.Accepted())
 	if errors.Is(err, transport.ErrNotFound) {
 		return []string{"Manifest not found"}, nil
 	}
@@ -200,7 +200,7 @@ func (c *indexCopier) verify(ctx context.Context, want digest.Digest) ([]string,
 		return append(problems, fmt.Sprintf("Manifest not found (unparseable: %v)", err)), nil
 	}
 	for _, d := range idx.Manifests {
-		if _, err := c.out.ForRef(d.Digest.String()).Manifest(ctx, registry.Accepted()); err != nil {
+		if _, err := c.out.ForRef(d.Digest.String()).Manifest(ctx, registrysrc.Accepted()); err != nil {
 			if errors.Is(err, transport.ErrNotFound) {
 				problems = append(problems, "Manifest not found: "+d.Digest.String())
 				continue
@@ -226,8 +226,8 @@ func platformString(p *v1.Platform) string {
 // false when the source's tag names a single image (the caller then copies
 // it as usual).
 func (c *ProcessCmd) runAllPlatforms(ctx context.Context, a *app, src stage.Input, out stage.Output, start time.Time) (done bool, err error) {
-	rs, ok1 := src.(*registry.Source)
-	ro, ok2 := out.(*sinkreg.Output)
+	rs, ok1 := src.(*registrysrc.Source)
+	ro, ok2 := out.(*registrysink.Output)
 	if !ok1 || !ok2 {
 		return true, errAllPlatformsOutput
 	}

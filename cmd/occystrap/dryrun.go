@@ -9,7 +9,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/occystrap/occystrap/sources/quay"
-	"github.com/occystrap/occystrap/sources/registry"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage/schedule"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
@@ -63,7 +63,7 @@ func (c *ProcessCmd) dryRun(ctx context.Context, a *app) error {
 			return err
 		}
 		defer src.Close()
-		rs := src.(*registry.Source)
+		rs := src.(*registrysrc.Source)
 		ref, _ := u.Reference()
 		host := ref.Host
 		img := src.Image()
@@ -139,7 +139,7 @@ func planQuay(ctx context.Context, a *app, u uri.URI, dest string) ([]planned, e
 		if err != nil {
 			return planned{Reference: ref.String(), Error: err.Error()}, nil
 		}
-		return planImage(ctx, registry.New(t, sourceOptions(a, spec, ref, nil)), ref.String(), d), nil
+		return planImage(ctx, registrysrc.New(t, sourceOptions(a, spec, ref, nil)), ref.String(), d), nil
 	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -148,7 +148,7 @@ func planQuay(ctx context.Context, a *app, u uri.URI, dest string) ([]planned, e
 }
 
 // planImage fetches one image's manifest and config.
-func planImage(ctx context.Context, src *registry.Source, ref, dest string) planned {
+func planImage(ctx context.Context, src *registrysrc.Source, ref, dest string) planned {
 	p := planned{Reference: ref, Destination: dest}
 	md, err := src.Metadata(ctx)
 	if err == nil && len(md.Config) == 0 {

@@ -21,7 +21,7 @@ import (
 	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/internal/testing/testdocker"
 	"github.com/occystrap/occystrap/internal/testing/testregistry"
-	"github.com/occystrap/occystrap/sources/tarball"
+	tarballsrc "github.com/occystrap/occystrap/sources/tarball"
 	"github.com/occystrap/occystrap/stage/stagetest"
 )
 
@@ -200,7 +200,7 @@ func TestProcessTarToTar(t *testing.T) {
 		t.Errorf("no summary line:\n%s", stderr)
 	}
 	// Read the copy back with our own input: same image, same layers.
-	copySrc, err := tarball.Open(dst)
+	copySrc, err := tarballsrc.Open(dst)
 	if err != nil {
 		t.Fatal(err)
 	}

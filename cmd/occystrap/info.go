@@ -10,10 +10,10 @@ import (
 
 	"github.com/occystrap/occystrap/internal/pyjson"
 	"github.com/occystrap/occystrap/internal/redact"
-	"github.com/occystrap/occystrap/sources/docker"
+	dockersrc "github.com/occystrap/occystrap/sources/docker"
 	"github.com/occystrap/occystrap/sources/quay"
-	"github.com/occystrap/occystrap/sources/registry"
-	"github.com/occystrap/occystrap/sources/tarball"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
+	tarballsrc "github.com/occystrap/occystrap/sources/tarball"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/imageinfo"
 	"github.com/occystrap/occystrap/stage/schedule"
@@ -44,7 +44,7 @@ func (c *InfoCmd) Run(ctx context.Context, a *app) error {
 }
 
 // setIndex adds the list an image was chosen from to its info.
-func setIndex(info *pyjson.Object, idx *registry.IndexInfo) {
+func setIndex(info *pyjson.Object, idx *registrysrc.IndexInfo) {
 	entries := make([]imageinfo.IndexEntry, len(idx.Manifests))
 	for i, d := range idx.Manifests {
 		entries[i] = imageinfo.IndexEntry{Digest: d.Digest.String(), MediaType: d.MediaType}
@@ -81,7 +81,7 @@ func (c *InfoCmd) runMulti(ctx context.Context, a *app) error {
 		return nil
 	}
 	infos, _ := schedule.Each(ctx, a.g.ImageParallel, refs, func(ctx context.Context, _ int, ref quay.Ref) (*pyjson.Object, error) { // failures are infos
-		src := registry.New(t, registry.Options{
+		src := registrysrc.New(t, registrysrc.Options{
 			Host: ref.Host, Repo: ref.Repo, Tag: ref.Tag,
 			OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant,
 			Registry: transport.RegistryOptions{Insecure: spec.Insecure},
@@ -117,7 +117,7 @@ type imageMeta struct {
 	full  func(ctx context.Context) stage.Source
 	close func()
 	// index is the manifest list the image was chosen from, if any.
-	index *registry.IndexInfo
+	index *registrysrc.IndexInfo
 }
 
 // openImageMeta opens the input s names and reads its metadata: the
@@ -140,16 +140,16 @@ func openImageMeta(ctx context.Context, a *app, s string) (*imageMeta, error) {
 	im := &imageMeta{close: func() { _ = src.Close() }}
 	img := src.Image()
 	switch x := src.(type) {
-	case *registry.Source:
-		var md registry.Metadata
+	case *registrysrc.Source:
+		var md registrysrc.Metadata
 		md, im.meta, err = registryMetadata(ctx, x, img.Name, img.Tag)
 		im.index = x.Index()
 		im.full = func(ctx context.Context) stage.Source { return registryItems(ctx, x, md) }
-	case *tarball.Source:
+	case *tarballsrc.Source:
 		im.meta, err = imageinfo.ParseMeta(img.Name, img.Tag, nil, x.Config())
 		// check reports a bad config or DiffID itself.
 		im.full = func(context.Context) stage.Source { return x.Unchecked() }
-	case *docker.Source:
+	case *dockersrc.Source:
 		var c interface {
 			InspectRaw(context.Context, string) ([]byte, error)
 		}
@@ -170,12 +170,12 @@ func openImageMeta(ctx context.Context, a *app, s string) (*imageMeta, error) {
 	return im, nil
 }
 
-func registryMeta(ctx context.Context, src *registry.Source, name, tag string) (imageinfo.Meta, error) {
+func registryMeta(ctx context.Context, src *registrysrc.Source, name, tag string) (imageinfo.Meta, error) {
 	_, m, err := registryMetadata(ctx, src, name, tag)
 	return m, err
 }
 
-func registryMetadata(ctx context.Context, src *registry.Source, name, tag string) (registry.Metadata, imageinfo.Meta, error) {
+func registryMetadata(ctx context.Context, src *registrysrc.Source, name, tag string) (registrysrc.Metadata, imageinfo.Meta, error) {
 	md, err := src.Metadata(ctx)
 	if err != nil {
 		return md, imageinfo.Meta{}, err
@@ -186,7 +186,7 @@ func registryMetadata(ctx context.Context, src *registry.Source, name, tag strin
 
 // registryItems is the config and the layers of a registry image, each
 // layer downloaded when the check reads it.
-func registryItems(ctx context.Context, src *registry.Source, md registry.Metadata) stage.Source {
+func registryItems(ctx context.Context, src *registrysrc.Source, md registrysrc.Metadata) stage.Source {
 	items := []stage.Item{{Seq: -1, Kind: stage.KindConfig, Name: md.Parsed.Config.Digest.Encoded() + ".json", Size: -1, Data: md.Config}}
 	for i, l := range md.Parsed.Layers {
 		items = append(items, stage.Item{Seq: i, Kind: stage.KindLayer, Name: l.Digest.Encoded(), Size: -1, Body: src.LayerBody(ctx, l)})

@@ -13,9 +13,9 @@ import (
 	"github.com/occystrap/occystrap/internal/accounting"
 	"github.com/occystrap/occystrap/internal/redact"
 	"github.com/occystrap/occystrap/internal/shard"
-	sinkreg "github.com/occystrap/occystrap/sinks/registry"
+	registrysink "github.com/occystrap/occystrap/sinks/registry"
 	"github.com/occystrap/occystrap/sources/quay"
-	"github.com/occystrap/occystrap/sources/registry"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/progress"
 	"github.com/occystrap/occystrap/stage/schedule"
@@ -97,15 +97,15 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 		defer shared.close()
 	}
 	run := accounting.NewRun()
-	blobs := registry.NewBlobs()
-	slots := registry.NewSlots(aheadSlots(a.g.Parallel, jobs))
-	budget := registry.NewBudget(aheadBytes)
+	blobs := registrysrc.NewBlobs()
+	slots := registrysrc.NewSlots(aheadSlots(a.g.Parallel, jobs))
+	budget := registrysrc.NewBudget(aheadBytes)
 	s := schedule.New[quay.Ref, progress.Outcome](ctx, schedule.Options[quay.Ref]{
 		Jobs: jobs, Ahead: aheadImages(jobs),
 		Prepare: func(ctx context.Context, _ int, ref quay.Ref, ready func()) func() {
 			// What is fetched ahead counts as the image's.
 			ctx = accounting.WithImage(ctx, run.Image(ref.String()))
-			return blobs.Prefetch(ctx, t, sourceOptions(a, spec, ref, blobs), registry.PrefetchOptions{
+			return blobs.Prefetch(ctx, t, sourceOptions(a, spec, ref, blobs), registrysrc.PrefetchOptions{
 				Layers: shared.output() != nil, Has: shared.has, Resolved: ready, Slots: slots, Budget: budget,
 			}).Release
 		},
@@ -215,7 +215,7 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 // scheduler runs that outside the image's -J slot, so that the
 // verification's round trips overlap the next image's.
 func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Transport, spec quay.Spec, ref quay.Ref,
-	out stage.Output, dest string, facs []filterFactory, blobs *registry.Blobs, im *accounting.Image) (progress.Outcome, func(context.Context) progress.Outcome) {
+	out stage.Output, dest string, facs []filterFactory, blobs *registrysrc.Blobs, im *accounting.Image) (progress.Outcome, func(context.Context) progress.Outcome) {
 	r := progress.Outcome{Image: ref.String()}
 	var closeOut func()
 	// finish is the result r and an after that only closes the output.
@@ -243,11 +243,11 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 		closeOut = func() { o.Close() }
 		out = o
 	}
-	src := registry.New(t, sourceOptions(a, spec, ref, blobs))
+	src := registrysrc.New(t, sourceOptions(a, spec, ref, blobs))
 	defer src.Close()
 	img := src.Image()
 	if a.g.AllPlatforms {
-		if ro, ok := out.(*sinkreg.Output); ok {
+		if ro, ok := out.(*registrysink.Output); ok {
 			res, isIndex, err := copyIndex(ctx, a, t, src, ro)
 			if isIndex {
 				r.Err, r.Layers, r.Bytes = err, res.layers, res.bytes
@@ -368,8 +368,8 @@ const aheadBytes = 256 << 20
 func aheadSlots(parallel, jobs int) int { return max(parallel, 1) * jobs }
 
 // sourceOptions are the registry source options of one image of the run.
-func sourceOptions(a *app, spec quay.Spec, ref quay.Ref, blobs *registry.Blobs) registry.Options {
-	return registry.Options{
+func sourceOptions(a *app, spec quay.Spec, ref quay.Ref, blobs *registrysrc.Blobs) registrysrc.Options {
+	return registrysrc.Options{
 		Host: ref.Host, Repo: ref.Repo, Tag: ref.Tag,
 		OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant,
 		Workers: a.g.Parallel, TempDir: a.g.TempDir, Blobs: blobs, Inflate: a.chosenInflater(),

@@ -13,7 +13,7 @@ import (
 	"github.com/occystrap/occystrap/internal/shard"
 	"github.com/occystrap/occystrap/internal/tempname"
 	"github.com/occystrap/occystrap/sources/quay"
-	"github.com/occystrap/occystrap/sources/registry"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
 	"github.com/occystrap/occystrap/transport/reference"
@@ -95,11 +95,11 @@ func makePlan(ctx context.Context, a *app, src string, n int) (shard.Plan, []qua
 	if err != nil {
 		return shard.Plan{}, nil, err
 	}
-	opts := make([]registry.Options, len(refs))
+	opts := make([]registrysrc.Options, len(refs))
 	for i, r := range refs {
 		opts[i] = sourceOptions(a, spec, r, nil)
 	}
-	mans, err := registry.Survey(ctx, t, opts, a.g.Parallel*max(a.g.ImageParallel, 1))
+	mans, err := registrysrc.Survey(ctx, t, opts, a.g.Parallel*max(a.g.ImageParallel, 1))
 	if err != nil {
 		return shard.Plan{}, nil, fmt.Errorf("read manifests of %s: %w", redact.URI(src), err)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/occystrap/occystrap/internal/testing/testenv"
 	"github.com/occystrap/occystrap/internal/testing/testquay"
 	"github.com/occystrap/occystrap/internal/testing/testregistry"
-	"github.com/occystrap/occystrap/sources/registry"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/transport"
 )
 
@@ -302,7 +302,7 @@ func TestQuayAllPlatforms(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, d := range want {
-		m, err := tr.Registry(dst.Host, transport.RegistryOptions{Insecure: true}).GetManifest(context.Background(), "mirror/"+name, "latest", registry.Accepted())
+		m, err := tr.Registry(dst.Host, transport.RegistryOptions{Insecure: true}).GetManifest(context.Background(), "mirror/"+name, "latest", registrysrc.Accepted())
 		if err != nil || m.Digest != d {
 			t.Errorf("%s: %v, digest %s at the destination, want %s", name, err, m.Digest, d)
 		}
@@ -352,7 +352,7 @@ func TestAllPlatformsWithAttestation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := tr.Registry(dst.Host, transport.RegistryOptions{Insecure: true}).GetManifest(ctx, "copy/app", "v1", registry.Accepted())
+	m, err := tr.Registry(dst.Host, transport.RegistryOptions{Insecure: true}).GetManifest(ctx, "copy/app", "v1", registrysrc.Accepted())
 	if err != nil || m.Digest != digest.FromBytes(idx) {
 		t.Errorf("%v: digest %s at the destination, want %s", err, m.Digest, digest.FromBytes(idx))
 	}

@@ -7,9 +7,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/occystrap/occystrap/sinks/registry"
+	registrysink "github.com/occystrap/occystrap/sinks/registry"
 	"github.com/occystrap/occystrap/sources/proxy"
-	sourcereg "github.com/occystrap/occystrap/sources/registry"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/layercache"
 	"github.com/occystrap/occystrap/transport"
@@ -52,7 +52,7 @@ func (c *ProxyCmd) Run(ctx context.Context, a *app) error {
 	if c.UpstreamPassword != "" {
 		upPass = c.UpstreamPassword
 	}
-	sink := registry.Options{Compression: a.g.Compression, Workers: a.g.Parallel, Pushed: a.pushedSet()}
+	sink := registrysink.Options{Compression: a.g.Compression, Workers: a.g.Parallel, Pushed: a.pushedSet()}
 	if a.g.LayerCache != "" {
 		lc, warn := layercache.Open(a.g.LayerCache)
 		if warn != nil {
@@ -75,7 +75,7 @@ func (c *ProxyCmd) Run(ctx context.Context, a *app) error {
 		TempDir:            a.g.TempDir,
 		Filters:            func(img stage.Image) ([]stage.Stage, error) { return buildFilters(facs, img) },
 		Sink:               sink,
-		Source:             sourcereg.Options{OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant, Workers: a.g.Parallel, Inflate: z},
+		Source:             registrysrc.Options{OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant, Workers: a.g.Parallel, Inflate: z},
 		Inflate:            z,
 		Engine:             stage.Options{Window: 2 * max(a.g.Parallel, 1), Buffer: max(a.g.Parallel, 1)},
 	})

@@ -16,7 +16,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/logging"
 	"github.com/occystrap/occystrap/internal/redact"
-	"github.com/occystrap/occystrap/sources/registry"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage/progress"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -157,9 +157,9 @@ func hint(err error, a *app) string {
 	case isT && te.StatusCode == 400 && strings.Contains(te.Body, "HTTP request to an HTTPS server"),
 		strings.Contains(msg, "Client sent an HTTP request to an HTTPS server"):
 		return "the registry speaks HTTPS: drop --insecure (and ?insecure=true)"
-	case errors.Is(err, registry.ErrTagUnknown):
+	case errors.Is(err, registrysrc.ErrTagUnknown):
 		return "the repository exists but has no such tag: check the tag (the error lists some it has)"
-	case errors.Is(err, registry.ErrRepositoryUnknown):
+	case errors.Is(err, registrysrc.ErrRepositoryUnknown):
 		return "the registry has no repository of that name: check its spelling and namespace (Docker Hub's official images are library/NAME)"
 	case isT && te.Has(transport.CodeManifestUnknown):
 		return "the registry has no such manifest: check the tag or digest"

@@ -8,7 +8,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/occystrap/occystrap/sinks/registry"
+	registrysink "github.com/occystrap/occystrap/sinks/registry"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -21,15 +21,15 @@ type netState struct {
 	// pushed is the run's record of blobs pushed to registry:// outputs, so
 	// that the images of a multi-image run, each with its own output, push a
 	// shared blob once and mount it elsewhere.
-	pushed *registry.Pushed
+	pushed *registrysink.Pushed
 }
 
 // pushedSet returns the run's record of pushed blobs.
-func (a *app) pushedSet() *registry.Pushed {
+func (a *app) pushedSet() *registrysink.Pushed {
 	a.net.mu.Lock()
 	defer a.net.mu.Unlock()
 	if a.net.pushed == nil {
-		a.net.pushed = registry.NewPushed()
+		a.net.pushed = registrysink.NewPushed()
 	}
 	return a.net.pushed
 }

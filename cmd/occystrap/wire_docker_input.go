@@ -4,7 +4,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/occystrap/occystrap/sources/docker"
+	dockersrc "github.com/occystrap/occystrap/sources/docker"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport/dockerclient"
@@ -23,7 +23,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		return docker.Open(ctx, c, dockerImage(u), docker.Options{TempDir: a.g.TempDir, Inflate: a.chosenInflater()})
+		return dockersrc.Open(ctx, c, dockerImage(u), dockersrc.Options{TempDir: a.g.TempDir, Inflate: a.chosenInflater()})
 	}
 }
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/occystrap/occystrap/internal/redact"
-	"github.com/occystrap/occystrap/sinks/docker"
+	dockersink "github.com/occystrap/occystrap/sinks/docker"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport/dockerclient"
@@ -26,6 +26,6 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		return docker.New(c, dockerclient.ParseImage(img), docker.Options{TempDir: a.g.TempDir}), nil
+		return dockersink.New(c, dockerclient.ParseImage(img), dockersink.Options{TempDir: a.g.TempDir}), nil
 	}
 }

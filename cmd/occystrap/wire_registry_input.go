@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/occystrap/occystrap/internal/platform"
-	"github.com/occystrap/occystrap/sources/registry"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/uri"
 )
@@ -28,7 +28,7 @@ func openRegistryInput(_ context.Context, a *app, u uri.URI) (stage.Input, error
 	if err != nil {
 		return nil, err
 	}
-	o := registry.Options{
+	o := registrysrc.Options{
 		Host: ref.Host, Repo: ref.Repo, Tag: ref.Identifier(),
 		OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant,
 		TempDir: a.g.TempDir, Inflate: a.chosenInflater(),
@@ -55,5 +55,5 @@ func openRegistryInput(_ context.Context, a *app, u uri.URI) (stage.Input, error
 	if o.Registry, o.Workers, err = registryAccess(a, u); err != nil {
 		return nil, err
 	}
-	return registry.New(t, o), nil
+	return registrysrc.New(t, o), nil
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/occystrap/occystrap/internal/redact"
-	"github.com/occystrap/occystrap/sinks/registry"
+	registrysink "github.com/occystrap/occystrap/sinks/registry"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/layercache"
 	"github.com/occystrap/occystrap/stage/uri"
@@ -31,7 +31,7 @@ func openRegistryOutput(ctx context.Context, a *app, u uri.URI) (stage.Output, e
 	if err != nil {
 		return nil, err
 	}
-	o := registry.Options{
+	o := registrysink.Options{
 		Host: ref.Host, Repo: ref.Repo, Tag: ref.Identifier(),
 		Compression: a.g.Compression,
 		Pushed:      a.pushedSet(),
@@ -39,7 +39,7 @@ func openRegistryOutput(ctx context.Context, a *app, u uri.URI) (stage.Output, e
 	if v, ok := u.String("compression"); ok {
 		o.Compression = v
 	}
-	if o.Compression != registry.Gzip && o.Compression != registry.Zstd {
+	if o.Compression != registrysink.Gzip && o.Compression != registrysink.Zstd {
 		return nil, fmt.Errorf("registry URI %q: compression %q: expected gzip or zstd", redact.URI(u.Raw), o.Compression)
 	}
 	if o.Registry, o.Workers, err = registryAccess(a, u); err != nil {
@@ -53,5 +53,5 @@ func openRegistryOutput(ctx context.Context, a *app, u uri.URI) (stage.Output, e
 		o.Cache = c
 		o.FiltersHash = layercache.FiltersHash(o.Compression, a.filterSpecs)
 	}
-	return registry.NewOutput(t, o), nil
+	return registrysink.NewOutput(t, o), nil
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/occystrap/occystrap/internal/platform"
-	"github.com/occystrap/occystrap/sources/tarball"
+	tarballsrc "github.com/occystrap/occystrap/sources/tarball"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/uri"
 )
@@ -17,7 +17,7 @@ func init() {
 		if err := knownOptions(u); err != nil {
 			return nil, err
 		}
-		return tarball.OpenWith(u.Path, tarball.Options{
+		return tarballsrc.OpenWith(u.Path, tarballsrc.Options{
 			TempDir:  a.g.TempDir,
 			Inflate:  a.chosenInflater(),
 			Platform: platform.Platform{OS: a.g.OS, Architecture: a.g.Architecture, Variant: a.g.Variant},

@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/occystrap/occystrap/sinks/tarball"
+	tarballsink "github.com/occystrap/occystrap/sinks/tarball"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/uri"
 )
@@ -21,7 +21,7 @@ func init() {
 		if err := writableFile(u.Path); err != nil {
 			return nil, fmt.Errorf("tar:// destination: %w", err)
 		}
-		return tarball.New(u.Path, tarball.Options{TempDir: a.g.TempDir})
+		return tarballsink.New(u.Path, tarballsink.Options{TempDir: a.g.TempDir})
 	}
 }
 

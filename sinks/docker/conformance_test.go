@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/occystrap/occystrap/sinks/docker"
+	dockersink "github.com/occystrap/occystrap/sinks/docker"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/stagetest"
 )
@@ -27,7 +27,7 @@ func TestConformance(t *testing.T) {
 			dest := stage.Image{Name: "occy-conformance/app", Tag: fmt.Sprintf("p%d-%d", os.Getpid(), n.Add(1))}
 			ref := dest.Name + ":" + dest.Tag
 			t.Cleanup(func() { _ = eng.Remove(context.Background(), ref) })
-			o := docker.New(c, dest, docker.Options{TempDir: t.TempDir()})
+			o := dockersink.New(c, dest, dockersink.Options{TempDir: t.TempDir()})
 			refs[o] = ref
 			return o
 		},

@@ -12,7 +12,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/sinks/internal/gate"
-	"github.com/occystrap/occystrap/sinks/tarball"
+	tarballsink "github.com/occystrap/occystrap/sinks/tarball"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport/dockerclient"
 )
@@ -77,12 +77,12 @@ func (s *imageSink) Consume(ctx context.Context, in <-chan stage.Item) error {
 	ref := s.o.Ref()
 	log := zerolog.Ctx(ctx).With().Str("image", ref).Str("sink", "docker").Logger()
 	pr, pw := io.Pipe()
-	var res tarball.Written
+	var res tarballsink.Written
 	var loaded []string
 	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError()
 	p.Go(func(ctx context.Context) error {
 		var err error
-		res, err = tarball.Stream(ctx, pw, in, tarball.StreamOptions{Image: s.o.dest, RepoTag: ref, TempDir: s.o.opts.TempDir})
+		res, err = tarballsink.Stream(ctx, pw, in, tarballsink.StreamOptions{Image: s.o.dest, RepoTag: ref, TempDir: s.o.opts.TempDir})
 		if err != nil {
 			// The load request sees a failed body and ends; the error
 			// reported is this one.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/internal/testing/testdocker"
-	"github.com/occystrap/occystrap/sinks/docker"
+	dockersink "github.com/occystrap/occystrap/sinks/docker"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/stagetest"
 	"github.com/occystrap/occystrap/transport/dockerclient"
@@ -45,7 +45,7 @@ func setup(t *testing.T) (*testdocker.Engine, *dockerclient.Client) {
 	return eng, c
 }
 
-func load(ctx context.Context, o *docker.Output, its []stage.Item) error {
+func load(ctx context.Context, o *dockersink.Output, its []stage.Item) error {
 	sink, err := o.Sink(stage.Image{Name: "src/app", Tag: "v1"})
 	if err != nil {
 		return err
@@ -66,7 +66,7 @@ func TestLoadTagsDestination(t *testing.T) {
 			t.Cleanup(func() { _ = eng.Remove(ctx, ref) })
 			b := built(strings.ReplaceAll(dest.Name, "/", "_"))
 			var rel stagetest.Released
-			o := docker.New(c, dest, docker.Options{TempDir: t.TempDir()})
+			o := dockersink.New(c, dest, dockersink.Options{TempDir: t.TempDir()})
 			defer o.Close()
 			if err := load(ctx, o, items(b, &rel)); err != nil {
 				t.Fatal(err)
@@ -91,7 +91,7 @@ func TestLoadTagsDestination(t *testing.T) {
 			if err != nil || len(problems) != 0 {
 				t.Errorf("Verify = %v, %v; want no problems", problems, err)
 			}
-			if _, err := o.Sink(dest); !errors.Is(err, docker.ErrOneImage) {
+			if _, err := o.Sink(dest); !errors.Is(err, dockersink.ErrOneImage) {
 				t.Errorf("second Sink: %v, want ErrOneImage", err)
 			}
 		})
@@ -104,14 +104,14 @@ func TestVerifyProblems(t *testing.T) {
 	dest := stage.Image{Name: "occy-sink/verify", Tag: "v1"}
 	ref := "occy-sink/verify:v1"
 	t.Cleanup(func() { _ = eng.Remove(ctx, ref) })
-	o := docker.New(c, dest, docker.Options{})
+	o := dockersink.New(c, dest, dockersink.Options{})
 	b := built("verify")
 	if err := load(ctx, o, items(b, nil)); err != nil {
 		t.Fatal(err)
 	}
 
 	// Another image under the same tag.
-	other := docker.New(c, dest, docker.Options{})
+	other := dockersink.New(c, dest, dockersink.Options{})
 	if err := load(ctx, other, items(built("other"), nil)); err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestVerifyProblems(t *testing.T) {
 		t.Errorf("after remove: Verify = %q, %v; want one not found", problems, err)
 	}
 
-	dead := docker.New(dockerclient.New(filepath.Join(t.TempDir(), "none.sock")), dest, docker.Options{})
+	dead := dockersink.New(dockerclient.New(filepath.Join(t.TempDir(), "none.sock")), dest, dockersink.Options{})
 	if _, err := dead.Verify(ctx, dest, false); err == nil || !strings.Contains(err.Error(), "Cannot connect") || !errors.Is(err, dockerclient.ErrConnect) {
 		t.Errorf("Verify without an engine: %v, want a Cannot connect error", err)
 	}
@@ -159,7 +159,7 @@ func TestLoadFailures(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			b := built("fail")
-			o := docker.New(c, stage.Image{Name: "occy-sink/fail", Tag: "v1"}, docker.Options{})
+			o := dockersink.New(c, stage.Image{Name: "occy-sink/fail", Tag: "v1"}, dockersink.Options{})
 			err := load(ctx, o, tc.mod(b, items(b, nil)))
 			if err == nil || !tc.want(err) || !strings.Contains(err.Error(), tc.text) {
 				t.Errorf("err = %v, want one containing %q", err, tc.text)
@@ -169,9 +169,9 @@ func TestLoadFailures(t *testing.T) {
 }
 
 func TestSinkRefusedAfterClose(t *testing.T) {
-	o := docker.New(dockerclient.New("/nonexistent.sock"), stage.Image{Name: "a", Tag: "b"}, docker.Options{})
+	o := dockersink.New(dockerclient.New("/nonexistent.sock"), stage.Image{Name: "a", Tag: "b"}, dockersink.Options{})
 	_ = o.Close()
-	if _, err := o.Sink(stage.Image{}); !errors.Is(err, docker.ErrClosed) {
+	if _, err := o.Sink(stage.Image{}); !errors.Is(err, dockersink.ErrClosed) {
 		t.Errorf("Sink after Close: %v", err)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/occystrap/occystrap/internal/testing/testregistry"
-	"github.com/occystrap/occystrap/sinks/registry"
+	registrysink "github.com/occystrap/occystrap/sinks/registry"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/stagetest"
 )
@@ -25,7 +25,7 @@ func TestConformance(t *testing.T) {
 	stagetest.RunSinkConformance(t, stagetest.SinkSuite{
 		New: func(t *testing.T) stage.Output {
 			repo := fmt.Sprintf("conformance/app%d", n.Add(1))
-			o := registry.NewOutput(tr, registry.Options{Host: r.Host, Repo: repo, Tag: "v1", Registry: regOpts(r, false)})
+			o := registrysink.NewOutput(tr, registrysink.Options{Host: r.Host, Repo: repo, Tag: "v1", Registry: regOpts(r, false)})
 			repos[o] = repo
 			return o
 		},

@@ -12,7 +12,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/internal/testing/testregistry"
-	"github.com/occystrap/occystrap/sinks/registry"
+	registrysink "github.com/occystrap/occystrap/sinks/registry"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/stagetest"
 )
@@ -25,7 +25,7 @@ import (
 func TestConsumeStopsOnCancel(t *testing.T) {
 	r := testregistry.Start(t, testregistry.Options{})
 	tr := newTransport(t, []*testregistry.Registry{r}, 1)
-	k := registry.New(tr, registry.Options{Host: r.Host, Repo: "cancel/app", Tag: "v1"})
+	k := registrysink.New(tr, registrysink.Options{Host: r.Host, Repo: "cancel/app", Tag: "v1"})
 	layers := [][]byte{
 		fixture.LayerTar(fixture.Layer{fixture.File("a", "one", 0o644)}),
 		fixture.LayerTar(fixture.Layer{fixture.File("b", "two", 0o644)}),

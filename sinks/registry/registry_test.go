@@ -21,9 +21,9 @@ import (
 
 	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/internal/testing/testregistry"
-	"github.com/occystrap/occystrap/sinks/registry"
-	regsrc "github.com/occystrap/occystrap/sources/registry"
-	"github.com/occystrap/occystrap/sources/tarball"
+	registrysink "github.com/occystrap/occystrap/sinks/registry"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
+	tarballsrc "github.com/occystrap/occystrap/sources/tarball"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/filter"
 	"github.com/occystrap/occystrap/stage/layercache"
@@ -156,7 +156,7 @@ func (c *collect) Consume(ctx context.Context, in <-chan stage.Item) error {
 // source) and returns the config and the DiffIDs of the layers.
 func pull(t *testing.T, tr *transport.Transport, r *testregistry.Registry, plain bool, repo, tag string) pulled {
 	t.Helper()
-	src := regsrc.New(tr, regsrc.Options{Host: r.Host, Repo: repo, Tag: tag, Registry: regOpts(r, plain), TempDir: t.TempDir()})
+	src := registrysrc.New(tr, registrysrc.Options{Host: r.Host, Repo: repo, Tag: tag, Registry: regOpts(r, plain), TempDir: t.TempDir()})
 	c := &collect{}
 	if _, err := stage.Run(context.Background(), src, nil, c, stage.Options{}); err != nil {
 		t.Fatalf("pull back %s:%s: %v", repo, tag, err)
@@ -203,9 +203,9 @@ func TestRegistryToRegistryPassthrough(t *testing.T) {
 				}
 				tr := newTransport(t, []*testregistry.Registry{src, dst}, 3)
 
-				push := func() *registry.Sink {
-					s := regsrc.New(tr, regsrc.Options{Host: src.Host, Repo: "base/app", Tag: "v1", Registry: regOpts(src, mode.plain), TempDir: t.TempDir()})
-					k := registry.New(tr, registry.Options{Host: dst.Host, Repo: "copy/app", Tag: "v1", Registry: regOpts(dst, mode.plain), ChunkSize: 128 << 10})
+				push := func() *registrysink.Sink {
+					s := registrysrc.New(tr, registrysrc.Options{Host: src.Host, Repo: "base/app", Tag: "v1", Registry: regOpts(src, mode.plain), TempDir: t.TempDir()})
+					k := registrysink.New(tr, registrysink.Options{Host: dst.Host, Repo: "copy/app", Tag: "v1", Registry: regOpts(dst, mode.plain), ChunkSize: 128 << 10})
 					if _, err := stage.Run(ctx, s, nil, k, stage.Options{}); err != nil {
 						t.Fatalf("push: %v", err)
 					}
@@ -268,8 +268,8 @@ func TestSameRegistryMounts(t *testing.T) {
 			}
 			tr := newTransport(t, []*testregistry.Registry{r}, 3)
 			before := tr.Stats()
-			s := regsrc.New(tr, regsrc.Options{Host: r.Host, Repo: "base/app", Tag: "v1", Registry: regOpts(r, mode.plain), TempDir: t.TempDir()})
-			k := registry.New(tr, registry.Options{Host: r.Host, Repo: "other/app", Tag: "v2", Registry: regOpts(r, mode.plain)})
+			s := registrysrc.New(tr, registrysrc.Options{Host: r.Host, Repo: "base/app", Tag: "v1", Registry: regOpts(r, mode.plain), TempDir: t.TempDir()})
+			k := registrysink.New(tr, registrysink.Options{Host: r.Host, Repo: "other/app", Tag: "v2", Registry: regOpts(r, mode.plain)})
 			if _, err := stage.Run(ctx, s, nil, k, stage.Options{}); err != nil {
 				t.Fatal(err)
 			}
@@ -330,9 +330,9 @@ func TestTarToRegistry(t *testing.T) {
 		compression string
 		passthrough bool
 	}{
-		{"legacy-gzip", false, fixture.Uncompressed, registry.Gzip, false},
-		{"legacy-zstd", false, fixture.Uncompressed, registry.Zstd, false},
-		{"oci-gzip-blobs", true, fixture.Gzip, registry.Gzip, true},
+		{"legacy-gzip", false, fixture.Uncompressed, registrysink.Gzip, false},
+		{"legacy-zstd", false, fixture.Uncompressed, registrysink.Zstd, false},
+		{"oci-gzip-blobs", true, fixture.Gzip, registrysink.Gzip, true},
 	}
 	for _, mode := range modes {
 		for _, tc := range cases {
@@ -347,13 +347,13 @@ func TestTarToRegistry(t *testing.T) {
 					t.Fatal(warn)
 				}
 				hash := layercache.FiltersHash(tc.compression, nil)
-				push := func() *registry.Sink {
-					src, err := tarball.Open(path)
+				push := func() *registrysink.Sink {
+					src, err := tarballsrc.Open(path)
 					if err != nil {
 						t.Fatal(err)
 					}
 					defer src.Close()
-					k := registry.New(tr, registry.Options{Host: r.Host, Repo: "fixture/app", Tag: "v1", Registry: regOpts(r, mode.plain),
+					k := registrysink.New(tr, registrysink.Options{Host: r.Host, Repo: "fixture/app", Tag: "v1", Registry: regOpts(r, mode.plain),
 						Compression: tc.compression, Cache: cache, FiltersHash: hash, ChunkSize: 64 << 10})
 					if _, err := stage.Run(ctx, src, nil, k, stage.Options{}); err != nil {
 						t.Fatalf("push: %v", err)
@@ -366,7 +366,7 @@ func TestTarToRegistry(t *testing.T) {
 				}
 				m := manifestOf(t, tr, r, mode.plain, "fixture/app", "v1")
 				wantManifest, wantConfig, wantMT := mediatype.DockerManifest, mediatype.DockerConfig, mediatype.DockerGzip
-				if tc.compression == registry.Zstd {
+				if tc.compression == registrysink.Zstd {
 					wantManifest, wantConfig, wantMT = v1.MediaTypeImageManifest, v1.MediaTypeImageConfig, v1.MediaTypeImageLayerZstd
 				}
 				if m.MediaType != wantManifest {
@@ -434,9 +434,9 @@ func TestFilterToRegistry(t *testing.T) {
 	tr := newTransport(t, []*testregistry.Registry{src, dst}, 3)
 	var digests []digest.Digest
 	for range 2 {
-		s := regsrc.New(tr, regsrc.Options{Host: src.Host, Repo: "base/app", Tag: "v1", TempDir: t.TempDir()})
+		s := registrysrc.New(tr, registrysrc.Options{Host: src.Host, Repo: "base/app", Tag: "v1", TempDir: t.TempDir()})
 		f := filter.NewNormalizeTimestamps(0, filter.Options{TempDir: t.TempDir(), Parallel: 2})
-		k := registry.New(tr, registry.Options{Host: dst.Host, Repo: "norm/app", Tag: "v1", ChunkSize: 32 << 10})
+		k := registrysink.New(tr, registrysink.Options{Host: dst.Host, Repo: "norm/app", Tag: "v1", ChunkSize: 32 << 10})
 		if _, err := stage.Run(ctx, s, []stage.Stage{f}, k, stage.Options{}); err != nil {
 			t.Fatal(err)
 		}
@@ -464,14 +464,14 @@ func TestRunPushesMountAcrossRepositories(t *testing.T) {
 	r := testregistry.Start(t, testregistry.Options{Wrap: cnt.wrap})
 	tr := newTransport(t, []*testregistry.Registry{r}, 3)
 	path, _ := writeArchive(t, fixtureImage(), fixture.Uncompressed, false)
-	pushed := registry.NewPushed() // what a run's sinks share
-	var counts []registry.Counts
+	pushed := registrysink.NewPushed() // what a run's sinks share
+	var counts []registrysink.Counts
 	for _, repo := range []string{"a/app", "b/app"} {
-		src, err := tarball.Open(path)
+		src, err := tarballsrc.Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		k := registry.New(tr, registry.Options{Host: r.Host, Repo: repo, Tag: "v1", Pushed: pushed})
+		k := registrysink.New(tr, registrysink.Options{Host: r.Host, Repo: repo, Tag: "v1", Pushed: pushed})
 		if _, err := stage.Run(ctx, src, nil, k, stage.Options{}); err != nil {
 			t.Fatal(err)
 		}
@@ -501,12 +501,12 @@ func TestCutUploadResumes(t *testing.T) {
 				r := testregistry.Start(t, testregistry.Options{Plain: mode.plain, Wrap: inj.Wrap})
 				tr := newTransport(t, []*testregistry.Registry{r}, retries)
 				path, a := writeArchive(t, fixtureImage(), fixture.Uncompressed, false)
-				src, err := tarball.Open(path)
+				src, err := tarballsrc.Open(path)
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer src.Close()
-				k := registry.New(tr, registry.Options{Host: r.Host, Repo: "cut/app", Tag: "v1", Registry: regOpts(r, mode.plain), ChunkSize: 32 << 10, Workers: 1})
+				k := registrysink.New(tr, registrysink.Options{Host: r.Host, Repo: "cut/app", Tag: "v1", Registry: regOpts(r, mode.plain), ChunkSize: 32 << 10, Workers: 1})
 				if _, err := stage.Run(ctx, src, nil, k, stage.Options{}); err != nil {
 					t.Fatalf("push: %v", err)
 				}
@@ -535,14 +535,14 @@ func TestFailedBlobPushesNoManifest(t *testing.T) {
 	r := testregistry.Start(t, testregistry.Options{Wrap: func(h http.Handler) http.Handler { return cnt.wrap(inj.Wrap(h)) }})
 	tr := newTransport(t, []*testregistry.Registry{r}, 1)
 	path, _ := writeArchive(t, fixtureImage(), fixture.Uncompressed, false)
-	src, err := tarball.Open(path)
+	src, err := tarballsrc.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	k := registry.New(tr, registry.Options{Host: r.Host, Repo: "fail/app", Tag: "v1"})
+	k := registrysink.New(tr, registrysink.Options{Host: r.Host, Repo: "fail/app", Tag: "v1"})
 	_, err = stage.Run(ctx, src, nil, k, stage.Options{})
-	if !errors.Is(err, registry.ErrUploadFailed) || !strings.HasPrefix(err.Error(), "Upload failed: ") {
+	if !errors.Is(err, registrysink.ErrUploadFailed) || !strings.HasPrefix(err.Error(), "Upload failed: ") {
 		t.Fatalf("error %v, want Upload failed", err)
 	}
 	if n := cnt.get(http.MethodPut) - inj.Fired(testregistry.Unavailable); n != 0 {
@@ -567,10 +567,10 @@ func (layersOnly) Emit(ctx context.Context, out chan<- stage.Item) error {
 func TestNoConfig(t *testing.T) {
 	r := testregistry.Start(t, testregistry.Options{})
 	tr := newTransport(t, []*testregistry.Registry{r}, 1)
-	k := registry.New(tr, registry.Options{Host: r.Host, Repo: "noconf/app", Tag: "v1"})
+	k := registrysink.New(tr, registrysink.Options{Host: r.Host, Repo: "noconf/app", Tag: "v1"})
 	_, err := stage.Run(context.Background(), layersOnly{}, nil, k, stage.Options{})
-	if !errors.Is(err, registry.ErrNoConfig) || err.Error() != "No config file was processed" {
-		t.Fatalf("error %v, want %v", err, registry.ErrNoConfig)
+	if !errors.Is(err, registrysink.ErrNoConfig) || err.Error() != "No config file was processed" {
+		t.Fatalf("error %v, want %v", err, registrysink.ErrNoConfig)
 	}
 }
 
@@ -587,8 +587,8 @@ func TestPassthroughCorruptSourceBlobFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := newTransport(t, []*testregistry.Registry{src, dst}, 1)
-	s := regsrc.New(tr, regsrc.Options{Host: src.Host, Repo: "base/app", Tag: "v1", TempDir: t.TempDir()})
-	k := registry.New(tr, registry.Options{Host: dst.Host, Repo: "copy/app", Tag: "v1", ChunkSize: 16 << 10})
+	s := registrysrc.New(tr, registrysrc.Options{Host: src.Host, Repo: "base/app", Tag: "v1", TempDir: t.TempDir()})
+	k := registrysink.New(tr, registrysink.Options{Host: dst.Host, Repo: "copy/app", Tag: "v1", ChunkSize: 16 << 10})
 	_, err = stage.Run(ctx, s, nil, k, stage.Options{})
 	if !errors.Is(err, transport.ErrDigestMismatch) {
 		t.Fatalf("error %v, want a digest mismatch", err)
@@ -611,13 +611,13 @@ func TestPassthroughThroughSearch(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := newTransport(t, []*testregistry.Registry{src, dst}, 3)
-	s := regsrc.New(tr, regsrc.Options{Host: src.Host, Repo: "base/app", Tag: "v1", TempDir: t.TempDir()})
+	s := registrysrc.New(tr, registrysrc.Options{Host: src.Host, Repo: "base/app", Tag: "v1", TempDir: t.TempDir()})
 	var found strings.Builder
 	search, err := filter.NewSearch(stage.Image{Name: "base/app", Tag: "v1"}, &found, filter.SearchOptions{Pattern: "*", ScriptFriendly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := registry.New(tr, registry.Options{Host: dst.Host, Repo: "copy/app", Tag: "v1"})
+	k := registrysink.New(tr, registrysink.Options{Host: dst.Host, Repo: "copy/app", Tag: "v1"})
 	if _, err := stage.Run(ctx, s, []stage.Stage{search}, k, stage.Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -635,12 +635,12 @@ func TestVerify(t *testing.T) {
 	tr := newTransport(t, []*testregistry.Registry{r}, 1)
 	path, _ := writeArchive(t, fixtureImage(), fixture.Uncompressed, false)
 	img := stage.Image{Name: "fixture/app", Tag: "v1"}
-	out := registry.NewOutput(tr, registry.Options{Host: r.Host, Repo: "ver/app", Tag: "v1"})
+	out := registrysink.NewOutput(tr, registrysink.Options{Host: r.Host, Repo: "ver/app", Tag: "v1"})
 	problems, err := out.Verify(ctx, img, false)
 	if err != nil || len(problems) != 1 || problems[0] != "Manifest not found" {
 		t.Fatalf("before the push: %v, %v; want Manifest not found", problems, err)
 	}
-	src, err := tarball.Open(path)
+	src, err := tarballsrc.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -677,14 +677,14 @@ func TestMountRefusedFallsBackToUpload(t *testing.T) {
 	tr := newTransport(t, []*testregistry.Registry{r}, 1)
 	path, a := writeArchive(t, fixtureImage(), fixture.Uncompressed, false)
 	cfg := digest.FromBytes(a.Config)
-	pushed := registry.NewPushed()
+	pushed := registrysink.NewPushed()
 	pushed.Add(r.Host, cfg, "nowhere/app") // wrong: the registry answers 202
-	src, err := tarball.Open(path)
+	src, err := tarballsrc.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	k := registry.New(tr, registry.Options{Host: r.Host, Repo: "fallback/app", Tag: "v1", Pushed: pushed})
+	k := registrysink.New(tr, registrysink.Options{Host: r.Host, Repo: "fallback/app", Tag: "v1", Pushed: pushed})
 	if _, err := stage.Run(ctx, src, nil, k, stage.Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -719,8 +719,8 @@ func TestPassthroughWholePutResent(t *testing.T) {
 				t.Fatal(err)
 			}
 			tr := newTransport(t, []*testregistry.Registry{src, dst}, 3)
-			s := regsrc.New(tr, regsrc.Options{Host: src.Host, Repo: "base/app", Tag: "v1", Registry: regOpts(src, mode.plain), TempDir: t.TempDir()})
-			k := registry.New(tr, registry.Options{Host: dst.Host, Repo: "copy/app", Tag: "v1", Registry: regOpts(dst, mode.plain)})
+			s := registrysrc.New(tr, registrysrc.Options{Host: src.Host, Repo: "base/app", Tag: "v1", Registry: regOpts(src, mode.plain), TempDir: t.TempDir()})
+			k := registrysink.New(tr, registrysink.Options{Host: dst.Host, Repo: "copy/app", Tag: "v1", Registry: regOpts(dst, mode.plain)})
 			if _, err := stage.Run(ctx, s, nil, k, stage.Options{}); err != nil {
 				t.Fatalf("push: %v", err)
 			}

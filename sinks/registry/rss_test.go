@@ -19,7 +19,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/occystrap/occystrap/internal/testing/testregistry"
-	"github.com/occystrap/occystrap/sinks/registry"
+	registrysink "github.com/occystrap/occystrap/sinks/registry"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -136,7 +136,7 @@ func rssChild() int {
 		return 1
 	}
 	defer tr.Close()
-	k := registry.New(tr, registry.Options{Host: os.Getenv("RSS_HOST"), Repo: "big/app", Tag: "v1",
+	k := registrysink.New(tr, registrysink.Options{Host: os.Getenv("RSS_HOST"), Repo: "big/app", Tag: "v1",
 		Registry: transport.RegistryOptions{Insecure: true}})
 	src := bigSource{path: os.Getenv("RSS_LAYER"), diffID: digest.Digest(os.Getenv("RSS_DIFFID"))}
 	if _, err := stage.Run(context.Background(), src, nil, k, stage.Options{}); err != nil {

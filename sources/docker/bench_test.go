@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/occystrap/occystrap/internal/testing/testdocker"
-	"github.com/occystrap/occystrap/sources/docker"
+	dockersrc "github.com/occystrap/occystrap/sources/docker"
 	"github.com/occystrap/occystrap/transport/dockerclient"
 )
 
@@ -14,6 +14,6 @@ import (
 // does: the whole docker:// input path, engine stream included.
 func BenchmarkEmitToFiles(b *testing.B) {
 	testdocker.BenchEmitToFiles(b, func(ctx context.Context, c *dockerclient.Client, ref, tmp string) (testdocker.Source, error) {
-		return docker.Open(ctx, c, ref, docker.Options{TempDir: tmp})
+		return dockersrc.Open(ctx, c, ref, dockersrc.Options{TempDir: tmp})
 	})
 }

@@ -21,7 +21,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/internal/testing/testdocker"
-	"github.com/occystrap/occystrap/sources/docker"
+	dockersrc "github.com/occystrap/occystrap/sources/docker"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport/dockerclient"
 )
@@ -29,7 +29,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // collect is testdocker.Collect for a run that must succeed.
-func collect(t *testing.T, src *docker.Source) []testdocker.Got {
+func collect(t *testing.T, src *dockersrc.Source) []testdocker.Got {
 	t.Helper()
 	items, err := testdocker.Collect(t, src)
 	if err != nil {
@@ -93,7 +93,7 @@ func TestEmitFromEngine(t *testing.T) {
 			config, names := savedNames(t, c, ref)
 
 			tmp := t.TempDir()
-			src, err := docker.Open(ctx, c, ref, docker.Options{TempDir: tmp})
+			src, err := dockersrc.Open(ctx, c, ref, dockersrc.Options{TempDir: tmp})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,8 +121,8 @@ func TestOpenNotFound(t *testing.T) {
 	eng := testdocker.Require(t)
 	c := dockerclient.New(eng.Socket)
 	t.Cleanup(c.CloseIdle)
-	_, err := docker.Open(context.Background(), c, "occy-src/absent:nope", docker.Options{})
-	if !errors.Is(err, docker.ErrImageNotFound) || err.Error() != "Image not found: occy-src/absent:nope" {
+	_, err := dockersrc.Open(context.Background(), c, "occy-src/absent:nope", dockersrc.Options{})
+	if !errors.Is(err, dockersrc.ErrImageNotFound) || err.Error() != "Image not found: occy-src/absent:nope" {
 		t.Errorf("err = %v, want Image not found: occy-src/absent:nope", err)
 	}
 }
@@ -167,7 +167,7 @@ func TestEmitOCILayout(t *testing.T) {
 			}
 			c := dockerclient.New(fakeEngine(t, buf.Bytes(), a.ConfigDigest, a.DiffIDs))
 			t.Cleanup(c.CloseIdle)
-			src, err := docker.Open(context.Background(), c, "occy/oci:v1", docker.Options{TempDir: t.TempDir()})
+			src, err := dockersrc.Open(context.Background(), c, "occy/oci:v1", dockersrc.Options{TempDir: t.TempDir()})
 			if err != nil {
 				t.Fatal(err)
 			}

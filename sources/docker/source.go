@@ -17,7 +17,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/internal/tempname"
-	"github.com/occystrap/occystrap/sources/tarball"
+	tarballsrc "github.com/occystrap/occystrap/sources/tarball"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport/dockerclient"
 )
@@ -46,7 +46,7 @@ type Source struct {
 	opts    Options
 
 	spool   string
-	archive *tarball.Source
+	archive *tarballsrc.Source
 	has     func(name string) bool
 }
 
@@ -301,7 +301,7 @@ func (s *Source) emit(ctx context.Context, events <-chan event, out chan<- stage
 
 // tail indexes the finished spool and emits what emit could not.
 func (s *Source) tail(ctx context.Context, config string, early []string, out chan<- stage.Item) error {
-	a, err := tarball.OpenWith(s.spool, tarball.Options{Inflate: s.opts.Inflate})
+	a, err := tarballsrc.OpenWith(s.spool, tarballsrc.Options{Inflate: s.opts.Inflate})
 	if err != nil {
 		return fmt.Errorf("docker image %s: %w", s.ref, err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/internal/testing/testdocker"
-	"github.com/occystrap/occystrap/sources/docker"
+	dockersrc "github.com/occystrap/occystrap/sources/docker"
 	"github.com/occystrap/occystrap/sources/dockerpush"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport/dockerclient"
@@ -106,7 +106,7 @@ func TestSameAsDockerInput(t *testing.T) {
 	}
 	a := eng.Seed(t, img)
 
-	ds, err := docker.Open(ctx, c, "occy-push/same:v1", docker.Options{TempDir: t.TempDir()})
+	ds, err := dockersrc.Open(ctx, c, "occy-push/same:v1", dockersrc.Options{TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

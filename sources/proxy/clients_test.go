@@ -23,9 +23,9 @@ import (
 	"github.com/occystrap/occystrap/internal/testing/testdocker"
 	"github.com/occystrap/occystrap/internal/testing/testenv"
 	"github.com/occystrap/occystrap/internal/testing/testregistry"
-	"github.com/occystrap/occystrap/sinks/registry"
+	registrysink "github.com/occystrap/occystrap/sinks/registry"
 	"github.com/occystrap/occystrap/sources/receiver"
-	sourcereg "github.com/occystrap/occystrap/sources/registry"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
 	"github.com/occystrap/occystrap/transport/dockerclient"
@@ -255,8 +255,8 @@ func TestChunkResumedInSession(t *testing.T) {
 	t.Cleanup(front.Close)
 	host := strings.TrimPrefix(front.URL, "http://")
 	tr := newTransport(t)
-	src := sourcereg.New(tr, sourcereg.Options{Host: origin.Host, Repo: "base/app", Tag: "v1", Registry: plain})
-	sink := registry.New(tr, registry.Options{Host: host, Repo: "base/app", Tag: "v1", Registry: plain,
+	src := registrysrc.New(tr, registrysrc.Options{Host: origin.Host, Repo: "base/app", Tag: "v1", Registry: plain})
+	sink := registrysink.New(tr, registrysink.Options{Host: host, Repo: "base/app", Tag: "v1", Registry: plain,
 		Workers: 1, ChunkSize: 256 << 10, Retries: 4})
 	if _, err := stage.Run(ctx, src, nil, sink, stage.Options{}); err != nil {
 		t.Fatalf("push into the proxy: %v", err)

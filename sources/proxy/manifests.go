@@ -17,7 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/occystrap/occystrap/sources/receiver"
-	sourcereg "github.com/occystrap/occystrap/sources/registry"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
 	"github.com/occystrap/occystrap/transport/mediatype"
@@ -359,7 +359,7 @@ func (s *Server) pullThrough(ctx context.Context, name, ref string) error {
 	so := s.opts.Source
 	so.Host, so.Repo, so.Tag, so.Registry, so.TempDir = s.opts.Upstream, name, ref, s.opts.UpstreamRegistry, s.opts.TempDir
 	start := time.Now()
-	if _, err := s.run(lg.WithContext(ctx), sourcereg.New(s.opts.Transport, so), stages, name, ref); err != nil {
+	if _, err := s.run(lg.WithContext(ctx), registrysrc.New(s.opts.Transport, so), stages, name, ref); err != nil {
 		return fmt.Errorf("pull %s/%s:%s through the proxy: %w", s.opts.Upstream, name, ref, err)
 	}
 	s.misses.Add(1)

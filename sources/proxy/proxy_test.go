@@ -24,8 +24,8 @@ import (
 
 	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/internal/testing/testregistry"
-	"github.com/occystrap/occystrap/sinks/registry"
-	sourcereg "github.com/occystrap/occystrap/sources/registry"
+	registrysink "github.com/occystrap/occystrap/sinks/registry"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/filter"
 	"github.com/occystrap/occystrap/transport"
@@ -150,8 +150,8 @@ func serveBench(tb testing.TB, srv *Server) (host string, stop func()) {
 // copyImage moves an image between registries with our own registry
 // source and sink: the "real client" pushing into the proxy.
 func copyImage(ctx context.Context, tr *transport.Transport, fromHost, fromRepo, fromTag, toHost, toRepo, toTag string) error {
-	src := sourcereg.New(tr, sourcereg.Options{Host: fromHost, Repo: fromRepo, Tag: fromTag, Registry: plain})
-	sink := registry.New(tr, registry.Options{Host: toHost, Repo: toRepo, Tag: toTag, Registry: plain, Workers: 2, Pushed: registry.NewPushed()})
+	src := registrysrc.New(tr, registrysrc.Options{Host: fromHost, Repo: fromRepo, Tag: fromTag, Registry: plain})
+	sink := registrysink.New(tr, registrysink.Options{Host: toHost, Repo: toRepo, Tag: toTag, Registry: plain, Workers: 2, Pushed: registrysink.NewPushed()})
 	_, err := stage.Run(ctx, src, nil, sink, stage.Options{})
 	return err
 }
@@ -177,7 +177,7 @@ func diffIDs(img testregistry.Image) []digest.Digest {
 // pulledDiffIDs reads repo:tag from host with the registry source and
 // returns the DiffIDs of the layers it delivers (hashing their content).
 func pulledDiffIDs(ctx context.Context, tr *transport.Transport, host, repo, tag string) ([]digest.Digest, error) {
-	src := sourcereg.New(tr, sourcereg.Options{Host: host, Repo: repo, Tag: tag, Registry: plain})
+	src := registrysrc.New(tr, registrysrc.Options{Host: host, Repo: repo, Tag: tag, Registry: plain})
 	sink := &diffSink{}
 	if _, err := stage.Run(ctx, src, nil, sink, stage.Options{}); err != nil {
 		return nil, err

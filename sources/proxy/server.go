@@ -19,9 +19,9 @@ import (
 
 	"github.com/occystrap/occystrap/internal/inflate"
 	"github.com/occystrap/occystrap/internal/keylock"
-	"github.com/occystrap/occystrap/sinks/registry"
+	registrysink "github.com/occystrap/occystrap/sinks/registry"
 	"github.com/occystrap/occystrap/sources/receiver"
-	sourcereg "github.com/occystrap/occystrap/sources/registry"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -59,10 +59,10 @@ type Options struct {
 	// Sink is the template of the downstream sink's options (compression,
 	// workers, layer cache, filters hash, pushed-blob record); Host, Repo,
 	// Tag and Registry are set per image.
-	Sink registry.Options
+	Sink registrysink.Options
 	// Source is the template of the upstream source's options (platform,
 	// workers); Host, Repo, Tag, Registry and TempDir are set per image.
-	Source sourcereg.Options
+	Source registrysrc.Options
 	// Inflate gunzips pushed layers (pulled ones: Source.Inflate); nil: Go's.
 	Inflate *inflate.Inflater
 	// Engine tunes each run.
@@ -286,7 +286,7 @@ func (s *Server) acquire(ctx context.Context) (release func(), err error) {
 func (s *Server) run(ctx context.Context, src stage.Source, stages []stage.Stage, name, tag string) (digest.Digest, error) {
 	so := s.opts.Sink
 	so.Host, so.Repo, so.Tag, so.Registry = s.host, s.downRepo(name), tag, s.opts.DownstreamRegistry
-	sink := registry.New(s.opts.Transport, so)
+	sink := registrysink.New(s.opts.Transport, so)
 	if _, err := stage.Run(ctx, src, stages, sink, s.opts.Engine); err != nil {
 		return "", err
 	}

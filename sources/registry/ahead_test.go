@@ -9,7 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/sourcegraph/conc/pool"
 
-	"github.com/occystrap/occystrap/sources/registry"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -24,16 +24,16 @@ func TestPrefetchThenSource(t *testing.T) {
 		q, reg, seeded := seedShared(t)
 		tr := newTransport(t, reg, nil)
 		tmp := t.TempDir()
-		blobs := registry.NewBlobs()
+		blobs := registrysrc.NewBlobs()
 		slots := make(chan struct{}, 2)
-		budget := registry.NewBudget(1 << 30)
+		budget := registrysrc.NewBudget(1 << 30)
 		var resolved atomic.Int64
-		held := make([]*registry.Prefetched, len(seeded.Images))
+		held := make([]*registrysrc.Prefetched, len(seeded.Images))
 		p := pool.New()
 		for i, im := range seeded.Images {
 			p.Go(func() {
-				held[i] = blobs.Prefetch(context.Background(), tr, registry.Options{Host: reg.Host, Repo: im.Repo, Tag: im.Tag, Workers: 2, TempDir: tmp},
-					registry.PrefetchOptions{Layers: layers, Slots: slots, Budget: budget, Resolved: func() { resolved.Add(1) }})
+				held[i] = blobs.Prefetch(context.Background(), tr, registrysrc.Options{Host: reg.Host, Repo: im.Repo, Tag: im.Tag, Workers: 2, TempDir: tmp},
+					registrysrc.PrefetchOptions{Layers: layers, Slots: slots, Budget: budget, Resolved: func() { resolved.Add(1) }})
 			})
 		}
 		p.Wait()
@@ -42,7 +42,7 @@ func TestPrefetchThenSource(t *testing.T) {
 		}
 		manifests, blobGets := q.ManifestGets(), sum(q.AllBlobGets())
 		for i, im := range seeded.Images {
-			src := registry.New(tr, registry.Options{Host: reg.Host, Repo: im.Repo, Tag: im.Tag, Workers: 2, TempDir: tmp, Blobs: blobs})
+			src := registrysrc.New(tr, registrysrc.Options{Host: reg.Host, Repo: im.Repo, Tag: im.Tag, Workers: 2, TempDir: tmp, Blobs: blobs})
 			c := &collector{}
 			if _, err := stage.Run(context.Background(), src, nil, c, stage.Options{}); err != nil {
 				t.Fatal(err)
@@ -91,7 +91,7 @@ func TestPrefetchBudget(t *testing.T) {
 	_, reg, seeded := seedShared(t)
 	tr := newTransport(t, reg, nil)
 	tmp := t.TempDir()
-	blobs := registry.NewBlobs()
+	blobs := registrysrc.NewBlobs()
 	var size int64 // the larger image's layers: not both at once
 	for _, im := range seeded.Images[:2] {
 		var n int64
@@ -100,17 +100,17 @@ func TestPrefetchBudget(t *testing.T) {
 		}
 		size = max(size, n)
 	}
-	budget := registry.NewBudget(size)
-	opts := func(i int) registry.Options {
+	budget := registrysrc.NewBudget(size)
+	opts := func(i int) registrysrc.Options {
 		im := seeded.Images[i]
-		return registry.Options{Host: reg.Host, Repo: im.Repo, Tag: im.Tag, Workers: 2, TempDir: tmp}
+		return registrysrc.Options{Host: reg.Host, Repo: im.Repo, Tag: im.Tag, Workers: 2, TempDir: tmp}
 	}
-	first := blobs.Prefetch(context.Background(), tr, opts(0), registry.PrefetchOptions{Layers: true, Budget: budget})
+	first := blobs.Prefetch(context.Background(), tr, opts(0), registrysrc.PrefetchOptions{Layers: true, Budget: budget})
 	resolved := make(chan struct{})
-	done := make(chan *registry.Prefetched)
+	done := make(chan *registrysrc.Prefetched)
 	p := pool.New()
 	p.Go(func() {
-		done <- blobs.Prefetch(context.Background(), tr, opts(1), registry.PrefetchOptions{Layers: true, Budget: budget, Resolved: func() { close(resolved) }})
+		done <- blobs.Prefetch(context.Background(), tr, opts(1), registrysrc.PrefetchOptions{Layers: true, Budget: budget, Resolved: func() { close(resolved) }})
 	})
 	<-resolved
 	select {

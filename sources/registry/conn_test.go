@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/occystrap/occystrap/internal/testing/testregistry"
-	"github.com/occystrap/occystrap/sources/registry"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -119,7 +119,7 @@ func BenchmarkPull(b *testing.B) {
 				b.SetBytes(total)
 				b.ReportAllocs()
 				for b.Loop() {
-					src := registry.New(tr, registry.Options{Host: reg.Host, Repo: "bench/app", Tag: "v1", Workers: workers, TempDir: tmp,
+					src := registrysrc.New(tr, registrysrc.Options{Host: reg.Host, Repo: "bench/app", Tag: "v1", Workers: workers, TempDir: tmp,
 						Registry: transport.RegistryOptions{}})
 					if _, err := stage.Run(ctx, src, nil, discard{}, stage.Options{}); err != nil {
 						b.Fatal(err)

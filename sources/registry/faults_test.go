@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/occystrap/occystrap/internal/testing/testregistry"
-	"github.com/occystrap/occystrap/sources/registry"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -136,7 +136,7 @@ func TestRetryAfterCancel(t *testing.T) {
 		Match: func(r *http.Request) bool { cancel(); return true }})
 	reg := testregistry.Start(t, testregistry.Options{Wrap: in.Wrap})
 	tr := newTransport(t, reg, nil)
-	src := registry.New(tr, registry.Options{Host: reg.Host, Repo: "fixture/app", Tag: "v1", TempDir: t.TempDir()})
+	src := registrysrc.New(tr, registrysrc.Options{Host: reg.Host, Repo: "fixture/app", Tag: "v1", TempDir: t.TempDir()})
 	_, err := stage.Run(ctx, src, nil, &collector{}, stage.Options{})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)

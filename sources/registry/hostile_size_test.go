@@ -10,7 +10,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/occystrap/occystrap/internal/testing/testregistry"
-	"github.com/occystrap/occystrap/sources/registry"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/transport"
 )
 
@@ -81,7 +81,7 @@ func TestEndlessDocuments(t *testing.T) {
 			tr := newTransport(t, reg, func(o *transport.Options) { o.NoRetries = true })
 			var err error
 			if tc.meta {
-				src := registry.New(tr, registry.Options{Host: reg.Host, Repo: "fixture/app", Tag: "v1", TempDir: t.TempDir(), Registry: transport.RegistryOptions{Insecure: true}})
+				src := registrysrc.New(tr, registrysrc.Options{Host: reg.Host, Repo: "fixture/app", Tag: "v1", TempDir: t.TempDir(), Registry: transport.RegistryOptions{Insecure: true}})
 				_, err = src.Metadata(ctx)
 			} else {
 				_, _, err = pull(t, tr, reg, pullOpts{repo: "fixture/app", tag: "v1", reg: transport.RegistryOptions{Insecure: true}})

@@ -13,7 +13,7 @@ import (
 	"github.com/occystrap/occystrap/internal/testing/testquay"
 	"github.com/occystrap/occystrap/internal/testing/testregistry"
 	"github.com/occystrap/occystrap/sinks/dir"
-	"github.com/occystrap/occystrap/sources/registry"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
 )
 
@@ -43,11 +43,11 @@ func TestBlobsShareIntoDir(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		blobs := registry.NewBlobs()
+		blobs := registrysrc.NewBlobs()
 		p := pool.New().WithErrors().WithContext(context.Background())
 		for _, im := range seeded.Images {
 			p.Go(func(ctx context.Context) error {
-				src := registry.New(tr, registry.Options{Host: reg.Host, Repo: im.Repo, Tag: im.Tag, Workers: 2, TempDir: tmp, Blobs: blobs})
+				src := registrysrc.New(tr, registrysrc.Options{Host: reg.Host, Repo: im.Repo, Tag: im.Tag, Workers: 2, TempDir: tmp, Blobs: blobs})
 				sink, err := w.Sink(src.Image())
 				if err != nil {
 					return err
@@ -95,13 +95,13 @@ func TestBlobsShareBodies(t *testing.T) {
 	_, reg, seeded := seedShared(t)
 	tr := newTransport(t, reg, nil)
 	tmp := t.TempDir()
-	blobs := registry.NewBlobs()
+	blobs := registrysrc.NewBlobs()
 	cols := make([]*collector, len(seeded.Images))
 	p := pool.New().WithErrors().WithContext(context.Background())
 	for i, im := range seeded.Images {
 		cols[i] = &collector{}
 		p.Go(func(ctx context.Context) error {
-			src := registry.New(tr, registry.Options{Host: reg.Host, Repo: im.Repo, Tag: im.Tag, Workers: 4, TempDir: tmp, Blobs: blobs})
+			src := registrysrc.New(tr, registrysrc.Options{Host: reg.Host, Repo: im.Repo, Tag: im.Tag, Workers: 4, TempDir: tmp, Blobs: blobs})
 			_, err := stage.Run(ctx, src, nil, cols[i], stage.Options{})
 			return err
 		})

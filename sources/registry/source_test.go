@@ -22,7 +22,7 @@ import (
 
 	"github.com/occystrap/occystrap/internal/testing/fixture"
 	"github.com/occystrap/occystrap/internal/testing/testregistry"
-	"github.com/occystrap/occystrap/sources/registry"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -140,7 +140,7 @@ type pullOpts struct {
 func pull(t testing.TB, tr *transport.Transport, reg *testregistry.Registry, o pullOpts) (got, []int, error) {
 	t.Helper()
 	tmp := t.TempDir()
-	src := registry.New(tr, registry.Options{
+	src := registrysrc.New(tr, registrysrc.Options{
 		Host: reg.Host, Repo: o.repo, Tag: o.tag, Workers: o.workers, TempDir: tmp,
 		OS: o.platform[0], Architecture: o.platform[1], Variant: o.platform[2], Registry: o.reg,
 	})
@@ -241,7 +241,7 @@ func TestPullManifestList(t *testing.T) {
 				if c.want == nil {
 					wantMsg := "Could not find a matching manifest for this os / architecture / variant: asked for " +
 						c.platform[0] + "/" + c.platform[1] + "; the index has linux/amd64, linux/arm64/v8"
-					if !errors.Is(err, registry.ErrNoPlatform) || err.Error() != wantMsg {
+					if !errors.Is(err, registrysrc.ErrNoPlatform) || err.Error() != wantMsg {
 						t.Errorf("%v: got error %v, want %q", c.platform, err, wantMsg)
 					}
 					continue
@@ -297,7 +297,7 @@ func TestPullErrors(t *testing.T) {
 	}{
 		{name: "manifest-not-found", repo: "fixture/none", wantIs: transport.ErrNotFound, wantMsg: "404"},
 		{name: "unknown-manifest-type", reg: testregistry.Options{Wrap: rewriteContentType("application/vnd.docker.distribution.manifest.v1+prettyjws")},
-			repo: "fixture/app", wantIs: registry.ErrManifestType, wantMsg: "Unknown manifest content type application/vnd.docker.distribution.manifest.v1+prettyjws!"},
+			repo: "fixture/app", wantIs: registrysrc.ErrManifestType, wantMsg: "Unknown manifest content type application/vnd.docker.distribution.manifest.v1+prettyjws!"},
 		{name: "bad-credentials-token", reg: testregistry.Options{Auth: testregistry.AuthToken, Username: "u", Password: "p"},
 			repo: "fixture/app", ropts: transport.RegistryOptions{Username: "u", Password: "wrong"}, wantIs: transport.ErrUnauthorized, wantMsg: "401"},
 		{name: "bad-credentials-basic", reg: testregistry.Options{Auth: testregistry.AuthBasic, Username: "u", Password: "p"},
@@ -342,7 +342,7 @@ func TestPullWrongDiffID(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err := pull(t, newTransport(t, reg, nil), reg, pullOpts{repo: "fixture/app", tag: "v1"})
-	if !errors.Is(err, registry.ErrDiffID) || !strings.Contains(err.Error(), img.Layers[1].Digest.String()) {
+	if !errors.Is(err, registrysrc.ErrDiffID) || !strings.Contains(err.Error(), img.Layers[1].Digest.String()) {
 		t.Fatalf("got %v, want a DiffID error naming layer 1", err)
 	}
 }

@@ -14,13 +14,13 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/occystrap/occystrap/internal/testing/fixture"
-	"github.com/occystrap/occystrap/sources/tarball"
+	tarballsrc "github.com/occystrap/occystrap/sources/tarball"
 	"github.com/occystrap/occystrap/stage/layercache"
 
 	"github.com/occystrap/occystrap/internal/testing/testenv"
 	"github.com/occystrap/occystrap/internal/testing/testregistry"
-	"github.com/occystrap/occystrap/sinks/registry"
-	regsrc "github.com/occystrap/occystrap/sources/registry"
+	registrysink "github.com/occystrap/occystrap/sinks/registry"
+	registrysrc "github.com/occystrap/occystrap/sources/registry"
 	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/transport"
 )
@@ -42,10 +42,10 @@ func setup(tb testing.TB, layers, size int) (src, dst *testregistry.Registry, im
 	return src, dst, img
 }
 
-func occyCopy(tb testing.TB, tr *transport.Transport, src, dst *testregistry.Registry, repo string) *registry.Sink {
+func occyCopy(tb testing.TB, tr *transport.Transport, src, dst *testregistry.Registry, repo string) *registrysink.Sink {
 	tb.Helper()
-	s := regsrc.New(tr, regsrc.Options{Host: src.Host, Repo: "bench/app", Tag: "v1", Registry: transport.RegistryOptions{Insecure: true}, TempDir: tb.TempDir()})
-	k := registry.New(tr, registry.Options{Host: dst.Host, Repo: repo, Tag: "v1", Registry: transport.RegistryOptions{Insecure: true}})
+	s := registrysrc.New(tr, registrysrc.Options{Host: src.Host, Repo: "bench/app", Tag: "v1", Registry: transport.RegistryOptions{Insecure: true}, TempDir: tb.TempDir()})
+	k := registrysink.New(tr, registrysink.Options{Host: dst.Host, Repo: repo, Tag: "v1", Registry: transport.RegistryOptions{Insecure: true}})
 	if _, err := stage.Run(context.Background(), s, nil, k, stage.Options{Window: 8, Buffer: 4}); err != nil {
 		tb.Fatal(err)
 	}
@@ -114,12 +114,12 @@ func TestPushFigures(t *testing.T) {
 	}
 	cache, _ := layercache.Open(filepath.Join(t.TempDir(), "cache.json"))
 	tarPush := func() {
-		s, err := tarball.Open(archive)
+		s, err := tarballsrc.Open(archive)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		k := registry.New(tr, registry.Options{Host: dst.Host, Repo: "tar/app", Tag: "v1", Registry: transport.RegistryOptions{Insecure: true},
+		k := registrysink.New(tr, registrysink.Options{Host: dst.Host, Repo: "tar/app", Tag: "v1", Registry: transport.RegistryOptions{Insecure: true},
 			Cache: cache, FiltersHash: layercache.FiltersHash("gzip", nil)})
 		if _, err := stage.Run(context.Background(), s, nil, k, stage.Options{Window: 8, Buffer: 4}); err != nil {
 			t.Fatal(err)
