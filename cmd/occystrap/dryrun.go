@@ -132,6 +132,7 @@ func planQuay(ctx context.Context, a *app, u uri.URI, dest string) ([]planned, e
 	}
 	switch du.Scheme {
 	case "tar", "oci", "mounts":
+		//lint:ignore ST1005 the original occystrap's exact message, which users grep for
 		return nil, fmt.Errorf("%s:// output is not supported for multi-image sources, as every image would overwrite the last. Use dir://?unique_names=true instead.", du.Scheme)
 	}
 	out, _ := schedule.Each(ctx, a.g.ImageParallel, refs, func(ctx context.Context, _ int, ref quay.Ref) (planned, error) { // failures are planned

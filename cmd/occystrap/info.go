@@ -131,7 +131,8 @@ func openImageMeta(ctx context.Context, a *app, s string) (*imageMeta, error) {
 	switch u.Scheme {
 	case "registry", "tar", "docker":
 	default:
-		return nil, fmt.Errorf("Unknown input scheme: %s", u.Scheme) //nolint:staticcheck // the original's text
+		//lint:ignore ST1005 the original occystrap's exact message, which users grep for
+		return nil, fmt.Errorf("Unknown input scheme: %s", u.Scheme)
 	}
 	src, _, err := openInput(ctx, a, s)
 	if err != nil {

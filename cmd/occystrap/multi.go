@@ -64,6 +64,7 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	perImage := false
 	switch du.Scheme {
 	case "tar", "oci", "mounts":
+		//lint:ignore ST1005 the original occystrap's exact message, which users grep for
 		return fmt.Errorf("%s:// output is not supported for multi-image sources, as every image would overwrite the last. Use dir://?unique_names=true instead.", du.Scheme)
 	case "dir":
 		if unique, _ := du.Bool("unique_names", false); !unique {

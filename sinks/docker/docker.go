@@ -135,6 +135,7 @@ func (o *Output) Verify(ctx context.Context, _ stage.Image, _ bool) ([]string, e
 		return []string{fmt.Sprintf("Image %s not found in Docker after load", ref)}, nil
 	}
 	if err != nil {
+		//lint:ignore ST1005 the original occystrap's warning starts "Cannot connect"
 		return nil, fmt.Errorf("Cannot connect to Docker to verify %s: %w", ref, err)
 	}
 	if want != "" && info.ID != want {

@@ -38,6 +38,7 @@ func ParseFilter(s string) (Filter, error) {
 		k, v, ok := strings.Cut(piece, "=")
 		if !ok {
 			if last == "" {
+				//lint:ignore ST1005 the original occystrap's exact message, which users grep for
 				return Filter{}, fmt.Errorf("Invalid filter option (missing =): %q in filter %q", piece, s)
 			}
 			raw[last] += "," + piece
