@@ -113,3 +113,16 @@ func TestProductCodeHasNoTestSupport(t *testing.T) {
 		}
 	}
 }
+
+func TestSinksDoNotImportSources(t *testing.T) {
+	for _, p := range list(t) {
+		if !under(p.ImportPath, "sinks") {
+			continue
+		}
+		for _, d := range p.Deps {
+			if under(d, "sources") {
+				t.Errorf("%s depends on %s: an output must not know the inputs", p.ImportPath, d)
+			}
+		}
+	}
+}

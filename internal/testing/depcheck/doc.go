@@ -7,6 +7,7 @@
 //     cmd/;
 //   - the stage package (the contract) depends on no source, sink or
 //     transport;
+//   - no sink depends on a source;
 //   - no product package depends on test support (internal/testing/...),
 //     except the conformance suite stage/stagetest.
 package depcheck
