@@ -42,3 +42,19 @@ func TestGetMatchesKernel(t *testing.T) {
 		t.Errorf("File() = %04o, the kernel made %04o", got, want)
 	}
 }
+
+// BenchmarkFile is the cost of one File() call, which the outputs make for
+// every file they create.
+func BenchmarkFile(b *testing.B) {
+	for b.Loop() {
+		_ = File()
+	}
+}
+
+// BenchmarkRead is what File() cost when it read /proc/self/status each
+// time.
+func BenchmarkRead(b *testing.B) {
+	for b.Loop() {
+		_ = read()
+	}
+}
