@@ -70,7 +70,7 @@ func (c *InfoCmd) runMulti(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	refs, err := quay.Resolve(ctx, t.Quay(spec.Host, transport.QuayOptions{Insecure: spec.Insecure, Token: spec.Token}), spec, a.g.Parallel)
+	refs, err := quay.Resolve(ctx, t.Quay(spec.Host, transport.QuayOptions{Insecure: spec.Insecure, Token: spec.Token}), spec, a.tagChecks())
 	if err != nil {
 		return err
 	}

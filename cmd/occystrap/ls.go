@@ -107,7 +107,7 @@ func lsQuay(ctx context.Context, a *app, u uri.URI) ([]listed, error) {
 	if err != nil {
 		return nil, err
 	}
-	refs, err := quay.Resolve(ctx, t.Quay(spec.Host, transport.QuayOptions{Insecure: spec.Insecure, Token: spec.Token}), spec, a.g.Parallel)
+	refs, err := quay.Resolve(ctx, t.Quay(spec.Host, transport.QuayOptions{Insecure: spec.Insecure, Token: spec.Token}), spec, a.tagChecks())
 	if err != nil {
 		return nil, err
 	}

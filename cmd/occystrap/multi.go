@@ -115,7 +115,7 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 
 	resolveStart := time.Now()
 	list := func(ctx context.Context, found func(quay.Ref)) error {
-		_, err := quay.ResolveFunc(ctx, t.Quay(spec.Host, transport.QuayOptions{Insecure: spec.Insecure, Token: spec.Token}), spec, a.g.Parallel, found)
+		_, err := quay.ResolveFunc(ctx, t.Quay(spec.Host, transport.QuayOptions{Insecure: spec.Insecure, Token: spec.Token}), spec, a.tagChecks(), found)
 		return err
 	}
 	if sh := shardArg(c.Shard); sh != "" {
@@ -417,3 +417,11 @@ func multiDestination(dest string, ref quay.Ref) (string, error) {
 	}
 	return out, nil
 }
+
+// tagChecks is how many Quay tag checks a resolution runs at once: -j × -J,
+// the requests a multi-image run has in flight anyway while it copies. The
+// original ran them -j at a time; each is one small API request, so at
+// -j 4 the 50 images of a release took 13 round trips in sequence before
+// the last image was known (docs/performance.md). --rate-limit and the
+// adaptive limit govern them as they do every other request.
+func (a *app) tagChecks() int { return max(a.g.Parallel, 1) * max(a.g.ImageParallel, 1) }

@@ -91,7 +91,7 @@ func makePlan(ctx context.Context, a *app, src string, n int) (shard.Plan, []qua
 	if err != nil {
 		return shard.Plan{}, nil, err
 	}
-	refs, err := quay.Resolve(ctx, t.Quay(spec.Host, transport.QuayOptions{Insecure: spec.Insecure, Token: spec.Token}), spec, a.g.Parallel)
+	refs, err := quay.Resolve(ctx, t.Quay(spec.Host, transport.QuayOptions{Insecure: spec.Insecure, Token: spec.Token}), spec, a.tagChecks())
 	if err != nil {
 		return shard.Plan{}, nil, err
 	}
