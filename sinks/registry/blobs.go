@@ -109,15 +109,21 @@ func (s *Sink) pushCompressed(ctx context.Context, it stage.Item, c stage.Compre
 		}
 		open = o.OpenBlob
 	} else {
-		// Hash the blob first (a local read), so that a blob the
-		// destination has is not sent.
+		// Hash the blob first (a local read, in an upload slot), so that
+		// a blob the destination has is not sent.
+		done, err := acquire(ctx, slots)
+		if err != nil {
+			return layerResult{}, err
+		}
 		rc, mt, err := c.OpenCompressed()
 		if err != nil {
+			done()
 			return layerResult{}, err
 		}
 		h := sha256.New()
 		n, err := io.Copy(h, rc)
 		rc.Close()
+		done()
 		if err != nil {
 			return layerResult{}, err
 		}
@@ -151,7 +157,44 @@ func acquire(ctx context.Context, slots chan struct{}) (done func(), err error) 
 // ensureBlob makes sure the destination has blob desc: HEAD, else a mount
 // (from the source's repository on the same registry, or from a repository
 // this run pushed it to), else an upload of what open gives.
+//
+// A blob the registry already holds in another repository is mounted at
+// once, without the run-wide claim and without an upload slot: a mount
+// moves no data, and many images of a bulk run mount the same base layers
+// at the same moment, which the claim would put in single file, a round
+// trip each. The claim is for what may have to be uploaded, so that two
+// sinks never send the same blob.
 func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open transport.Opener, from string, slots chan struct{}) (v1.Descriptor, error) {
+	if s.opts.Pushed.in(s.opts.Host, desc.Digest, s.opts.Repo) {
+		return s.had(desc), nil
+	}
+	if from == "" {
+		from, _ = s.opts.Pushed.elsewhere(s.opts.Host, desc.Digest, s.opts.Repo)
+	}
+	var up *transport.Upload
+	if from != "" {
+		// A HEAD sent ahead that has answered is used; the mount answers
+		// for a blob the repository has too, so none is waited for.
+		if s.headAnswered(desc.Digest) {
+			there, err := s.exists(ctx, desc.Digest)
+			if err != nil {
+				return desc, err
+			}
+			if there {
+				return s.had(desc), nil
+			}
+		}
+		mounted, u, err := s.reg.MountBlob(ctx, s.opts.Repo, desc.Digest, from)
+		if err != nil {
+			return desc, err
+		}
+		if mounted {
+			s.mounted.Add(1)
+			s.opts.Pushed.Add(s.opts.Host, desc.Digest, s.opts.Repo)
+			return desc, nil
+		}
+		up = u // the registry would not mount it: upload into this session
+	}
 	release, err := s.opts.Pushed.claim(ctx, s.opts.Host, desc.Digest)
 	if err != nil {
 		return desc, err
@@ -159,32 +202,27 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open transpor
 	defer release()
 	// A HEAD sent ahead may predate another sink of the run pushing the
 	// blob to this repository while this one waited for its claim.
-	there := s.opts.Pushed.in(s.opts.Host, desc.Digest, s.opts.Repo)
-	if from == "" {
-		from, _ = s.opts.Pushed.elsewhere(s.opts.Host, desc.Digest, s.opts.Repo)
+	if s.opts.Pushed.in(s.opts.Host, desc.Digest, s.opts.Repo) {
+		return s.had(desc), nil
 	}
-	// A blob that can be mounted is not HEADed first: the mount answers
-	// for a blob the repository has too. A HEAD already answered is used.
-	if !there && (from == "" || s.headAnswered(desc.Digest)) {
-		if there, err = s.exists(ctx, desc.Digest); err != nil {
-			return desc, err
+	if up == nil {
+		if from, _ = s.opts.Pushed.elsewhere(s.opts.Host, desc.Digest, s.opts.Repo); from == "" {
+			there, err := s.exists(ctx, desc.Digest)
+			if err != nil {
+				return desc, err
+			}
+			if there {
+				return s.had(desc), nil
+			}
 		}
-	}
-	if there {
-		s.existing.Add(1)
-		s.opts.Pushed.Add(s.opts.Host, desc.Digest, s.opts.Repo)
-		return desc, nil
 	}
 	done, err := acquire(ctx, slots)
 	if err != nil {
 		return desc, err
 	}
 	defer done()
-	if from == "" {
-		from, _ = s.opts.Pushed.elsewhere(s.opts.Host, desc.Digest, s.opts.Repo)
-	}
-	var up *transport.Upload
-	if from != "" {
+	if up == nil && from != "" {
+		// Pushed by another sink while this one waited for the claim.
 		var mounted bool
 		if mounted, up, err = s.reg.MountBlob(ctx, s.opts.Repo, desc.Digest, from); err != nil {
 			return desc, err
@@ -204,6 +242,13 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open transpor
 	}
 	s.opts.Pushed.Add(s.opts.Host, desc.Digest, s.opts.Repo)
 	return desc, nil
+}
+
+// had counts blob desc as one the repository already has.
+func (s *Sink) had(desc v1.Descriptor) v1.Descriptor {
+	s.existing.Add(1)
+	s.opts.Pushed.Add(s.opts.Host, desc.Digest, s.opts.Repo)
+	return desc
 }
 
 // compressAndUpload compresses a layer in a pipe straight into the upload.

@@ -32,11 +32,15 @@ func (s *Sink) Consume(ctx context.Context, in <-chan stage.Item) error {
 		cfgDesc  v1.Descriptor
 		manifest *stage.Item
 	)
-	// Existence checks (and hashing passthrough blobs whose digest is not
-	// known) run in up to 2×Workers goroutines; uploads take one of Workers
-	// slots, so checks run ahead of the uploads that wait for a slot.
+	// Each blob gets a goroutine as its item comes: existence checks and
+	// mounts, which move no data, run for every blob at once; uploads (and
+	// hashing a passthrough blob whose digest is not known, a local read)
+	// take one of Workers slots. The HEADs sent ahead have goroutines of
+	// their own, so that they never hold back a blob's mount.
 	slots := make(chan struct{}, s.opts.Workers)
-	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError().WithMaxGoroutines(2 * s.opts.Workers)
+	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError()
+	heads := pool.New().WithContext(ctx)
+	defer func() { _ = heads.Wait() }() // each HEAD returns nil; p's end does not wait for them
 	// The first sink of the run to push to a host pings it, so that the
 	// connection (and the token realm) is ready when the first blob is.
 	if s.opts.Pushed.firstPing(s.opts.Host) {
@@ -78,7 +82,7 @@ intake:
 		case stage.KindManifest:
 			m := it
 			manifest = &m
-			s.headAhead(ctx, p, m.Data)
+			s.headAhead(ctx, heads, m.Data)
 		case stage.KindConfig:
 			if config != nil {
 				_ = it.Release()

@@ -63,9 +63,6 @@ func (s *Sink) finish(ctx context.Context, config *stage.Item, cfgDesc v1.Descri
 	return nil
 }
 
-// headAhead sends, when the source's manifest comes (passthrough), a HEAD
-// for its config and each layer, before the source sends them: the
-
 // schema2 is a Docker schema 2 manifest, its keys in the original's order.
 type schema2 struct {
 	SchemaVersion int           `json:"schemaVersion"`
