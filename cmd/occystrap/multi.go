@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
 
 	"github.com/occystrap/occystrap/internal/accounting"
@@ -97,6 +99,16 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 		shared = &sharedOutput{dest: c.Destination}
 		defer shared.close()
 	}
+	// Into a registry, a copy that changes nothing opens each image's
+	// output while the image is fetched ahead, and asks the destination
+	// then whether it has the image's blobs (Output.HeadAhead): the image's
+	// turn starts with the answers. Not with a layer cache, which each
+	// output reads when opened and writes when closed, in image order.
+	var early *earlyOutputs
+	if du.Scheme == "registry" && len(c.Filter) == 0 && a.g.LayerCache == "" && !a.g.AllPlatforms {
+		early = &earlyOutputs{m: map[quay.Ref]stage.Output{}}
+		defer early.closeAll()
+	}
 	run := accounting.NewRun()
 	blobs := registrysrc.NewBlobs()
 	slots := registrysrc.NewSlots(aheadSlots(a.g.Parallel, jobs))
@@ -106,9 +118,19 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 		Prepare: func(ctx context.Context, _ int, ref quay.Ref, ready func()) func() {
 			// What is fetched ahead counts as the image's.
 			ctx = accounting.WithImage(ctx, run.Image(ref.String()))
-			return blobs.Prefetch(ctx, t, sourceOptions(a, spec, ref, blobs), registrysrc.PrefetchOptions{
+			po := registrysrc.PrefetchOptions{
 				Layers: shared.output() != nil, Has: shared.has, Resolved: ready, Slots: slots, Budget: budget,
-			}).Release
+			}
+			if ro := early.open(ctx, a, c.Destination, ref); ro != nil {
+				po.Manifest = func(ctx context.Context, m v1.Manifest) {
+					ro.HeadAhead(ctx, append([]v1.Descriptor{m.Config}, m.Layers...))
+				}
+			}
+			pf := blobs.Prefetch(ctx, t, sourceOptions(a, spec, ref, blobs), po)
+			return func() {
+				pf.Release()
+				early.drop(ref) // the image did not take it: it did not run
+			}
 		},
 	})
 	defer s.Close() // before the output is closed
@@ -163,7 +185,11 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	done := 0
 	results, _ := s.Run(ctx, schedule.Task[quay.Ref, progress.Outcome]{ // tasks report through their results
 		Run: func(ctx context.Context, _ int, ref quay.Ref) (progress.Outcome, func(context.Context) progress.Outcome, error) {
-			r, then := c.processImage(ctx, a, t, spec, ref, shared.output(), c.Destination, filterFacs, blobs, run.Image(ref.String()))
+			out := shared.output()
+			if o := early.take(ref); o != nil {
+				out = o
+			}
+			r, then := c.processImage(ctx, a, t, spec, ref, out, out != shared.output(), c.Destination, filterFacs, blobs, run.Image(ref.String()))
 			return r, then, nil
 		},
 		NotRun: func(_ int, ref quay.Ref, err error) progress.Outcome {
@@ -216,9 +242,12 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 // scheduler runs that outside the image's -J slot, so that the
 // verification's round trips overlap the next image's.
 func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Transport, spec quay.Spec, ref quay.Ref,
-	out stage.Output, dest string, facs []filterFactory, blobs *registrysrc.Blobs, im *accounting.Image) (progress.Outcome, func(context.Context) progress.Outcome) {
+	out stage.Output, own bool, dest string, facs []filterFactory, blobs *registrysrc.Blobs, im *accounting.Image) (progress.Outcome, func(context.Context) progress.Outcome) {
 	r := progress.Outcome{Image: ref.String()}
 	var closeOut func()
+	if own { // opened for this image ahead of its turn: it closes it
+		closeOut = func() { out.Close() }
+	}
 	// finish is the result r and an after that only closes the output.
 	finish := func(r progress.Outcome) (progress.Outcome, func(context.Context) progress.Outcome) {
 		return r, func(context.Context) progress.Outcome {
@@ -300,6 +329,71 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 		r.Verified = true
 		r.VerifyErrors = problems
 		return r
+	}
+}
+
+// earlyOutputs are the registry outputs of the images fetched ahead,
+// opened then so that their HEADs go out early, until each image takes its
+// own. Every method of a nil *earlyOutputs does nothing.
+type earlyOutputs struct {
+	mu sync.Mutex
+	m  map[quay.Ref]stage.Output
+}
+
+// open opens ref's output (dest made the image's own, as processImage
+// does) and keeps it for take; it returns it when it is a registry output.
+// An output that does not open is left to processImage, which reports why.
+func (e *earlyOutputs) open(ctx context.Context, a *app, dest string, ref quay.Ref) *registrysink.Output {
+	if e == nil {
+		return nil
+	}
+	d, err := multiDestination(dest, ref)
+	if err != nil {
+		return nil
+	}
+	o, _, err := openOutput(ctx, a, d)
+	if err != nil {
+		return nil
+	}
+	e.mu.Lock()
+	if old := e.m[ref]; old != nil {
+		old.Close()
+	}
+	e.m[ref] = o
+	e.mu.Unlock()
+	ro, _ := o.(*registrysink.Output)
+	return ro
+}
+
+// take hands ref's output over to its image (nil if there is none).
+func (e *earlyOutputs) take(ref quay.Ref) stage.Output {
+	if e == nil {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o := e.m[ref]
+	delete(e.m, ref)
+	return o
+}
+
+// drop closes ref's output if its image never took it.
+func (e *earlyOutputs) drop(ref quay.Ref) {
+	if o := e.take(ref); o != nil {
+		o.Close()
+	}
+}
+
+// closeAll closes what is left.
+func (e *earlyOutputs) closeAll() {
+	if e == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for ref, o := range e.m {
+		o.Close()
+		delete(e.m, ref)
 	}
 }
 

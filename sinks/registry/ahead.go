@@ -32,6 +32,10 @@ func (s *Sink) headAhead(ctx context.Context, p *pool.ContextPool, body []byte) 
 		if d.Digest.Validate() != nil || s.ahead[d.Digest] != nil {
 			continue
 		}
+		if h := s.early[d.Digest]; h != nil {
+			s.ahead[d.Digest] = h // sent before the image ran (Output.HeadAhead)
+			continue
+		}
 		h := &headAhead{done: make(chan struct{})}
 		s.ahead[d.Digest] = h
 		p.Go(func(ctx context.Context) error {
@@ -76,4 +80,34 @@ func (s *Sink) exists(ctx context.Context, d digest.Digest) (bool, error) {
 	}
 	there, _, err := s.reg.BlobExists(ctx, s.opts.Repo, d)
 	return there, err
+}
+
+// HeadAhead sends, before the image is run, a HEAD to the output's
+// repository for each of descs (a source manifest's config and layers,
+// for a copy that pushes them unchanged): a bulk run calls it while the
+// image waits for its turn, so that its sink finds the answers ready
+// rather than spending its first round trip on them. It returns once
+// every HEAD has answered or ctx is done; a HEAD that failed is sent again
+// by the sink. Call it before Sink.
+func (o *Output) HeadAhead(ctx context.Context, descs []v1.Descriptor) {
+	reg := o.t.Registry(o.opts.Host, o.opts.Registry)
+	p := pool.New().WithContext(ctx)
+	o.mu.Lock()
+	for _, d := range descs {
+		if d.Digest.Validate() != nil || o.early[d.Digest] != nil {
+			continue
+		}
+		h := &headAhead{done: make(chan struct{})}
+		o.early[d.Digest] = h
+		p.Go(func(ctx context.Context) error {
+			defer close(h.done)
+			h.there, _, h.err = reg.BlobExists(ctx, o.opts.Repo, d.Digest)
+			if h.err == nil && ctx.Err() != nil {
+				h.err = ctx.Err()
+			}
+			return nil
+		})
+	}
+	o.mu.Unlock()
+	_ = p.Wait()
 }

@@ -78,6 +78,7 @@ type Sink struct {
 
 	aheadMu sync.Mutex
 	ahead   map[digest.Digest]*headAhead // HEADs sent when the manifest came
+	early   map[digest.Digest]*headAhead // HEADs the output sent before the image ran
 }
 
 // New makes the sink of one image, pushing through t.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 
 	digest "github.com/opencontainers/go-digest"
@@ -27,6 +28,7 @@ type Output struct {
 	mu      sync.Mutex
 	configs map[stage.Image]digest.Digest   // config pushed, per image
 	blobs   map[stage.Image][]digest.Digest // config and layers pushed, per image
+	early   map[digest.Digest]*headAhead    // HeadAhead's HEADs, for the sinks
 }
 
 // NewOutput opens the destination. opts.Cache and opts.Pushed are shared by
@@ -35,12 +37,15 @@ func NewOutput(t *transport.Transport, opts Options) *Output {
 	if opts.Pushed == nil {
 		opts.Pushed = NewPushed()
 	}
-	return &Output{t: t, opts: opts, configs: map[stage.Image]digest.Digest{}, blobs: map[stage.Image][]digest.Digest{}}
+	return &Output{t: t, opts: opts, configs: map[stage.Image]digest.Digest{}, blobs: map[stage.Image][]digest.Digest{}, early: map[digest.Digest]*headAhead{}}
 }
 
 // Sink gives the sink of one image: the destination's repository and tag.
 func (o *Output) Sink(img stage.Image) (stage.Sink, error) {
 	s := New(o.t, o.opts)
+	o.mu.Lock()
+	s.early = maps.Clone(o.early)
+	o.mu.Unlock()
 	s.pushed = func(cfg digest.Digest, blobs []digest.Digest) {
 		o.mu.Lock()
 		defer o.mu.Unlock()
@@ -57,7 +62,7 @@ func (o *Output) Sink(img stage.Image) (stage.Sink, error) {
 func (o *Output) ForRef(ref string) *Output {
 	opts := o.opts
 	opts.Tag = ref
-	return &Output{t: o.t, opts: opts, configs: map[stage.Image]digest.Digest{}, blobs: map[stage.Image][]digest.Digest{}}
+	return &Output{t: o.t, opts: opts, configs: map[stage.Image]digest.Digest{}, blobs: map[stage.Image][]digest.Digest{}, early: map[digest.Digest]*headAhead{}}
 }
 
 // PutManifest pushes body (a manifest list or index, as fetched, so that

@@ -253,6 +253,58 @@ func TestRegistryToRegistryPassthrough(t *testing.T) {
 	}
 }
 
+// TestHeadAheadUsedBySink: the HEADs an output sends before its image runs
+// (a bulk run's lookahead) are the ones its sink uses: the sink sends none
+// of its own, and on a rerun the answers spare every upload.
+func TestHeadAheadUsedBySink(t *testing.T) {
+	ctx := context.Background()
+	srcCount, dstCount := newCounter(), newCounter()
+	src := testregistry.Start(t, testregistry.Options{Wrap: srcCount.wrap})
+	dst := testregistry.Start(t, testregistry.Options{Wrap: dstCount.wrap})
+	img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 11, Layers: 3, LayerSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Push(ctx, "base/app", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	var m v1.Manifest
+	if err := json.Unmarshal(img.Manifest, &m); err != nil {
+		t.Fatal(err)
+	}
+	descs := append([]v1.Descriptor{m.Config}, m.Layers...)
+	tr := newTransport(t, []*testregistry.Registry{src, dst}, 3)
+	for _, rerun := range []bool{false, true} { // a run each: nothing known but what the HEADs say
+		dstCount.reset()
+		out := registrysink.NewOutput(tr, registrysink.Options{Host: dst.Host, Repo: "copy/app", Tag: "v1", Registry: regOpts(dst, false)})
+		out.HeadAhead(ctx, descs)
+		if h := dstCount.get(http.MethodHead); h != len(descs) {
+			t.Fatalf("rerun %v: HeadAhead sent %d HEADs, want %d", rerun, h, len(descs))
+		}
+		k, err := out.Sink(stage.Image{Name: "base/app", Tag: "v1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := registrysrc.New(tr, registrysrc.Options{Host: src.Host, Repo: "base/app", Tag: "v1", Registry: regOpts(src, false), TempDir: t.TempDir()})
+		if _, err := stage.Run(ctx, s, nil, k, stage.Options{}); err != nil {
+			t.Fatalf("rerun %v: push: %v", rerun, err)
+		}
+		if h := dstCount.get(http.MethodHead); h != len(descs) {
+			t.Errorf("rerun %v: %d HEADs in all, want only HeadAhead's %d", rerun, h, len(descs))
+		}
+		c := k.(*registrysink.Sink).Counts()
+		switch {
+		case !rerun && c.Uploaded != 4:
+			t.Errorf("first push counts %+v: want 4 blobs uploaded", c)
+		case rerun && (c.Uploaded != 0 || c.Existing != 4 || dstCount.get(http.MethodPost) != 0):
+			t.Errorf("rerun counts %+v, %d POSTs: want the 4 blobs found by the HEADs sent ahead, none sent", c, dstCount.get(http.MethodPost))
+		}
+		if got := manifestOf(t, tr, dst, false, "copy/app", "v1"); got.Digest != img.Digest {
+			t.Errorf("rerun %v: destination digest %s, want %s", rerun, got.Digest, img.Digest)
+		}
+	}
+}
+
 func TestSameRegistryMounts(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode.name, func(t *testing.T) {

@@ -113,6 +113,10 @@ type PrefetchOptions struct {
 	// Resolved, if not nil, is called once the manifest and config are
 	// fetched (or could not be).
 	Resolved func()
+	// Manifest, if not nil, is called with the image's manifest once it is
+	// fetched, beside the rest of the prefetch (which waits for it): a
+	// caller can ask the destination about the image's blobs meanwhile.
+	Manifest func(ctx context.Context, m v1.Manifest)
 	// Slots, if not nil, bounds the layer downloads of every prefetch
 	// sharing it: one is held (sent) for each download. Waiters get slots
 	// in the order they asked, so earlier images' layers come first and the
@@ -185,6 +189,14 @@ func (b *Blobs) Prefetch(ctx context.Context, t *transport.Transport, opts Optio
 	b.ahead[p.key] = ahead{man: man, raw: s.fetched, config: man.Config.Digest}
 	b.mu.Unlock()
 
+	if po.Manifest != nil {
+		wait := pool.New().WithContext(ctx)
+		wait.Go(func(ctx context.Context) error {
+			po.Manifest(ctx, man)
+			return nil
+		})
+		defer func() { _ = wait.Wait() }()
+	}
 	wp := pool.New().WithContext(ctx).WithMaxGoroutines(s.opts.Workers)
 	wp.Go(func(ctx context.Context) error {
 		defer signal()
