@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
 
@@ -106,7 +107,7 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	// output reads when opened and writes when closed, in image order.
 	var early *earlyOutputs
 	if du.Scheme == "registry" && len(c.Filter) == 0 && a.g.LayerCache == "" && !a.g.AllPlatforms {
-		early = &earlyOutputs{m: map[quay.Ref]stage.Output{}}
+		early = &earlyOutputs{m: map[quay.Ref]stage.Output{}, seen: map[digest.Digest]bool{}}
 		defer early.closeAll()
 	}
 	run := accounting.NewRun()
@@ -123,7 +124,11 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 			}
 			if ro := early.open(ctx, a, c.Destination, ref); ro != nil {
 				po.Manifest = func(ctx context.Context, m v1.Manifest) {
-					ro.HeadAhead(ctx, append([]v1.Descriptor{m.Config}, m.Layers...))
+					descs := append([]v1.Descriptor{m.Config}, m.Layers...)
+					first := early.firstSeen(descs)
+					// A blob no image before this one has is uploaded
+					// by this one: its session is opened ahead too.
+					ro.HeadAhead(ctx, descs, func(d digest.Digest) bool { return first[d] })
 				}
 			}
 			pf := blobs.Prefetch(ctx, t, sourceOptions(a, spec, ref, blobs), po)
@@ -336,8 +341,24 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 // opened then so that their HEADs go out early, until each image takes its
 // own. Every method of a nil *earlyOutputs does nothing.
 type earlyOutputs struct {
-	mu sync.Mutex
-	m  map[quay.Ref]stage.Output
+	mu   sync.Mutex
+	m    map[quay.Ref]stage.Output
+	seen map[digest.Digest]bool // the blobs of the manifests fetched so far
+}
+
+// firstSeen returns which of descs no manifest fetched before had, and
+// records them all.
+func (e *earlyOutputs) firstSeen(descs []v1.Descriptor) map[digest.Digest]bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	first := map[digest.Digest]bool{}
+	for _, d := range descs {
+		if !e.seen[d.Digest] {
+			first[d.Digest] = true
+			e.seen[d.Digest] = true
+		}
+	}
+	return first
 }
 
 // open opens ref's output (dest made the image's own, as processImage

@@ -3,10 +3,13 @@ package registry
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sourcegraph/conc/pool"
+
+	"github.com/occystrap/occystrap/transport"
 )
 
 // headAhead is a HEAD sent ahead of its blob: done is closed when there
@@ -86,10 +89,15 @@ func (s *Sink) exists(ctx context.Context, d digest.Digest) (bool, error) {
 // repository for each of descs (a source manifest's config and layers,
 // for a copy that pushes them unchanged): a bulk run calls it while the
 // image waits for its turn, so that its sink finds the answers ready
-// rather than spending its first round trip on them. It returns once
-// every HEAD has answered or ctx is done; a HEAD that failed is sent again
-// by the sink. Call it before Sink.
-func (o *Output) HeadAhead(ctx context.Context, descs []v1.Descriptor) {
+// rather than spending its first round trip on them. For a blob the
+// repository lacks and that upload (may be nil) says will be uploaded
+// here rather than mounted (one no other image of the run has), it also
+// opens the upload session (POST), which the sink uploads into: the
+// upload's first round trip is spent ahead too. It returns once every
+// request has answered or ctx is done; a HEAD that failed is sent again
+// by the sink, and a session the sink does not use is cancelled by Close.
+// Call it before Sink.
+func (o *Output) HeadAhead(ctx context.Context, descs []v1.Descriptor, upload func(digest.Digest) bool) {
 	reg := o.t.Registry(o.opts.Host, o.opts.Registry)
 	p := pool.New().WithContext(ctx)
 	o.mu.Lock()
@@ -105,9 +113,45 @@ func (o *Output) HeadAhead(ctx context.Context, descs []v1.Descriptor) {
 			if h.err == nil && ctx.Err() != nil {
 				h.err = ctx.Err()
 			}
+			if h.err != nil || h.there || upload == nil || !upload(d.Digest) {
+				return nil
+			}
+			if up, err := reg.OpenUpload(ctx, o.opts.Repo); err == nil {
+				o.mu.Lock()
+				o.sessions[d.Digest] = up
+				o.mu.Unlock()
+			}
 			return nil
 		})
 	}
 	o.mu.Unlock()
 	_ = p.Wait()
+}
+
+// session hands the sink the upload session opened ahead for d, if any;
+// each is handed out once.
+func (o *Output) session(d digest.Digest) *transport.Upload {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	up := o.sessions[d]
+	delete(o.sessions, d)
+	return up
+}
+
+// cancelSessions ends the sessions opened ahead that no sink used.
+func (o *Output) cancelSessions() {
+	o.mu.Lock()
+	left := o.sessions
+	o.sessions = map[digest.Digest]*transport.Upload{}
+	o.mu.Unlock()
+	if len(left) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p := pool.New()
+	for _, up := range left {
+		p.Go(func() { _ = up.Cancel(ctx) }) // best effort: registries expire them too
+	}
+	p.Wait()
 }

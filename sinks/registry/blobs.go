@@ -233,6 +233,9 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open transpor
 			return desc, nil
 		}
 	}
+	if up == nil && s.session != nil {
+		up = s.session(desc.Digest) // opened while the image waited for its turn
+	}
 	r, err := s.put(ctx, open, transport.BlobPut{Digest: desc.Digest, Size: desc.Size, Session: up})
 	if err != nil {
 		return desc, err

@@ -77,8 +77,9 @@ type Sink struct {
 	pushed                                      func(cfg digest.Digest, blobs []digest.Digest) // set by Output
 
 	aheadMu sync.Mutex
-	ahead   map[digest.Digest]*headAhead // HEADs sent when the manifest came
-	early   map[digest.Digest]*headAhead // HEADs the output sent before the image ran
+	ahead   map[digest.Digest]*headAhead          // HEADs sent when the manifest came
+	early   map[digest.Digest]*headAhead          // HEADs the output sent before the image ran
+	session func(digest.Digest) *transport.Upload // the output's session opened ahead for a blob, or nil
 }
 
 // New makes the sink of one image, pushing through t.

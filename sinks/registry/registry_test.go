@@ -277,7 +277,7 @@ func TestHeadAheadUsedBySink(t *testing.T) {
 	for _, rerun := range []bool{false, true} { // a run each: nothing known but what the HEADs say
 		dstCount.reset()
 		out := registrysink.NewOutput(tr, registrysink.Options{Host: dst.Host, Repo: "copy/app", Tag: "v1", Registry: regOpts(dst, false)})
-		out.HeadAhead(ctx, descs)
+		out.HeadAhead(ctx, descs, nil)
 		if h := dstCount.get(http.MethodHead); h != len(descs) {
 			t.Fatalf("rerun %v: HeadAhead sent %d HEADs, want %d", rerun, h, len(descs))
 		}
@@ -302,6 +302,71 @@ func TestHeadAheadUsedBySink(t *testing.T) {
 		if got := manifestOf(t, tr, dst, false, "copy/app", "v1"); got.Digest != img.Digest {
 			t.Errorf("rerun %v: destination digest %s, want %s", rerun, got.Digest, img.Digest)
 		}
+	}
+}
+
+// TestHeadAheadOpensSessions: for the blobs HeadAhead is told will be
+// uploaded here and finds missing, it opens the upload sessions too, and
+// the sink uploads into them (no POST of its own); sessions no sink used
+// are cancelled when the output closes.
+func TestHeadAheadOpensSessions(t *testing.T) {
+	ctx := context.Background()
+	src := testregistry.Start(t, testregistry.Options{})
+	dstCount := newCounter()
+	dst := testregistry.Start(t, testregistry.Options{Wrap: dstCount.wrap})
+	img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 12, Layers: 3, LayerSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Push(ctx, "base/app", "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	var m v1.Manifest
+	if err := json.Unmarshal(img.Manifest, &m); err != nil {
+		t.Fatal(err)
+	}
+	descs := append([]v1.Descriptor{m.Config}, m.Layers...)
+	tr := newTransport(t, []*testregistry.Registry{src, dst}, 3)
+	all := func(digest.Digest) bool { return true }
+
+	out := registrysink.NewOutput(tr, registrysink.Options{Host: dst.Host, Repo: "copy/app", Tag: "v1", Registry: regOpts(dst, false)})
+	out.HeadAhead(ctx, descs, func(d digest.Digest) bool { return d != m.Layers[0].Digest })
+	if p := dstCount.get(http.MethodPost); p != 3 {
+		t.Fatalf("HeadAhead opened %d sessions, want 3 (every blob but the one it was told is not uploaded here)", p)
+	}
+	k, err := out.Sink(stage.Image{Name: "base/app", Tag: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := registrysrc.New(tr, registrysrc.Options{Host: src.Host, Repo: "base/app", Tag: "v1", Registry: regOpts(src, false), TempDir: t.TempDir()})
+	if _, err := stage.Run(ctx, s, nil, k, stage.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if p := dstCount.get(http.MethodPost); p != 4 {
+		t.Errorf("%d POSTs in all, want the 3 sessions opened ahead and 1 for the other blob", p)
+	}
+	if c := k.(*registrysink.Sink).Counts(); c.Uploaded != 4 {
+		t.Errorf("counts %+v: want 4 blobs uploaded", c)
+	}
+	if got := manifestOf(t, tr, dst, false, "copy/app", "v1"); got.Digest != img.Digest {
+		t.Errorf("destination digest %s, want %s", got.Digest, img.Digest)
+	}
+	out.Close()
+	if d := dstCount.get(http.MethodDelete); d != 0 {
+		t.Errorf("%d sessions cancelled after the sink used them all, want 0", d)
+	}
+
+	// Another repository's output whose image never runs: its sessions are
+	// cancelled on Close.
+	dstCount.reset()
+	idle := registrysink.NewOutput(tr, registrysink.Options{Host: dst.Host, Repo: "idle/app", Tag: "v1", Registry: regOpts(dst, false)})
+	idle.HeadAhead(ctx, descs, all)
+	if p := dstCount.get(http.MethodPost); p != 4 {
+		t.Fatalf("HeadAhead opened %d sessions, want 4", p)
+	}
+	idle.Close()
+	if d := dstCount.get(http.MethodDelete); d != 4 {
+		t.Errorf("Close cancelled %d sessions, want 4", d)
 	}
 }
 
