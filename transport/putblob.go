@@ -114,13 +114,26 @@ func (r *Registry) MountBlob(ctx context.Context, repo string, d digest.Digest, 
 func (r *Registry) putWhole(ctx context.Context, repo string, open Opener, p BlobPut) (BlobPutResult, error) {
 	up := p.Session
 	for attempt := 0; ; attempt++ {
-		rc, u, err := r.openAndStart(ctx, repo, up, open)
-		if err != nil {
-			return BlobPutResult{}, err
+		var rc io.ReadCloser
+		var opening *openingBody
+		u := up
+		if up != nil {
+			// The session is open: the PUT starts while the stream
+			// opens, and its body waits for the stream's first bytes.
+			opening = startOpening(ctx, open)
+			rc = opening
+		} else {
+			var err error
+			if rc, u, err = r.openAndStart(ctx, repo, up, open); err != nil {
+				return BlobPutResult{}, err
+			}
 		}
 		h := &hashCount{h: sha256.New()}
-		err = u.PutStream(ctx, p.Digest, io.TeeReader(rc, h), p.Size)
+		err := u.PutStream(ctx, p.Digest, io.TeeReader(rc, h), p.Size)
 		rc.Close()
+		if opening != nil && opening.failed() != nil {
+			return BlobPutResult{}, opening.failed() // the stream did not open: not the upload's failure
+		}
 		if err == nil {
 			return BlobPutResult{Digest: digest.NewDigest(digest.SHA256, h.h), Size: h.n}, nil
 		}
@@ -130,6 +143,61 @@ func (r *Registry) putWhole(ctx context.Context, repo string, open Opener, p Blo
 		u.Resumed(ctx, 0)
 		up = nil
 	}
+}
+
+// openingBody is a blob's stream being opened in the background (by
+// startOpening): reads wait until it is open. failed, once Close has
+// returned, is why the open failed (nil when it did not, or when Close
+// stopped it because the upload had ended without reading).
+type openingBody struct {
+	done    chan struct{}
+	cancel  context.CancelFunc
+	rc      io.ReadCloser
+	err     error
+	stopped bool
+}
+
+func (o *openingBody) failed() error {
+	if o.stopped {
+		return nil
+	}
+	return o.err
+}
+
+// startOpening opens the stream with open in a goroutine that Close waits
+// for.
+func startOpening(ctx context.Context, open Opener) *openingBody {
+	ctx, cancel := context.WithCancel(ctx)
+	o := &openingBody{done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(o.done)
+		o.rc, o.err = open(ctx)
+	}()
+	return o
+}
+
+func (o *openingBody) Read(p []byte) (int, error) {
+	<-o.done
+	if o.err != nil {
+		return 0, o.err
+	}
+	return o.rc.Read(p)
+}
+
+// Close stops an open still under way, and closes the stream.
+func (o *openingBody) Close() error {
+	select {
+	case <-o.done:
+	default:
+		o.stopped = true
+		o.cancel() // the upload ended before reading: the stream is not needed
+	}
+	<-o.done
+	defer o.cancel()
+	if o.rc != nil {
+		return o.rc.Close()
+	}
+	return nil
 }
 
 // openAndStart opens the blob's stream and, when up is nil, an upload

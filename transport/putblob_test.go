@@ -123,3 +123,64 @@ func TestPutBlobSourceErrorWins(t *testing.T) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// TestPutBlobIntoOpenSession: into a session opened ahead (OpenUpload), a
+// blob of known digest is sent in one PUT whose body waits for the
+// stream, opened meanwhile; a stream that fails to open is the error, not
+// retried as an upload failure; a session not used is cancelled.
+func TestPutBlobIntoOpenSession(t *testing.T) {
+	ctx := context.Background()
+	reg := testregistry.Start(t, testregistry.Options{Plain: true})
+	tr, err := New(Options{Retries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	r := tr.Registry(reg.Host, RegistryOptions{Insecure: true})
+	blob := bytes.Repeat([]byte("b"), 100<<10)
+	want := digest.FromBytes(blob)
+	p := BlobPut{Digest: want, Size: int64(len(blob)), ChunkSize: 1 << 20, Buf: make([]byte, 32<<10)}
+
+	up, err := r.OpenUpload(ctx, "put/session")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Session = up
+	before := tr.Stats().Requests
+	res, err := r.PutBlob(ctx, "put/session", func(context.Context) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(blob)), nil
+	}, p)
+	if err != nil || res.Digest != want {
+		t.Fatalf("PutBlob = %+v, %v", res, err)
+	}
+	if n := tr.Stats().Requests - before; n != 1 {
+		t.Errorf("%d requests for a blob with its session open, want 1 (the PUT)", n)
+	}
+	if there, _, err := r.BlobExists(ctx, "put/session", want); err != nil || !there {
+		t.Errorf("blob not in the registry after the PUT: %v", err)
+	}
+
+	bad := errors.New("source unreachable")
+	opens := 0
+	if p.Session, err = r.OpenUpload(ctx, "put/session2"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.PutBlob(ctx, "put/session2", func(context.Context) (io.ReadCloser, error) {
+		opens++
+		return nil, bad
+	}, p)
+	if !errors.Is(err, bad) || opens != 1 {
+		t.Errorf("PutBlob = %v after %d opens, want the open's error after 1", err, opens)
+	}
+
+	unused, err := r.OpenUpload(ctx, "put/session3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unused.Cancel(ctx); err != nil {
+		t.Errorf("Cancel: %v", err)
+	}
+	if err := unused.Put(ctx, want, blob); err == nil {
+		t.Error("a PUT into a cancelled session succeeded")
+	}
+}
