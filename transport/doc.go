@@ -15,7 +15,11 @@
 // (requests, retries, 429s, rate-limit waits, new connections, TLS handshakes,
 // bytes) for the summary and the logs. Hosts whose certificates are not to
 // be verified (--tls-verify=false, ?tls_verify=false) go through unverified
-// twins of the two pools, which stay empty otherwise. A registry on a
+// twins of the two pools, which stay empty otherwise. The trusted roots
+// (system, SSL_CERT_FILE, SSL_CERT_DIR, Options.CAFile) are loaded by a
+// goroutine New starts and Close waits for; a verified handshake waits for
+// them only when it checks the server's certificate (with a proxy in the
+// environment New loads them itself). A registry on a
 // loopback address that answers TLS in plain HTTP is used over plain HTTP
 // from then on (the first request is sent again), as docker and crane do.
 //

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,6 +132,11 @@ type Transport struct {
 	unverifiedBulkRT *http.Transport
 	// plain holds the loopback hosts found to speak plain HTTP.
 	plain sync.Map
+
+	// roots are the trusted roots, loaded in the background from New;
+	// verified handshakes wait for them (roots.go).
+	roots            *rootsLoader
+	handshakeTimeout time.Duration
 }
 
 // New builds the Transport.
@@ -161,24 +165,21 @@ func New(opts Options) (*Transport, error) {
 	if opts.StallTimeout <= 0 {
 		opts.StallTimeout = DefaultStallTimeout
 	}
-	roots := opts.RootCAs
-	if roots == nil {
-		var err error
-		if roots, err = systemRoots(); err != nil {
-			return nil, err
-		}
-	}
+	// The CA file is read and checked here, the roots loaded in the
+	// background (see roots.go).
+	var caPEM []byte
 	if opts.CAFile != "" {
 		b, err := os.ReadFile(opts.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("read CA file: %w", err)
 		}
-		roots = roots.Clone()
-		if !roots.AppendCertsFromPEM(b) {
+		if !x509.NewCertPool().AppendCertsFromPEM(b) {
 			return nil, fmt.Errorf("CA file %s holds no PEM certificate", opts.CAFile)
 		}
+		caPEM = b
 	}
-	t := &Transport{opts: opts, registries: map[string]*hostAuth{}, gates: map[string]chan struct{}{}}
+	t := &Transport{opts: opts, registries: map[string]*hostAuth{}, gates: map[string]chan struct{}{},
+		roots: loadRoots(opts.RootCAs, caPEM), handshakeTimeout: tlsHandshakeTimeout}
 	t.creds = newCredentialStore(opts.DockerConfig)
 
 	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
@@ -191,7 +192,6 @@ func New(opts Options) (*Transport, error) {
 		return c, err
 	}
 	tlsConfig := &tls.Config{
-		RootCAs:    roots,
 		MinVersion: tls.VersionTLS12,
 		VerifyConnection: func(tls.ConnectionState) error {
 			t.c.handshakes.Add(1)
@@ -207,7 +207,7 @@ func New(opts Options) (*Transport, error) {
 		MaxIdleConnsPerHost:   pool,
 		MaxConnsPerHost:       pool,
 		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   15 * time.Second,
+		TLSHandshakeTimeout:   tlsHandshakeTimeout,
 		ResponseHeaderTimeout: 60 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		HTTP2: &http.HTTP2Config{
@@ -231,7 +231,7 @@ func New(opts Options) (*Transport, error) {
 		MaxIdleConnsPerHost:   pool,
 		MaxConnsPerHost:       pool,
 		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   15 * time.Second,
+		TLSHandshakeTimeout:   tlsHandshakeTimeout,
 		ResponseHeaderTimeout: 60 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		WriteBufferSize:       64 << 10,
@@ -242,6 +242,19 @@ func New(opts Options) (*Transport, error) {
 	t.unverifiedRT, t.unverifiedBulkRT = t.rt.Clone(), t.bulkRT.Clone()
 	t.unverifiedRT.TLSClientConfig.InsecureSkipVerify = true     //nolint:gosec // per host, asked for
 	t.unverifiedBulkRT.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // per host, asked for
+	if proxyInEnvironment() {
+		roots, err := t.roots.get(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		t.rt.TLSClientConfig.RootCAs = roots
+		t.bulkRT.TLSClientConfig.RootCAs = roots
+	} else {
+		// Each its own copy of the config: net/http edits the one a
+		// Transport holds (NextProtos) at its first request.
+		t.rt.DialTLSContext = t.dialTLS(dial, tlsConfig.Clone(), []string{"h2", "http/1.1"})
+		t.bulkRT.DialTLSContext = t.dialTLS(dial, tlsConfig.Clone(), []string{"http/1.1"})
+	}
 	switch {
 	case opts.RateLimitAuto:
 		quiet := opts.AdaptQuiet
@@ -297,8 +310,10 @@ func (t *Transport) rateLimit() float64 {
 	return 0
 }
 
-// Close closes the idle connections of the pool.
+// Close closes the idle connections of the pool, and waits for the
+// loading of the trusted roots New started.
 func (t *Transport) Close() {
+	t.roots.wait()
 	t.rt.CloseIdleConnections()
 	t.bulkRT.CloseIdleConnections()
 	t.unverifiedRT.CloseIdleConnections()
@@ -314,37 +329,3 @@ func (t *Transport) secret(s string) {
 
 // Retries is the configured retry count.
 func (t *Transport) Retries() int { return t.opts.Retries }
-
-// systemRoots is the system pool plus what SSL_CERT_FILE and SSL_CERT_DIR
-// name.
-func systemRoots() (*x509.CertPool, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	var files []string
-	if f := os.Getenv("SSL_CERT_FILE"); f != "" {
-		files = append(files, f)
-	}
-	if d := os.Getenv("SSL_CERT_DIR"); d != "" {
-		for _, dir := range filepath.SplitList(d) {
-			ents, err := os.ReadDir(dir)
-			if err != nil {
-				continue
-			}
-			for _, e := range ents {
-				if !e.IsDir() {
-					files = append(files, filepath.Join(dir, e.Name()))
-				}
-			}
-		}
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("read trusted certificates %s: %w", f, err)
-		}
-		pool.AppendCertsFromPEM(b)
-	}
-	return pool, nil
-}
