@@ -123,12 +123,19 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 				Layers: shared.output() != nil, Has: shared.has, Resolved: ready, Slots: slots, Budget: budget,
 			}
 			if ro := early.open(ctx, a, c.Destination, ref); ro != nil {
-				po.Manifest = func(ctx context.Context, m v1.Manifest) {
+				po.Manifest = func(ctx context.Context, m v1.Manifest, open func(v1.Descriptor) transport.Opener) {
 					descs := append([]v1.Descriptor{m.Config}, m.Layers...)
 					first := early.firstSeen(descs)
-					// A blob no image before this one has is uploaded
-					// by this one: its session is opened ahead too.
-					ro.HeadAhead(ctx, descs, func(d digest.Digest) bool { return first[d] })
+					// A blob no image before this one has is this
+					// image's to upload: it is copied ahead too, in the
+					// slots of the downloads ahead. What earlier images
+					// have is mounted once they have pushed it.
+					ro.HeadAhead(ctx, descs, func(d v1.Descriptor) transport.Opener {
+						if !first[d.Digest] {
+							return nil
+						}
+						return open(d)
+					}, slots)
 				}
 			}
 			pf := blobs.Prefetch(ctx, t, sourceOptions(a, spec, ref, blobs), po)

@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"encoding/json"
-	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -89,15 +88,17 @@ func (s *Sink) exists(ctx context.Context, d digest.Digest) (bool, error) {
 // repository for each of descs (a source manifest's config and layers,
 // for a copy that pushes them unchanged): a bulk run calls it while the
 // image waits for its turn, so that its sink finds the answers ready
-// rather than spending its first round trip on them. For a blob the
-// repository lacks and that upload (may be nil) says will be uploaded
-// here rather than mounted (one no other image of the run has), it also
-// opens the upload session (POST), which the sink uploads into: the
-// upload's first round trip is spent ahead too. It returns once every
-// request has answered or ctx is done; a HEAD that failed is sent again
-// by the sink, and a session the sink does not use is cancelled by Close.
-// Call it before Sink.
-func (o *Output) HeadAhead(ctx context.Context, descs []v1.Descriptor, upload func(digest.Digest) bool) {
+// rather than spending its first round trip on them; with copyFrom nil,
+// that is all it does. Otherwise the blobs the repository lacks are put
+// there too: one for which copyFrom gives an opener (a blob no other image
+// of the run has) is copied, taking one of slots (nil: unbounded) for the
+// transfer; any other is mounted from the repository the run pushes it
+// to, once it has. What the image alone brings thus moves before its
+// turn, which is left with its manifest. It returns once every request
+// has answered, or when ctx is done (a blob waiting for another image's
+// push waits for that or for ctx); what failed or did not happen is done
+// by the sink. Call it before Sink.
+func (o *Output) HeadAhead(ctx context.Context, descs []v1.Descriptor, copyFrom func(v1.Descriptor) transport.Opener, slots chan struct{}) {
 	reg := o.t.Registry(o.opts.Host, o.opts.Registry)
 	p := pool.New().WithContext(ctx)
 	o.mu.Lock()
@@ -108,18 +109,27 @@ func (o *Output) HeadAhead(ctx context.Context, descs []v1.Descriptor, upload fu
 		h := &headAhead{done: make(chan struct{})}
 		o.early[d.Digest] = h
 		p.Go(func(ctx context.Context) error {
-			defer close(h.done)
-			h.there, _, h.err = reg.BlobExists(ctx, o.opts.Repo, d.Digest)
-			if h.err == nil && ctx.Err() != nil {
-				h.err = ctx.Err()
+			there, _, err := reg.BlobExists(ctx, o.opts.Repo, d.Digest)
+			if err == nil && ctx.Err() != nil {
+				err = ctx.Err()
 			}
-			if h.err != nil || h.there || upload == nil || !upload(d.Digest) {
+			h.there, h.err = there, err
+			close(h.done)
+			if err != nil || there || copyFrom == nil {
 				return nil
 			}
-			if up, err := reg.OpenUpload(ctx, o.opts.Repo); err == nil {
-				o.mu.Lock()
-				o.sessions[d.Digest] = up
-				o.mu.Unlock()
+			if open := copyFrom(d); open != nil {
+				o.copyAhead(ctx, d, open, slots)
+				return nil
+			}
+			// Another image's blob: mounted once that image (or its
+			// copy ahead) has pushed it, unless this image's turn has
+			// come and its sink has seen to it by then.
+			if o.opts.Pushed.await(ctx, o.opts.Host, d.Digest) != nil || o.opts.Pushed.in(o.opts.Host, d.Digest, o.opts.Repo) {
+				return nil
+			}
+			if from, ok := o.opts.Pushed.elsewhere(o.opts.Host, d.Digest, o.opts.Repo); ok {
+				o.mountAhead(ctx, reg, d.Digest, from)
 			}
 			return nil
 		})
@@ -128,30 +138,63 @@ func (o *Output) HeadAhead(ctx context.Context, descs []v1.Descriptor, upload fu
 	_ = p.Wait()
 }
 
-// session hands the sink the upload session opened ahead for d, if any;
-// each is handed out once.
-func (o *Output) session(d digest.Digest) *transport.Upload {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	up := o.sessions[d]
-	delete(o.sessions, d)
-	return up
-}
-
-// cancelSessions ends the sessions opened ahead that no sink used.
-func (o *Output) cancelSessions() {
-	o.mu.Lock()
-	left := o.sessions
-	o.sessions = map[digest.Digest]*transport.Upload{}
-	o.mu.Unlock()
-	if len(left) == 0 {
+// copyAhead copies blob d into the output's repository, under the run's
+// claim on it (a sink pushing it meanwhile makes this a no-op), and
+// records it as this run's upload.
+func (o *Output) copyAhead(ctx context.Context, d v1.Descriptor, open transport.Opener, slots chan struct{}) {
+	done, err := acquire(ctx, slots)
+	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	p := pool.New()
-	for _, up := range left {
-		p.Go(func() { _ = up.Cancel(ctx) }) // best effort: registries expire them too
+	defer done()
+	release, err := o.opts.Pushed.claim(ctx, o.opts.Host, d.Digest)
+	if err != nil {
+		return
 	}
-	p.Wait()
+	defer release()
+	if _, ok := o.opts.Pushed.elsewhere(o.opts.Host, d.Digest, ""); ok {
+		return // pushed by a sink meanwhile: it is mounted in the image's turn
+	}
+	r, err := New(o.t, o.opts).put(ctx, open, transport.BlobPut{Digest: d.Digest, Size: d.Size})
+	if err != nil || r.Digest != d.Digest || r.Size != d.Size {
+		return
+	}
+	o.opts.Pushed.Add(o.opts.Host, d.Digest, o.opts.Repo)
+	o.mu.Lock()
+	o.put[d.Digest] = r.Size
+	o.mu.Unlock()
+}
+
+// mountAhead mounts blob d, which this run pushed to repository from of
+// the registry, into the output's repository. A refused mount leaves the
+// blob to the sink; the session the registry opened instead is cancelled.
+func (o *Output) mountAhead(ctx context.Context, reg *transport.Registry, d digest.Digest, from string) {
+	release, err := o.opts.Pushed.claimIn(ctx, o.opts.Host, d, o.opts.Repo)
+	if err != nil {
+		return
+	}
+	defer release()
+	if o.opts.Pushed.in(o.opts.Host, d, o.opts.Repo) {
+		return // the image's sink was first
+	}
+	mounted, up, err := reg.MountBlob(ctx, o.opts.Repo, d, from)
+	switch {
+	case err != nil:
+	case mounted:
+		o.opts.Pushed.Add(o.opts.Host, d, o.opts.Repo)
+		o.mu.Lock()
+		o.put[d] = -1
+		o.mu.Unlock()
+	case up != nil:
+		_ = up.Cancel(ctx) // best effort: registries expire sessions too
+	}
+}
+
+// putAhead says whether HeadAhead put blob d in the repository: n is the
+// size it copied, or -1 when it mounted the blob.
+func (o *Output) putAhead(d digest.Digest) (n int64, ok bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n, ok = o.put[d]
+	return n, ok
 }

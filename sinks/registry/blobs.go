@@ -184,14 +184,9 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open transpor
 				return s.had(desc), nil
 			}
 		}
-		mounted, u, err := s.reg.MountBlob(ctx, s.opts.Repo, desc.Digest, from)
-		if err != nil {
+		there, u, err := s.mount(ctx, desc, from)
+		if err != nil || there {
 			return desc, err
-		}
-		if mounted {
-			s.mounted.Add(1)
-			s.opts.Pushed.Add(s.opts.Host, desc.Digest, s.opts.Repo)
-			return desc, nil
 		}
 		up = u // the registry would not mount it: upload into this session
 	}
@@ -223,18 +218,10 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open transpor
 	defer done()
 	if up == nil && from != "" {
 		// Pushed by another sink while this one waited for the claim.
-		var mounted bool
-		if mounted, up, err = s.reg.MountBlob(ctx, s.opts.Repo, desc.Digest, from); err != nil {
+		var there bool
+		if there, up, err = s.mount(ctx, desc, from); err != nil || there {
 			return desc, err
 		}
-		if mounted {
-			s.mounted.Add(1)
-			s.opts.Pushed.Add(s.opts.Host, desc.Digest, s.opts.Repo)
-			return desc, nil
-		}
-	}
-	if up == nil && s.session != nil {
-		up = s.session(desc.Digest) // opened while the image waited for its turn
 	}
 	r, err := s.put(ctx, open, transport.BlobPut{Digest: desc.Digest, Size: desc.Size, Session: up})
 	if err != nil {
@@ -247,8 +234,46 @@ func (s *Sink) ensureBlob(ctx context.Context, desc v1.Descriptor, open transpor
 	return desc, nil
 }
 
-// had counts blob desc as one the repository already has.
+// mount mounts blob desc from repository from, unless the output mounted
+// it ahead meanwhile (one at a time: see Pushed.claimIn): there is true
+// when the repository has it now; otherwise up is the session the
+// registry opened instead.
+func (s *Sink) mount(ctx context.Context, desc v1.Descriptor, from string) (there bool, up *transport.Upload, err error) {
+	release, err := s.opts.Pushed.claimIn(ctx, s.opts.Host, desc.Digest, s.opts.Repo)
+	if err != nil {
+		return false, nil, err
+	}
+	defer release()
+	if s.opts.Pushed.in(s.opts.Host, desc.Digest, s.opts.Repo) {
+		s.had(desc)
+		return true, nil, nil
+	}
+	mounted, up, err := s.reg.MountBlob(ctx, s.opts.Repo, desc.Digest, from)
+	if err != nil {
+		return false, nil, err
+	}
+	if mounted {
+		s.mounted.Add(1)
+		s.opts.Pushed.Add(s.opts.Host, desc.Digest, s.opts.Repo)
+	}
+	return mounted, up, nil
+}
+
+// had counts blob desc as one the repository already has (or that its
+// output copied or mounted for this image before it ran: those are its
+// upload and its mount).
 func (s *Sink) had(desc v1.Descriptor) v1.Descriptor {
+	if s.putAhead != nil {
+		if n, ok := s.putAhead(desc.Digest); ok {
+			if n < 0 {
+				s.mounted.Add(1)
+			} else {
+				s.uploaded.Add(1)
+				s.bytesOut.Add(n)
+			}
+			return desc
+		}
+	}
 	s.existing.Add(1)
 	s.opts.Pushed.Add(s.opts.Host, desc.Digest, s.opts.Repo)
 	return desc

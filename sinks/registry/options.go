@@ -57,8 +57,6 @@ type BlobOrigin interface {
 	OpenBlob(ctx context.Context) (io.ReadCloser, error)
 }
 
-// Pushed is the set of blobs a run pushed, by registry host and digest, and
-
 // Counts are what a sink did, for logs and tests.
 type Counts struct {
 	Uploaded, Existing, Mounted, CacheHits, Passthrough int64
@@ -76,10 +74,10 @@ type Sink struct {
 	digest                                      digest.Digest
 	pushed                                      func(cfg digest.Digest, blobs []digest.Digest) // set by Output
 
-	aheadMu sync.Mutex
-	ahead   map[digest.Digest]*headAhead          // HEADs sent when the manifest came
-	early   map[digest.Digest]*headAhead          // HEADs the output sent before the image ran
-	session func(digest.Digest) *transport.Upload // the output's session opened ahead for a blob, or nil
+	aheadMu  sync.Mutex
+	ahead    map[digest.Digest]*headAhead      // HEADs sent when the manifest came
+	early    map[digest.Digest]*headAhead      // HEADs the output sent before the image ran
+	putAhead func(digest.Digest) (int64, bool) // what the output copied (size) or mounted (-1) before the image ran, or nil
 }
 
 // New makes the sink of one image, pushing through t.

@@ -25,11 +25,11 @@ type Output struct {
 	t    *transport.Transport
 	opts Options
 
-	mu       sync.Mutex
-	configs  map[stage.Image]digest.Digest       // config pushed, per image
-	blobs    map[stage.Image][]digest.Digest     // config and layers pushed, per image
-	early    map[digest.Digest]*headAhead        // HeadAhead's HEADs, for the sinks
-	sessions map[digest.Digest]*transport.Upload // HeadAhead's upload sessions, until a sink takes one
+	mu      sync.Mutex
+	configs map[stage.Image]digest.Digest   // config pushed, per image
+	blobs   map[stage.Image][]digest.Digest // config and layers pushed, per image
+	early   map[digest.Digest]*headAhead    // HeadAhead's HEADs, for the sinks
+	put     map[digest.Digest]int64         // blobs HeadAhead put there: the size copied, or -1 mounted
 }
 
 // NewOutput opens the destination. opts.Cache and opts.Pushed are shared by
@@ -38,7 +38,7 @@ func NewOutput(t *transport.Transport, opts Options) *Output {
 	if opts.Pushed == nil {
 		opts.Pushed = NewPushed()
 	}
-	return &Output{t: t, opts: opts, configs: map[stage.Image]digest.Digest{}, blobs: map[stage.Image][]digest.Digest{}, early: map[digest.Digest]*headAhead{}, sessions: map[digest.Digest]*transport.Upload{}}
+	return &Output{t: t, opts: opts, configs: map[stage.Image]digest.Digest{}, blobs: map[stage.Image][]digest.Digest{}, early: map[digest.Digest]*headAhead{}, put: map[digest.Digest]int64{}}
 }
 
 // Sink gives the sink of one image: the destination's repository and tag.
@@ -47,7 +47,7 @@ func (o *Output) Sink(img stage.Image) (stage.Sink, error) {
 	o.mu.Lock()
 	s.early = maps.Clone(o.early)
 	o.mu.Unlock()
-	s.session = o.session
+	s.putAhead = o.putAhead
 	s.pushed = func(cfg digest.Digest, blobs []digest.Digest) {
 		o.mu.Lock()
 		defer o.mu.Unlock()
@@ -64,7 +64,7 @@ func (o *Output) Sink(img stage.Image) (stage.Sink, error) {
 func (o *Output) ForRef(ref string) *Output {
 	opts := o.opts
 	opts.Tag = ref
-	return &Output{t: o.t, opts: opts, configs: map[stage.Image]digest.Digest{}, blobs: map[stage.Image][]digest.Digest{}, early: map[digest.Digest]*headAhead{}, sessions: map[digest.Digest]*transport.Upload{}}
+	return &Output{t: o.t, opts: opts, configs: map[stage.Image]digest.Digest{}, blobs: map[stage.Image][]digest.Digest{}, early: map[digest.Digest]*headAhead{}, put: map[digest.Digest]int64{}}
 }
 
 // PutManifest pushes body (a manifest list or index, as fetched, so that
@@ -79,10 +79,8 @@ func (o *Output) Manifest(ctx context.Context, accept []string) (transport.Manif
 	return o.t.Registry(o.opts.Host, o.opts.Registry).GetManifest(ctx, o.opts.Repo, o.opts.Tag, accept)
 }
 
-// Close ends the upload sessions opened ahead and not used, and saves the
-// layer cache, if any.
+// Close saves the layer cache, if any.
 func (o *Output) Close() error {
-	o.cancelSessions()
 	if o.opts.Cache != nil {
 		return o.opts.Cache.Save()
 	}

@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"sync"
 
 	digest "github.com/opencontainers/go-digest"
@@ -10,20 +12,26 @@ import (
 	"github.com/occystrap/occystrap/internal/keylock"
 )
 
-// the repository each went to. It is safe for concurrent use.
+// Pushed is the set of blobs a run pushed, by registry host and digest, and
+// the repositories each went to. It is safe for concurrent use.
 type Pushed struct {
-	mu     sync.Mutex
-	m      map[string]string
+	mu sync.Mutex
+	// m holds, by host and digest, the repositories the blob is in (the
+	// first one it went to first).
+	m      map[string][]string
 	layers map[string]v1.Descriptor // by compression and DiffID (or name)
 	// busy is held, per host and digest, by the sink now pushing that blob.
 	busy keylock.Locks
 	// pinged holds the hosts a sink of the run has pinged.
 	pinged map[string]bool
+	// arrived holds, by host and digest, a channel closed when the blob is
+	// first recorded (await).
+	arrived map[string]chan struct{}
 }
 
 // NewPushed makes an empty set.
 func NewPushed() *Pushed {
-	return &Pushed{m: map[string]string{}, layers: map[string]v1.Descriptor{}, pinged: map[string]bool{}}
+	return &Pushed{m: map[string][]string{}, arrived: map[string]chan struct{}{}, layers: map[string]v1.Descriptor{}, pinged: map[string]bool{}}
 }
 
 // firstPing reports whether host is yet to be pinged in this run (and
@@ -48,8 +56,7 @@ func (p *Pushed) in(host string, d digest.Digest, repo string) bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	r, ok := p.m[host+" "+d.String()]
-	return ok && r == repo
+	return slices.Contains(p.m[host+" "+d.String()], repo)
 }
 
 // claim makes the caller the only sink of the run pushing blob d to host:
@@ -60,6 +67,16 @@ func (p *Pushed) claim(ctx context.Context, host string, d digest.Digest) (relea
 		return func() {}, nil
 	}
 	return p.busy.Lock(ctx, host+" "+d.String())
+}
+
+// claimIn makes the caller the only one of the run putting blob d into
+// repo of host (a mount sent ahead of an image's turn, or in it), so that
+// two do not mount it twice: the one that waited finds it there (in).
+func (p *Pushed) claimIn(ctx context.Context, host string, d digest.Digest, repo string) (release func(), err error) {
+	if p == nil {
+		return func() {}, nil
+	}
+	return p.busy.Lock(ctx, host+" "+d.String()+" "+repo)
 }
 
 // addLayer remembers the blob a layer compressed to.
@@ -90,7 +107,39 @@ func (p *Pushed) Add(host string, d digest.Digest, repo string) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.m[host+" "+d.String()] = repo
+	k := host + " " + d.String()
+	if !slices.Contains(p.m[k], repo) {
+		p.m[k] = append(p.m[k], repo)
+	}
+	if c, ok := p.arrived[k]; ok {
+		close(c)
+		delete(p.arrived, k)
+	}
+}
+
+// await waits until the run has blob d in some repository of host.
+func (p *Pushed) await(ctx context.Context, host string, d digest.Digest) error {
+	if p == nil {
+		return errors.New("no record of pushed blobs")
+	}
+	k := host + " " + d.String()
+	p.mu.Lock()
+	if len(p.m[k]) > 0 {
+		p.mu.Unlock()
+		return nil
+	}
+	c, ok := p.arrived[k]
+	if !ok {
+		c = make(chan struct{})
+		p.arrived[k] = c
+	}
+	p.mu.Unlock()
+	select {
+	case <-c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // elsewhere is the repository of host this run pushed d to, if it is not
@@ -101,6 +150,10 @@ func (p *Pushed) elsewhere(host string, d digest.Digest, repo string) (string, b
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	r, ok := p.m[host+" "+d.String()]
-	return r, ok && r != repo
+	for _, r := range p.m[host+" "+d.String()] {
+		if r != repo {
+			return r, true
+		}
+	}
+	return "", false
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sourcegraph/conc"
 	"go.uber.org/goleak"
 
 	"github.com/occystrap/occystrap/internal/testing/fixture"
@@ -277,7 +278,7 @@ func TestHeadAheadUsedBySink(t *testing.T) {
 	for _, rerun := range []bool{false, true} { // a run each: nothing known but what the HEADs say
 		dstCount.reset()
 		out := registrysink.NewOutput(tr, registrysink.Options{Host: dst.Host, Repo: "copy/app", Tag: "v1", Registry: regOpts(dst, false)})
-		out.HeadAhead(ctx, descs, nil)
+		out.HeadAhead(ctx, descs, nil, nil)
 		if h := dstCount.get(http.MethodHead); h != len(descs) {
 			t.Fatalf("rerun %v: HeadAhead sent %d HEADs, want %d", rerun, h, len(descs))
 		}
@@ -305,11 +306,11 @@ func TestHeadAheadUsedBySink(t *testing.T) {
 	}
 }
 
-// TestHeadAheadOpensSessions: for the blobs HeadAhead is told will be
-// uploaded here and finds missing, it opens the upload sessions too, and
-// the sink uploads into them (no POST of its own); sessions no sink used
-// are cancelled when the output closes.
-func TestHeadAheadOpensSessions(t *testing.T) {
+// TestHeadAheadCopies: HeadAhead copies the blobs it is given a source for
+// and the destination lacks, before the image runs; the sink then sends
+// only the rest, counts the copies as its uploads, and sends no HEAD. Into
+// a second repository, HeadAhead mounts what the run pushed to the first.
+func TestHeadAheadCopies(t *testing.T) {
 	ctx := context.Background()
 	src := testregistry.Start(t, testregistry.Options{})
 	dstCount := newCounter()
@@ -327,13 +328,48 @@ func TestHeadAheadOpensSessions(t *testing.T) {
 	}
 	descs := append([]v1.Descriptor{m.Config}, m.Layers...)
 	tr := newTransport(t, []*testregistry.Registry{src, dst}, 3)
-	all := func(digest.Digest) bool { return true }
+	srcReg := tr.Registry(src.Host, regOpts(src, false))
 
-	out := registrysink.NewOutput(tr, registrysink.Options{Host: dst.Host, Repo: "copy/app", Tag: "v1", Registry: regOpts(dst, false)})
-	out.HeadAhead(ctx, descs, func(d digest.Digest) bool { return d != m.Layers[0].Digest })
-	if p := dstCount.get(http.MethodPost); p != 3 {
-		t.Fatalf("HeadAhead opened %d sessions, want 3 (every blob but the one it was told is not uploaded here)", p)
+	pushed := registrysink.NewPushed()
+	out := registrysink.NewOutput(tr, registrysink.Options{Host: dst.Host, Repo: "copy/app", Tag: "v1", Registry: regOpts(dst, false), Pushed: pushed})
+	slots := make(chan struct{}, 1)
+	// Layer 0 is another image's: HeadAhead waits for that image to push
+	// it, which here is this image's own sink, run while it waits.
+	aheadDone := make(chan struct{})
+	var wg conc.WaitGroup
+	defer wg.Wait()
+	actx, cancelAhead := context.WithCancel(ctx)
+	defer cancelAhead()
+	wg.Go(func() {
+		defer close(aheadDone)
+		out.HeadAhead(actx, descs, func(d v1.Descriptor) transport.Opener {
+			if d.Digest == m.Layers[0].Digest {
+				return nil
+			}
+			return func(ctx context.Context) (io.ReadCloser, error) {
+				return srcReg.Blob(ctx, "base/app", d.Digest, d.Size)
+			}
+		}, slots)
+	})
+	dstReg := tr.Registry(dst.Host, regOpts(dst, false))
+	for i, d := range descs { // the copies ahead land
+		for i != 1 {
+			there, _, err := dstReg.BlobExists(ctx, "copy/app", d.Digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if there {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
+	select {
+	case <-aheadDone:
+		t.Fatal("HeadAhead returned before the blob it waits for was pushed")
+	default:
+	}
+	dstCount.reset()
 	k, err := out.Sink(stage.Image{Name: "base/app", Tag: "v1"})
 	if err != nil {
 		t.Fatal(err)
@@ -342,31 +378,49 @@ func TestHeadAheadOpensSessions(t *testing.T) {
 	if _, err := stage.Run(ctx, s, nil, k, stage.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if p := dstCount.get(http.MethodPost); p != 4 {
-		t.Errorf("%d POSTs in all, want the 3 sessions opened ahead and 1 for the other blob", p)
+	if h, p := dstCount.get(http.MethodHead), dstCount.get(http.MethodPost); h != 0 || p != 1 {
+		t.Errorf("the sink sent %d HEADs and %d POSTs, want none and 1 (the one blob not copied ahead)", h, p)
 	}
-	if c := k.(*registrysink.Sink).Counts(); c.Uploaded != 4 {
-		t.Errorf("counts %+v: want 4 blobs uploaded", c)
+	select { // the sink pushed layer 0: HeadAhead found it there and returned
+	case <-aheadDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("HeadAhead still waiting after the blob was pushed")
+	}
+	if len(slots) != 0 {
+		t.Errorf("%d slots still held after HeadAhead", len(slots))
+	}
+	if c := k.(*registrysink.Sink).Counts(); c.Uploaded != 4 || c.Existing != 0 {
+		t.Errorf("counts %+v: want 4 blobs uploaded (3 of them ahead), none found", c)
 	}
 	if got := manifestOf(t, tr, dst, false, "copy/app", "v1"); got.Digest != img.Digest {
 		t.Errorf("destination digest %s, want %s", got.Digest, img.Digest)
 	}
-	out.Close()
-	if d := dstCount.get(http.MethodDelete); d != 0 {
-		t.Errorf("%d sessions cancelled after the sink used them all, want 0", d)
-	}
 
-	// Another repository's output whose image never runs: its sessions are
-	// cancelled on Close.
+	// The same image into another repository of the run: every blob is
+	// mounted ahead from the first, and the sink only pushes the manifest.
 	dstCount.reset()
-	idle := registrysink.NewOutput(tr, registrysink.Options{Host: dst.Host, Repo: "idle/app", Tag: "v1", Registry: regOpts(dst, false)})
-	idle.HeadAhead(ctx, descs, all)
-	if p := dstCount.get(http.MethodPost); p != 4 {
-		t.Fatalf("HeadAhead opened %d sessions, want 4", p)
+	two := registrysink.NewOutput(tr, registrysink.Options{Host: dst.Host, Repo: "copy/two", Tag: "v1", Registry: regOpts(dst, false), Pushed: pushed})
+	two.HeadAhead(ctx, descs, func(v1.Descriptor) transport.Opener { return nil }, slots)
+	if n := dstCount.mounts.Load(); n != 4 {
+		t.Errorf("HeadAhead sent %d mounts, want 4", n)
 	}
-	idle.Close()
-	if d := dstCount.get(http.MethodDelete); d != 4 {
-		t.Errorf("Close cancelled %d sessions, want 4", d)
+	dstCount.reset()
+	k, err = two.Sink(stage.Image{Name: "base/app", Tag: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = registrysrc.New(tr, registrysrc.Options{Host: src.Host, Repo: "base/app", Tag: "v1", Registry: regOpts(src, false), TempDir: t.TempDir()})
+	if _, err := stage.Run(ctx, s, nil, k, stage.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if h, p, pu := dstCount.get(http.MethodHead), dstCount.get(http.MethodPost), dstCount.get(http.MethodPut); h != 0 || p != 0 || pu != 1 {
+		t.Errorf("the sink sent %d HEADs, %d POSTs and %d PUTs, want only the manifest's PUT", h, p, pu)
+	}
+	if c := k.(*registrysink.Sink).Counts(); c.Mounted != 4 || c.Uploaded != 0 {
+		t.Errorf("counts %+v: want the 4 blobs mounted (ahead)", c)
+	}
+	if got := manifestOf(t, tr, dst, false, "copy/two", "v1"); got.Digest != img.Digest {
+		t.Errorf("second destination digest %s, want %s", got.Digest, img.Digest)
 	}
 }
 

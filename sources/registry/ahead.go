@@ -1,8 +1,10 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"sync"
 
 	digest "github.com/opencontainers/go-digest"
@@ -113,10 +115,12 @@ type PrefetchOptions struct {
 	// Resolved, if not nil, is called once the manifest and config are
 	// fetched (or could not be).
 	Resolved func()
-	// Manifest, if not nil, is called with the image's manifest once it is
-	// fetched, beside the rest of the prefetch (which waits for it): a
-	// caller can ask the destination about the image's blobs meanwhile.
-	Manifest func(ctx context.Context, m v1.Manifest)
+	// Manifest, if not nil, is called with the image's manifest once it
+	// and the config are fetched (after Resolved), and the prefetch waits
+	// for it: a caller can ask the destination about the image's blobs,
+	// or copy them there, meanwhile. open gives each blob's stream from the
+	// source, verified (the config's from the bytes fetched).
+	Manifest func(ctx context.Context, m v1.Manifest, open func(v1.Descriptor) transport.Opener)
 	// Slots, if not nil, bounds the layer downloads of every prefetch
 	// sharing it: one is held (sent) for each download. Waiters get slots
 	// in the order they asked, so earlier images' layers come first and the
@@ -189,14 +193,6 @@ func (b *Blobs) Prefetch(ctx context.Context, t *transport.Transport, opts Optio
 	b.ahead[p.key] = ahead{man: man, raw: s.fetched, config: man.Config.Digest}
 	b.mu.Unlock()
 
-	if po.Manifest != nil {
-		wait := pool.New().WithContext(ctx)
-		wait.Go(func(ctx context.Context) error {
-			po.Manifest(ctx, man)
-			return nil
-		})
-		defer func() { _ = wait.Wait() }()
-	}
 	wp := pool.New().WithContext(ctx).WithMaxGoroutines(s.opts.Workers)
 	wp.Go(func(ctx context.Context) error {
 		defer signal()
@@ -210,6 +206,15 @@ func (b *Blobs) Prefetch(ctx context.Context, t *transport.Transport, opts Optio
 			b.ahead[p.key] = a
 		}
 		b.mu.Unlock()
+		signal()
+		if po.Manifest != nil {
+			po.Manifest(ctx, man, func(d v1.Descriptor) transport.Opener {
+				if d.Digest == man.Config.Digest {
+					return func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(cfg)), nil }
+				}
+				return (&blobBody{s: s, desc: d}).OpenBlob
+			})
+		}
 		return nil
 	})
 	if layers {
