@@ -25,19 +25,32 @@
 //     goroutine; mtime 0, no name: the same tar always gives the same blob)
 //     in an io.Pipe straight into the upload, hashed on the way.
 //
-// Existence checks (HEAD) run in up to 2×Workers goroutines, ahead of the
-// uploads, which take one of Workers slots (the config, small and in
-// memory, takes none). When the source's manifest comes (passthrough, before
-// the config and layers), every blob it names is HEADed then and the answer
-// used when the blob comes; the first sink of a run to push to a host pings
-// it (GET /v2/) as it starts, so its connection is up by then. A blob that is missing is
-// mounted (POST ?mount=&from=) when it came from another repository of the
-// same registry, or when this run already pushed it to another repository
-// of the destination (Pushed, shared by an Output's sinks); a 202 instead
-// of a mount falls back to an upload in the session it opened. Such a blob
-// (the config too, when the source is a registry) is not HEADed before the
-// mount unless the HEAD sent ahead has already answered: the mount's own
-// answer covers a blob the repository has, one round trip less.
+// Each blob gets a goroutine as its item comes; existence checks and
+// mounts run at once, uploads (and hashing a local blob) take one of
+// Workers slots (the config, small and in memory, takes none). When the
+// source's manifest comes (passthrough, before the config and layers),
+// every blob it names is HEADed then, in goroutines of their own, and the
+// answer used when the blob comes; the first sink of a run to push to a
+// host pings it (GET /v2/) as it starts, so its connection is up by then.
+// A blob that is missing is mounted (POST ?mount=&from=) when it came from
+// another repository of the same registry, or when this run already pushed
+// it to another repository of the destination (Pushed, shared by an
+// Output's sinks); a 202 instead of a mount falls back to an upload in the
+// session it opened. Such a blob (the config too, when the source is a
+// registry) is not HEADed before the mount unless the HEAD sent ahead has
+// already answered: the mount's own answer covers a blob the repository
+// has, one round trip less. A mount waits for no claim and no slot (it
+// moves no data); only what may be uploaded is claimed run-wide, so that
+// two sinks never send one blob, and mounts into one repository go one at
+// a time (Pushed.claimIn), so that none is sent twice.
+//
+// Ahead of the image's turn (a bulk run's lookahead, Output.HeadAhead),
+// the output can do the same before its sink exists: HEAD every blob of
+// the source's manifest, copy the blobs no earlier image of the run has
+// (in the run's download slots, under the claim), and mount the others
+// once the image that brings them has pushed them. The sink then finds
+// them in the record of pushed blobs, counts them as its own uploads and
+// mounts, and its turn is left with the manifest.
 //
 // Uploads stream, through the transport's upload engine
 // (transport.Registry.PutBlob; the sink decides only what to send and
@@ -73,7 +86,7 @@
 // with no config fails with "No config file was processed". The layer cache
 // is recorded and saved after the manifest push.
 //
-// Files: intake.go (Consume), ahead.go (HEADs sent ahead), blobs.go (mount,
+// Files: intake.go (Consume), ahead.go (HEADs, copies and mounts sent ahead), blobs.go (mount,
 // skip or upload), pushed.go (the run-wide record of pushed blobs),
 // manifest.go (the manifest built and pushed), pools.go (read-ahead
 // buffers), compress.go, output.go (the destination and its verify).
