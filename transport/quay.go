@@ -105,8 +105,9 @@ func (q *Quay) get(ctx context.Context, path string, query url.Values, v any) er
 // Repositories lists the public repositories of namespace, following
 // next_page to the end. With lastModified the API is asked for each
 // repository's last_modified. page, if not nil, is called after each page
-// with the page number (from 1) and the repositories so far.
-func (q *Quay) Repositories(ctx context.Context, namespace string, lastModified bool, page func(n, total int)) ([]QuayRepository, error) {
+// with the page number (from 1), the page's repositories and the number so
+// far: a caller can start on them while the next page is fetched.
+func (q *Quay) Repositories(ctx context.Context, namespace string, lastModified bool, page func(n int, repos []QuayRepository, total int)) ([]QuayRepository, error) {
 	var all []QuayRepository
 	next := ""
 	for n := 1; ; n++ {
@@ -129,7 +130,7 @@ func (q *Quay) Repositories(ctx context.Context, namespace string, lastModified 
 		}
 		all = append(all, doc.Repositories...)
 		if page != nil {
-			page(n, len(all))
+			page(n, doc.Repositories, len(all))
 		}
 		if doc.NextPage == "" {
 			return all, nil

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/occystrap/occystrap/internal/fnmatch"
 	"github.com/occystrap/occystrap/internal/quote"
-	"github.com/occystrap/occystrap/stage"
 	"github.com/occystrap/occystrap/stage/uri"
 	"github.com/occystrap/occystrap/transport"
 	"github.com/occystrap/occystrap/transport/reference"
@@ -118,8 +116,10 @@ func Resolve(ctx context.Context, q *transport.Quay, spec Spec, workers int) ([]
 }
 
 // ResolveFunc is Resolve that also hands each image to found (when not nil)
-// as soon as it and every image sorted before it are resolved: in the
-// order of the result, one call at a time, before ResolveFunc returns. A
+// as soon as every page is listed and it and every image sorted before it
+// are resolved: in the order of the result, one call at a time, before
+// ResolveFunc returns. A page's tags are checked while the next page is
+// fetched. A
 // caller can start work on the first images (fetching ahead) while the
 // later ones' tags are still being checked. found must not block for long.
 // When ResolveFunc fails, the images already handed over are not a result.
@@ -127,90 +127,103 @@ func ResolveFunc(ctx context.Context, q *transport.Quay, spec Spec, workers int,
 	log := zerolog.Ctx(ctx)
 	since := !spec.Since.IsZero()
 	sinceTS := spec.Since.Unix()
-	repos, err := q.Repositories(ctx, spec.Namespace, since, func(n, total int) {
-		log.Debug().Str("namespace", spec.Namespace).Int("page", n).Int("repositories", total).Msg("Listed repositories")
-	})
-	if err != nil {
-		return nil, err
-	}
 	pat := fnmatch.Compile(spec.Glob)
-	var names []string
+
+	// Each page's matching repositories are checked as the page comes,
+	// while the next is fetched; the answers are handed over in sorted
+	// order once every page is in. Each check sends its answer (an image,
+	// nil, or an error) on its own channel.
+	type answer struct {
+		ref *Ref
+		err error
+	}
+	var (
+		names   []string
+		answers = map[string]chan answer{}
+	)
 	skipped, invalid := 0, 0
-	for _, r := range repos {
-		if !reference.ValidNameComponent(r.Name) {
-			// A name no registry can hold: a hostile or broken listing.
-			invalid++
-			log.Warn().Str("namespace", spec.Namespace).Str("repository", quote.Name(r.Name)).
-				Msg("Repository with an invalid name skipped")
-			continue
+	// Workers checks at once; a goroutine waits for its turn, so that the
+	// listing never waits for the checks.
+	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError()
+	turns := make(chan struct{}, max(workers, 1))
+	check := func(ctx context.Context, name string) answer {
+		t, err := q.Tag(ctx, spec.Namespace, name, spec.Tag)
+		switch {
+		case errors.Is(err, transport.ErrNotFound):
+			log.Debug().Str("repository", spec.Namespace+"/"+name).Msg("Repository not found, skipped")
+			return answer{}
+		case err != nil:
+			return answer{err: err}
+		case t == nil:
+			log.Debug().Str("repository", spec.Namespace+"/"+name).Str("tag", spec.Tag).Msg("Tag does not exist")
+			return answer{}
+		case since && t.StartTS < sinceTS:
+			log.Debug().Str("repository", spec.Namespace+"/"+name).Str("tag", spec.Tag).
+				Time("pushed", time.Unix(t.StartTS, 0).UTC()).Msg("Tag older than since, skipped")
+			return answer{}
 		}
-		if since {
-			var ts int64
-			if r.LastModified != nil {
-				ts = *r.LastModified
-			}
-			if ts < sinceTS {
-				skipped++
+		return answer{ref: &Ref{Host: spec.Host, Repo: spec.Namespace + "/" + name, Tag: spec.Tag}}
+	}
+	repos, err := q.Repositories(ctx, spec.Namespace, since, func(n int, page []transport.QuayRepository, total int) {
+		log.Debug().Str("namespace", spec.Namespace).Int("page", n).Int("repositories", total).Msg("Listed repositories")
+		for _, r := range page {
+			if !reference.ValidNameComponent(r.Name) {
+				// A name no registry can hold: a hostile or broken listing.
+				invalid++
+				log.Warn().Str("namespace", spec.Namespace).Str("repository", quote.Name(r.Name)).
+					Msg("Repository with an invalid name skipped")
 				continue
 			}
-		}
-		if pat.Match(r.Name) {
+			if since {
+				var ts int64
+				if r.LastModified != nil {
+					ts = *r.LastModified
+				}
+				if ts < sinceTS {
+					skipped++
+					continue
+				}
+			}
+			if !pat.Match(r.Name) || answers[r.Name] != nil {
+				continue // a name listed twice is checked once
+			}
 			names = append(names, r.Name)
+			c := make(chan answer, 1)
+			answers[r.Name] = c
+			p.Go(func(ctx context.Context) error {
+				var a answer
+				select {
+				case turns <- struct{}{}:
+					a = check(ctx, r.Name)
+					<-turns
+				case <-ctx.Done():
+					a.err = ctx.Err()
+				}
+				c <- a
+				return a.err
+			})
 		}
+	})
+	if err != nil {
+		_ = p.Wait()
+		return nil, err
 	}
 	log.Info().Str("namespace", spec.Namespace).Int("repositories", len(repos)).Int("older_than_since", skipped).Int("invalid_names", invalid).
 		Str("glob", spec.Glob).Int("matched", len(names)).Msg("Listed repositories")
 
-	// Checked concurrently, handed over in sorted order: the answer for
-	// name i (its image, or nil) waits in order until those before it are
-	// in.
 	slices.Sort(names)
-	var (
-		mu    sync.Mutex
-		order stage.Ordered[*Ref]
-		out   []Ref
-	)
-	checked := func(i int, r *Ref) {
-		mu.Lock()
-		defer mu.Unlock()
-		_ = order.Put(i, r) // each name is checked once
-		for {
-			r, ok := order.Pop()
-			if !ok {
-				return
-			}
-			if r != nil {
-				out = append(out, *r)
-				if found != nil {
-					found(*r)
-				}
+	var out []Ref
+	for _, name := range names {
+		a := <-answers[name] // every check answers, cancelled or not
+		if a.err != nil {
+			break // the pool's first error is the one returned
+		}
+		if a.ref != nil {
+			out = append(out, *a.ref)
+			if found != nil {
+				found(*a.ref)
 			}
 		}
-	}
-	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError().WithMaxGoroutines(max(workers, 1))
-	for i, name := range names {
-		p.Go(func(ctx context.Context) error {
-			t, err := q.Tag(ctx, spec.Namespace, name, spec.Tag)
-			switch {
-			case errors.Is(err, transport.ErrNotFound):
-				log.Debug().Str("repository", spec.Namespace+"/"+name).Msg("Repository not found, skipped")
-				checked(i, nil)
-				return nil
-			case err != nil:
-				return err
-			case t == nil:
-				log.Debug().Str("repository", spec.Namespace+"/"+name).Str("tag", spec.Tag).Msg("Tag does not exist")
-				checked(i, nil)
-				return nil
-			case since && t.StartTS < sinceTS:
-				log.Debug().Str("repository", spec.Namespace+"/"+name).Str("tag", spec.Tag).
-					Time("pushed", time.Unix(t.StartTS, 0).UTC()).Msg("Tag older than since, skipped")
-				checked(i, nil)
-				return nil
-			}
-			checked(i, &Ref{Host: spec.Host, Repo: spec.Namespace + "/" + name, Tag: spec.Tag})
-			return nil
-		})
 	}
 	if err := p.Wait(); err != nil {
 		return nil, err

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -164,6 +166,54 @@ func TestResolve(t *testing.T) {
 	}
 	if q.APIRequests() == 0 {
 		t.Error("no API requests counted")
+	}
+}
+
+// TestResolveChecksWhileListing: the tags of a page's repositories are
+// checked while the next page is fetched, not after the last one.
+func TestResolveChecksWhileListing(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var order []string // "page" or "tag", as the API saw them
+	rec := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/api/v1/repository") {
+				kind := "page"
+				if strings.Contains(r.URL.Path, "/tag/") {
+					kind = "tag"
+				}
+				mu.Lock()
+				order = append(order, kind)
+				mu.Unlock()
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	q, reg := testquay.Start(t, testquay.Options{PageSize: 4}, testregistry.Options{Wrap: rec})
+	march := time.Date(2026, 3, 20, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < 16; i++ {
+		q.AddRepo(testquay.Repo{Namespace: "ns", Name: fmt.Sprintf("r%02d", i), LastModified: &march,
+			Tags: []testquay.Tag{{Name: "latest", StartTS: march}}})
+	}
+	tr, err := transport.New(transport.Options{RootCAs: reg.RootCAs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	refs, err := Resolve(context.Background(), tr.Quay(reg.Host, transport.QuayOptions{}), Spec{Host: reg.Host, Namespace: "ns", Glob: "*", Tag: "latest"}, 4)
+	if err != nil || len(refs) != 16 {
+		t.Fatalf("Resolve = %d images, %v; want 16", len(refs), err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	lastPage := slices.Index(order, "page")
+	for i, k := range order {
+		if k == "page" {
+			lastPage = i
+		}
+	}
+	if first := slices.Index(order, "tag"); first < 0 || first > lastPage {
+		t.Errorf("API requests in order %v: no tag checked before the last page was asked for", order)
 	}
 }
 
