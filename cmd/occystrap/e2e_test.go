@@ -23,6 +23,7 @@ import (
 	"github.com/occystrap/occystrap/internal/testing/testregistry"
 	tarballsrc "github.com/occystrap/occystrap/sources/tarball"
 	"github.com/occystrap/occystrap/stage/stagetest"
+	"github.com/occystrap/occystrap/transport"
 )
 
 // These tests run the CLI as a user does, through run(), on archives and
@@ -382,15 +383,16 @@ func TestProcessRegistryFailureLeavesNothing(t *testing.T) {
 	}
 }
 
-// TestRegistryToRegistryOneConnectionEach copies an 8-layer image between two
-// TLS registries: the parallel HEADs and uploads to the destination share one
-// HTTP/2 connection (a burst of first requests used to dial one TLS
-// connection each and throw all but one away), and the source is read over
-// one too.
+// TestRegistryToRegistryOneConnectionEach copies an 8-layer image of small
+// blobs (below transport.BulkMin, so their uploads stay on HTTP/2) between
+// two TLS registries: the parallel HEADs and uploads to the destination
+// share one HTTP/2 connection (a burst of first requests used to dial one
+// TLS connection each and throw all but one away), and the source is read
+// over one too.
 func TestRegistryToRegistryOneConnectionEach(t *testing.T) {
 	src := testregistry.Start(t, testregistry.Options{Auth: testregistry.AuthToken})
 	dst := testregistry.Start(t, testregistry.Options{Auth: testregistry.AuthToken})
-	img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 5, Layers: 8, LayerSize: 256 << 10})
+	img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 5, Layers: 8, LayerSize: 2 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,6 +409,11 @@ func TestRegistryToRegistryOneConnectionEach(t *testing.T) {
 	}
 	t.Setenv("SSL_CERT_FILE", ca)
 	s0, d0 := src.NewConns(), dst.NewConns()
+	for _, l := range img.Layers {
+		if len(l.Blob) > transport.BulkMin {
+			t.Fatalf("layer of %d bytes: the test needs blobs below transport.BulkMin (%d)", len(l.Blob), transport.BulkMin)
+		}
+	}
 	mustRun(t, "--log-format", "console", "-j", "8", "process", "registry://"+src.Host+"/a/b:v1", "registry://"+dst.Host+"/c/d:v1")
 	if s, d := src.NewConns()-s0, dst.NewConns()-d0; s != 1 || d != 1 {
 		t.Errorf("connections: %d to the source, %d to the destination; want 1 each", s, d)
