@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"sync"
 
@@ -115,11 +116,11 @@ type PrefetchOptions struct {
 	// Resolved, if not nil, is called once the manifest and config are
 	// fetched (or could not be).
 	Resolved func()
-	// Manifest, if not nil, is called with the image's manifest once it
-	// and the config are fetched (after Resolved), and the prefetch waits
-	// for it: a caller can ask the destination about the image's blobs,
-	// or copy them there, meanwhile. open gives each blob's stream from the
-	// source, verified (the config's from the bytes fetched).
+	// Manifest, if not nil, is called with the image's manifest once it is
+	// fetched, beside the rest of the prefetch (which waits for it): a
+	// caller can ask the destination about the image's blobs, or copy them
+	// there, meanwhile. open gives each blob's stream from the source,
+	// verified (the config's: the bytes the prefetch fetched, once it has).
 	Manifest func(ctx context.Context, m v1.Manifest, open func(v1.Descriptor) transport.Opener)
 	// Slots, if not nil, bounds the layer downloads of every prefetch
 	// sharing it: one is held (sent) for each download. Waiters get slots
@@ -193,30 +194,50 @@ func (b *Blobs) Prefetch(ctx context.Context, t *transport.Transport, opts Optio
 	b.ahead[p.key] = ahead{man: man, raw: s.fetched, config: man.Config.Digest}
 	b.mu.Unlock()
 
+	var cfg []byte // set before cfgDone is closed, when fetched
+	cfgDone := make(chan struct{})
 	wp := pool.New().WithContext(ctx).WithMaxGoroutines(s.opts.Workers)
 	wp.Go(func(ctx context.Context) error {
 		defer signal()
-		cfg, err := s.fetchConfig(ctx, man.Config)
-		if err != nil || !json.Valid(cfg) {
+		defer close(cfgDone)
+		c, err := s.fetchConfig(ctx, man.Config)
+		if err != nil || !json.Valid(c) {
 			return nil
 		}
+		cfg = c
 		b.mu.Lock()
 		if a, ok := b.ahead[p.key]; ok {
-			a.cfg = cfg
+			a.cfg = c
 			b.ahead[p.key] = a
 		}
 		b.mu.Unlock()
-		signal()
-		if po.Manifest != nil {
-			po.Manifest(ctx, man, func(d v1.Descriptor) transport.Opener {
-				if d.Digest == man.Config.Digest {
-					return func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(cfg)), nil }
-				}
-				return (&blobBody{s: s, desc: d}).OpenBlob
-			})
-		}
 		return nil
 	})
+	if po.Manifest != nil {
+		// Beside the config's fetch: the config's stream is the bytes
+		// fetched, once they are.
+		mp := pool.New().WithContext(ctx)
+		mp.Go(func(ctx context.Context) error {
+			po.Manifest(ctx, man, func(d v1.Descriptor) transport.Opener {
+				if d.Digest != man.Config.Digest {
+					return (&blobBody{s: s, desc: d}).OpenBlob
+				}
+				return func(ctx context.Context) (io.ReadCloser, error) {
+					select {
+					case <-cfgDone:
+					case <-ctx.Done():
+						return nil, ctx.Err()
+					}
+					if cfg == nil {
+						return nil, fmt.Errorf("config %s of %s could not be fetched", man.Config.Digest, s.where())
+					}
+					return io.NopCloser(bytes.NewReader(cfg)), nil
+				}
+			})
+			return nil
+		})
+		defer func() { _ = mp.Wait() }()
+	}
 	if layers {
 		for i, l := range man.Layers {
 			wp.Go(func(ctx context.Context) error {
