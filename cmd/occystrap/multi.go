@@ -12,6 +12,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
+	"github.com/sourcegraph/conc/pool"
 
 	"github.com/occystrap/occystrap/internal/accounting"
 	"github.com/occystrap/occystrap/internal/redact"
@@ -109,6 +110,13 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	if du.Scheme == "registry" && len(c.Filter) == 0 && a.g.LayerCache == "" && !a.g.AllPlatforms {
 		early = &earlyOutputs{m: map[quay.Ref]stage.Output{}, seen: map[digest.Digest]bool{}}
 		defer early.closeAll()
+	}
+	if early != nil {
+		// The destination's connection is set up while the source is
+		// listed, not when the first image needs it.
+		warm := pool.New()
+		defer warm.Wait()
+		warm.Go(func() { pingDestination(ctx, a, t, c.Destination, spec) })
 	}
 	run := accounting.NewRun()
 	blobs := registrysrc.NewBlobs()
@@ -342,6 +350,29 @@ func (c *ProcessCmd) processImage(ctx context.Context, a *app, t *transport.Tran
 		r.VerifyErrors = problems
 		return r
 	}
+}
+
+// pingDestination pings the registry a multi-image run's registry://
+// destination names (unless a sink of the run has). A destination that
+// does not parse is left to the images, which report why.
+func pingDestination(ctx context.Context, a *app, t *transport.Transport, dest string, spec quay.Spec) {
+	d, err := multiDestination(dest, quay.Ref{Repo: spec.Namespace + "/ping", Tag: "latest"})
+	if err != nil {
+		return
+	}
+	u, err := uri.ParseOutput(d)
+	if err != nil {
+		return
+	}
+	ref, err := u.Reference()
+	if err != nil {
+		return
+	}
+	ro, _, err := registryAccess(a, u)
+	if err != nil {
+		return
+	}
+	a.pushedSet().PingFirst(ctx, t.Registry(ref.Host, ro), ref.Host)
 }
 
 // earlyOutputs are the registry outputs of the images fetched ahead,

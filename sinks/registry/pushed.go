@@ -8,8 +8,10 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/rs/zerolog"
 
 	"github.com/occystrap/occystrap/internal/keylock"
+	"github.com/occystrap/occystrap/transport"
 )
 
 // Pushed is the set of blobs a run pushed, by registry host and digest, and
@@ -47,6 +49,19 @@ func (p *Pushed) firstPing(host string) bool {
 	}
 	p.pinged[host] = true
 	return true
+}
+
+// PingFirst pings host through reg unless a sink of the run has (or is
+// about to): a run calls it as it starts, so that the connection and the
+// token realm are ready when the first image needs them. A failed ping is
+// only logged: the requests that follow report what is wrong.
+func (p *Pushed) PingFirst(ctx context.Context, reg *transport.Registry, host string) {
+	if !p.firstPing(host) {
+		return
+	}
+	if err := reg.Ping(ctx); err != nil {
+		zerolog.Ctx(ctx).Debug().Err(err).Str("registry", host).Msg("Ping failed")
+	}
 }
 
 // in reports whether this run pushed (or found) d in repo of host.
