@@ -254,25 +254,33 @@ func TestRegistryToRegistryPassthrough(t *testing.T) {
 	}
 }
 
-// TestHeadAheadUsedBySink: the HEADs an output sends before its image runs
-// (a bulk run's lookahead) are the ones its sink uses: the sink sends none
-// of its own, and on a rerun the answers spare every upload.
-func TestHeadAheadUsedBySink(t *testing.T) {
-	ctx := context.Background()
-	srcCount, dstCount := newCounter(), newCounter()
-	src := testregistry.Start(t, testregistry.Options{Wrap: srcCount.wrap})
-	dst := testregistry.Start(t, testregistry.Options{Wrap: dstCount.wrap})
-	img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 11, Layers: 3, LayerSize: 64 << 10})
+// sourceImage starts a source registry holding a 3-layer image (seed) as
+// base/app:v1, and returns it, the image and its manifest.
+func sourceImage(t *testing.T, seed uint64) (*testregistry.Registry, testregistry.Image, v1.Manifest) {
+	t.Helper()
+	src := testregistry.Start(t, testregistry.Options{})
+	img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: seed, Layers: 3, LayerSize: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := src.Push(ctx, "base/app", "v1", img); err != nil {
+	if err := src.Push(context.Background(), "base/app", "v1", img); err != nil {
 		t.Fatal(err)
 	}
 	var m v1.Manifest
 	if err := json.Unmarshal(img.Manifest, &m); err != nil {
 		t.Fatal(err)
 	}
+	return src, img, m
+}
+
+// TestHeadAheadUsedBySink: the HEADs an output sends before its image runs
+// (a bulk run's lookahead) are the ones its sink uses: the sink sends none
+// of its own, and on a rerun the answers spare every upload.
+func TestHeadAheadUsedBySink(t *testing.T) {
+	ctx := context.Background()
+	src, img, m := sourceImage(t, 11)
+	dstCount := newCounter()
+	dst := testregistry.Start(t, testregistry.Options{Wrap: dstCount.wrap})
 	descs := append([]v1.Descriptor{m.Config}, m.Layers...)
 	tr := newTransport(t, []*testregistry.Registry{src, dst}, 3)
 	for _, rerun := range []bool{false, true} { // a run each: nothing known but what the HEADs say
@@ -312,20 +320,9 @@ func TestHeadAheadUsedBySink(t *testing.T) {
 // a second repository, HeadAhead mounts what the run pushed to the first.
 func TestHeadAheadCopies(t *testing.T) {
 	ctx := context.Background()
-	src := testregistry.Start(t, testregistry.Options{})
+	src, img, m := sourceImage(t, 12)
 	dstCount := newCounter()
 	dst := testregistry.Start(t, testregistry.Options{Wrap: dstCount.wrap})
-	img, err := testregistry.NewImage(testregistry.ImageOptions{Seed: 12, Layers: 3, LayerSize: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := src.Push(ctx, "base/app", "v1", img); err != nil {
-		t.Fatal(err)
-	}
-	var m v1.Manifest
-	if err := json.Unmarshal(img.Manifest, &m); err != nil {
-		t.Fatal(err)
-	}
 	descs := append([]v1.Descriptor{m.Config}, m.Layers...)
 	tr := newTransport(t, []*testregistry.Registry{src, dst}, 3)
 	srcReg := tr.Registry(src.Host, regOpts(src, false))
