@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	digest "github.com/opencontainers/go-digest"
+	"github.com/sourcegraph/conc"
 	"github.com/sourcegraph/conc/pool"
 )
 
@@ -150,6 +151,7 @@ func (r *Registry) putWhole(ctx context.Context, repo string, open Opener, p Blo
 // returned, is why the open failed (nil when it did not, or when Close
 // stopped it because the upload had ended without reading).
 type openingBody struct {
+	wg      conc.WaitGroup // the goroutine opening the stream; Close waits for it
 	done    chan struct{}
 	cancel  context.CancelFunc
 	rc      io.ReadCloser
@@ -164,15 +166,15 @@ func (o *openingBody) failed() error {
 	return o.err
 }
 
-// startOpening opens the stream with open in a goroutine that Close waits
-// for.
+// startOpening opens the stream with open in a goroutine the body owns
+// (Close waits for it).
 func startOpening(ctx context.Context, open Opener) *openingBody {
 	ctx, cancel := context.WithCancel(ctx)
 	o := &openingBody{done: make(chan struct{}), cancel: cancel}
-	go func() {
+	o.wg.Go(func() {
 		defer close(o.done)
 		o.rc, o.err = open(ctx)
-	}()
+	})
 	return o
 }
 
@@ -192,7 +194,7 @@ func (o *openingBody) Close() error {
 		o.stopped = true
 		o.cancel() // the upload ended before reading: the stream is not needed
 	}
-	<-o.done
+	o.wg.Wait()
 	defer o.cancel()
 	if o.rc != nil {
 		return o.rc.Close()
