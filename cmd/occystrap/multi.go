@@ -102,21 +102,21 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 		defer shared.close()
 	}
 	// Into a registry, a copy that changes nothing opens each image's
-	// output while the image is fetched ahead, and asks the destination
-	// then whether it has the image's blobs (Output.HeadAhead): the image's
-	// turn starts with the answers. Not with a layer cache, which each
-	// output reads when opened and writes when closed, in image order.
+	// output while the image is fetched ahead, and puts the image's blobs
+	// there then (Output.HeadAhead: HEADs, a copy of what the image alone
+	// brings, mounts of the rest once pushed): the image's turn is left
+	// with its manifest. Not with a layer cache, which each output reads
+	// when opened and writes when closed, in image order. The
+	// destination's connection is set up while the source is listed.
 	var early *earlyOutputs
 	if du.Scheme == "registry" && len(c.Filter) == 0 && a.g.LayerCache == "" && !a.g.AllPlatforms {
 		early = &earlyOutputs{m: map[quay.Ref]stage.Output{}, seen: map[digest.Digest]bool{}}
 		defer early.closeAll()
-	}
-	if early != nil {
-		// The destination's connection is set up while the source is
-		// listed, not when the first image needs it.
 		warm := pool.New()
+		wctx, stopWarm := context.WithCancel(ctx)
 		defer warm.Wait()
-		warm.Go(func() { pingDestination(ctx, a, t, c.Destination, spec) })
+		defer stopWarm() // a run that ends first does not wait for the ping
+		warm.Go(func() { pingDestination(wctx, a, t, c.Destination, spec) })
 	}
 	run := accounting.NewRun()
 	blobs := registrysrc.NewBlobs()

@@ -139,8 +139,8 @@ func (o *Output) HeadAhead(ctx context.Context, descs []v1.Descriptor, copyFrom 
 }
 
 // copyAhead copies blob d into the output's repository, under the run's
-// claim on it (a sink pushing it meanwhile makes this a no-op), and
-// records it as this run's upload.
+// claim on it, and records it as this run's upload; a blob a sink pushed
+// meanwhile is mounted instead (or left, if it was pushed here).
 func (o *Output) copyAhead(ctx context.Context, d v1.Descriptor, open transport.Opener, slots chan struct{}) {
 	done, err := acquire(ctx, slots)
 	if err != nil {
@@ -151,18 +151,24 @@ func (o *Output) copyAhead(ctx context.Context, d v1.Descriptor, open transport.
 	if err != nil {
 		return
 	}
-	defer release()
-	if _, ok := o.opts.Pushed.elsewhere(o.opts.Host, d.Digest, ""); ok {
-		return // pushed by a sink meanwhile: it is mounted in the image's turn
+	if o.opts.Pushed.in(o.opts.Host, d.Digest, o.opts.Repo) {
+		release() // the image's sink was first
+		return
 	}
+	if from, ok := o.opts.Pushed.elsewhere(o.opts.Host, d.Digest, o.opts.Repo); ok {
+		release() // pushed by a sink meanwhile: mounted instead
+		o.mountAhead(ctx, o.t.Registry(o.opts.Host, o.opts.Registry), d.Digest, from)
+		return
+	}
+	defer release()
 	r, err := New(o.t, o.opts).put(ctx, open, transport.BlobPut{Digest: d.Digest, Size: d.Size})
 	if err != nil || r.Digest != d.Digest || r.Size != d.Size {
 		return
 	}
-	o.opts.Pushed.Add(o.opts.Host, d.Digest, o.opts.Repo)
 	o.mu.Lock()
-	o.put[d.Digest] = r.Size
+	o.put[d.Digest] = r.Size // before the record a sink checks
 	o.mu.Unlock()
+	o.opts.Pushed.Add(o.opts.Host, d.Digest, o.opts.Repo)
 }
 
 // mountAhead mounts blob d, which this run pushed to repository from of
@@ -181,10 +187,10 @@ func (o *Output) mountAhead(ctx context.Context, reg *transport.Registry, d dige
 	switch {
 	case err != nil:
 	case mounted:
-		o.opts.Pushed.Add(o.opts.Host, d, o.opts.Repo)
 		o.mu.Lock()
-		o.put[d] = -1
+		o.put[d] = -1 // before the record a sink checks
 		o.mu.Unlock()
+		o.opts.Pushed.Add(o.opts.Host, d, o.opts.Repo)
 	case up != nil:
 		_ = up.Cancel(ctx) // best effort: registries expire sessions too
 	}
