@@ -11,6 +11,15 @@ import (
 	"github.com/occystrap/occystrap/transport"
 )
 
+// blobsInFlight bounds the blobs one sink works on at once, and
+// requestsAhead the HEADs (and copies and mounts) sent ahead for one image
+// at once: an image has tens of blobs, a hostile manifest may name
+// thousands, and each is a request.
+const (
+	blobsInFlight = 64
+	requestsAhead = 16
+)
+
 // headAhead is a HEAD sent ahead of its blob: done is closed when there
 // and err are set.
 type headAhead struct {
@@ -27,8 +36,8 @@ func (s *Sink) headAhead(ctx context.Context, p *pool.ContextPool, body []byte) 
 	if json.Unmarshal(body, &m) != nil || m.Config.Digest.Validate() != nil {
 		return
 	}
+	todo := map[digest.Digest]*headAhead{}
 	s.aheadMu.Lock()
-	defer s.aheadMu.Unlock()
 	s.ahead = map[digest.Digest]*headAhead{}
 	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
 		if d.Digest.Validate() != nil || s.ahead[d.Digest] != nil {
@@ -40,9 +49,13 @@ func (s *Sink) headAhead(ctx context.Context, p *pool.ContextPool, body []byte) 
 		}
 		h := &headAhead{done: make(chan struct{})}
 		s.ahead[d.Digest] = h
+		todo[d.Digest] = h
+	}
+	s.aheadMu.Unlock()
+	for d, h := range todo { // p may be full: not under aheadMu
 		p.Go(func(ctx context.Context) error {
 			defer close(h.done)
-			h.there, _, h.err = s.reg.BlobExists(ctx, s.opts.Repo, d.Digest)
+			h.there, _, h.err = s.reg.BlobExists(ctx, s.opts.Repo, d)
 			return nil // ensureBlob sends its own HEAD after a failed one
 		})
 	}
@@ -100,7 +113,11 @@ func (s *Sink) exists(ctx context.Context, d digest.Digest) (bool, error) {
 // by the sink. Call it before Sink.
 func (o *Output) HeadAhead(ctx context.Context, descs []v1.Descriptor, copyFrom func(v1.Descriptor) transport.Opener, slots chan struct{}) {
 	reg := o.t.Registry(o.opts.Host, o.opts.Registry)
-	p := pool.New().WithContext(ctx)
+	type blob struct {
+		d v1.Descriptor
+		h *headAhead
+	}
+	var todo []blob
 	o.mu.Lock()
 	for _, d := range descs {
 		if d.Digest.Validate() != nil || o.early[d.Digest] != nil {
@@ -108,6 +125,13 @@ func (o *Output) HeadAhead(ctx context.Context, descs []v1.Descriptor, copyFrom 
 		}
 		h := &headAhead{done: make(chan struct{})}
 		o.early[d.Digest] = h
+		todo = append(todo, blob{d, h})
+	}
+	o.mu.Unlock()
+	// Not under o.mu: a full pool waits for requests that take it.
+	p := pool.New().WithContext(ctx).WithMaxGoroutines(requestsAhead)
+	for _, b := range todo {
+		d, h := b.d, b.h
 		p.Go(func(ctx context.Context) error {
 			there, _, err := reg.BlobExists(ctx, o.opts.Repo, d.Digest)
 			if err == nil && ctx.Err() != nil {
@@ -134,7 +158,6 @@ func (o *Output) HeadAhead(ctx context.Context, descs []v1.Descriptor, copyFrom 
 			return nil
 		})
 	}
-	o.mu.Unlock()
 	_ = p.Wait()
 }
 

@@ -25,11 +25,12 @@
 //     goroutine; mtime 0, no name: the same tar always gives the same blob)
 //     in an io.Pipe straight into the upload, hashed on the way.
 //
-// Each blob gets a goroutine as its item comes; existence checks and
-// mounts run at once, uploads (and hashing a local blob) take one of
-// Workers slots (the config, small and in memory, takes none). When the
-// source's manifest comes (passthrough, before the config and layers),
-// every blob it names is HEADed then, in goroutines of their own, and the
+// Each blob gets a goroutine as its item comes (up to 64 at once; a
+// manifest naming thousands of blobs waits); existence checks and mounts
+// run at once, uploads (and hashing a local blob) take one of Workers
+// slots (the config, small and in memory, takes none). When the source's
+// manifest comes (passthrough, before the config and layers), every blob
+// it names is HEADed then, 16 at a time in goroutines of their own, and the
 // answer used when the blob comes; the first sink of a run to push to a
 // host pings it (GET /v2/) as it starts, so its connection is up by then.
 // A blob that is missing is mounted (POST ?mount=&from=) when it came from
@@ -46,7 +47,7 @@
 //
 // Ahead of the image's turn (a bulk run's lookahead, Output.HeadAhead),
 // the output can do the same before its sink exists: HEAD every blob of
-// the source's manifest, copy the blobs no earlier image of the run has
+// the source's manifest (16 at a time), copy the blobs no earlier image of the run has
 // (in the run's download slots, under the claim), and mount the others
 // once the image that brings them has pushed them. The sink then finds
 // them in the record of pushed blobs, counts them as its own uploads and

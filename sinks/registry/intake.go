@@ -32,14 +32,15 @@ func (s *Sink) Consume(ctx context.Context, in <-chan stage.Item) error {
 		cfgDesc  v1.Descriptor
 		manifest *stage.Item
 	)
-	// Each blob gets a goroutine as its item comes: existence checks and
-	// mounts, which move no data, run for every blob at once; uploads (and
+	// Each blob gets a goroutine as its item comes (up to blobsInFlight;
+	// a manifest naming thousands of layers waits): existence checks and
+	// mounts, which move no data, run for those at once; uploads (and
 	// hashing a passthrough blob whose digest is not known, a local read)
 	// take one of Workers slots. The HEADs sent ahead have goroutines of
 	// their own, so that they never hold back a blob's mount.
 	slots := make(chan struct{}, s.opts.Workers)
-	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError()
-	heads := pool.New().WithContext(ctx)
+	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError().WithMaxGoroutines(blobsInFlight)
+	heads := pool.New().WithContext(ctx).WithMaxGoroutines(requestsAhead)
 	defer func() { _ = heads.Wait() }() // each HEAD returns nil; p's end does not wait for them
 	// The first sink of the run to push to a host pings it, so that the
 	// connection (and the token realm) is ready when the first blob is.

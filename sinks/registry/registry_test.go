@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -418,6 +419,43 @@ func TestHeadAheadCopies(t *testing.T) {
 	}
 	if got := manifestOf(t, tr, dst, false, "copy/two", "v1"); got.Digest != img.Digest {
 		t.Errorf("second destination digest %s, want %s", got.Digest, img.Digest)
+	}
+}
+
+// TestHeadAheadBounded: a manifest naming many blobs (a hostile one may
+// name thousands) gets its HEADs ahead a bounded number at a time, every
+// one of them sent.
+func TestHeadAheadBounded(t *testing.T) {
+	var mu sync.Mutex
+	inFlight, most, heads := 0, 0, 0
+	dst := testregistry.Start(t, testregistry.Options{Wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodHead {
+				mu.Lock()
+				inFlight++
+				heads++
+				most = max(most, inFlight)
+				mu.Unlock()
+				time.Sleep(5 * time.Millisecond) // so that unbounded HEADs would overlap
+				defer func() { mu.Lock(); inFlight--; mu.Unlock() }()
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	tr := newTransport(t, []*testregistry.Registry{dst}, 3)
+	var descs []v1.Descriptor
+	for i := range 200 {
+		descs = append(descs, v1.Descriptor{Digest: digest.FromString(fmt.Sprint(i)), Size: 1})
+	}
+	out := registrysink.NewOutput(tr, registrysink.Options{Host: dst.Host, Repo: "many/app", Tag: "v1", Registry: regOpts(dst, false)})
+	out.HeadAhead(context.Background(), descs, nil, nil)
+	mu.Lock()
+	defer mu.Unlock()
+	if heads != len(descs) {
+		t.Errorf("%d HEADs sent, want %d", heads, len(descs))
+	}
+	if most > 16 {
+		t.Errorf("%d HEADs at once, want at most 16", most)
 	}
 }
 
