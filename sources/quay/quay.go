@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -142,10 +143,41 @@ func ResolveFunc(ctx context.Context, q *transport.Quay, spec Spec, workers int,
 		answers = map[string]chan answer{}
 	)
 	skipped, invalid := 0, 0
-	// Workers checks at once; a goroutine waits for its turn, so that the
-	// listing never waits for the checks.
-	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError()
-	turns := make(chan struct{}, max(workers, 1))
+	// Workers goroutines check the names in the order listed, taking them
+	// from a queue the listing appends to, so that the listing never waits
+	// for the checks and a listing of any length starts no more than
+	// workers goroutines.
+	var (
+		qmu    sync.Mutex
+		qcond  = sync.NewCond(&qmu)
+		queue  []string
+		next   int
+		listed bool // no more names come
+	)
+	take := func() (string, bool) {
+		qmu.Lock()
+		defer qmu.Unlock()
+		for next == len(queue) && !listed {
+			qcond.Wait()
+		}
+		if next == len(queue) {
+			return "", false
+		}
+		next++
+		return queue[next-1], true
+	}
+	endQueue := func() {
+		qmu.Lock()
+		listed = true
+		qmu.Unlock()
+		qcond.Broadcast()
+	}
+	// A failed check cancels the listing and the other checks, its error
+	// the cause; every name still gets its answer (the context's error),
+	// so that the handover below never waits.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	p := pool.New()
 	check := func(ctx context.Context, name string) answer {
 		t, err := q.Tag(ctx, spec.Namespace, name, spec.Tag)
 		switch {
@@ -163,6 +195,27 @@ func ResolveFunc(ctx context.Context, q *transport.Quay, spec Spec, workers int,
 			return answer{}
 		}
 		return answer{ref: &Ref{Host: spec.Host, Repo: spec.Namespace + "/" + name, Tag: spec.Tag}}
+	}
+	for range max(workers, 1) {
+		p.Go(func() {
+			for {
+				name, ok := take()
+				if !ok {
+					return
+				}
+				a := answer{err: ctx.Err()} // after a failed check, the rest answer at once
+				if a.err == nil {
+					a = check(ctx, name)
+				}
+				if a.err != nil {
+					cancel(a.err) // the first is the cause
+				}
+				qmu.Lock()
+				c := answers[name]
+				qmu.Unlock()
+				c <- a
+			}
+		})
 	}
 	repos, err := q.Repositories(ctx, spec.Namespace, since, func(n int, page []transport.QuayRepository, total int) {
 		log.Debug().Str("namespace", spec.Namespace).Int("page", n).Int("repositories", total).Msg("Listed repositories")
@@ -188,25 +241,20 @@ func ResolveFunc(ctx context.Context, q *transport.Quay, spec Spec, workers int,
 				continue // a name listed twice is checked once
 			}
 			names = append(names, r.Name)
-			c := make(chan answer, 1)
-			answers[r.Name] = c
-			p.Go(func(ctx context.Context) error {
-				var a answer
-				select {
-				case turns <- struct{}{}:
-					a = check(ctx, r.Name)
-					<-turns
-				case <-ctx.Done():
-					a.err = ctx.Err()
-				}
-				c <- a
-				return a.err
-			})
+			qmu.Lock()
+			answers[r.Name] = make(chan answer, 1)
+			queue = append(queue, r.Name)
+			qmu.Unlock()
+			qcond.Signal()
 		}
 	})
+	endQueue()
 	if err != nil {
-		_ = p.Wait()
-		return nil, err
+		if ctx.Err() == nil {
+			cancel(err)
+		}
+		p.Wait()
+		return nil, context.Cause(ctx) // a check's error, if one failed first
 	}
 	log.Info().Str("namespace", spec.Namespace).Int("repositories", len(repos)).Int("older_than_since", skipped).Int("invalid_names", invalid).
 		Str("glob", spec.Glob).Int("matched", len(names)).Msg("Listed repositories")
@@ -216,7 +264,7 @@ func ResolveFunc(ctx context.Context, q *transport.Quay, spec Spec, workers int,
 	for _, name := range names {
 		a := <-answers[name] // every check answers, cancelled or not
 		if a.err != nil {
-			break // the pool's first error is the one returned
+			break // the first error is the context's cause
 		}
 		if a.ref != nil {
 			out = append(out, *a.ref)
@@ -225,7 +273,8 @@ func ResolveFunc(ctx context.Context, q *transport.Quay, spec Spec, workers int,
 			}
 		}
 	}
-	if err := p.Wait(); err != nil {
+	p.Wait()
+	if err := context.Cause(ctx); err != nil {
 		return nil, err
 	}
 	slices.SortFunc(out, func(a, b Ref) int { return strings.Compare(a.Repo, b.Repo) })

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -249,5 +250,57 @@ func TestResolveServerError(t *testing.T) {
 	_, err = Resolve(context.Background(), tr.Quay(reg.Host, transport.QuayOptions{}), Spec{Host: reg.Host, Namespace: "openstack.kolla", Glob: "*", Tag: "2025.1"}, 2)
 	if !errors.Is(err, transport.ErrStatus) || !strings.Contains(err.Error(), "openstack.kolla/keystone") {
 		t.Errorf("err = %v, want a 503 naming keystone", err)
+	}
+}
+
+// TestResolveBounded: a listing of thousands of repositories (a hostile
+// API may send any number) is checked workers at a time, by no more than a
+// handful of goroutines, every name answered.
+func TestResolveBounded(t *testing.T) { // not parallel: it counts goroutines
+	const repos, workers = 2000, 3
+	var mu sync.Mutex
+	inFlight, most, grew := 0, 0, 0
+	base := runtime.NumGoroutine()
+	wrap := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.Contains(r.URL.Path, "/tag/") {
+				mu.Lock()
+				grew = max(grew, runtime.NumGoroutine()-base)
+				mu.Unlock()
+				next.ServeHTTP(w, r)
+				return
+			}
+			mu.Lock()
+			inFlight++
+			most = max(most, inFlight)
+			mu.Unlock()
+			defer func() { mu.Lock(); inFlight--; mu.Unlock() }()
+			next.ServeHTTP(w, r)
+		})
+	}
+	q, reg := testquay.Start(t, testquay.Options{PageSize: 100}, testregistry.Options{Wrap: wrap})
+	march := time.Date(2026, 3, 20, 0, 0, 0, 0, time.UTC)
+	for i := range repos {
+		q.AddRepo(testquay.Repo{Namespace: "ns", Name: fmt.Sprintf("r%04d", i), LastModified: &march,
+			Tags: []testquay.Tag{{Name: "latest", StartTS: march}}})
+	}
+	tr, err := transport.New(transport.Options{RootCAs: reg.RootCAs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	refs, err := Resolve(context.Background(), tr.Quay(reg.Host, transport.QuayOptions{}), Spec{Host: reg.Host, Namespace: "ns", Glob: "*", Tag: "latest"}, workers)
+	if err != nil || len(refs) != repos {
+		t.Fatalf("Resolve = %d images, %v; want %d", len(refs), err, repos)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most > workers {
+		t.Errorf("%d tag checks at once, want at most %d", most, workers)
+	}
+	// The server's goroutines (a handful of connections) and ours: far
+	// fewer than one per name listed.
+	if grew > 200 {
+		t.Errorf("%d more goroutines while listing %d repositories", grew, repos)
 	}
 }
