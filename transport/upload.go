@@ -62,15 +62,6 @@ func (r *Registry) startUpload(ctx context.Context, repo string, mount digest.Di
 	return &Upload{r: r, repo: repo, loc: loc}, false, nil
 }
 
-// OpenUpload opens an upload session in repo (POST) for a blob to be sent
-// later through BlobPut.Session: a caller that knows ahead of time that a
-// blob will have to be uploaded takes the POST's round trip out of the
-// upload. A session that goes unused is ended with Cancel.
-func (r *Registry) OpenUpload(ctx context.Context, repo string) (*Upload, error) {
-	up, _, err := r.startUpload(ctx, repo, "", "")
-	return up, err
-}
-
 // Cancel ends a session that will not be used (DELETE, as the
 // distribution spec says); a registry that has forgotten it already (404)
 // is not an error. Registries also expire sessions left open.

@@ -163,25 +163,8 @@ func (o *Output) HeadAhead(ctx context.Context, descs []v1.Descriptor, copyFrom 
 
 // copyAhead copies blob d into the output's repository, under the run's
 // claim on it, and records it as this run's upload; a blob a sink pushed
-// meanwhile is mounted instead (or left, if it was pushed here). The
-// upload session is opened before the slot is taken, so that the slot (a
-// download in flight) is held for the PUT alone, whose body streams from
-// the source as it opens.
+// meanwhile is mounted instead (or left, if it was pushed here).
 func (o *Output) copyAhead(ctx context.Context, d v1.Descriptor, open transport.Opener, slots chan struct{}) {
-	reg := o.t.Registry(o.opts.Host, o.opts.Registry)
-	if o.pushedMeanwhile(ctx, reg, d.Digest) {
-		return
-	}
-	up, err := reg.OpenUpload(ctx, o.opts.Repo)
-	if err != nil {
-		return // the sink sends it, or fails with the reason
-	}
-	used := false
-	defer func() {
-		if !used && ctx.Err() == nil {
-			_ = up.Cancel(ctx) // best effort: registries expire sessions too
-		}
-	}()
 	done, err := acquire(ctx, slots)
 	if err != nil {
 		return
@@ -197,12 +180,11 @@ func (o *Output) copyAhead(ctx context.Context, d v1.Descriptor, open transport.
 	}
 	if from, ok := o.opts.Pushed.elsewhere(o.opts.Host, d.Digest, o.opts.Repo); ok {
 		release() // pushed by a sink meanwhile: mounted instead
-		o.mountAhead(ctx, reg, d.Digest, from)
+		o.mountAhead(ctx, o.t.Registry(o.opts.Host, o.opts.Registry), d.Digest, from)
 		return
 	}
 	defer release()
-	used = true
-	r, err := New(o.t, o.opts).put(ctx, open, transport.BlobPut{Digest: d.Digest, Size: d.Size, Session: up})
+	r, err := New(o.t, o.opts).put(ctx, open, transport.BlobPut{Digest: d.Digest, Size: d.Size})
 	if err != nil || r.Digest != d.Digest || r.Size != d.Size {
 		return
 	}
@@ -210,20 +192,6 @@ func (o *Output) copyAhead(ctx context.Context, d v1.Descriptor, open transport.
 	o.put[d.Digest] = r.Size // before the record a sink checks
 	o.mu.Unlock()
 	o.opts.Pushed.Add(o.opts.Host, d.Digest, o.opts.Repo)
-}
-
-// pushedMeanwhile says whether the run has pushed blob d already: to the
-// output's repository (by the image's sink), or to another, from which it
-// is then mounted.
-func (o *Output) pushedMeanwhile(ctx context.Context, reg *transport.Registry, d digest.Digest) bool {
-	if o.opts.Pushed.in(o.opts.Host, d, o.opts.Repo) {
-		return true
-	}
-	if from, ok := o.opts.Pushed.elsewhere(o.opts.Host, d, o.opts.Repo); ok {
-		o.mountAhead(ctx, reg, d, from)
-		return true
-	}
-	return false
 }
 
 // mountAhead mounts blob d, which this run pushed to repository from of

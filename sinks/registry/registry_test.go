@@ -422,52 +422,6 @@ func TestHeadAheadCopies(t *testing.T) {
 	}
 }
 
-// TestCopyAheadSessionsBeforeSlots: a copy ahead opens its upload session
-// before it takes a download slot, so that the slot is held for the PUT
-// alone; each session opened is the one its blob goes into.
-func TestCopyAheadSessionsBeforeSlots(t *testing.T) {
-	ctx := context.Background()
-	src, _, m := sourceImage(t, 13)
-	dstCount := newCounter()
-	dst := testregistry.Start(t, testregistry.Options{Wrap: dstCount.wrap})
-	descs := append([]v1.Descriptor{m.Config}, m.Layers...)
-	tr := newTransport(t, []*testregistry.Registry{src, dst}, 3)
-	srcReg := tr.Registry(src.Host, regOpts(src, false))
-	out := registrysink.NewOutput(tr, registrysink.Options{Host: dst.Host, Repo: "copy/app", Tag: "v1", Registry: regOpts(dst, false), Pushed: registrysink.NewPushed()})
-	slots := make(chan struct{}, 1)
-	slots <- struct{}{} // every slot taken: the copies wait
-	var wg conc.WaitGroup
-	wg.Go(func() {
-		out.HeadAhead(ctx, descs, func(d v1.Descriptor) transport.Opener {
-			return func(ctx context.Context) (io.ReadCloser, error) {
-				return srcReg.Blob(ctx, "base/app", d.Digest, d.Size)
-			}
-		}, slots)
-	})
-	for deadline := time.Now().Add(10 * time.Second); dstCount.get(http.MethodPost) < len(descs); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			n := dstCount.get(http.MethodPost)
-			<-slots
-			wg.Wait()
-			t.Fatalf("%d upload sessions opened while the slots were taken, want %d", n, len(descs))
-		}
-	}
-	if n := dstCount.get(http.MethodPut); n != 0 {
-		t.Errorf("%d PUTs sent without a slot", n)
-	}
-	<-slots
-	wg.Wait()
-	if p, pu, del := dstCount.get(http.MethodPost), dstCount.get(http.MethodPut), dstCount.get(http.MethodDelete); p != len(descs) || pu != len(descs) || del != 0 {
-		t.Errorf("%d POSTs, %d PUTs, %d DELETEs; want %d, %d, 0", p, pu, del, len(descs), len(descs))
-	}
-	dstReg := tr.Registry(dst.Host, regOpts(dst, false))
-	for _, d := range descs {
-		if there, _, err := dstReg.BlobExists(ctx, "copy/app", d.Digest); err != nil || !there {
-			t.Errorf("blob %s not copied: %v", d.Digest, err)
-		}
-	}
-}
-
 // TestHeadAheadBounded: a manifest naming many blobs (a hostile one may
 // name thousands) gets its HEADs ahead a bounded number at a time, every
 // one of them sent.
