@@ -121,6 +121,7 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 	run := accounting.NewRun()
 	blobs := registrysrc.NewBlobs()
 	slots := registrysrc.NewSlots(aheadSlots(a.g.Parallel, jobs))
+	ahead := registrysink.NewAhead(slots)
 	budget := registrysrc.NewBudget(aheadBytes)
 	s := schedule.New[quay.Ref, progress.Outcome](ctx, schedule.Options[quay.Ref]{
 		Jobs: jobs, Ahead: aheadImages(jobs),
@@ -143,7 +144,7 @@ func (c *ProcessCmd) runMulti(ctx context.Context, a *app) error {
 							return nil
 						}
 						return open(d)
-					}, slots)
+					}, ahead)
 				}
 			}
 			pf := blobs.Prefetch(ctx, t, sourceOptions(a, spec, ref, blobs), po)

@@ -20,6 +20,39 @@ const (
 	requestsAhead = 16
 )
 
+// Ahead bounds, run-wide, the requests a run's outputs send ahead of
+// their images' turns (Output.HeadAhead): the HEADs, and the copies, which
+// take the run's download slots (shared with the source's downloads
+// ahead). Without a run-wide bound each of the lookahead's dozens of
+// images would send its HEADs at once, hundreds of requests against one
+// registry; with it they go about in the order the images were prepared.
+// A nil *Ahead bounds nothing.
+type Ahead struct {
+	slots, heads chan struct{}
+}
+
+// NewAhead makes the bounds of a run: slots is its download slots (nil:
+// unbounded), and twice as many HEADs go out at once.
+func NewAhead(slots chan struct{}) *Ahead {
+	return &Ahead{slots: slots, heads: make(chan struct{}, 2*max(cap(slots), 1))}
+}
+
+// head and slot take one of the bounds (nothing on a nil Ahead); done
+// gives it back.
+func (a *Ahead) head(ctx context.Context) (done func(), err error) {
+	if a == nil {
+		return func() {}, ctx.Err()
+	}
+	return acquire(ctx, a.heads)
+}
+
+func (a *Ahead) slot(ctx context.Context) (done func(), err error) {
+	if a == nil {
+		return func() {}, ctx.Err()
+	}
+	return acquire(ctx, a.slots)
+}
+
 // headAhead is a HEAD sent ahead of its blob: done is closed when there
 // and err are set.
 type headAhead struct {
@@ -104,14 +137,14 @@ func (s *Sink) exists(ctx context.Context, d digest.Digest) (bool, error) {
 // rather than spending its first round trip on them; with copyFrom nil,
 // that is all it does. Otherwise the blobs the repository lacks are put
 // there too: one for which copyFrom gives an opener (a blob no other image
-// of the run has) is copied, taking one of slots (nil: unbounded) for the
+// of the run has) is copied, taking one of ahead's slots for the
 // transfer; any other is mounted from the repository the run pushes it
 // to, once it has. What the image alone brings thus moves before its
 // turn, which is left with its manifest. It returns once every request
 // has answered, or when ctx is done (a blob waiting for another image's
 // push waits for that or for ctx); what failed or did not happen is done
 // by the sink. Call it before Sink.
-func (o *Output) HeadAhead(ctx context.Context, descs []v1.Descriptor, copyFrom func(v1.Descriptor) transport.Opener, slots chan struct{}) {
+func (o *Output) HeadAhead(ctx context.Context, descs []v1.Descriptor, copyFrom func(v1.Descriptor) transport.Opener, ahead *Ahead) {
 	reg := o.t.Registry(o.opts.Host, o.opts.Registry)
 	type blob struct {
 		d v1.Descriptor
@@ -133,7 +166,12 @@ func (o *Output) HeadAhead(ctx context.Context, descs []v1.Descriptor, copyFrom 
 	for _, b := range todo {
 		d, h := b.d, b.h
 		p.Go(func(ctx context.Context) error {
-			there, _, err := reg.BlobExists(ctx, o.opts.Repo, d.Digest)
+			var there bool
+			done, err := ahead.head(ctx)
+			if err == nil {
+				there, _, err = reg.BlobExists(ctx, o.opts.Repo, d.Digest)
+				done()
+			}
 			if err == nil && ctx.Err() != nil {
 				err = ctx.Err()
 			}
@@ -143,7 +181,7 @@ func (o *Output) HeadAhead(ctx context.Context, descs []v1.Descriptor, copyFrom 
 				return nil
 			}
 			if open := copyFrom(d); open != nil {
-				o.copyAhead(ctx, d, open, slots)
+				o.copyAhead(ctx, d, open, ahead)
 				return nil
 			}
 			// Another image's blob: mounted once that image (or its
@@ -164,8 +202,8 @@ func (o *Output) HeadAhead(ctx context.Context, descs []v1.Descriptor, copyFrom 
 // copyAhead copies blob d into the output's repository, under the run's
 // claim on it, and records it as this run's upload; a blob a sink pushed
 // meanwhile is mounted instead (or left, if it was pushed here).
-func (o *Output) copyAhead(ctx context.Context, d v1.Descriptor, open transport.Opener, slots chan struct{}) {
-	done, err := acquire(ctx, slots)
+func (o *Output) copyAhead(ctx context.Context, d v1.Descriptor, open transport.Opener, ahead *Ahead) {
+	done, err := ahead.slot(ctx)
 	if err != nil {
 		return
 	}

@@ -47,9 +47,11 @@
 //
 // Ahead of the image's turn (a bulk run's lookahead, Output.HeadAhead),
 // the output can do the same before its sink exists: HEAD every blob of
-// the source's manifest (16 at a time), copy the blobs no earlier image of the run has
-// (in the run's download slots, under the claim), and mount the others
-// once the image that brings them has pushed them. The sink then finds
+// the source's manifest (16 at a time, and across the run at most twice
+// as many as the run has download slots: Ahead), copy the blobs no
+// earlier image of the run has (in the run's download slots, under the
+// claim), and mount the others once the image that brings them has pushed
+// them. The sink then finds
 // them in the record of pushed blobs, counts them as its own uploads and
 // mounts, and its turn is left with the manifest.
 //

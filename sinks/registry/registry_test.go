@@ -331,6 +331,7 @@ func TestHeadAheadCopies(t *testing.T) {
 	pushed := registrysink.NewPushed()
 	out := registrysink.NewOutput(tr, registrysink.Options{Host: dst.Host, Repo: "copy/app", Tag: "v1", Registry: regOpts(dst, false), Pushed: pushed})
 	slots := make(chan struct{}, 1)
+	ahead := registrysink.NewAhead(slots)
 	// Layer 0 is another image's: HeadAhead waits for that image to push
 	// it, which here is this image's own sink, run while it waits.
 	aheadDone := make(chan struct{})
@@ -347,7 +348,7 @@ func TestHeadAheadCopies(t *testing.T) {
 			return func(ctx context.Context) (io.ReadCloser, error) {
 				return srcReg.Blob(ctx, "base/app", d.Digest, d.Size)
 			}
-		}, slots)
+		}, ahead)
 	})
 	dstReg := tr.Registry(dst.Host, regOpts(dst, false))
 	for i, d := range descs { // the copies ahead land
@@ -398,7 +399,7 @@ func TestHeadAheadCopies(t *testing.T) {
 	// mounted ahead from the first, and the sink only pushes the manifest.
 	dstCount.reset()
 	two := registrysink.NewOutput(tr, registrysink.Options{Host: dst.Host, Repo: "copy/two", Tag: "v1", Registry: regOpts(dst, false), Pushed: pushed})
-	two.HeadAhead(ctx, descs, func(v1.Descriptor) transport.Opener { return nil }, slots)
+	two.HeadAhead(ctx, descs, func(v1.Descriptor) transport.Opener { return nil }, ahead)
 	if n := dstCount.mounts.Load(); n != 4 {
 		t.Errorf("HeadAhead sent %d mounts, want 4", n)
 	}
@@ -424,7 +425,7 @@ func TestHeadAheadCopies(t *testing.T) {
 
 // TestHeadAheadBounded: a manifest naming many blobs (a hostile one may
 // name thousands) gets its HEADs ahead a bounded number at a time, every
-// one of them sent.
+// one of them sent; the outputs of a run share a run-wide bound.
 func TestHeadAheadBounded(t *testing.T) {
 	var mu sync.Mutex
 	inFlight, most, heads := 0, 0, 0
@@ -447,15 +448,32 @@ func TestHeadAheadBounded(t *testing.T) {
 	for i := range 200 {
 		descs = append(descs, v1.Descriptor{Digest: digest.FromString(fmt.Sprint(i)), Size: 1})
 	}
-	out := registrysink.NewOutput(tr, registrysink.Options{Host: dst.Host, Repo: "many/app", Tag: "v1", Registry: regOpts(dst, false)})
-	out.HeadAhead(context.Background(), descs, nil, nil)
-	mu.Lock()
-	defer mu.Unlock()
-	if heads != len(descs) {
-		t.Errorf("%d HEADs sent, want %d", heads, len(descs))
-	}
-	if most > 16 {
-		t.Errorf("%d HEADs at once, want at most 16", most)
+	for _, c := range []struct {
+		name    string
+		outputs int
+		ahead   *registrysink.Ahead
+		bound   int
+	}{
+		{"one image", 1, nil, 16},
+		{"three images, one run", 3, registrysink.NewAhead(make(chan struct{}, 2)), 4},
+	} {
+		mu.Lock()
+		most, heads = 0, 0
+		mu.Unlock()
+		var wg conc.WaitGroup
+		for i := range c.outputs {
+			out := registrysink.NewOutput(tr, registrysink.Options{Host: dst.Host, Repo: fmt.Sprintf("many/app%d", i), Tag: "v1", Registry: regOpts(dst, false)})
+			wg.Go(func() { out.HeadAhead(context.Background(), descs, nil, c.ahead) })
+		}
+		wg.Wait()
+		mu.Lock()
+		if heads != c.outputs*len(descs) {
+			t.Errorf("%s: %d HEADs sent, want %d", c.name, heads, c.outputs*len(descs))
+		}
+		if most > c.bound {
+			t.Errorf("%s: %d HEADs at once, want at most %d", c.name, most, c.bound)
+		}
+		mu.Unlock()
 	}
 }
 
