@@ -10,6 +10,7 @@
 // it, and fresh push-destination registries, then runs each scenario with
 // occystrap's real CLI binary (built once), the peers found on PATH (crane,
 // regctl, skopeo) and a floor (every unique blob fetched once at full
-// concurrency), and prints a table led by ratios, optionally as JSON too.
+// concurrency; also gunzipped, or also uploaded once, where the scenario
+// does that), and prints a table led by ratios, optionally as JSON too.
 // See docs/performance.md.
 package main

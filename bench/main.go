@@ -63,11 +63,12 @@ const demoMarker = ".occystrap-demo"
 
 // FloorCmd is the floor (run by the harness as a child process).
 type FloorCmd struct {
-	CA     string   `help:"CA PEM file."`
-	Host   string   `help:"Registry host."`
-	File   string   `help:"Read this file instead."`
-	Gunzip bool     `help:"Also gunzip each gzip blob with Go (klauspost/compress)."`
-	Blobs  []string `arg:"" optional:"" help:"REPO@DIGEST blobs."`
+	CA       string   `help:"CA PEM file."`
+	Host     string   `help:"Registry host."`
+	File     string   `help:"Read this file instead."`
+	Gunzip   bool     `help:"Also gunzip each gzip blob with Go (klauspost/compress)."`
+	UploadTo string   `name:"upload-to" help:"Stream each blob into one upload to this registry host instead (repository floor/REPO)."`
+	Blobs    []string `arg:"" optional:"" help:"REPO@DIGEST blobs."`
 }
 
 // ShardsCmd runs a sharded bulk run (run by the harness as a child
@@ -114,7 +115,7 @@ func (s *ShardsCmd) Run(ctx context.Context) error {
 
 // Run is the floor.
 func (f *FloorCmd) Run(ctx context.Context) error {
-	return harness.Floor(ctx, f.CA, f.Host, f.File, f.Gunzip, f.Blobs)
+	return harness.Floor(ctx, f.CA, f.Host, f.File, f.Gunzip, f.UploadTo, f.Blobs)
 }
 
 // setup builds occystrap, loads the corpus and starts the servers.

@@ -94,6 +94,9 @@ func TestSmoke(t *testing.T) {
 					t.Errorf("%s/%s: %+v, want at least %d bytes out, %d requests, a connection and a handshake", res.Scenario, tr.Tool, s.Net, min, res.UniqueBlobs)
 				}
 			}
+			if tr.Kind == "floor-upload" && s.Net.BytesIn < int64(res.BlobMB*(1<<20)) {
+				t.Errorf("%s/%s: %d bytes into the servers, want every blob uploaded (%.1f MiB)", res.Scenario, tr.Tool, s.Net.BytesIn, res.BlobMB)
+			}
 			if tr.Kind == "ours" && tr.VsFloor <= 0 {
 				t.Errorf("%s/%s: no ratio to the floor", res.Scenario, tr.Tool)
 			}
@@ -106,6 +109,9 @@ func TestSmoke(t *testing.T) {
 		}
 		if inflates := res.Scenario == "quay-bulk-dir" || res.Scenario == "registry-dir" || res.Scenario == "registry-tar"; inflates != (kinds["floor-gunzip"] == 1) {
 			t.Errorf("%s: %d gunzip floors ran", res.Scenario, kinds["floor-gunzip"])
+		}
+		if toRegistry := res.Scenario == "registry-registry" || res.Scenario == "quay-bulk-registry"; toRegistry != (kinds["floor-upload"] == 1) {
+			t.Errorf("%s: %d upload floors ran", res.Scenario, kinds["floor-upload"])
 		}
 		if kinds["ours"] == 0 {
 			t.Errorf("%s: occystrap did not run", res.Scenario)

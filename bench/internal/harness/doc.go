@@ -14,7 +14,9 @@
 // them alike; an A/B comparison (two variants, or two inflaters with
 // --inflate isal,go) belongs in one invocation. Where a scenario inflates
 // every layer, a second floor also gunzips each blob with Go
-// (klauspost/compress): ×gofloor compares with it.
+// (klauspost/compress): ×gofloor compares with it. Where the destination
+// is a registry, a third floor also uploads each blob once to the run's
+// destination (floor+upload).
 //
 // Runs are sequential (the server counters are attributed to one run at a
 // time); nothing here is safe for concurrent use.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 
@@ -19,8 +20,12 @@ import (
 // HTTP/2 transport, discarding the bytes; or, with file set, reads the file
 // once. With gunzip, each gzip blob is also decompressed into nothing with
 // Go's fastest inflater (klauspost/compress): the floor of a run that must
-// inflate every layer in Go. It is what `bench floor` runs.
-func Floor(ctx context.Context, caFile, host, file string, gunzip bool, blobs []string) error {
+// inflate every layer in Go. With uploadTo, each blob is instead streamed
+// as it comes into one upload to that registry (POST over HTTP/2, then
+// one PUT ?digest= over HTTP/1.1, into repository floor/REPO): the floor
+// of a copy between registries, which moves every byte down and up once.
+// It is what `bench floor` runs.
+func Floor(ctx context.Context, caFile, host, file string, gunzip bool, uploadTo string, blobs []string) error {
 	if file != "" {
 		f, err := os.Open(file)
 		if err != nil {
@@ -38,6 +43,11 @@ func Floor(ctx context.Context, caFile, host, file string, gunzip bool, blobs []
 	pool.AppendCertsFromPEM(pem)
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 64}
 	cl := &http.Client{Transport: tr}
+	// Uploads over HTTP/1.1, a connection each: over one HTTP/2 connection
+	// the server's connection-level window (1 MiB in Go's) would throttle
+	// them.
+	up := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool},
+		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}, MaxIdleConnsPerHost: 64}}
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(64)
 	for _, b := range blobs {
@@ -58,6 +68,9 @@ func Floor(ctx context.Context, caFile, host, file string, gunzip bool, blobs []
 			if resp.StatusCode != http.StatusOK {
 				return fmt.Errorf("floor: %s: %s", b, resp.Status)
 			}
+			if uploadTo != "" {
+				return upload(ctx, cl, up, uploadTo, "floor/"+repo, dgst, resp)
+			}
 			if !gunzip {
 				_, err = io.Copy(io.Discard, resp.Body)
 				return err
@@ -77,4 +90,48 @@ func Floor(ctx context.Context, caFile, host, file string, gunzip bool, blobs []
 		})
 	}
 	return g.Wait()
+}
+
+// upload streams the blob resp is fetching into repo of host: POST (cl),
+// then one PUT ?digest= (up) whose body is resp's.
+func upload(ctx context.Context, cl, up *http.Client, host, repo, dgst string, resp *http.Response) error {
+	what := "floor: upload " + repo + "@" + dgst
+	base, err := url.Parse("https://" + host + "/v2/" + repo + "/blobs/uploads/")
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base.String(), nil)
+	if err != nil {
+		return err
+	}
+	post, err := cl.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	post.Body.Close()
+	if post.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("%s: POST: %s", what, post.Status)
+	}
+	loc, err := base.Parse(post.Header.Get("Location"))
+	if err != nil {
+		return fmt.Errorf("%s: Location: %w", what, err)
+	}
+	q := loc.Query()
+	q.Set("digest", dgst)
+	loc.RawQuery = q.Encode()
+	req, err = http.NewRequestWithContext(ctx, http.MethodPut, loc.String(), resp.Body)
+	if err != nil {
+		return err
+	}
+	req.ContentLength = resp.ContentLength
+	req.Header.Set("Content-Type", "application/octet-stream")
+	put, err := up.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	put.Body.Close()
+	if put.StatusCode != http.StatusCreated {
+		return fmt.Errorf("%s: PUT: %s", what, put.Status)
+	}
+	return nil
 }

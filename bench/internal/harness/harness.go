@@ -181,6 +181,13 @@ func (h *Harness) Run(ctx context.Context, sc Scenario) (Result, error) {
 		gz := append([]string{floorArgs[0], floorArgs[1], "--gunzip"}, floorArgs[2:]...)
 		tools = append(tools, &tool{name: "floor+gunzip(go)", kind: "floor-gunzip", argv: func(*runCtx) []string { return gz }})
 	}
+	if sc.dest && !sc.fromTar {
+		// Into a registry: a floor that also uploads each blob once, to the
+		// run's fresh destination (ours/tool on its row is ours over it).
+		tools = append(tools, &tool{name: "floor+upload", kind: "floor-upload", argv: func(r *runCtx) []string {
+			return append([]string{floorArgs[0], floorArgs[1], "--upload-to", r.dest.Host}, floorArgs[2:]...)
+		}})
+	}
 	for i, v := range h.Variants {
 		v := v
 		prof := i == 0
