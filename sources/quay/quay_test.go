@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -302,5 +303,42 @@ func TestResolveBounded(t *testing.T) { // not parallel: it counts goroutines
 	// fewer than one per name listed.
 	if grew > 200 {
 		t.Errorf("%d more goroutines while listing %d repositories", grew, repos)
+	}
+}
+
+// TestResolveCheckFailsWhileListing: a check that fails while pages are
+// still being listed stops the listing, and its error is the one
+// returned, not the cancellation it caused.
+func TestResolveCheckFailsWhileListing(t *testing.T) {
+	t.Parallel()
+	var pages atomic.Int32
+	in := testregistry.NewInjector(testregistry.Fault{Kind: testregistry.Unavailable, Times: -1,
+		Match: func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/r00/tag/") }})
+	count := func(next http.Handler) http.Handler {
+		return in.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/api/v1/repository" {
+				pages.Add(1)
+				time.Sleep(20 * time.Millisecond) // the check answers before the next page
+			}
+			next.ServeHTTP(w, r)
+		}))
+	}
+	q, reg := testquay.Start(t, testquay.Options{PageSize: 2}, testregistry.Options{Wrap: count})
+	march := time.Date(2026, 3, 20, 0, 0, 0, 0, time.UTC)
+	for i := range 40 {
+		q.AddRepo(testquay.Repo{Namespace: "ns", Name: fmt.Sprintf("r%02d", i), LastModified: &march,
+			Tags: []testquay.Tag{{Name: "latest", StartTS: march}}})
+	}
+	tr, err := transport.New(transport.Options{RootCAs: reg.RootCAs(), NoRetries: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	_, err = Resolve(context.Background(), tr.Quay(reg.Host, transport.QuayOptions{}), Spec{Host: reg.Host, Namespace: "ns", Glob: "*", Tag: "latest"}, 2)
+	if !errors.Is(err, transport.ErrStatus) || !strings.Contains(err.Error(), "ns/r00") {
+		t.Errorf("err = %v, want the 503 of ns/r00", err)
+	}
+	if n := pages.Load(); n >= 20 {
+		t.Errorf("%d pages listed after the check failed, want the listing stopped", n)
 	}
 }
