@@ -103,6 +103,8 @@ type cgoReader struct {
 	outPos, outEnd int
 
 	finished bool  // the current member is complete
+	begun    int   // members whose header flags were checked
+	started  int   // members started (the first at 1)
 	err      error // sticky: io.EOF or the stream's failure
 }
 
@@ -196,8 +198,20 @@ func (r *cgoReader) step(dst []byte) (int, error) {
 			}
 			C.occy_next_member(r.st)
 			r.finished = false
+			r.started++
 		}
 		fed := r.inEnd - r.inPos
+		if r.started == 0 {
+			r.started = 1
+		}
+		if r.begun < r.started && fed >= 4 {
+			// RFC 1952: reserved flag bits set are an error (Go's reader
+			// says so; libisal does not check).
+			r.begun = r.started
+			if r.in[r.inPos+3]&0xe0 != 0 {
+				return 0, fmt.Errorf("%w: invalid gzip header (reserved flags) near compressed byte %d", ErrCorrupt, r.total-int64(fed))
+			}
+		}
 		var in *C.uint8_t
 		if fed > 0 {
 			in = (*C.uint8_t)(unsafe.Pointer(&r.in[r.inPos]))
